@@ -1,0 +1,189 @@
+/**
+ * The app's configuration, read from the environment in one place.
+ *
+ * Every variable has a safe default; a bad value stops the app with one clear
+ * line ({@linkcode ConfigError}). Secrets that are not set are generated once
+ * (32 random bytes) and stored mode 0600 in the data directory.
+ *
+ * @module
+ */
+import { join, resolve } from "node:path";
+import { DEFAULT_RUNNER_TOKEN_TTL_SECONDS } from "../relay/tokens.ts";
+
+/** A configuration problem, worded for the person starting the app. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** Minimum length of `DEVMODE_JWT_SECRET` and `RELAY_INTERNAL_SECRET`, in bytes. */
+export const MIN_SECRET_BYTES = 32;
+
+/** The app's settings. */
+export interface AppConfig {
+  /** Interface to listen on (`HOST`, default 127.0.0.1). */
+  host: string;
+  /** Port (`PORT`, default 8080; 0 picks a free one). */
+  port: number;
+  /** Directory for the KV file and generated secrets (`DEVMODE_DATA_DIR`). */
+  dataDir: string;
+  /** Passed to `Deno.openKv` (`DEVMODE_KV_URL`). */
+  kvUrl: string;
+  /** HS256 key shared with the relay (`DEVMODE_JWT_SECRET`). */
+  jwtSecret: Uint8Array;
+  /** Shared with a standalone relay, sent as `X-Relay-Secret` (`RELAY_INTERNAL_SECRET`). */
+  relayInternalSecret: string;
+  /** The app's origin (`DEVMODE_PUBLIC_URL`), no trailing slash. */
+  publicUrl: string;
+  /** Origins accepted for the same place as `publicUrl` (localhost aliases on the local default). */
+  allowedOrigins: string[];
+  /** What clients and runners are told to use (`DEVMODE_RELAY_URL`). */
+  relayUrl: string;
+  /** Whether the SPA prefers the relay (`DEVMODE_RELAY_ENABLED`). */
+  relayEnabled: boolean;
+  /** `closed` refuses sign-ups after the first account (`DEVMODE_SIGNUP`). */
+  signup: "open" | "closed";
+  /** Runner token lifetime in seconds (`DEVMODE_RUNNER_TOKEN_TTL`). */
+  runnerTokenTtlSeconds: number;
+}
+
+/** Where variables come from; `Deno.env` in production, a plain object in tests. */
+export type Env = Record<string, string | undefined>;
+
+function readEnv(): Env {
+  return Deno.env.toObject();
+}
+
+function parsePort(raw: string | undefined): number {
+  if (raw === undefined || raw === "") return 8080;
+  if (!/^\d+$/.test(raw) || Number(raw) > 65535) {
+    throw new ConfigError(`PORT must be a number from 0 to 65535, got "${raw}"`);
+  }
+  return Number(raw);
+}
+
+function parseUrl(name: string, raw: string, protocols: string[]): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be a URL, got "${raw}"`);
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(
+      `${name} must start with ${protocols.map((p) => `${p}//`).join(" or ")}, got "${raw}"`,
+    );
+  }
+  return raw.replace(/\/+$/, "");
+}
+
+function parseBool(name: string, raw: string | undefined, fallback: boolean): boolean {
+  if (raw === undefined || raw === "") return fallback;
+  if (["1", "true", "yes", "on"].includes(raw.toLowerCase())) return true;
+  if (["0", "false", "no", "off"].includes(raw.toLowerCase())) return false;
+  throw new ConfigError(`${name} must be 1 or 0, got "${raw}"`);
+}
+
+/**
+ * Reads a secret from the environment, or from `file` in the data directory,
+ * generating and storing it there (mode 0600) the first time.
+ */
+export function loadSecret(name: string, raw: string | undefined, file: string): Uint8Array {
+  if (raw !== undefined && raw !== "") {
+    const bytes = new TextEncoder().encode(raw);
+    if (bytes.length < MIN_SECRET_BYTES) {
+      throw new ConfigError(`${name} must be at least ${MIN_SECRET_BYTES} bytes long (got ${bytes.length})`);
+    }
+    return bytes;
+  }
+  try {
+    const stored = Deno.readTextFileSync(file).trim();
+    if (stored.length >= MIN_SECRET_BYTES) return new TextEncoder().encode(stored);
+    throw new ConfigError(
+      `${file} holds a secret shorter than ${MIN_SECRET_BYTES} bytes; delete it to generate a new one`,
+    );
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  const generated = Array.from(
+    crypto.getRandomValues(new Uint8Array(32)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+  Deno.writeTextFileSync(file, generated + "\n", { mode: 0o600, createNew: true });
+  return new TextEncoder().encode(generated);
+}
+
+/** The origins that are "the same place" as `publicUrl` for a user (localhost aliases). */
+export function sameSiteOrigins(publicUrl: string): string[] {
+  const url = new URL(publicUrl);
+  const origins = [url.origin];
+  if (["localhost", "127.0.0.1", "[::1]"].includes(url.hostname)) {
+    for (const host of ["localhost", "127.0.0.1", "[::1]"]) {
+      const alias = `${url.protocol}//${host}${url.port ? `:${url.port}` : ""}`;
+      if (!origins.includes(alias)) origins.push(alias);
+    }
+  }
+  return origins;
+}
+
+/**
+ * Parses the app's configuration. `port` is the port actually bound when it
+ * differs from `PORT` (port 0 in tests), so default URLs point at the right place.
+ */
+export function loadAppConfig(env: Env = readEnv(), boundPort?: number): AppConfig {
+  const host = env.HOST || "127.0.0.1";
+  const port = parsePort(env.PORT);
+  const effectivePort = boundPort ?? port;
+  const dataDir = resolve(env.DEVMODE_DATA_DIR || "./.data");
+  try {
+    Deno.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new ConfigError(`DEVMODE_DATA_DIR ${dataDir} cannot be created: ${(error as Error).message}`);
+  }
+  const kvUrl = env.DEVMODE_KV_URL || join(dataDir, "devmode.kv");
+  const jwtSecret = loadSecret("DEVMODE_JWT_SECRET", env.DEVMODE_JWT_SECRET, join(dataDir, "jwt_secret"));
+  const relayInternalSecret = new TextDecoder().decode(
+    loadSecret("RELAY_INTERNAL_SECRET", env.RELAY_INTERNAL_SECRET, join(dataDir, "relay_internal_secret")),
+  );
+  const publicUrl = parseUrl(
+    "DEVMODE_PUBLIC_URL",
+    env.DEVMODE_PUBLIC_URL || `http://localhost:${effectivePort}`,
+    ["http:", "https:"],
+  );
+  const relayUrl = parseUrl(
+    "DEVMODE_RELAY_URL",
+    env.DEVMODE_RELAY_URL || `ws://localhost:${effectivePort}`,
+    ["ws:", "wss:"],
+  );
+  const signup = env.DEVMODE_SIGNUP || "open";
+  if (signup !== "open" && signup !== "closed") {
+    throw new ConfigError(`DEVMODE_SIGNUP must be "open" or "closed", got "${signup}"`);
+  }
+  const ttlRaw = env.DEVMODE_RUNNER_TOKEN_TTL;
+  let runnerTokenTtlSeconds = DEFAULT_RUNNER_TOKEN_TTL_SECONDS;
+  if (ttlRaw !== undefined && ttlRaw !== "") {
+    if (!/^\d+$/.test(ttlRaw) || Number(ttlRaw) < 60) {
+      throw new ConfigError(
+        `DEVMODE_RUNNER_TOKEN_TTL must be a number of seconds, at least 60, got "${ttlRaw}"`,
+      );
+    }
+    runnerTokenTtlSeconds = Number(ttlRaw);
+  }
+  return {
+    host,
+    port,
+    dataDir,
+    kvUrl,
+    jwtSecret,
+    relayInternalSecret,
+    publicUrl,
+    allowedOrigins: sameSiteOrigins(publicUrl),
+    relayUrl,
+    relayEnabled: parseBool("DEVMODE_RELAY_ENABLED", env.DEVMODE_RELAY_ENABLED, true),
+    signup,
+    runnerTokenTtlSeconds,
+  };
+}

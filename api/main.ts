@@ -1,0 +1,34 @@
+/**
+ * `deno task start`: the app (API, relay and SPA) on one port.
+ *
+ * @module
+ */
+import { ConfigError } from "./config.ts";
+import { startApp } from "./server.ts";
+
+if (import.meta.main) {
+  try {
+    const app = await startApp({
+      onListen: ({ url, config }) => {
+        console.log(`Coda Dev Mode is running at ${config.publicUrl} (listening on ${url})`);
+        console.log(`Relay: ${config.relayUrl}  Data: ${config.dataDir}`);
+      },
+    });
+    const stop = () => {
+      console.log("Shutting down…");
+      app.close().then(() => Deno.exit(0));
+    };
+    Deno.addSignalListener("SIGINT", stop);
+    if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", stop);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`Configuration error: ${error.message}`);
+      Deno.exit(1);
+    }
+    if (error instanceof Deno.errors.AddrInUse) {
+      console.error(`Port in use: ${error.message}. Set PORT to another port.`);
+      Deno.exit(1);
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The whole app on one port: the HTTP API (`/api/*`, `/healthz`), the relay
+ * (`/runner`, `/client`, `/metrics`) and the SPA (everything else).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { createApi } from "./app.ts";
+import { type AppConfig, type Env, loadAppConfig } from "./config.ts";
+import { createKvRelayBackend } from "./relay_backend.ts";
+import { createRelay, type Relay, type RelayLimits } from "../relay/mod.ts";
+import { createSpaHandler, ensureSpaBuilt } from "../spa/serve.ts";
+
+/** Header carrying the peer's address to the API; always overwritten, never taken from the request. */
+export const CLIENT_IP_HEADER = "x-coda-client-ip";
+
+/** Where the built SPA lives. */
+export const SPA_DIST_DIR = join(import.meta.dirname ?? ".", "..", "spa", "dist");
+
+/** Options of {@linkcode startApp}. */
+export interface StartAppOptions {
+  /** Environment variables; defaults to the process environment. */
+  env?: Env;
+  /** Clock in ms since the epoch (tests move it). */
+  now?: () => number;
+  /** Relay limits (tests shrink the timeouts). */
+  relayLimits?: Partial<RelayLimits>;
+  /** Build the SPA first when it is missing (default true; tests that need no pages skip it). */
+  buildSpa?: boolean;
+  /** Called once with the bound address, for the startup message. */
+  onListen?: (app: { url: string; config: AppConfig }) => void;
+}
+
+/** A running app. */
+export interface StartedApp {
+  /** `http://HOST:PORT` as bound. */
+  url: string;
+  /** `ws://HOST:PORT`, the relay on the same port. */
+  relayUrl: string;
+  config: AppConfig;
+  kv: Deno.Kv;
+  relay: Relay;
+  /** Drains the relay (peers closed with 1012), stops the server, closes KV. */
+  close(): Promise<void>;
+}
+
+/** Starts the app: loads configuration, opens KV, builds the SPA if needed, and serves. */
+export async function startApp(options: StartAppOptions = {}): Promise<StartedApp> {
+  const env = options.env ?? Deno.env.toObject();
+  const now = options.now ?? Date.now;
+  const requested = loadAppConfig(env);
+  if (options.buildSpa ?? true) await ensureSpaBuilt(SPA_DIST_DIR);
+
+  let handler: Deno.ServeHandler = () => new Response("starting", { status: 503 });
+  const server = Deno.serve(
+    { hostname: requested.host, port: requested.port, onListen() {} },
+    (req, info) => handler(req, info),
+  );
+  const config = loadAppConfig(env, server.addr.port);
+  const kv = await Deno.openKv(config.kvUrl);
+  const api = createApi({ config, kv, now });
+  const relay = createRelay({
+    jwtSecret: config.jwtSecret,
+    backend: createKvRelayBackend(kv, now),
+    allowedOrigins: config.allowedOrigins,
+    now,
+    limits: options.relayLimits,
+  });
+  const spa = createSpaHandler({ distDir: SPA_DIST_DIR, relayUrl: config.relayUrl, publicUrl: config.publicUrl });
+
+  handler = (req, info) => {
+    const relayResponse = relay.handle(req, info);
+    if (relayResponse) return relayResponse;
+    const path = new URL(req.url).pathname;
+    if (path === "/healthz" || path === "/api" || path.startsWith("/api/")) {
+      const headers = new Headers(req.headers);
+      headers.set(CLIENT_IP_HEADER, (info.remoteAddr as Deno.NetAddr).hostname);
+      return api.fetch(new Request(req, { headers }));
+    }
+    return spa(req);
+  };
+
+  const host = server.addr.hostname.includes(":") ? `[${server.addr.hostname}]` : server.addr.hostname;
+  const url = `http://${host}:${server.addr.port}`;
+  options.onListen?.({ url, config });
+  let closed: Promise<void> | undefined;
+  return {
+    url,
+    relayUrl: url.replace(/^http/, "ws"),
+    config,
+    kv,
+    relay,
+    close() {
+      closed ??= (async () => {
+        await relay.shutdown();
+        await server.shutdown();
+        kv.close();
+      })();
+      return closed;
+    },
+  };
+}
+
+/** Options of {@linkcode startTestApp}. */
+export interface StartTestAppOptions extends Omit<StartAppOptions, "env"> {
+  /** Extra variables; `PORT` and `DEVMODE_DATA_DIR` given here are kept (to restart on the same port and data). */
+  env?: Env;
+}
+
+/**
+ * Starts the app for a test: loopback, a free port, a temporary data directory
+ * (removed on close unless the caller passed `DEVMODE_DATA_DIR`), and no SPA
+ * build unless `buildSpa` is set.
+ */
+export async function startTestApp(options: StartTestAppOptions = {}): Promise<StartedApp> {
+  const ownDataDir = !options.env?.DEVMODE_DATA_DIR;
+  const dataDir = options.env?.DEVMODE_DATA_DIR ?? await Deno.makeTempDir({ prefix: "coda-test-" });
+  const app = await startApp({
+    buildSpa: false,
+    ...options,
+    env: { HOST: "127.0.0.1", PORT: "0", ...options.env, DEVMODE_DATA_DIR: dataDir },
+  });
+  return {
+    ...app,
+    async close() {
+      await app.close();
+      if (ownDataDir) await Deno.remove(dataDir, { recursive: true });
+    },
+  };
+}

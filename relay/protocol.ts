@@ -1,0 +1,413 @@
+/**
+ * The wire protocol between browser clients, the relay and runners.
+ *
+ * Every message is defined here once, with a runtime schema, and imported by
+ * the relay, the runner, the API and the SPA. `relay/PROTOCOL.md` is the prose
+ * version of this file.
+ *
+ * Two links:
+ * - client link (`/client?token=…`): carries exactly one session. The spec's
+ *   messages (`stdin`, `resize`, `record`, `pick-cwd` in; `stdout`, `meta` out)
+ *   work with nothing else. Extras (`ack`, binary frames) are opted into with
+ *   query parameters, see {@linkcode ClientLinkOptions}.
+ * - runner link (`/runner`): multiplexes every session of one runner and adds
+ *   control messages (`attach`, `detach`, `attached`, `ack`, `end`, …).
+ *
+ * @module
+ */
+import * as v from "valibot";
+
+/** Largest WebSocket message either side accepts, in bytes (close 1009 above it). */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+
+/** Session ids: URL-safe, 8 to 64 characters. */
+export const SessionIdSchema = v.pipe(
+  v.string(),
+  v.regex(/^[A-Za-z0-9_-]{8,64}$/, "sessionId must be 8-64 characters of [A-Za-z0-9_-]"),
+);
+
+/** Runner ids: URL-safe, 8 to 64 characters. */
+export const RunnerIdSchema = v.pipe(
+  v.string(),
+  v.regex(/^[A-Za-z0-9_-]{8,64}$/, "runnerId must be 8-64 characters of [A-Za-z0-9_-]"),
+);
+
+const Dimension = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000));
+const Offset = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
+
+/* ------------------------------------------------------------------ */
+/* Client → relay → runner (the spec's client messages, plus `ack`).   */
+/* ------------------------------------------------------------------ */
+
+/** Keystrokes or pasted text for the PTY. */
+export const StdinSchema = v.object({
+  type: v.literal("stdin"),
+  sessionId: SessionIdSchema,
+  data: v.pipe(v.string(), v.maxLength(MAX_FRAME_BYTES)),
+});
+
+/** New terminal size in character cells. */
+export const ResizeSchema = v.object({
+  type: v.literal("resize"),
+  sessionId: SessionIdSchema,
+  cols: Dimension,
+  rows: Dimension,
+});
+
+/** Turn recording (mirroring output to logs ingest) on or off. */
+export const RecordSchema = v.object({
+  type: v.literal("record"),
+  sessionId: SessionIdSchema,
+  on: v.boolean(),
+});
+
+/** Change the working directory of the session (and of future sessions of its idea). */
+export const PickCwdSchema = v.object({
+  type: v.literal("pick-cwd"),
+  sessionId: SessionIdSchema,
+  path: v.pipe(v.string(), v.minLength(1), v.maxLength(4096)),
+});
+
+/**
+ * Negotiated (`?ack=1`): the client has rendered output up to `offset`.
+ * Clients that never send it are acknowledged by the relay as their socket drains.
+ */
+export const AckSchema = v.object({
+  type: v.literal("ack"),
+  sessionId: SessionIdSchema,
+  offset: Offset,
+});
+
+/** Ask the runner to end the session (kill the shell) for every client. */
+export const KillSchema = v.object({
+  type: v.literal("kill"),
+  sessionId: SessionIdSchema,
+});
+
+/** Any message a client may send. */
+export const ClientMessageSchema = v.variant("type", [
+  StdinSchema,
+  ResizeSchema,
+  RecordSchema,
+  PickCwdSchema,
+  AckSchema,
+  KillSchema,
+]);
+/** Any message a client may send. */
+export type ClientMessage = v.InferOutput<typeof ClientMessageSchema>;
+
+/* ------------------------------------------------------------------ */
+/* Runner → relay → client.                                            */
+/* ------------------------------------------------------------------ */
+
+/**
+ * PTY output. `offset` is the byte offset (UTF-8) of `data`'s first byte in the
+ * session's output stream. `clientId` (runner link only) targets one client,
+ * as for a replay; without it the relay sends the frame to every attached client.
+ */
+export const StdoutSchema = v.object({
+  type: v.literal("stdout"),
+  sessionId: SessionIdSchema,
+  data: v.string(),
+  offset: v.optional(Offset),
+  clientId: v.optional(v.string()),
+});
+
+/**
+ * Out-of-band lines, see {@linkcode MetaLine}. `clientId` (runner link only)
+ * targets one client.
+ */
+export const MetaSchema = v.object({
+  type: v.literal("meta"),
+  sessionId: SessionIdSchema,
+  data: v.string(),
+  clientId: v.optional(v.string()),
+});
+
+/** Messages a client receives. */
+export const ServerMessageSchema = v.variant("type", [StdoutSchema, MetaSchema]);
+/** Messages a client receives. */
+export type ServerMessage = v.InferOutput<typeof ServerMessageSchema>;
+
+/* ------------------------------------------------------------------ */
+/* Relay ↔ runner control messages.                                    */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Relay → runner: a client joined `sessionId`. The runner creates the session
+ * if it has none, replays its buffer from `offset` (or from the oldest byte it
+ * still holds when `offset` is absent) targeted at `clientId`, then answers
+ * {@linkcode AttachedSchema}.
+ */
+export const AttachSchema = v.object({
+  type: v.literal("attach"),
+  sessionId: SessionIdSchema,
+  clientId: v.string(),
+  offset: v.optional(Offset),
+  cols: v.optional(Dimension),
+  rows: v.optional(Dimension),
+  ideaId: v.optional(v.string()),
+});
+
+/** Relay → runner: a client left `sessionId` (the PTY keeps running for its grace period). */
+export const DetachSchema = v.object({
+  type: v.literal("detach"),
+  sessionId: SessionIdSchema,
+  clientId: v.string(),
+});
+
+/**
+ * Runner → relay: the replay for `clientId` is complete; live output continues
+ * from `offset`. Until this arrives the relay does not send the client live frames.
+ */
+export const AttachedSchema = v.object({
+  type: v.literal("attached"),
+  sessionId: SessionIdSchema,
+  clientId: v.string(),
+  offset: Offset,
+});
+
+/** Runner → relay: the session is over (shell exited or killed); close its clients. */
+export const EndSchema = v.object({
+  type: v.literal("end"),
+  sessionId: SessionIdSchema,
+  exitCode: v.optional(v.nullable(v.number())),
+});
+
+/** Relay → runner, first frame after the upgrade. */
+export const WelcomeSchema = v.object({
+  type: v.literal("welcome"),
+  runnerId: RunnerIdSchema,
+  protocol: v.number(),
+});
+
+/** Either side: reject or report a problem without closing. */
+export const ErrorSchema = v.object({
+  type: v.literal("error"),
+  sessionId: v.optional(SessionIdSchema),
+  code: v.string(),
+  message: v.string(),
+});
+
+/** Messages the relay sends a runner. */
+export const RelayToRunnerSchema = v.variant("type", [
+  StdinSchema,
+  ResizeSchema,
+  RecordSchema,
+  PickCwdSchema,
+  AckSchema,
+  KillSchema,
+  AttachSchema,
+  DetachSchema,
+  WelcomeSchema,
+  ErrorSchema,
+]);
+/** Messages the relay sends a runner. */
+export type RelayToRunner = v.InferOutput<typeof RelayToRunnerSchema>;
+
+/** Messages a runner sends the relay. */
+export const RunnerToRelaySchema = v.variant("type", [
+  StdoutSchema,
+  MetaSchema,
+  AttachedSchema,
+  EndSchema,
+  ErrorSchema,
+]);
+/** Messages a runner sends the relay. */
+export type RunnerToRelay = v.InferOutput<typeof RunnerToRelaySchema>;
+
+/** Version of this protocol, sent in {@linkcode WelcomeSchema}. */
+export const PROTOCOL_VERSION = 1;
+
+/* ------------------------------------------------------------------ */
+/* Meta lines.                                                          */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Builders for the `data` of `meta` messages. Each line is `coda:<kind>:<value>`.
+ * They are out-of-band: a client shows them as UI, never as terminal text.
+ */
+export const MetaLine = {
+  /** Sent to each client on attach. */
+  session: (sessionId: string): string => `coda:session:${sessionId}`,
+  /** The session's working directory (on attach and after `pick-cwd`). */
+  cwd: (path: string): string => `coda:cwd:${path}`,
+  /** The shell exited; the session is over. `null` when killed by a signal. */
+  exit: (code: number | null): string => `coda:exit:${code ?? "signal"}`,
+  /** Recording state changed. */
+  record: (on: boolean): string => `coda:record:${on ? "on" : "off"}`,
+  /** A request failed (bad `pick-cwd` path, …); nothing changed. */
+  error: (message: string): string => `coda:error:${message}`,
+  /**
+   * The stream restarted at offset 0 (the runner lost the old process): clear
+   * the screen and reset the local offset.
+   */
+  reset: (): string => "coda:reset",
+  /** Bytes `[from, to)` were evicted from the replay buffer before this client got them. */
+  gap: (from: number, to: number): string => `coda:gap:${from}-${to}`,
+  /** Relay-side link state, see {@linkcode RelayState}. */
+  relay: (state: RelayState): string => `coda:relay:${state}`,
+} as const;
+
+/**
+ * What the relay tells a client about its runner, as `coda:relay:<state>`:
+ * - `waiting`: no runner online yet; the relay waits up to 60 s.
+ * - `online`: a runner is attached to this session.
+ * - `offline`: the runner link dropped; the relay waits up to 60 s for it.
+ * - `revoked`: the runner's token was revoked; the session will close.
+ */
+export type RelayState = "waiting" | "online" | "offline" | "revoked";
+
+/** A parsed meta line. */
+export interface ParsedMeta {
+  /** `session`, `cwd`, `exit`, `record`, `error`, `reset`, `gap` or `relay`. */
+  kind: string;
+  /** Everything after the second colon (may itself contain colons). */
+  value: string;
+}
+
+/** Splits `coda:<kind>:<value>`; returns `null` for anything else. */
+export function parseMetaLine(line: string): ParsedMeta | null {
+  const match = /^coda:([a-z-]+)(?::([\s\S]*))?$/.exec(line);
+  if (!match) return null;
+  return { kind: match[1], value: match[2] ?? "" };
+}
+
+/* ------------------------------------------------------------------ */
+/* Close codes.                                                         */
+/* ------------------------------------------------------------------ */
+
+/** WebSocket close codes used by the relay, the runner's `serve` mode and clients. */
+export const CloseCode = {
+  /** The session ended (the shell exited or was killed). */
+  NORMAL: 1000,
+  /** The peer kept sending malformed or forbidden frames. */
+  POLICY: 1008,
+  /** A frame was larger than {@linkcode MAX_FRAME_BYTES}. */
+  TOO_BIG: 1009,
+  /** Unexpected server error. */
+  INTERNAL: 1011,
+  /** The server is restarting; reconnect. */
+  RESTART: 1012,
+  /** Missing, malformed, expired, wrong-type or reused token. Do not retry with it. */
+  UNAUTHORIZED: 4401,
+  /** The runner token was revoked, or the runner is not this user's. */
+  REVOKED: 4403,
+  /** No runner came online (or came back) in time. */
+  NO_RUNNER: 4404,
+  /** No authentication within 10 s of connecting. */
+  AUTH_TIMEOUT: 4408,
+  /** Another connection for the same runner replaced this one. */
+  REPLACED: 4409,
+  /** The client fell too far behind; reconnect and resume from its offset. */
+  SLOW_CONSUMER: 4413,
+  /** Too many concurrent client connections for this user. */
+  TOO_MANY: 4429,
+} as const;
+
+/* ------------------------------------------------------------------ */
+/* Client link negotiation.                                             */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Query parameters a client may add to `/client?token=…`. All optional; a
+ * client that sends none gets the spec's behaviour (JSON text frames, the
+ * whole replay buffer on attach, the relay acknowledging on its behalf).
+ */
+export interface ClientLinkOptions {
+  /** Resume: the number of output bytes the client already has. */
+  offset?: number;
+  /** Initial size, used if this attach creates the session. */
+  cols?: number;
+  rows?: number;
+  /** `true`: the client sends {@linkcode AckSchema} messages and the relay does not ack for it. */
+  ack?: boolean;
+}
+
+/** Reads {@linkcode ClientLinkOptions} from a URL's query; invalid values are an error. */
+export function parseClientLinkOptions(
+  params: URLSearchParams,
+): { ok: true; value: ClientLinkOptions } | { ok: false; error: string } {
+  const value: ClientLinkOptions = {};
+  const int = (name: string, min: number, max: number): number | undefined | string => {
+    const raw = params.get(name);
+    if (raw === null || raw === "") return undefined;
+    if (!/^\d+$/.test(raw)) return `${name} must be a whole number`;
+    const n = Number(raw);
+    if (n < min || n > max) return `${name} must be between ${min} and ${max}`;
+    return n;
+  };
+  for (
+    const [name, min, max] of [["offset", 0, Number.MAX_SAFE_INTEGER], ["cols", 1, 1000], [
+      "rows",
+      1,
+      1000,
+    ]] as const
+  ) {
+    const n = int(name, min, max);
+    if (typeof n === "string") return { ok: false, error: n };
+    if (n !== undefined) value[name] = n;
+  }
+  const ack = params.get("ack");
+  if (ack !== null) {
+    if (ack !== "0" && ack !== "1") return { ok: false, error: "ack must be 0 or 1" };
+    value.ack = ack === "1";
+  }
+  return { ok: true, value };
+}
+
+/** Serializes a URL's client-link query (inverse of {@linkcode parseClientLinkOptions}). */
+export function clientLinkQuery(token: string, options: ClientLinkOptions = {}): string {
+  const params = new URLSearchParams({ token });
+  if (options.offset !== undefined) params.set("offset", String(options.offset));
+  if (options.cols !== undefined) params.set("cols", String(options.cols));
+  if (options.rows !== undefined) params.set("rows", String(options.rows));
+  if (options.ack !== undefined) params.set("ack", options.ack ? "1" : "0");
+  return params.toString();
+}
+
+/* ------------------------------------------------------------------ */
+/* Parsing.                                                             */
+/* ------------------------------------------------------------------ */
+
+/** Result of decoding a frame: the message, or why it was rejected. */
+export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
+
+/** Parses a JSON text frame against `schema`; never throws. */
+export function decode<S extends v.GenericSchema>(
+  schema: S,
+  frame: unknown,
+): Decoded<v.InferOutput<S>> {
+  if (typeof frame !== "string") return { ok: false, error: "expected a JSON text frame" };
+  let json: unknown;
+  try {
+    json = JSON.parse(frame);
+  } catch {
+    return { ok: false, error: "frame is not valid JSON" };
+  }
+  const result = v.safeParse(schema, json);
+  if (!result.success) {
+    const issue = result.issues[0];
+    const path = issue.path?.map((p) => String(p.key)).join(".");
+    return { ok: false, error: path ? `${path}: ${issue.message}` : issue.message };
+  }
+  return { ok: true, value: result.output };
+}
+
+/** Parses a client's frame. */
+export const decodeClientMessage = (frame: unknown): Decoded<ClientMessage> =>
+  decode(ClientMessageSchema, frame);
+/** Parses a frame the relay sent a runner. */
+export const decodeRelayToRunner = (frame: unknown): Decoded<RelayToRunner> =>
+  decode(RelayToRunnerSchema, frame);
+/** Parses a frame a runner sent the relay. */
+export const decodeRunnerToRelay = (frame: unknown): Decoded<RunnerToRelay> =>
+  decode(RunnerToRelaySchema, frame);
+/** Parses a frame a client received. */
+export const decodeServerMessage = (frame: unknown): Decoded<ServerMessage> =>
+  decode(ServerMessageSchema, frame);
+
+/** Serializes any protocol message. */
+export function encode(message: ClientMessage | ServerMessage | RelayToRunner | RunnerToRelay): string {
+  return JSON.stringify(message);
+}
