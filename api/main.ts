@@ -1,5 +1,6 @@
 /**
- * `deno task start`: the app (API, relay and SPA) on one port.
+ * `deno task start`: the app (API, relay and SPA) on one port. With `--dev`
+ * (`deno task dev`) the SPA is also rebuilt whenever its sources change.
  *
  * @module
  */
@@ -14,6 +15,11 @@ if (import.meta.main) {
         console.log(`Relay: ${config.relayUrl}  Data: ${config.dataDir}`);
       },
     });
+    if (Deno.args.includes("--dev")) {
+      const { buildSpa } = await import("../spa/build.ts");
+      await buildSpa({ watch: true, minify: false });
+      console.log("Rebuilding the SPA on change (spa/src).");
+    }
     const stop = () => {
       console.log("Shutting down…");
       app.close().then(() => Deno.exit(0));
