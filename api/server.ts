@@ -66,7 +66,11 @@ export async function startApp(options: StartAppOptions = {}): Promise<StartedAp
     now,
     limits: options.relayLimits,
   });
-  const spa = createSpaHandler({ distDir: SPA_DIST_DIR, relayUrl: config.relayUrl, publicUrl: config.publicUrl });
+  const spa = createSpaHandler({
+    distDir: SPA_DIST_DIR,
+    relayUrl: config.relayUrl,
+    publicUrl: config.publicUrl,
+  });
 
   handler = (req, info) => {
     const relayResponse = relay.handle(req, info);
@@ -75,7 +79,8 @@ export async function startApp(options: StartAppOptions = {}): Promise<StartedAp
     if (path === "/healthz" || path === "/api" || path.startsWith("/api/")) {
       const headers = new Headers(req.headers);
       headers.set(CLIENT_IP_HEADER, (info.remoteAddr as Deno.NetAddr).hostname);
-      return api.fetch(new Request(req, { headers }));
+      // A fresh Request rather than `new Request(req, …)`, which would carry the connection's abort signal.
+      return api.fetch(new Request(req.url, { method: req.method, headers, body: req.body }));
     }
     return spa(req);
   };

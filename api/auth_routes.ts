@@ -1,0 +1,106 @@
+/**
+ * `/api/auth/*`: sign-up, sign-in, sign-out and the current user.
+ *
+ * @module
+ */
+import { type Context, Hono } from "hono";
+import { deleteCookie, getCookie, setCookie } from "hono/cookie";
+import * as v from "valibot";
+import { type ApiDeps, type ApiEnv, ApiError, clientIp, readJson } from "./http.ts";
+import {
+  createLoginSession,
+  deleteLoginSession,
+  LOGIN_SESSION_TTL_MS,
+  SESSION_COOKIE,
+} from "./login_sessions.ts";
+import { checkOrigin, requireUser } from "./middleware.ts";
+import { dummyPasswordHash, verifyPassword } from "./passwords.ts";
+import { type AttemptLimit, countAttempt, isLimited } from "./rate_limit.ts";
+import { createUser, findUserByEmail } from "./users.ts";
+
+/** Minimum password length. */
+export const MIN_PASSWORD_LENGTH = 10;
+
+const EmailSchema = v.pipe(v.string(), v.trim(), v.maxLength(254), v.email("email is not a valid address"));
+
+/** Body of `POST /api/auth/signup`. */
+export const SignupSchema = v.object({
+  email: EmailSchema,
+  password: v.pipe(
+    v.string(),
+    v.minLength(MIN_PASSWORD_LENGTH, `password must be at least ${MIN_PASSWORD_LENGTH} characters`),
+    v.maxLength(1024, "password must be at most 1024 characters"),
+  ),
+});
+
+/** Body of `POST /api/auth/login`. */
+export const LoginSchema = v.object({
+  email: v.pipe(v.string(), v.maxLength(254)),
+  password: v.pipe(v.string(), v.maxLength(1024)),
+});
+
+const WRONG_CREDENTIALS = "wrong email or password";
+
+/** Failed sign-ins allowed per IP address in 10 minutes. */
+export const LOGIN_FAILURES_PER_IP: AttemptLimit = { scope: "login-ip", max: 20, windowMs: 10 * 60 * 1000 };
+
+/** The auth routes, mounted at `/api/auth`. */
+export function authRoutes(deps: ApiDeps): Hono<ApiEnv> {
+  const { kv, config } = deps;
+  const app = new Hono<ApiEnv>();
+  const secure = config.publicUrl.startsWith("https:");
+
+  const startSession = async (c: Context<ApiEnv>, userId: string) => {
+    const id = await createLoginSession(kv, userId, deps.now());
+    setCookie(c, SESSION_COOKIE, id, {
+      httpOnly: true,
+      sameSite: "Lax",
+      secure,
+      path: "/",
+      maxAge: LOGIN_SESSION_TTL_MS / 1000,
+    });
+  };
+
+  app.post("/signup", async (c) => {
+    checkOrigin(c, config.allowedOrigins, false);
+    const body = await readJson(c, SignupSchema);
+    const user = await createUser(kv, {
+      email: body.email,
+      password: body.password,
+      now: deps.now(),
+      signupClosed: config.signup === "closed",
+    });
+    if (user === "email-taken") throw new ApiError(409, "an account with this email already exists");
+    if (user === "signup-closed") throw new ApiError(403, "sign-up is closed");
+    await startSession(c, user.id);
+    return c.json({ user: { id: user.id, email: user.email } }, 201);
+  });
+
+  app.post("/login", async (c) => {
+    checkOrigin(c, config.allowedOrigins, false);
+    const body = await readJson(c, LoginSchema);
+    const ip = clientIp(c);
+    if (await isLimited(kv, LOGIN_FAILURES_PER_IP, ip, deps.now())) {
+      throw new ApiError(429, "too many failed sign-ins; try again later");
+    }
+    const user = await findUserByEmail(kv, body.email);
+    const ok = await verifyPassword(body.password, user?.passwordHash ?? await dummyPasswordHash());
+    if (!user || !ok) {
+      await countAttempt(kv, LOGIN_FAILURES_PER_IP, ip, deps.now());
+      throw new ApiError(401, WRONG_CREDENTIALS);
+    }
+    await startSession(c, user.id);
+    return c.json({ user: { id: user.id, email: user.email } });
+  });
+
+  app.post("/logout", requireUser(deps), async (c) => {
+    const id = getCookie(c, SESSION_COOKIE);
+    if (id) await deleteLoginSession(kv, id);
+    deleteCookie(c, SESSION_COOKIE, { path: "/", secure, httpOnly: true, sameSite: "Lax" });
+    return c.json({ ok: true });
+  });
+
+  app.get("/me", requireUser(deps), (c) => c.json({ user: c.var.user }));
+
+  return app;
+}

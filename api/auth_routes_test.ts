@@ -1,0 +1,208 @@
+import { deepStrictEqual as assertEquals, equal, match, ok } from "node:assert/strict";
+import { withApi } from "./_test_fixture.ts";
+import { apiJson, apiRequest, login, sessionCookie, signup } from "./testing.ts";
+
+Deno.test("signup sets a hardened session cookie and /me returns the user", async () => {
+  await withApi(async (api) => {
+    const response = await apiRequest(api.url, "/api/auth/signup", {
+      body: { email: "  Ada@Example.TEST ", password: "long enough pw" },
+    });
+    equal(response.status, 201);
+    const body = await response.json();
+    equal(body.user.email, "ada@example.test");
+    match(body.user.id, /^[A-Za-z0-9_-]{22}$/);
+    const setCookie = response.headers.getSetCookie().join("\n");
+    match(setCookie, /coda_session=[A-Za-z0-9_-]{43};/);
+    match(setCookie, /HttpOnly/);
+    match(setCookie, /SameSite=Lax/);
+    ok(!/Secure/.test(setCookie), "no Secure flag over http");
+    const cookie = sessionCookie(response)!;
+    const me = await apiJson<{ user: { id: string; email: string } }>(api.url, "/api/auth/me", { cookie });
+    assertEquals(me.user, body.user);
+  });
+});
+
+Deno.test("the session id is stored hashed, never as is", async () => {
+  await withApi(async (api) => {
+    const { cookie } = await signup(api.url);
+    const id = cookie.split("=")[1];
+    const keys = [];
+    for await (const entry of api.kv.list({ prefix: ["login_sessions"] })) keys.push(entry.key[1] as string);
+    equal(keys.length, 1);
+    ok(keys[0] !== id);
+    match(keys[0], /^[0-9a-f]{64}$/);
+  });
+});
+
+Deno.test("the cookie is Secure when the public URL is https", async () => {
+  await withApi(async (api) => {
+    const response = await apiRequest(api.url, "/api/auth/signup", {
+      origin: "https://coda.example",
+      body: { email: "s@example.test", password: "long enough pw" },
+    });
+    equal(response.status, 201);
+    match(response.headers.getSetCookie().join("\n"), /Secure/);
+  }, { env: { DEVMODE_PUBLIC_URL: "https://coda.example" } });
+});
+
+Deno.test("signup validates input and refuses duplicates", async () => {
+  await withApi(async (api) => {
+    const short = await apiRequest(api.url, "/api/auth/signup", {
+      body: { email: "a@b.test", password: "short" },
+    });
+    equal(short.status, 400);
+    match((await short.json()).error, /at least 10/);
+    const badEmail = await apiRequest(api.url, "/api/auth/signup", {
+      body: { email: "not-an-email", password: "long enough pw" },
+    });
+    equal(badEmail.status, 400);
+    match((await badEmail.json()).error, /email/);
+    const wrongType = await apiRequest(api.url, "/api/auth/signup", { body: { email: 42, password: [] } });
+    equal(wrongType.status, 400);
+    await wrongType.body?.cancel();
+    await signup(api.url, "dup@example.test");
+    const duplicate = await apiRequest(api.url, "/api/auth/signup", {
+      body: { email: "DUP@example.test", password: "long enough pw" },
+    });
+    equal(duplicate.status, 409);
+    ok((await duplicate.json()).error);
+  });
+});
+
+Deno.test("DEVMODE_SIGNUP=closed allows only the first account", async () => {
+  await withApi(async (api) => {
+    await signup(api.url, "first@example.test");
+    const second = await apiRequest(api.url, "/api/auth/signup", {
+      body: { email: "second@example.test", password: "long enough pw" },
+    });
+    equal(second.status, 403);
+    match((await second.json()).error, /closed/);
+  }, { env: { DEVMODE_SIGNUP: "closed" } });
+});
+
+Deno.test("login: right password signs in; wrong email and wrong password get the same 401", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url, "bob@example.test", "bobs password 1");
+    const cookie = await login(api.url, "BOB@example.test", "bobs password 1");
+    ok(cookie !== user.cookie);
+    const wrongPassword = await apiRequest(api.url, "/api/auth/login", {
+      body: { email: "bob@example.test", password: "not the password" },
+    });
+    const wrongEmail = await apiRequest(api.url, "/api/auth/login", {
+      body: { email: "nobody@example.test", password: "bobs password 1" },
+    });
+    equal(wrongPassword.status, 401);
+    equal(wrongEmail.status, 401);
+    assertEquals(await wrongPassword.json(), await wrongEmail.json());
+  });
+});
+
+Deno.test("logout ends the session; /me without or with a bad cookie is 401", async () => {
+  await withApi(async (api) => {
+    const { cookie } = await signup(api.url);
+    await apiJson(api.url, "/api/auth/logout", { cookie, method: "POST" });
+    const me = await apiRequest(api.url, "/api/auth/me", { cookie });
+    equal(me.status, 401);
+    await me.body?.cancel();
+    const none = await apiRequest(api.url, "/api/auth/me");
+    equal(none.status, 401);
+    ok((await none.json()).error);
+    const bogus = await apiRequest(api.url, "/api/auth/me", { cookie: "coda_session=../../etc" });
+    equal(bogus.status, 401);
+    await bogus.body?.cancel();
+  });
+});
+
+Deno.test("sessions expire (injected clock)", async () => {
+  await withApi(async (api) => {
+    const { cookie } = await signup(api.url);
+    api.clock.advance(15 * 24 * 60 * 60 * 1000);
+    const me = await apiRequest(api.url, "/api/auth/me", { cookie });
+    equal(me.status, 401);
+    await me.body?.cancel();
+  });
+});
+
+Deno.test("CSRF: cookie-authenticated writes need the app's Origin; localhost aliases pass", async () => {
+  await withApi(async (api) => {
+    const { cookie } = await signup(api.url);
+    const port = new URL(api.url).port;
+    for (const origin of [null, "https://evil.example", `http://localhost:${Number(port) + 1}`, "null"]) {
+      const response = await apiRequest(api.url, "/api/devmode/sessions", {
+        cookie,
+        origin,
+        body: { ideaId: "idea" },
+      });
+      equal(response.status, 403, `origin ${origin}`);
+      ok((await response.json()).error);
+    }
+    for (const origin of [`http://localhost:${port}`, `http://127.0.0.1:${port}`, `http://[::1]:${port}`]) {
+      const response = await apiRequest(api.url, "/api/devmode/sessions", {
+        cookie,
+        origin,
+        body: { ideaId: "idea" },
+      });
+      equal(response.status, 201, `origin ${origin}`);
+      await response.body?.cancel();
+    }
+    const logout = await apiRequest(api.url, "/api/auth/logout", { cookie, method: "POST", origin: null });
+    equal(logout.status, 403);
+    await logout.body?.cancel();
+    const foreignLogin = await apiRequest(api.url, "/api/auth/login", {
+      origin: "https://evil.example",
+      body: { email: "x@example.test", password: "whatever pw" },
+    });
+    equal(foreignLogin.status, 403);
+    await foreignLogin.body?.cancel();
+  });
+});
+
+Deno.test("CSRF: only the configured public origin is accepted when it is not local", async () => {
+  await withApi(async (api) => {
+    const foreign = await apiRequest(api.url, "/api/auth/signup", {
+      body: { email: "c@example.test", password: "long enough pw" },
+    });
+    equal(foreign.status, 403, "a 127.0.0.1 origin is foreign to https://coda.example");
+    await foreign.body?.cancel();
+    const response = await apiRequest(api.url, "/api/auth/signup", {
+      origin: "https://coda.example",
+      body: { email: "c@example.test", password: "long enough pw" },
+    });
+    equal(response.status, 201);
+    const own = sessionCookie(response)!;
+    const local = await apiRequest(api.url, "/api/devmode/sessions", {
+      cookie: own,
+      body: { ideaId: "x" },
+      origin: "http://localhost:8080",
+    });
+    equal(local.status, 403);
+    await local.body?.cancel();
+    const ok201 = await apiRequest(api.url, "/api/devmode/sessions", {
+      cookie: own,
+      body: { ideaId: "x" },
+      origin: "https://coda.example",
+    });
+    equal(ok201.status, 201);
+    await ok201.body?.cancel();
+  }, { env: { DEVMODE_PUBLIC_URL: "https://coda.example" } });
+});
+
+Deno.test("login: more than 20 failures per IP in 10 minutes is 429", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const attempt = (password: string) =>
+      apiRequest(api.url, "/api/auth/login", { body: { email: user.email, password } });
+    for (let i = 0; i < 20; i++) {
+      const response = await attempt(`wrong password ${i}`);
+      equal(response.status, 401);
+      await response.body?.cancel();
+    }
+    const blocked = await attempt(user.password);
+    equal(blocked.status, 429);
+    await blocked.body?.cancel();
+    api.clock.advance(10 * 60 * 1000);
+    const allowed = await attempt(user.password);
+    equal(allowed.status, 200);
+    await allowed.body?.cancel();
+  });
+});

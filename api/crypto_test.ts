@@ -1,0 +1,26 @@
+import { deepStrictEqual as assertEquals, equal, match, throws } from "node:assert/strict";
+import { base64url, fromBase64url, randomId, secretsEqual, sha256Hex, timingSafeEqual } from "./crypto.ts";
+
+Deno.test("base64url round-trips and rejects other alphabets", () => {
+  const bytes = Uint8Array.from({ length: 40 }, (_, i) => i * 7);
+  assertEquals(fromBase64url(base64url(bytes)), bytes);
+  throws(() => fromBase64url("a+b/"));
+});
+
+Deno.test("randomId: 16 bytes → 22 base64url characters, unique", () => {
+  match(randomId(), /^[A-Za-z0-9_-]{22}$/);
+  match(randomId(32), /^[A-Za-z0-9_-]{43}$/);
+  equal(new Set(Array.from({ length: 100 }, () => randomId())).size, 100);
+});
+
+Deno.test("sha256Hex", async () => {
+  equal(await sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+});
+
+Deno.test("timingSafeEqual and secretsEqual", async () => {
+  equal(timingSafeEqual(new Uint8Array([1, 2]), new Uint8Array([1, 2])), true);
+  equal(timingSafeEqual(new Uint8Array([1, 2]), new Uint8Array([1, 3])), false);
+  equal(timingSafeEqual(new Uint8Array([1]), new Uint8Array([1, 2])), false);
+  equal(await secretsEqual("s".repeat(32), "s".repeat(32)), true);
+  equal(await secretsEqual("s".repeat(31), "s".repeat(32)), false);
+});

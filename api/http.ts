@@ -1,0 +1,88 @@
+/**
+ * HTTP plumbing shared by the API's routes: the error type every handler
+ * throws, JSON body and query parsing with valibot, and the request context.
+ *
+ * @module
+ */
+import type { Context } from "hono";
+import * as v from "valibot";
+import type { AppConfig } from "./config.ts";
+
+/** What the API needs to run: configuration, storage and a clock (ms since the epoch). */
+export interface ApiDeps {
+  config: AppConfig;
+  kv: Deno.Kv;
+  now: () => number;
+}
+
+/** The signed-in user of a request. */
+export interface SessionUser {
+  id: string;
+  email: string;
+}
+
+/** Hono environment of the API: the signed-in user, once `requireUser` ran. */
+export interface ApiEnv {
+  Variables: { user: SessionUser };
+}
+
+/** An error with an HTTP status and a message that is safe to show; rendered as `{error}`. */
+export class ApiError extends Error {
+  /** HTTP status code. */
+  readonly status: number;
+  /** Extra fields merged into the JSON body. */
+  readonly extra: Record<string, unknown>;
+  constructor(status: number, message: string, extra: Record<string, unknown> = {}) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.extra = extra;
+  }
+}
+
+/** Header the app server sets to the peer's address on every request (never client-controlled). */
+export const CLIENT_IP_HEADER = "x-coda-client-ip";
+
+/** The peer's address as the server recorded it, or `unknown`. */
+export function clientIp(c: Context): string {
+  return c.req.header(CLIENT_IP_HEADER) || "unknown";
+}
+
+function describeIssues(issues: v.BaseIssue<unknown>[]): string {
+  const issue = issues[0];
+  const path = issue.path?.map((item) => String(item.key)).join(".");
+  return path ? `${path}: ${issue.message}` : issue.message;
+}
+
+/** Validates `input` against `schema`, or throws a 400 {@linkcode ApiError} naming the first problem. */
+export function parseWith<S extends v.GenericSchema>(schema: S, input: unknown): v.InferOutput<S> {
+  const result = v.safeParse(schema, input);
+  if (!result.success) throw new ApiError(400, describeIssues(result.issues));
+  return result.output;
+}
+
+/**
+ * Reads and validates a JSON object body. An empty body counts as `{}` when
+ * `allowEmpty` is set (e.g. `pair/start`, whose fields are all optional).
+ */
+export async function readJson<S extends v.GenericSchema>(
+  c: Context,
+  schema: S,
+  options: { allowEmpty?: boolean } = {},
+): Promise<v.InferOutput<S>> {
+  const text = await c.req.text();
+  if (text.trim() === "") {
+    if (options.allowEmpty) return parseWith(schema, {});
+    throw new ApiError(400, "request body must be JSON");
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new ApiError(400, "request body is not valid JSON");
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new ApiError(400, "request body must be a JSON object");
+  }
+  return parseWith(schema, body);
+}

@@ -1,0 +1,84 @@
+/**
+ * `/api/devmode/logs`: runners upload recorded output (runner token);
+ * owners list recordings and download them as asciicast v2.
+ *
+ * @module
+ */
+import { type Context, Hono } from "hono";
+import * as v from "valibot";
+import { SessionIdSchema } from "../relay/protocol.ts";
+import { TokenError, verifyRunnerToken } from "../relay/tokens.ts";
+import type { RunnerIdentity } from "../relay/backend.ts";
+import { getDevSession } from "./devmode_sessions.ts";
+import { type ApiDeps, type ApiEnv, ApiError, readJson } from "./http.ts";
+import { appendLog, asciicastStream, getLogMeta, listLogs } from "./logs.ts";
+import { requireUser } from "./middleware.ts";
+import { verifyRunnerJti } from "./runners.ts";
+
+const Dimension = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000));
+
+/** Body of `POST /api/devmode/logs/ingest`. */
+export const IngestSchema = v.object({
+  sessionId: SessionIdSchema,
+  chunks: v.pipe(
+    v.array(v.object({
+      /** When the output was produced, ms since the epoch. */
+      t: v.pipe(v.number(), v.finite(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)),
+      data: v.string(),
+    })),
+    v.maxLength(100_000),
+  ),
+  cols: v.optional(Dimension),
+  rows: v.optional(Dimension),
+});
+
+/** Verifies the request's runner token (type, signature, expiry) and that its jti is still current. */
+async function requireRunner(c: Context, deps: ApiDeps): Promise<RunnerIdentity> {
+  const match = /^Bearer (\S+)$/.exec(c.req.header("authorization") ?? "");
+  if (!match) throw new ApiError(401, "runner token required (Authorization: Bearer)");
+  try {
+    const { claims } = await verifyRunnerToken(deps.config.jwtSecret, match[1], {
+      now: new Date(deps.now()),
+    });
+    const identity = await verifyRunnerJti(deps.kv, claims.jti);
+    if (!identity || identity.runnerId !== claims.runnerId || identity.userId !== claims.userId) {
+      throw new ApiError(401, "runner token revoked");
+    }
+    return identity;
+  } catch (error) {
+    if (error instanceof TokenError) throw new ApiError(401, `runner token ${error.reason}`);
+    throw error;
+  }
+}
+
+/** The log routes, mounted at `/api/devmode/logs`. */
+export function logRoutes(deps: ApiDeps): Hono<ApiEnv> {
+  const { kv } = deps;
+  const app = new Hono<ApiEnv>();
+
+  app.post("/ingest", async (c) => {
+    const runner = await requireRunner(c, deps);
+    const body = await readJson(c, IngestSchema);
+    const { bytes } = await appendLog(kv, { ...body, userId: runner.userId, runnerId: runner.runnerId });
+    return c.json({ ok: true, bytes });
+  });
+
+  app.get("/", requireUser(deps), async (c) => c.json(await listLogs(kv, c.var.user.id)));
+
+  app.get("/:sessionId", requireUser(deps), async (c) => {
+    const sessionId = c.req.param("sessionId");
+    const session = await getDevSession(kv, sessionId);
+    if (!session) throw new ApiError(404, "session not found");
+    if (session.userId !== c.var.user.id) throw new ApiError(403, "this session belongs to someone else");
+    const meta = await getLogMeta(kv, sessionId);
+    if (!meta) throw new ApiError(404, "no recording for this session");
+    return new Response(asciicastStream(kv, meta), {
+      headers: {
+        "content-type": "application/x-asciicast",
+        "content-disposition": `attachment; filename="${sessionId}.cast"`,
+      },
+    });
+  });
+
+  return app;
+}

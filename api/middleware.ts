@@ -1,0 +1,42 @@
+/**
+ * Middleware: who is signed in, and the Origin check that stops cross-site
+ * requests (CSRF) on cookie-authenticated writes.
+ *
+ * @module
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import { getCookie } from "hono/cookie";
+import { type ApiDeps, type ApiEnv, ApiError } from "./http.ts";
+import { readLoginSession, SESSION_COOKIE } from "./login_sessions.ts";
+import { getUser } from "./users.ts";
+
+const UNSAFE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+/**
+ * Throws 403 unless the request's `Origin` is one of `allowedOrigins`.
+ * `required`: whether a missing Origin is refused too (cookie-authenticated writes).
+ */
+export function checkOrigin(c: Context, allowedOrigins: string[], required: boolean): void {
+  const origin = c.req.header("origin");
+  if (origin === undefined) {
+    if (required) throw new ApiError(403, "missing Origin header");
+    return;
+  }
+  if (!allowedOrigins.includes(origin)) throw new ApiError(403, "cross-origin request refused");
+}
+
+/**
+ * Requires a signed-in user (401 otherwise) and sets `c.var.user`. For
+ * POST/PUT/PATCH/DELETE the `Origin` must be the app's (403 otherwise).
+ */
+export function requireUser(deps: ApiDeps): MiddlewareHandler<ApiEnv> {
+  return async (c, next) => {
+    const sessionId = getCookie(c, SESSION_COOKIE);
+    const userId = sessionId ? await readLoginSession(deps.kv, sessionId, deps.now()) : null;
+    const user = userId ? await getUser(deps.kv, userId) : null;
+    if (!user) throw new ApiError(401, "sign in first");
+    if (UNSAFE_METHODS.has(c.req.method)) checkOrigin(c, deps.config.allowedOrigins, true);
+    c.set("user", { id: user.id, email: user.email });
+    await next();
+  };
+}

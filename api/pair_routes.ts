@@ -1,0 +1,72 @@
+/**
+ * `/api/devmode/pair/*`: start (runner), check (runner, with its poll
+ * secret), info and approve (signed-in user).
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import * as v from "valibot";
+import { RunnerIdSchema } from "../relay/protocol.ts";
+import { type ApiDeps, type ApiEnv, ApiError, clientIp, readJson } from "./http.ts";
+import { requireUser } from "./middleware.ts";
+import { MAX_RUNNER_NAME } from "./runners.ts";
+import { approvePairing, checkPairing, pairingInfo, startPairing } from "./pairing.ts";
+
+const Label = v.optional(
+  v.pipe(v.string(), v.trim(), v.maxLength(MAX_RUNNER_NAME, `at most ${MAX_RUNNER_NAME} characters`)),
+);
+
+/** Body of `POST /api/devmode/pair/start`. */
+export const PairStartSchema = v.object({ name: Label, hostname: Label, os: Label });
+
+const CodeSchema = v.pipe(v.string("code is required"), v.maxLength(32, "code is too long"));
+
+/** Body of `POST /api/devmode/pair/approve`. */
+export const PairApproveSchema = v.object({ code: CodeSchema, runnerId: v.optional(RunnerIdSchema) });
+
+function codeParam(code: string | undefined): string {
+  if (code === undefined || code === "") throw new ApiError(400, "code query parameter is required");
+  if (code.length > 32) throw new ApiError(400, "code is too long");
+  return code;
+}
+
+/** The pairing routes, mounted at `/api/devmode/pair`. */
+export function pairRoutes(deps: ApiDeps): Hono<ApiEnv> {
+  const app = new Hono<ApiEnv>();
+
+  app.post("/start", async (c) => {
+    const body = await readJson(c, PairStartSchema, { allowEmpty: true });
+    const clean = (label: string | undefined) => (label ? label : undefined);
+    const started = await startPairing(
+      deps.kv,
+      { name: clean(body.name), hostname: clean(body.hostname), os: clean(body.os) },
+      clientIp(c),
+      deps.now(),
+    );
+    return c.json(started, 201);
+  });
+
+  app.get("/check", async (c) => {
+    const status = await checkPairing(deps, codeParam(c.req.query("code")), c.req.header("x-pair-secret"));
+    return c.json(status);
+  });
+
+  app.get("/info", requireUser(deps), async (c) => {
+    const info = await pairingInfo(
+      deps.kv,
+      codeParam(c.req.query("code")),
+      c.var.user.id,
+      clientIp(c),
+      deps.now(),
+    );
+    return c.json(info);
+  });
+
+  app.post("/approve", requireUser(deps), async (c) => {
+    const body = await readJson(c, PairApproveSchema);
+    const { runnerId } = await approvePairing(deps, body, c.var.user, clientIp(c));
+    return c.json({ ok: true, runnerId });
+  });
+
+  return app;
+}

@@ -1,0 +1,325 @@
+import { deepStrictEqual as assertEquals, equal, match, ok } from "node:assert/strict";
+import { verifyRunnerToken } from "../relay/tokens.ts";
+import { withApi } from "./_test_fixture.ts";
+import {
+  apiJson,
+  apiRequest,
+  approvePairing,
+  checkPairing,
+  pairRunner,
+  signup,
+  startPairing,
+  type TestUser,
+} from "./testing.ts";
+
+const CODE = /^[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}$/;
+
+async function approveStatus(url: string, user: TestUser, code: string, runnerId?: string) {
+  const response = await apiRequest(url, "/api/devmode/pair/approve", {
+    cookie: user.cookie,
+    body: { code, runnerId },
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+async function verifyStatus(url: string, secret: string, jti: string) {
+  const response = await apiRequest(url, `/api/devmode/tokens/runner/verify?jti=${jti}`, {
+    headers: { "x-relay-secret": secret },
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+Deno.test("pair/start returns a readable code, a strong poll secret and the interval", async () => {
+  await withApi(async (api) => {
+    const started = await startPairing(api.url, { name: "laptop", hostname: "ada-mbp", os: "darwin" });
+    match(started.code, CODE);
+    match(started.pollSecret, /^[A-Za-z0-9_-]{43}$/);
+    equal(started.interval, 5);
+    equal(started.expiresAt, api.clock.now() + 10 * 60 * 1000);
+    const empty = await apiRequest(api.url, "/api/devmode/pair/start", { method: "POST", origin: null });
+    equal(empty.status, 201);
+    await empty.body?.cancel();
+    const record = [];
+    for await (const entry of api.kv.list({ prefix: ["pairings"] })) record.push(JSON.stringify(entry.value));
+    ok(!record.join().includes(started.pollSecret), "the poll secret is stored hashed");
+  });
+});
+
+Deno.test("pair/start rejects bad input", async () => {
+  await withApi(async (api) => {
+    for (const body of [{ name: 5 }, { hostname: "x".repeat(256) }, ["array"], "text"]) {
+      const response = await apiRequest(api.url, "/api/devmode/pair/start", { body });
+      equal(response.status, 400, JSON.stringify(body));
+      ok((await response.json()).error);
+    }
+  });
+});
+
+Deno.test("full flow: info, approve, token exactly once, then consumed", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url, "ada@example.test");
+    const started = await startPairing(api.url, { name: "laptop", hostname: "ada-mbp", os: "darwin" });
+    const pending = await checkPairing(api.url, started.code, started.pollSecret);
+    assertEquals(pending, { status: 200, body: { status: "pending" } });
+
+    const info = await apiJson<Record<string, unknown>>(
+      api.url,
+      `/api/devmode/pair/info?code=${started.code}`,
+      { cookie: user.cookie },
+    );
+    assertEquals(info, {
+      code: started.code,
+      name: "laptop",
+      hostname: "ada-mbp",
+      os: "darwin",
+      ip: "127.0.0.1",
+      requestedAt: api.clock.now(),
+      expiresAt: started.expiresAt,
+    });
+
+    const { runnerId } = await approvePairing(api.url, user.cookie, started.code);
+    match(runnerId, /^[A-Za-z0-9_-]{22}$/);
+
+    api.clock.advance(5000);
+    const approved = await checkPairing(api.url, started.code, started.pollSecret);
+    equal(approved.status, 200);
+    equal(approved.body.status, "approved");
+    equal(approved.body.relayUrl, api.config.relayUrl);
+    equal(approved.body.runnerId, runnerId);
+    assertEquals(approved.body.user, { email: "ada@example.test" });
+    const { claims } = await verifyRunnerToken(api.config.jwtSecret, approved.body.runnerToken as string, {
+      now: new Date(api.clock.now()),
+    });
+    equal(claims.type, "runner");
+    equal(claims.runnerId, runnerId);
+    equal(claims.userId, user.userId);
+
+    api.clock.advance(5000);
+    assertEquals(await checkPairing(api.url, started.code, started.pollSecret), {
+      status: 200,
+      body: { status: "consumed" },
+    });
+    const verified = await verifyStatus(api.url, api.config.relayInternalSecret, claims.jti);
+    assertEquals(verified, { status: 200, body: { valid: true, runnerId, userId: user.userId } });
+
+    const runners = await apiJson<Record<string, unknown>[]>(api.url, "/api/devmode/runners", {
+      cookie: user.cookie,
+    });
+    equal(runners.length, 1);
+    equal(runners[0].name, "laptop");
+  });
+});
+
+Deno.test("pair/check: missing or wrong secret is 403 and never yields the token", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const started = await startPairing(api.url);
+    await approvePairing(api.url, user.cookie, started.code);
+    const missing = await apiRequest(api.url, `/api/devmode/pair/check?code=${started.code}`);
+    equal(missing.status, 403);
+    ok(!("runnerToken" in await missing.json()));
+    const wrong = await checkPairing(api.url, started.code, "A".repeat(43));
+    equal(wrong.status, 403);
+    ok(!("runnerToken" in wrong.body));
+    // Wrong-secret polls do not count toward the interval: the runner still gets its token at once.
+    const right = await checkPairing(api.url, started.code, started.pollSecret);
+    equal(right.body.status, "approved");
+  });
+});
+
+Deno.test("pair/check: polling faster than the interval gets 429 slow_down", async () => {
+  await withApi(async (api) => {
+    const started = await startPairing(api.url);
+    equal((await checkPairing(api.url, started.code, started.pollSecret)).status, 200);
+    api.clock.advance(1000);
+    assertEquals(await checkPairing(api.url, started.code, started.pollSecret), {
+      status: 429,
+      body: { status: "slow_down", interval: 5, error: "polling too fast" },
+    });
+    api.clock.advance(4000);
+    equal((await checkPairing(api.url, started.code, started.pollSecret)).body.status, "pending");
+  });
+});
+
+Deno.test("pair/check: bad or unknown codes", async () => {
+  await withApi(async (api) => {
+    const noCode = await apiRequest(api.url, "/api/devmode/pair/check", {
+      headers: { "x-pair-secret": "s" },
+    });
+    equal(noCode.status, 400);
+    await noCode.body?.cancel();
+    const malformed = await checkPairing(api.url, "!!!", "secret");
+    equal(malformed.status, 400);
+    const unknown = await checkPairing(api.url, "AAAA-AAAA", "secret");
+    equal(unknown.status, 404);
+    equal(unknown.body.status, "expired");
+  });
+});
+
+Deno.test("the token is delivered exactly once under concurrent polls", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const started = await startPairing(api.url);
+    await approvePairing(api.url, user.cookie, started.code);
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => checkPairing(api.url, started.code, started.pollSecret)),
+    );
+    const tokens = results.filter((r) => typeof r.body.runnerToken === "string");
+    equal(tokens.length, 1);
+    for (const result of results) {
+      if (result !== tokens[0]) ok(result.status === 429 || result.body.status === "consumed");
+    }
+  });
+});
+
+Deno.test("pairings expire after 10 minutes (injected clock)", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const started = await startPairing(api.url);
+    api.clock.advance(10 * 60 * 1000);
+    assertEquals(await checkPairing(api.url, started.code, started.pollSecret), {
+      status: 200,
+      body: { status: "expired" },
+    });
+    const approve = await approveStatus(api.url, user, started.code);
+    equal(approve.status, 404);
+    const info = await apiRequest(api.url, `/api/devmode/pair/info?code=${started.code}`, {
+      cookie: user.cookie,
+    });
+    equal(info.status, 404);
+    await info.body?.cancel();
+  });
+});
+
+Deno.test("codes are case-insensitive with optional hyphen and spaces", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const started = await startPairing(api.url);
+    const typed = ` ${started.code.toLowerCase().replace("-", " ")} `;
+    const approve = await approveStatus(api.url, user, typed);
+    equal(approve.status, 200);
+    equal(approve.body.ok, true);
+    const again = await approveStatus(api.url, user, started.code.replace("-", ""));
+    equal(again.status, 409);
+  });
+});
+
+Deno.test("two concurrent approvals of one code: exactly one wins", async () => {
+  await withApi(async (api) => {
+    const ada = await signup(api.url);
+    const bob = await signup(api.url);
+    const started = await startPairing(api.url);
+    const results = await Promise.all(
+      [ada, bob, ada, bob, ada, bob].map((user) => approveStatus(api.url, user, started.code)),
+    );
+    equal(results.filter((r) => r.status === 200).length, 1);
+    equal(results.filter((r) => r.status === 409).length, 5);
+    const winner = results.find((r) => r.status === 200)!;
+    const listed = await Promise.all(
+      [ada, bob].map((user) =>
+        apiJson<{ runnerId: string }[]>(api.url, "/api/devmode/runners", { cookie: user.cookie })
+      ),
+    );
+    assertEquals(listed.flat().map((r) => r.runnerId), [winner.body.runnerId]);
+  });
+});
+
+Deno.test("info and approve need a signed-in user and the app's Origin", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const started = await startPairing(api.url);
+    const info = await apiRequest(api.url, `/api/devmode/pair/info?code=${started.code}`);
+    equal(info.status, 401);
+    await info.body?.cancel();
+    const anonymous = await apiRequest(api.url, "/api/devmode/pair/approve", {
+      body: { code: started.code },
+    });
+    equal(anonymous.status, 401);
+    await anonymous.body?.cancel();
+    const crossSite = await apiRequest(api.url, "/api/devmode/pair/approve", {
+      cookie: user.cookie,
+      origin: "https://evil.example",
+      body: { code: started.code },
+    });
+    equal(crossSite.status, 403);
+    await crossSite.body?.cancel();
+    const badBody = await apiRequest(api.url, "/api/devmode/pair/approve", {
+      cookie: user.cookie,
+      body: { code: 12345678 },
+    });
+    equal(badBody.status, 400);
+    await badBody.body?.cancel();
+  });
+});
+
+Deno.test("more than 5 wrong codes per user in 10 minutes: 429, even for a right code", async () => {
+  let ip = 0;
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const started = await startPairing(api.url);
+    for (let i = 0; i < 5; i++) {
+      equal((await approveStatus(api.url, user, `ZZZZ-ZZZ${i}`)).status, 404);
+    }
+    const blocked = await approveStatus(api.url, user, started.code);
+    equal(blocked.status, 429);
+    const blockedInfo = await apiRequest(api.url, `/api/devmode/pair/info?code=${started.code}`, {
+      cookie: user.cookie,
+    });
+    equal(blockedInfo.status, 429);
+    await blockedInfo.body?.cancel();
+    api.clock.advance(10 * 60 * 1000);
+    const renewed = await startPairing(api.url);
+    equal((await approveStatus(api.url, user, renewed.code)).status, 200);
+  }, { clientIp: () => `10.0.0.${++ip % 250}` });
+});
+
+Deno.test("more than 5 wrong codes per IP: 429 for every user from that address", async () => {
+  await withApi(async (api) => {
+    const users = await Promise.all([signup(api.url), signup(api.url), signup(api.url)]);
+    const started = await startPairing(api.url);
+    for (let i = 0; i < 5; i++) {
+      equal((await approveStatus(api.url, users[i % 2], `ZZZZ-ZZZ${i}`)).status, 404);
+    }
+    equal((await approveStatus(api.url, users[2], started.code)).status, 429);
+  });
+});
+
+Deno.test("re-pairing a runner keeps its id, issues a new token and revokes the old one", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const first = await pairRunner(api.url, user.cookie, { name: "desk" });
+    const second = await pairRunner(api.url, user.cookie, { runnerId: first.runnerId });
+    equal(second.runnerId, first.runnerId);
+    ok(second.jti !== first.jti);
+    const secret = api.config.relayInternalSecret;
+    assertEquals(await verifyStatus(api.url, secret, first.jti), { status: 403, body: { valid: false } });
+    equal((await verifyStatus(api.url, secret, second.jti)).status, 200);
+    const runners = await apiJson<{ name: string }[]>(api.url, "/api/devmode/runners", {
+      cookie: user.cookie,
+    });
+    assertEquals(runners.map((r) => r.name), ["desk"]);
+  });
+});
+
+Deno.test("re-pairing someone else's runner is 403; an unknown runner 404", async () => {
+  await withApi(async (api) => {
+    const ada = await signup(api.url);
+    const eve = await signup(api.url);
+    const adas = await pairRunner(api.url, ada.cookie);
+    const started = await startPairing(api.url);
+    equal((await approveStatus(api.url, eve, started.code, adas.runnerId)).status, 403);
+    equal((await approveStatus(api.url, eve, started.code, "unknown-runner-1")).status, 404);
+    equal((await verifyStatus(api.url, api.config.relayInternalSecret, adas.jti)).status, 200);
+  });
+});
+
+Deno.test("more than 100 pairing starts per IP in 10 minutes: 429", async () => {
+  await withApi(async (api) => {
+    for (let i = 0; i < 100; i++) await startPairing(api.url);
+    const blocked = await apiRequest(api.url, "/api/devmode/pair/start", { body: {} });
+    equal(blocked.status, 429);
+    ok((await blocked.json()).error);
+    api.clock.advance(10 * 60 * 1000);
+    await startPairing(api.url);
+  });
+});

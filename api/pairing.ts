@@ -1,0 +1,295 @@
+/**
+ * Pairing a runner with a user, after RFC 8628 (device authorization grant).
+ *
+ * The runner starts a pairing and shows its code; a signed-in user looks the
+ * code up (to see what asks for access) and approves it; the runner, polling
+ * with its secret, receives its runner token exactly once.
+ *
+ * Keys: `["pairings", code]` → {@linkcode PairingRecord}, 10 minutes (KV
+ * `expireIn`, and `expiresAt` checked on every read).
+ *
+ * @module
+ */
+import { signRunnerToken } from "../relay/tokens.ts";
+import { randomId, secretsEqual, sha256Hex } from "./crypto.ts";
+import { type ApiDeps, ApiError, type SessionUser } from "./http.ts";
+import { formatCode, generateCode, normalizeCode } from "./pairing_code.ts";
+import { type AttemptLimit, countAttempt, isLimited } from "./rate_limit.ts";
+import { addRunnerCreate, addRunnerRekey, getRunnerEntry, type RunnerRecord } from "./runners.ts";
+
+/** How long a pairing can be approved and collected. */
+export const PAIRING_TTL_MS = 10 * 60 * 1000;
+/** Seconds a runner waits between polls. */
+export const POLL_INTERVAL_SECONDS = 5;
+/** Polls may come this much early (network jitter) before they count as too fast. */
+export const POLL_SLACK_MS = 1000;
+/** Wrong codes allowed per user in 10 minutes. */
+export const WRONG_CODES_PER_USER: AttemptLimit = {
+  scope: "pair-code-user",
+  max: 5,
+  windowMs: 10 * 60 * 1000,
+};
+/** Wrong codes allowed per IP address in 10 minutes. */
+export const WRONG_CODES_PER_IP: AttemptLimit = { scope: "pair-code-ip", max: 5, windowMs: 10 * 60 * 1000 };
+
+/** Pairings one IP address may start in 10 minutes (a runner needs one per 10 minutes). */
+export const PAIR_STARTS_PER_IP: AttemptLimit = {
+  scope: "pair-start-ip",
+  max: 100,
+  windowMs: 10 * 60 * 1000,
+};
+
+/** What the runner said about itself when it started pairing. */
+export interface RunnerDescription {
+  name?: string;
+  hostname?: string;
+  os?: string;
+}
+
+/** A pairing in KV. */
+export interface PairingRecord {
+  /** The pairing id; becomes the runner token's jti. */
+  id: string;
+  /** Normalized (no hyphen). */
+  code: string;
+  pollSecretHash: string;
+  name: string | null;
+  hostname: string | null;
+  os: string | null;
+  /** The runner's address as the server saw it. */
+  ip: string;
+  requestedAt: number;
+  expiresAt: number;
+  status: "pending" | "approved" | "consumed";
+  lastPollAt: number | null;
+  approval: { userId: string; email: string; runnerId: string } | null;
+}
+
+/** Answer to `pair/start`. */
+export interface PairingStarted {
+  code: string;
+  expiresAt: number;
+  pollSecret: string;
+  interval: number;
+}
+
+/** Answer to `pair/check`. */
+export type PairingStatus =
+  | { status: "pending" }
+  | { status: "approved"; relayUrl: string; runnerId: string; runnerToken: string; user: { email: string } }
+  | { status: "consumed" }
+  | { status: "expired" };
+
+/** What `pair/info` shows the approving user. */
+export interface PairingInfo {
+  code: string;
+  name: string | null;
+  hostname: string | null;
+  os: string | null;
+  ip: string;
+  requestedAt: number;
+  expiresAt: number;
+}
+
+function remainingMs(record: PairingRecord, now: number): number {
+  return Math.max(1000, record.expiresAt - now);
+}
+
+/** Starts a pairing for a runner. */
+export async function startPairing(
+  kv: Deno.Kv,
+  runner: RunnerDescription,
+  ip: string,
+  now: number,
+): Promise<PairingStarted> {
+  if (await isLimited(kv, PAIR_STARTS_PER_IP, ip, now)) {
+    throw new ApiError(429, "too many pairings started from this address; try again later");
+  }
+  await countAttempt(kv, PAIR_STARTS_PER_IP, ip, now);
+  const pollSecret = randomId(32);
+  const pollSecretHash = await sha256Hex(pollSecret);
+  for (;;) {
+    const record: PairingRecord = {
+      id: randomId(),
+      code: generateCode(),
+      pollSecretHash,
+      name: runner.name ?? null,
+      hostname: runner.hostname ?? null,
+      os: runner.os ?? null,
+      ip,
+      requestedAt: now,
+      expiresAt: now + PAIRING_TTL_MS,
+      status: "pending",
+      lastPollAt: null,
+      approval: null,
+    };
+    const result = await kv.atomic()
+      .check({ key: ["pairings", record.code], versionstamp: null })
+      .set(["pairings", record.code], record, { expireIn: PAIRING_TTL_MS })
+      .commit();
+    if (result.ok) {
+      return {
+        code: formatCode(record.code),
+        expiresAt: record.expiresAt,
+        pollSecret,
+        interval: POLL_INTERVAL_SECONDS,
+      };
+    }
+  }
+}
+
+async function refuseIfLimited(kv: Deno.Kv, userId: string, ip: string, now: number): Promise<void> {
+  if (
+    await isLimited(kv, WRONG_CODES_PER_USER, userId, now) || await isLimited(kv, WRONG_CODES_PER_IP, ip, now)
+  ) {
+    throw new ApiError(429, "too many wrong codes; try again later");
+  }
+}
+
+/**
+ * Looks up a live pairing by typed code for a signed-in user. Wrong codes
+ * count toward the per-user and per-IP limits (429 once used up), then 404.
+ */
+async function findForUser(
+  kv: Deno.Kv,
+  input: string,
+  userId: string,
+  ip: string,
+  now: number,
+): Promise<Deno.KvEntry<PairingRecord>> {
+  await refuseIfLimited(kv, userId, ip, now);
+  const code = normalizeCode(input);
+  const entry = code ? await kv.get<PairingRecord>(["pairings", code]) : null;
+  if (!entry?.value || entry.value.expiresAt <= now) {
+    await countAttempt(kv, WRONG_CODES_PER_USER, userId, now);
+    await countAttempt(kv, WRONG_CODES_PER_IP, ip, now);
+    throw new ApiError(404, "unknown or expired code");
+  }
+  if (entry.value.status !== "pending") throw new ApiError(409, "this code was already approved");
+  return entry as Deno.KvEntry<PairingRecord>;
+}
+
+/** What is asking to be paired, for the approve page. */
+export async function pairingInfo(
+  kv: Deno.Kv,
+  input: string,
+  userId: string,
+  ip: string,
+  now: number,
+): Promise<PairingInfo> {
+  const { value } = await findForUser(kv, input, userId, ip, now);
+  return {
+    code: formatCode(value.code),
+    name: value.name,
+    hostname: value.hostname,
+    os: value.os,
+    ip: value.ip,
+    requestedAt: value.requestedAt,
+    expiresAt: value.expiresAt,
+  };
+}
+
+/**
+ * Approves a pairing for `user`: registers a new runner, or with `runnerId`
+ * re-pairs one of the user's runners (its old token revoked). Two concurrent
+ * approvals of one code: exactly one wins, the other gets 409.
+ */
+export async function approvePairing(
+  deps: ApiDeps,
+  input: { code: string; runnerId?: string },
+  user: SessionUser,
+  ip: string,
+): Promise<{ runnerId: string }> {
+  const { kv, now } = deps;
+  for (;;) {
+    const time = now();
+    const entry = await findForUser(kv, input.code, user.id, ip, time);
+    const pairing = entry.value;
+    const op = kv.atomic();
+    let runnerId: string;
+    if (input.runnerId !== undefined) {
+      const runnerEntry = await getRunnerEntry(kv, input.runnerId);
+      if (!runnerEntry.value) throw new ApiError(404, "runner not found");
+      if (runnerEntry.value.userId !== user.id) {
+        throw new ApiError(403, "this runner belongs to someone else");
+      }
+      runnerId = input.runnerId;
+      addRunnerRekey(
+        op,
+        runnerEntry as Deno.KvEntry<RunnerRecord>,
+        { jti: pairing.id, hostname: pairing.hostname ?? undefined, os: pairing.os ?? undefined },
+        deps.config.runnerTokenTtlSeconds,
+        time,
+      );
+    } else {
+      runnerId = randomId();
+      addRunnerCreate(op, {
+        runnerId,
+        userId: user.id,
+        name: pairing.name ?? pairing.hostname ?? "runner",
+        hostname: pairing.hostname ?? "",
+        os: pairing.os ?? "",
+        createdAt: time,
+        jti: pairing.id,
+      });
+    }
+    const approved: PairingRecord = {
+      ...pairing,
+      status: "approved",
+      approval: { userId: user.id, email: user.email, runnerId },
+    };
+    const result = await op
+      .check(entry)
+      .set(entry.key, approved, { expireIn: remainingMs(pairing, time) })
+      .commit();
+    if (result.ok) return { runnerId };
+  }
+}
+
+/**
+ * A runner's poll. Only a poll with the right secret is answered (403
+ * otherwise) and counted toward the interval (429 `slow_down` when faster).
+ * The runner token is handed out exactly once: the switch to `consumed` is a
+ * KV atomic check on the record's versionstamp, and the token is signed only
+ * after that commit succeeded.
+ */
+export async function checkPairing(
+  deps: ApiDeps,
+  input: string,
+  secret: string | undefined,
+): Promise<PairingStatus> {
+  const { kv, config } = deps;
+  if (!secret) throw new ApiError(403, "missing X-Pair-Secret header");
+  const code = normalizeCode(input);
+  if (!code) throw new ApiError(400, "code is not a pairing code");
+  const time = deps.now();
+  const entry = await kv.get<PairingRecord>(["pairings", code]);
+  const record = entry.value;
+  if (!record) throw new ApiError(404, "unknown or expired code", { status: "expired" });
+  if (!(await secretsEqual(await sha256Hex(secret), record.pollSecretHash))) {
+    throw new ApiError(403, "wrong pairing secret");
+  }
+  if (record.expiresAt <= time) return { status: "expired" };
+  if (record.lastPollAt !== null && time - record.lastPollAt < POLL_INTERVAL_SECONDS * 1000 - POLL_SLACK_MS) {
+    throw new ApiError(429, "polling too fast", { status: "slow_down", interval: POLL_INTERVAL_SECONDS });
+  }
+  const next: PairingRecord = {
+    ...record,
+    lastPollAt: time,
+    status: record.status === "approved" ? "consumed" : record.status,
+  };
+  const result = await kv.atomic()
+    .check(entry)
+    .set(entry.key, next, { expireIn: remainingMs(record, time) })
+    .commit();
+  if (!result.ok) {
+    throw new ApiError(429, "polling too fast", { status: "slow_down", interval: POLL_INTERVAL_SECONDS });
+  }
+  if (record.status !== "approved" || !record.approval) return { status: record.status } as PairingStatus;
+  const { runnerId, userId, email } = record.approval;
+  const runnerToken = await signRunnerToken(config.jwtSecret, { runnerId, userId, jti: record.id }, {
+    now: new Date(time),
+    ttlSeconds: config.runnerTokenTtlSeconds,
+  });
+  return { status: "approved", relayUrl: config.relayUrl, runnerId, runnerToken, user: { email } };
+}

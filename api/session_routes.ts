@@ -1,0 +1,72 @@
+/**
+ * `/api/devmode/sessions`: client tokens for new and existing terminal
+ * sessions, and the user's recent sessions.
+ *
+ * @module
+ */
+import { Hono } from "hono";
+import * as v from "valibot";
+import { RunnerIdSchema, SessionIdSchema } from "../relay/protocol.ts";
+import { signClientToken } from "../relay/tokens.ts";
+import { randomId } from "./crypto.ts";
+import { createDevSession, type DevSession, getDevSession, listDevSessions } from "./devmode_sessions.ts";
+import { type ApiDeps, type ApiEnv, ApiError, readJson } from "./http.ts";
+import { requireUser } from "./middleware.ts";
+import { getRunnerEntry } from "./runners.ts";
+
+/** Body of `POST /api/devmode/sessions`. */
+export const CreateSessionSchema = v.object({
+  ideaId: v.pipe(v.string("ideaId is required"), v.minLength(1, "ideaId is required"), v.maxLength(200)),
+  runnerId: v.optional(RunnerIdSchema),
+  sessionId: v.optional(SessionIdSchema),
+});
+
+/** The session routes, mounted at `/api/devmode/sessions`. */
+export function sessionRoutes(deps: ApiDeps): Hono<ApiEnv> {
+  const { kv, config } = deps;
+  const app = new Hono<ApiEnv>();
+  app.use(requireUser(deps));
+
+  app.post("/", async (c) => {
+    const body = await readJson(c, CreateSessionSchema);
+    const user = c.var.user;
+    if (body.runnerId !== undefined) {
+      const runner = (await getRunnerEntry(kv, body.runnerId)).value;
+      if (!runner || runner.userId !== user.id) throw new ApiError(403, "runner is not one of yours");
+    }
+    let session: DevSession | null;
+    if (body.sessionId !== undefined) {
+      session = await getDevSession(kv, body.sessionId);
+      if (!session) throw new ApiError(404, "session not found");
+      if (session.userId !== user.id) throw new ApiError(403, "this session belongs to someone else");
+    } else {
+      session = await createDevSession(kv, {
+        userId: user.id,
+        ideaId: body.ideaId,
+        runnerId: body.runnerId ?? null,
+        now: deps.now(),
+      });
+    }
+    const runnerId = body.runnerId ?? session.runnerId ?? undefined;
+    const token = await signClientToken(config.jwtSecret, {
+      userId: user.id,
+      sessionId: session.sessionId,
+      runnerId,
+      ideaId: session.ideaId,
+      jti: randomId(),
+    }, { now: new Date(deps.now()) });
+    return c.json({ relayUrl: config.relayUrl, sessionId: session.sessionId, token }, 201);
+  });
+
+  app.get("/", async (c) => {
+    const sessions = await listDevSessions(kv, c.var.user.id);
+    return c.json(sessions.map(({ sessionId, ideaId, runnerId, createdAt }) => ({
+      sessionId,
+      ideaId,
+      runnerId,
+      createdAt,
+    })));
+  });
+
+  return app;
+}

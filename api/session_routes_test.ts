@@ -1,0 +1,110 @@
+import { deepStrictEqual as assertEquals, equal, match, ok } from "node:assert/strict";
+import { verifyClientToken } from "../relay/tokens.ts";
+import { withApi } from "./_test_fixture.ts";
+import { apiJson, apiRequest, createSession, pairRunner, signup } from "./testing.ts";
+
+Deno.test("sessions: a new session gets a 60 s client token for the relay", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const created = await createSession(api.url, user.cookie, { ideaId: "idea-1" });
+    equal(created.relayUrl, api.config.relayUrl);
+    match(created.sessionId, /^[A-Za-z0-9_-]{22}$/);
+    const { claims, exp } = await verifyClientToken(api.config.jwtSecret, created.token, {
+      now: new Date(api.clock.now()),
+    });
+    equal(claims.type, "client");
+    equal(claims.userId, user.userId);
+    equal(claims.sessionId, created.sessionId);
+    equal(claims.ideaId, "idea-1");
+    equal(claims.runnerId, undefined);
+    equal(exp, Math.floor(api.clock.now() / 1000) + 60);
+  });
+});
+
+Deno.test("sessions: runnerId must be the user's", async () => {
+  await withApi(async (api) => {
+    const ada = await signup(api.url);
+    const eve = await signup(api.url);
+    const runner = await pairRunner(api.url, ada.cookie);
+    const own = await createSession(api.url, ada.cookie, { ideaId: "i", runnerId: runner.runnerId });
+    const { claims } = await verifyClientToken(api.config.jwtSecret, own.token, {
+      now: new Date(api.clock.now()),
+    });
+    equal(claims.runnerId, runner.runnerId);
+    for (const runnerId of [runner.runnerId, "no-such-runner"]) {
+      const response = await apiRequest(api.url, "/api/devmode/sessions", {
+        cookie: eve.cookie,
+        body: { ideaId: "i", runnerId },
+      });
+      equal(response.status, 403);
+      ok((await response.json()).error);
+    }
+  });
+});
+
+Deno.test("sessions: reattach gets a fresh token for the same session; another user's is 403", async () => {
+  await withApi(async (api) => {
+    const ada = await signup(api.url);
+    const eve = await signup(api.url);
+    const runner = await pairRunner(api.url, ada.cookie);
+    const first = await createSession(api.url, ada.cookie, { ideaId: "idea-1", runnerId: runner.runnerId });
+    const again = await createSession(api.url, ada.cookie, { ideaId: "idea-1", sessionId: first.sessionId });
+    equal(again.sessionId, first.sessionId);
+    ok(again.token !== first.token);
+    const { claims } = await verifyClientToken(api.config.jwtSecret, again.token, {
+      now: new Date(api.clock.now()),
+    });
+    equal(claims.runnerId, runner.runnerId, "the session keeps its runner");
+    const stolen = await apiRequest(api.url, "/api/devmode/sessions", {
+      cookie: eve.cookie,
+      body: { ideaId: "idea-1", sessionId: first.sessionId },
+    });
+    equal(stolen.status, 403);
+    await stolen.body?.cancel();
+    const unknown = await apiRequest(api.url, "/api/devmode/sessions", {
+      cookie: ada.cookie,
+      body: { ideaId: "idea-1", sessionId: "AAAAAAAAAAAAAAAAAAAAAA" },
+    });
+    equal(unknown.status, 404);
+    await unknown.body?.cancel();
+  });
+});
+
+Deno.test("sessions: bad input is 400, no sign-in 401", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    for (
+      const body of [{}, { ideaId: "" }, { ideaId: 7 }, { ideaId: "i", sessionId: "../x" }, {
+        ideaId: "i",
+        runnerId: 1,
+      }]
+    ) {
+      const response = await apiRequest(api.url, "/api/devmode/sessions", { cookie: user.cookie, body });
+      equal(response.status, 400, JSON.stringify(body));
+      ok((await response.json()).error);
+    }
+    const anonymous = await apiRequest(api.url, "/api/devmode/sessions", { body: { ideaId: "i" } });
+    equal(anonymous.status, 401);
+    await anonymous.body?.cancel();
+  });
+});
+
+Deno.test("sessions: GET lists the user's own sessions, newest first", async () => {
+  await withApi(async (api) => {
+    const ada = await signup(api.url);
+    const eve = await signup(api.url);
+    const a = await createSession(api.url, ada.cookie, { ideaId: "first" });
+    api.clock.advance(1000);
+    const b = await createSession(api.url, ada.cookie, { ideaId: "second" });
+    await createSession(api.url, eve.cookie, { ideaId: "eve's" });
+    const listed = await apiJson<{ sessionId: string; ideaId: string; runnerId: null; createdAt: number }[]>(
+      api.url,
+      "/api/devmode/sessions",
+      { cookie: ada.cookie },
+    );
+    assertEquals(listed, [
+      { sessionId: b.sessionId, ideaId: "second", runnerId: null, createdAt: api.clock.now() },
+      { sessionId: a.sessionId, ideaId: "first", runnerId: null, createdAt: api.clock.now() - 1000 },
+    ]);
+  });
+});

@@ -1,0 +1,207 @@
+/**
+ * Test helpers that drive a running app over real HTTP: sign up, pair a
+ * runner, mint session tokens, revoke. For the relay, runner and SPA tests.
+ *
+ * Every cookie-authenticated write carries an `Origin` equal to the app's
+ * origin, as a browser would send it.
+ *
+ * @example
+ * ```ts
+ * const app = await startTestApp();
+ * const { cookie } = await signup(app.url);
+ * const { runnerId, runnerToken } = await pairRunner(app.url, cookie);
+ * const { token, sessionId } = await createSession(app.url, cookie, { ideaId: "idea-1", runnerId });
+ * ```
+ *
+ * @module
+ */
+import { randomId } from "./crypto.ts";
+
+/** Options of {@linkcode apiRequest}. */
+export interface ApiRequestOptions {
+  method?: string;
+  /** Sent as JSON. */
+  body?: unknown;
+  /** `name=value` of the session cookie. */
+  cookie?: string;
+  /** `Origin` header; defaults to the app's origin for writes that carry a cookie. Pass `null` to omit. */
+  origin?: string | null;
+  headers?: Record<string, string>;
+}
+
+/** Sends one request to the API and returns the raw response. */
+export function apiRequest(
+  baseUrl: string,
+  path: string,
+  options: ApiRequestOptions = {},
+): Promise<Response> {
+  const method = options.method ?? (options.body === undefined ? "GET" : "POST");
+  const headers = new Headers(options.headers);
+  if (options.body !== undefined) headers.set("content-type", "application/json");
+  if (options.cookie) headers.set("cookie", options.cookie);
+  const origin = options.origin === undefined
+    ? (method === "GET" ? null : new URL(baseUrl).origin)
+    : options.origin;
+  if (origin !== null) headers.set("origin", origin);
+  return fetch(new URL(path, baseUrl), {
+    method,
+    headers,
+    body: options.body === undefined ? undefined : JSON.stringify(options.body),
+  });
+}
+
+/** Sends a request and returns its JSON body, throwing unless the status is `expected`. */
+export async function apiJson<T>(
+  baseUrl: string,
+  path: string,
+  options: ApiRequestOptions & { expected?: number } = {},
+): Promise<T> {
+  const response = await apiRequest(baseUrl, path, options);
+  const text = await response.text();
+  const expected = options.expected ?? 200;
+  if (response.status !== expected) {
+    throw new Error(
+      `${options.method ?? "request"} ${path}: expected ${expected}, got ${response.status} ${text}`,
+    );
+  }
+  return (text ? JSON.parse(text) : null) as T;
+}
+
+/** The `name=value` part of a response's session cookie, or `null`. */
+export function sessionCookie(response: Response): string | null {
+  for (const cookie of response.headers.getSetCookie()) {
+    const pair = cookie.split(";")[0];
+    if (pair.startsWith("coda_session=") && pair.length > "coda_session=".length) return pair;
+  }
+  return null;
+}
+
+/** A signed-in test user. */
+export interface TestUser {
+  cookie: string;
+  userId: string;
+  email: string;
+  password: string;
+}
+
+/** Signs up a user (a random email unless given) and returns its session cookie. */
+export async function signup(
+  baseUrl: string,
+  email = `user-${randomId(6)}@example.test`,
+  password = "correct horse battery",
+): Promise<TestUser> {
+  const response = await apiRequest(baseUrl, "/api/auth/signup", { body: { email, password } });
+  const text = await response.text();
+  if (response.status !== 201) throw new Error(`signup: ${response.status} ${text}`);
+  const cookie = sessionCookie(response);
+  if (!cookie) throw new Error("signup: no session cookie");
+  const { user } = JSON.parse(text) as { user: { id: string; email: string } };
+  return { cookie, userId: user.id, email: user.email, password };
+}
+
+/** Signs an existing user in and returns a fresh session cookie. */
+export async function login(baseUrl: string, email: string, password: string): Promise<string> {
+  const response = await apiRequest(baseUrl, "/api/auth/login", { body: { email, password } });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`login: ${response.status} ${text}`);
+  const cookie = sessionCookie(response);
+  if (!cookie) throw new Error("login: no session cookie");
+  return cookie;
+}
+
+/** Answer of `pair/start`. */
+export interface StartedPairing {
+  code: string;
+  expiresAt: number;
+  pollSecret: string;
+  interval: number;
+}
+
+/** Starts a pairing as a runner would. */
+export function startPairing(
+  baseUrl: string,
+  info: { name?: string; hostname?: string; os?: string } = {},
+): Promise<StartedPairing> {
+  return apiJson(baseUrl, "/api/devmode/pair/start", { body: info, expected: 201 });
+}
+
+/** Approves a pairing code as the signed-in user; `runnerId` re-pairs that runner. */
+export function approvePairing(
+  baseUrl: string,
+  cookie: string,
+  code: string,
+  runnerId?: string,
+): Promise<{ ok: true; runnerId: string }> {
+  return apiJson(baseUrl, "/api/devmode/pair/approve", { cookie, body: { code, runnerId } });
+}
+
+/** Polls a pairing once as the runner; returns status and body. */
+export async function checkPairing(
+  baseUrl: string,
+  code: string,
+  pollSecret: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await apiRequest(baseUrl, `/api/devmode/pair/check?code=${encodeURIComponent(code)}`, {
+    headers: { "x-pair-secret": pollSecret },
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+/** A paired test runner. */
+export interface PairedRunner {
+  runnerId: string;
+  runnerToken: string;
+  relayUrl: string;
+  /** The token's jti (the pairing id). */
+  jti: string;
+}
+
+/**
+ * Pairs a runner for the signed-in user: start, approve, check. With
+ * `runnerId`, re-pairs that runner (its previous token is revoked).
+ */
+export async function pairRunner(
+  baseUrl: string,
+  cookie: string,
+  info: { name?: string; hostname?: string; os?: string; runnerId?: string } = {},
+): Promise<PairedRunner> {
+  const { runnerId: repair, ...description } = info;
+  const started = await startPairing(baseUrl, { hostname: "test-host", os: "linux", ...description });
+  await approvePairing(baseUrl, cookie, started.code, repair);
+  const { status, body } = await checkPairing(baseUrl, started.code, started.pollSecret);
+  if (status !== 200 || body.status !== "approved") {
+    throw new Error(`pairRunner: ${status} ${JSON.stringify(body)}`);
+  }
+  const runnerToken = body.runnerToken as string;
+  const payload = JSON.parse(atob(runnerToken.split(".")[1].replaceAll("-", "+").replaceAll("_", "/")));
+  return {
+    runnerId: body.runnerId as string,
+    runnerToken,
+    relayUrl: body.relayUrl as string,
+    jti: payload.jti,
+  };
+}
+
+/** A client token for a session. */
+export interface CreatedSession {
+  relayUrl: string;
+  sessionId: string;
+  token: string;
+}
+
+/** Mints a client token: a new session, or with `sessionId` a fresh token for an existing one. */
+export function createSession(
+  baseUrl: string,
+  cookie: string,
+  body: { ideaId: string; runnerId?: string; sessionId?: string } = { ideaId: "test-idea" },
+): Promise<CreatedSession> {
+  return apiJson(baseUrl, "/api/devmode/sessions", { cookie, body, expected: 201 });
+}
+
+/** Revokes (deletes) a runner of the signed-in user. */
+export async function revokeRunner(baseUrl: string, cookie: string, runnerId: string): Promise<void> {
+  await apiJson(baseUrl, `/api/devmode/runners/${encodeURIComponent(runnerId)}`, {
+    cookie,
+    method: "DELETE",
+  });
+}
