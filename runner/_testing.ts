@@ -1,0 +1,188 @@
+/**
+ * Helpers shared by the runner's tests: waiting for a condition, a sink that
+ * collects what sessions send, and a predictable shell environment.
+ *
+ * @module
+ */
+import type { RunnerToRelay } from "../relay/protocol.ts";
+import type { SessionSink } from "./session.ts";
+import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
+import { type LinkStopReason, RelayLink, type RelayLinkOptions } from "./link.ts";
+import { silentLogger } from "./log.ts";
+
+/** Polls `check` until it returns a truthy value (returned) or `timeoutMs` passes (throws). */
+export async function waitFor<T>(
+  check: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 20_000,
+  intervalMs = 20,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** A {@linkcode SessionSink} that keeps every frame (a plain function sink, no network). */
+export class CollectingSink implements SessionSink {
+  readonly frames: RunnerToRelay[] = [];
+  buffered = 0;
+  send(message: RunnerToRelay): void {
+    this.frames.push(message);
+  }
+  bufferedAmount(): number {
+    return this.buffered;
+  }
+  /** Concatenated stdout of `sessionId` (targeted at `clientId`, or broadcast when omitted). */
+  output(sessionId: string, clientId?: string): string {
+    return this.frames
+      .filter((f) =>
+        f.type === "stdout" && f.sessionId === sessionId && (clientId ? f.clientId === clientId : true)
+      )
+      .map((f) => (f as { data: string }).data)
+      .join("");
+  }
+  /** Meta lines of `sessionId`. */
+  metas(sessionId: string): string[] {
+    return this.frames
+      .filter((f) => f.type === "meta" && f.sessionId === sessionId)
+      .map((f) => (f as { data: string }).data);
+  }
+}
+
+/** Environment for test shells: bash, a temp HOME, a plain prompt. */
+export function testShellEnv(home: string): Record<string, string> {
+  return {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    HOME: home,
+    SHELL: "/bin/bash",
+    LANG: "C.UTF-8",
+    PS1: "$ ",
+  };
+}
+
+/** A browser-like client of the client protocol, for tests over real WebSockets. */
+export class TestClient {
+  readonly socket: WebSocket;
+  readonly frames: { type: string; sessionId: string; data: string; offset?: number }[] = [];
+  /** Resolves with the close code and reason. */
+  readonly closed: Promise<{ code: number; reason: string }>;
+  /** Resolves once open; rejects if the connection fails first. */
+  readonly opened: Promise<void>;
+
+  constructor(url: string, headers?: Record<string, string>) {
+    const Socket = WebSocket as unknown as new (
+      url: string,
+      options?: { headers: Record<string, string> },
+    ) => WebSocket;
+    this.socket = headers ? new Socket(url, { headers }) : new Socket(url);
+    let opened = false;
+    this.opened = new Promise((resolve, reject) => {
+      this.socket.onopen = () => {
+        opened = true;
+        resolve();
+      };
+      this.socket.onerror = () => {
+        if (!opened) reject(new Error("connection failed"));
+      };
+    });
+    this.opened.catch(() => {});
+    this.closed = new Promise((resolve) => {
+      this.socket.onclose = (event) => resolve({ code: event.code, reason: event.reason });
+    });
+    this.socket.onmessage = (event) => this.frames.push(JSON.parse(event.data));
+  }
+
+  /** Everything written to the terminal so far. */
+  output(): string {
+    return this.frames.filter((f) => f.type === "stdout").map((f) => f.data).join("");
+  }
+
+  /** Meta lines so far. */
+  metas(): string[] {
+    return this.frames.filter((f) => f.type === "meta").map((f) => f.data);
+  }
+
+  /** Bytes of output received (the offset to resume from). */
+  get offset(): number {
+    return new TextEncoder().encode(this.output()).length;
+  }
+
+  /** Sends a client message. */
+  send(message: Record<string, unknown>): void {
+    this.socket.send(JSON.stringify(message));
+  }
+
+  /** Waits until the output contains `text`. */
+  async waitForOutput(text: string, timeoutMs = 20_000): Promise<void> {
+    await waitFor(() => this.output().includes(text), `output "${text}"`, timeoutMs);
+  }
+
+  /** Closes (if open) and waits for the close to finish. */
+  async close(): Promise<void> {
+    if (this.socket.readyState === WebSocket.CONNECTING || this.socket.readyState === WebSocket.OPEN) {
+      try {
+        this.socket.close();
+      } catch {
+        // Already closing.
+      }
+    }
+    await this.closed;
+  }
+}
+
+/** A runner running in this process: the real session manager behind the real relay link. */
+export interface InProcessRunner {
+  manager: SessionManager;
+  link: RelayLink;
+  /** Resolves when the link stops for good. */
+  done: Promise<LinkStopReason>;
+  /** Stops the link and every session. */
+  stop(): Promise<void>;
+}
+
+/** Starts the runner side in-process against `relayUrl` (fast reconnects for tests). */
+export function startInProcessRunner(
+  relayUrl: string,
+  runnerToken: string,
+  home: string,
+  options: Partial<SessionManagerOptions> = {},
+  linkOptions: Partial<RelayLinkOptions> = {},
+): InProcessRunner {
+  const manager: SessionManager = new SessionManager({
+    sink: { send: (message) => link.send(message), bufferedAmount: () => link.bufferedAmount() },
+    log: silentLogger,
+    env: testShellEnv(home),
+    home,
+    graceMs: 60_000,
+    replayBytes: 1024 * 1024,
+    ...options,
+  });
+  const link: RelayLink = new RelayLink({
+    relayUrl,
+    runnerToken,
+    log: silentLogger,
+    backoff: { initialMs: 100, maxMs: 500 },
+    ...linkOptions,
+    handler: {
+      onMessage: (message) => manager.handle(message),
+      onUp: () => manager.linkUp(),
+      onDown: () => manager.linkDown(),
+    },
+  });
+  manager.linkDown();
+  const done = link.run();
+  return {
+    manager,
+    link,
+    done,
+    async stop() {
+      link.stop();
+      await done;
+      await manager.shutdown();
+    },
+  };
+}

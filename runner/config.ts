@@ -1,0 +1,118 @@
+/**
+ * The runner's environment, read in one place. A bad value stops the runner
+ * with one clear line ({@linkcode RunnerConfigError}) before anything starts.
+ *
+ * @module
+ */
+import { DEFAULT_REPLAY_BYTES } from "./replay_buffer.ts";
+
+/** A configuration problem, worded for the person starting the runner. */
+export class RunnerConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RunnerConfigError";
+  }
+}
+
+/** Default `DEVMODE_SESSION_GRACE`: 15 minutes. */
+export const DEFAULT_SESSION_GRACE_MS = 15 * 60 * 1000;
+
+/** The runner's settings from the environment. */
+export interface RunnerEnvConfig {
+  /** `RELAY_URL`: overrides the stored relay URL (ws:// or wss://). */
+  relayUrl?: string;
+  /** `RUNNER_TOKEN`: overrides the stored token (the spec's manual token mode). */
+  runnerToken?: string;
+  /** `APP_URL`: the app, for pairing and logs (default http://localhost:8080). */
+  appUrl: string;
+  /** `CODA_RUNNER_CONFIG`: the config file path, when set. */
+  configPath?: string;
+  /** `TTY_CWD`: where new sessions start (default the home directory). */
+  ttyCwd?: string;
+  /** `TTY_SYNC=tmux`: run sessions inside tmux so they survive a runner restart. */
+  tmux: boolean;
+  /** `CODA_TMUX_SOCKET`: the tmux socket name (`tmux -L`), default `coda`. */
+  tmuxSocket: string;
+  /** `DEVMODE_SESSION_GRACE`: how long a session without clients lives, ms. */
+  sessionGraceMs: number;
+  /** `CODA_REPLAY_BYTES`: replay buffer size per session. */
+  replayBytes: number;
+}
+
+/** Where variables come from; `Deno.env.toObject()` in production, a plain object in tests. */
+export type Env = Record<string, string | undefined>;
+
+function nonEmpty(raw: string | undefined): string | undefined {
+  const value = raw?.trim();
+  return value ? value : undefined;
+}
+
+function parseUrl(name: string, raw: string, protocols: string[]): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new RunnerConfigError(`${name} must be a URL, got "${raw}"`);
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new RunnerConfigError(
+      `${name} must start with ${protocols.map((p) => `${p}//`).join(" or ")}, got "${raw}"`,
+    );
+  }
+  return raw.replace(/\/+$/, "");
+}
+
+/**
+ * Parses a duration: plain seconds (`900`) or a number with a unit
+ * (`500ms`, `90s`, `15m`, `2h`). Returns milliseconds.
+ */
+export function parseDuration(name: string, raw: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(raw.trim());
+  if (!match) {
+    throw new RunnerConfigError(`${name} must be a duration like 900, 90s, 15m or 2h, got "${raw}"`);
+  }
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[match[2] ?? "s"] ?? 1000;
+  const ms = Math.round(Number(match[1]) * unit);
+  if (ms < 1) throw new RunnerConfigError(`${name} must be longer than 0, got "${raw}"`);
+  return ms;
+}
+
+function parseBytes(name: string, raw: string): number {
+  const match = /^(\d+)\s*(k|ki|kib|m|mi|mib)?$/i.exec(raw.trim());
+  if (!match) throw new RunnerConfigError(`${name} must be a byte count like 1048576 or 1MiB, got "${raw}"`);
+  const unit = match[2]?.toLowerCase().startsWith("k") ? 1024 : match[2] ? 1024 * 1024 : 1;
+  const bytes = Number(match[1]) * unit;
+  if (bytes < 1024 || bytes > 256 * 1024 * 1024) {
+    throw new RunnerConfigError(`${name} must be between 1 KiB and 256 MiB, got "${raw}"`);
+  }
+  return bytes;
+}
+
+/** Reads the runner's configuration from `env`; throws {@linkcode RunnerConfigError}. */
+export function loadRunnerEnv(env: Env): RunnerEnvConfig {
+  const relayUrl = nonEmpty(env.RELAY_URL);
+  const runnerToken = nonEmpty(env.RUNNER_TOKEN);
+  const sync = nonEmpty(env.TTY_SYNC);
+  if (sync !== undefined && sync !== "tmux") {
+    throw new RunnerConfigError(`TTY_SYNC must be "tmux" or unset, got "${sync}"`);
+  }
+  const tmuxSocket = nonEmpty(env.CODA_TMUX_SOCKET) ?? "coda";
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(tmuxSocket)) {
+    throw new RunnerConfigError(
+      `CODA_TMUX_SOCKET must be 1-64 characters of [A-Za-z0-9_.-], got "${tmuxSocket}"`,
+    );
+  }
+  const grace = nonEmpty(env.DEVMODE_SESSION_GRACE);
+  const replay = nonEmpty(env.CODA_REPLAY_BYTES);
+  return {
+    relayUrl: relayUrl ? parseUrl("RELAY_URL", relayUrl, ["ws:", "wss:"]) : undefined,
+    runnerToken,
+    appUrl: parseUrl("APP_URL", nonEmpty(env.APP_URL) ?? "http://localhost:8080", ["http:", "https:"]),
+    configPath: nonEmpty(env.CODA_RUNNER_CONFIG),
+    ttyCwd: nonEmpty(env.TTY_CWD),
+    tmux: sync === "tmux",
+    tmuxSocket,
+    sessionGraceMs: grace ? parseDuration("DEVMODE_SESSION_GRACE", grace) : DEFAULT_SESSION_GRACE_MS,
+    replayBytes: replay ? parseBytes("CODA_REPLAY_BYTES", replay) : DEFAULT_REPLAY_BYTES,
+  };
+}

@@ -1,0 +1,49 @@
+import { deepEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
+import { DEFAULT_SESSION_GRACE_MS, loadRunnerEnv, parseDuration, RunnerConfigError } from "./config.ts";
+import { defaultConfigPath } from "./credentials.ts";
+
+Deno.test("defaults", () => {
+  const config = loadRunnerEnv({});
+  assertEquals(config.appUrl, "http://localhost:8080");
+  assertEquals(config.tmux, false);
+  assertEquals(config.tmuxSocket, "coda");
+  assertEquals(config.sessionGraceMs, DEFAULT_SESSION_GRACE_MS);
+  assertEquals(config.replayBytes, 1024 * 1024);
+  assertEquals(config.relayUrl, undefined);
+});
+
+Deno.test("values are parsed and bad ones fail fast with one clear line", () => {
+  const config = loadRunnerEnv({
+    RELAY_URL: "wss://relay.example/",
+    APP_URL: "https://app.example",
+    TTY_SYNC: "tmux",
+    DEVMODE_SESSION_GRACE: "90s",
+    CODA_REPLAY_BYTES: "2MiB",
+  });
+  assertEquals(config.relayUrl, "wss://relay.example");
+  assertEquals(config.tmux, true);
+  assertEquals(config.sessionGraceMs, 90_000);
+  assertEquals(config.replayBytes, 2 * 1024 * 1024);
+  assertThrows(() => loadRunnerEnv({ RELAY_URL: "http://relay" }), RunnerConfigError);
+  assertThrows(() => loadRunnerEnv({ APP_URL: "nope" }), /APP_URL must be a URL/);
+  assertThrows(() => loadRunnerEnv({ TTY_SYNC: "screen" }), /TTY_SYNC must be "tmux"/);
+  assertThrows(() => loadRunnerEnv({ DEVMODE_SESSION_GRACE: "soon" }), /DEVMODE_SESSION_GRACE/);
+  assertThrows(() => loadRunnerEnv({ CODA_REPLAY_BYTES: "12" }), /between 1 KiB and 256 MiB/);
+  assertThrows(() => loadRunnerEnv({ CODA_TMUX_SOCKET: "../x" }), /CODA_TMUX_SOCKET/);
+  assertEquals(parseDuration("x", "900"), 900_000);
+  assertEquals(parseDuration("x", "15m"), 900_000);
+  assertEquals(parseDuration("x", "250ms"), 250);
+});
+
+Deno.test("config file path per OS, overridable", () => {
+  assertEquals(defaultConfigPath({ HOME: "/h" }, "linux"), "/h/.config/coda-runner/config.json");
+  assertEquals(
+    defaultConfigPath({ HOME: "/h", XDG_CONFIG_HOME: "/x" }, "linux"),
+    "/x/coda-runner/config.json",
+  );
+  assertEquals(
+    defaultConfigPath({ HOME: "/Users/a" }, "darwin"),
+    "/Users/a/Library/Application Support/Coda Runner/config.json",
+  );
+  assertEquals(defaultConfigPath({ HOME: "/h", CODA_RUNNER_CONFIG: "/c.json" }, "linux"), "/c.json");
+});

@@ -1,0 +1,312 @@
+/**
+ * The relay link: one WebSocket to `{relayUrl}/runner`, the runner token in
+ * the `Authorization` header, reconnected forever with exponential backoff and
+ * full jitter until the relay says the token is no good (4401/4403). When
+ * another connection with the same credentials replaces this one (4409: a
+ * `coda-runner status` probe, or a second runner), it waits `replacedDelayMs`
+ * before taking the link back.
+ *
+ * Heartbeat: the relay pings at the WebSocket level (answered by the
+ * runtime); the runner also sends `ping` frames and expects `pong`. Once the
+ * relay has answered a ping on a connection, no frame for `deadAfterMs`
+ * (60 s) means the link is dead: it is dropped and reopened.
+ *
+ * @module
+ */
+import {
+  CloseCode,
+  decodeRelayToRunner,
+  encode,
+  type RelayToRunner,
+  type RunnerToRelay,
+} from "../relay/protocol.ts";
+import { WebSocket as NodeWebSocket } from "ws";
+import { Backoff, type BackoffOptions } from "./backoff.ts";
+import type { SessionSink } from "./session.ts";
+import type { Logger } from "./log.ts";
+
+/**
+ * The link's socket comes from the `ws` package rather than Deno's built-in
+ * WebSocket: `ws` sets TCP_NODELAY, as browsers do. Deno's client leaves
+ * Nagle's algorithm on, which held back-to-back frames (output right after
+ * output) for ~40 ms — a delay a person typing feels. Its event API is the
+ * DOM's, so the rest of the link is written against the DOM type.
+ */
+const WebSocketWithHeaders = NodeWebSocket as unknown as new (
+  url: string,
+  options: { headers: Record<string, string> },
+) => WebSocket;
+
+/** Why the link stopped for good. */
+export type LinkStopReason = "stopped" | "unauthorized" | "revoked";
+
+/** What the link drives. */
+export interface LinkHandler {
+  /** A message from the relay (never `welcome` or `pong`). */
+  onMessage(message: RelayToRunner): void | Promise<void>;
+  /** The relay accepted the runner (`welcome`). */
+  onUp(info: { runnerId: string }): void;
+  /** The connection is gone (a reconnect follows unless stopped). */
+  onDown(): void;
+}
+
+/** Options of {@linkcode RelayLink}. */
+export interface RelayLinkOptions {
+  /** `ws://` or `wss://` base URL of the relay. */
+  relayUrl: string;
+  runnerToken: string;
+  handler: LinkHandler;
+  log: Logger;
+  backoff?: BackoffOptions;
+  /** How often a `ping` is sent, ms (default 20 s). */
+  heartbeatMs?: number;
+  /** No frame for this long (after a first `pong`) drops the link, ms (default 60 s). */
+  deadAfterMs?: number;
+  /** A connection attempt that does not open within this is abandoned, ms (default 15 s). */
+  connectTimeoutMs?: number;
+  /** Wait after being replaced (4409) before reconnecting, ms (default 10 s). */
+  replacedDelayMs?: number;
+}
+
+/** Messages for the user when the link stops for good. */
+export const STOP_MESSAGES: Record<Exclude<LinkStopReason, "stopped">, string> = {
+  unauthorized:
+    "The relay refused this runner's token (invalid or expired). Run `coda-runner pair` to pair again.",
+  revoked: "This runner was removed from your account (token revoked). Run `coda-runner pair` to pair again.",
+};
+
+/** The runner's connection to the relay. */
+export class RelayLink implements SessionSink {
+  readonly #options: Required<Omit<RelayLinkOptions, "backoff">> & { backoff: Backoff };
+  #socket: WebSocket | undefined;
+  #stopped = false;
+  #stopReason: LinkStopReason = "stopped";
+  #wake: (() => void) | undefined;
+  #connections = 0;
+
+  constructor(options: RelayLinkOptions) {
+    this.#options = {
+      heartbeatMs: 20_000,
+      deadAfterMs: 60_000,
+      connectTimeoutMs: 15_000,
+      replacedDelayMs: 10_000,
+      ...options,
+      relayUrl: options.relayUrl.replace(/\/+$/, ""),
+      backoff: new Backoff(options.backoff),
+    };
+  }
+
+  /** Number of connections the relay accepted so far. */
+  get connections(): number {
+    return this.#connections;
+  }
+
+  /** Whether a connection is open right now. */
+  get connected(): boolean {
+    return this.#socket?.readyState === WebSocket.OPEN;
+  }
+
+  /** Sends a frame if connected; otherwise it is dropped (sessions replay by offset). */
+  send(message: RunnerToRelay): void {
+    const socket = this.#socket;
+    if (socket?.readyState !== WebSocket.OPEN) return;
+    try {
+      socket.send(encode(message));
+    } catch {
+      // The socket is closing; the close handler reconnects.
+    }
+  }
+
+  /** Bytes queued on the socket (0 when not connected). */
+  bufferedAmount(): number {
+    const socket = this.#socket;
+    return socket?.readyState === WebSocket.OPEN ? socket.bufferedAmount : 0;
+  }
+
+  /** Connects and stays connected until stopped; resolves why it stopped. */
+  async run(): Promise<LinkStopReason> {
+    while (!this.#stopped) {
+      const startedAt = Date.now();
+      const { welcomed, replaced } = await this.#connectOnce();
+      if (this.#stopped) break;
+      const upMs = Date.now() - startedAt;
+      if (welcomed) this.#options.backoff.connectionEnded(upMs);
+      const delay = replaced ? this.#options.replacedDelayMs : this.#options.backoff.next();
+      this.#options.log.info("reconnecting to the relay", { inMs: delay });
+      await this.#sleep(delay);
+    }
+    return this.#stopReason;
+  }
+
+  /** Closes the link and ends {@linkcode run}. */
+  stop(reason: LinkStopReason = "stopped"): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#stopReason = reason;
+    const socket = this.#socket;
+    if (socket && socket.readyState <= WebSocket.OPEN) {
+      try {
+        socket.close(1000, "runner stopping");
+      } catch {
+        // Already closing.
+      }
+    }
+    this.#wake?.();
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+
+  /** One connection's life; resolves when it is over: whether the relay welcomed us, and whether we were replaced. */
+  #connectOnce(): Promise<{ welcomed: boolean; replaced: boolean }> {
+    const { log, handler } = this.#options;
+    return new Promise((resolve) => {
+      let welcomed = false;
+      let gotPong = false;
+      let lastFrameAt = Date.now();
+      let finished = false;
+      let replaced = false;
+      const socket = new WebSocketWithHeaders(`${this.#options.relayUrl}/runner`, {
+        headers: { authorization: `Bearer ${this.#options.runnerToken}` },
+      });
+      this.#socket = socket;
+      const connectTimer = setTimeout(() => {
+        log.warn("the relay did not answer in time");
+        finish();
+      }, this.#options.connectTimeoutMs);
+      const heartbeat = setInterval(() => {
+        if (socket.readyState !== WebSocket.OPEN) return;
+        if (gotPong && Date.now() - lastFrameAt > this.#options.deadAfterMs) {
+          log.warn("no word from the relay for too long; reconnecting");
+          finish();
+          return;
+        }
+        this.send({ type: "ping", t: Date.now() });
+      }, this.#options.heartbeatMs);
+
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(connectTimer);
+        clearInterval(heartbeat);
+        this.#wake = undefined;
+        socket.onopen =
+          socket.onmessage =
+          socket.onerror =
+          socket.onclose =
+            null;
+        if (socket.readyState <= WebSocket.OPEN) {
+          try {
+            socket.close(1000, "reconnecting");
+          } catch {
+            // Already closing.
+          }
+        }
+        if (this.#socket === socket) this.#socket = undefined;
+        if (welcomed) handler.onDown();
+        resolve({ welcomed, replaced });
+      };
+      this.#wake = () => finish();
+
+      socket.onopen = () => {
+        clearTimeout(connectTimer);
+        lastFrameAt = Date.now();
+      };
+      socket.onmessage = (event) => {
+        lastFrameAt = Date.now();
+        const decoded = decodeRelayToRunner(event.data);
+        if (!decoded.ok) {
+          log.warn("ignored a malformed frame from the relay", { error: decoded.error });
+          return;
+        }
+        const message = decoded.value;
+        if (message.type === "pong") {
+          gotPong = true;
+          return;
+        }
+        if (message.type === "welcome") {
+          welcomed = true;
+          this.#connections++;
+          log.info("connected to the relay", { runnerId: message.runnerId, relay: this.#options.relayUrl });
+          handler.onUp({ runnerId: message.runnerId });
+          this.send({ type: "ping", t: Date.now() });
+          return;
+        }
+        void handler.onMessage(message);
+      };
+      socket.onerror = () => {
+        // A close event always follows; it decides what happens next.
+      };
+      socket.onclose = (event) => {
+        const reason = closeReason(event.code);
+        if (reason) {
+          log.error(STOP_MESSAGES[reason], { code: event.code });
+          finish();
+          this.stop(reason);
+          return;
+        }
+        if (event.code === CloseCode.REPLACED) {
+          replaced = true;
+          log.warn(
+            "another connection with this runner's credentials replaced this one " +
+              "(a `coda-runner status` check, or a second runner on the same account); taking it back shortly",
+          );
+        } else if (!this.#stopped) {
+          log.warn("lost the relay link", { code: event.code, reason: event.reason || undefined });
+        }
+        finish();
+      };
+    });
+  }
+}
+
+function closeReason(code: number): Exclude<LinkStopReason, "stopped"> | undefined {
+  if (code === CloseCode.UNAUTHORIZED) return "unauthorized";
+  if (code === CloseCode.REVOKED) return "revoked";
+  return undefined;
+}
+
+/** What {@linkcode probeRelay} found. */
+export type ProbeResult = "accepted" | "unauthorized" | "revoked" | "unreachable";
+
+/**
+ * Opens one short connection to see whether the relay accepts `runnerToken`
+ * (for `coda-runner status`). A runner connected with the same token gives
+ * way for a moment and then takes the link back.
+ */
+export function probeRelay(relayUrl: string, runnerToken: string, timeoutMs = 5000): Promise<ProbeResult> {
+  return new Promise((resolve) => {
+    let result: ProbeResult = "unreachable";
+    const socket = new WebSocketWithHeaders(`${relayUrl.replace(/\/+$/, "")}/runner`, {
+      headers: { authorization: `Bearer ${runnerToken}` },
+    });
+    const timer = setTimeout(() => {
+      try {
+        socket.close(1000, "probe done");
+      } catch {
+        // Not open yet.
+      }
+      resolve(result);
+    }, timeoutMs);
+    socket.onmessage = (event) => {
+      const decoded = decodeRelayToRunner(event.data);
+      if (decoded.ok && decoded.value.type === "welcome") {
+        result = "accepted";
+        socket.close(1000, "probe done");
+      }
+    };
+    socket.onerror = () => {};
+    socket.onclose = (event) => {
+      clearTimeout(timer);
+      resolve(closeReason(event.code) ?? result);
+    };
+  });
+}

@@ -1,0 +1,355 @@
+/**
+ * `coda-runner`: the program users download and leave running. Pairs the
+ * machine with their account (a code to approve in the browser), keeps a link
+ * to the relay, and runs the terminal sessions opened from the app.
+ *
+ * Exit codes: 0 done, 1 error, 2 bad command line, 3 the relay refused the
+ * credentials (run `coda-runner pair`), 130 interrupted (Ctrl-C).
+ *
+ * @module
+ */
+import { peekExpiry } from "../relay/tokens.ts";
+import { type CliArgs, parseCliArgs, USAGE, UsageError } from "./cli_args.ts";
+import { type Env, loadRunnerEnv, RunnerConfigError, type RunnerEnvConfig } from "./config.ts";
+import { CorruptConfigError, type Credentials, defaultConfigPath, RunnerFileStore } from "./credentials.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { pair, PairingError } from "./pairing.ts";
+import { probeRelay, RelayLink, STOP_MESSAGES } from "./link.ts";
+import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
+import { checkTmux, TmuxMissingError, type TmuxSettings } from "./tmux.ts";
+import { defaultServeOrigins, startServe } from "./serve.ts";
+import { VERSION } from "./version.ts";
+
+/** Exit codes. */
+export const ExitCode = { OK: 0, ERROR: 1, USAGE: 2, REFUSED: 3, INTERRUPTED: 130 } as const;
+
+/** Where the CLI writes: user-facing text to `out`, logs and errors to `err`. */
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+const encoder = new TextEncoder();
+const processIo: CliIo = {
+  out: (text) => Deno.stdout.writeSync(encoder.encode(text + "\n")),
+  err: (text) => Deno.stderr.writeSync(encoder.encode(text + "\n")),
+};
+
+/** What a command needs. */
+interface CommandContext {
+  args: CliArgs;
+  env: Env;
+  config: RunnerEnvConfig;
+  store: RunnerFileStore;
+  io: CliIo;
+  log: Logger;
+  signal: AbortSignal;
+}
+
+/** The credentials to connect with: `RUNNER_TOKEN`/`RELAY_URL` over the stored ones. */
+interface ActiveCredentials {
+  relayUrl: string;
+  runnerToken: string;
+  appUrl: string;
+  runnerId?: string;
+  email?: string;
+  fromEnv: boolean;
+}
+
+class CliFailure extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number = ExitCode.ERROR) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+function homeDirectory(env: Env): string {
+  return env.HOME ?? env.USERPROFILE ?? Deno.cwd();
+}
+
+function machineInfo(env: Env) {
+  let hostname = "unknown";
+  try {
+    hostname = Deno.hostname();
+  } catch {
+    hostname = env.HOSTNAME ?? env.COMPUTERNAME ?? "unknown";
+  }
+  return { name: hostname, hostname, os: Deno.build.os };
+}
+
+async function activeCredentials(ctx: CommandContext): Promise<ActiveCredentials | undefined> {
+  const { config } = ctx;
+  if (config.runnerToken) {
+    const stored = await ctx.store.read().then((file) => file.credentials, () => undefined);
+    const relayUrl = config.relayUrl ?? stored?.relayUrl;
+    if (!relayUrl) throw new CliFailure("RUNNER_TOKEN is set but no relay is known: set RELAY_URL too.");
+    return { relayUrl, runnerToken: config.runnerToken, appUrl: config.appUrl, fromEnv: true };
+  }
+  const file = await ctx.store.read();
+  const stored = file.credentials;
+  if (!stored) return undefined;
+  return { ...stored, relayUrl: config.relayUrl ?? stored.relayUrl, fromEnv: false };
+}
+
+async function runPairing(ctx: CommandContext): Promise<Credentials> {
+  const credentials = await pair({
+    appUrl: ctx.config.appUrl,
+    machine: machineInfo(ctx.env),
+    print: ctx.io.out,
+    log: ctx.log,
+    signal: ctx.signal,
+  });
+  await ctx.store.saveCredentials(credentials);
+  ctx.io.out(`Paired with ${credentials.email}. Credentials saved to ${ctx.store.path}.`);
+  return credentials;
+}
+
+function checkExpiry(token: string): void {
+  const expiry = peekExpiry(token);
+  if (expiry && expiry.getTime() <= Date.now()) {
+    throw new CliFailure(
+      `This runner's token expired on ${expiry.toISOString()}. Run \`coda-runner pair\` to pair again.`,
+      ExitCode.REFUSED,
+    );
+  }
+}
+
+function sessionOptions(
+  ctx: CommandContext,
+  tmux: TmuxSettings | undefined,
+  credentials?: ActiveCredentials,
+) {
+  return {
+    env: Object.fromEntries(Object.entries(ctx.env).filter((e): e is [string, string] => e[1] !== undefined)),
+    home: homeDirectory(ctx.env),
+    ttyCwd: ctx.config.ttyCwd,
+    graceMs: ctx.config.sessionGraceMs,
+    replayBytes: ctx.config.replayBytes,
+    tmux,
+    store: ctx.store,
+    recording: credentials ? { appUrl: credentials.appUrl, runnerToken: credentials.runnerToken } : undefined,
+  } satisfies Omit<SessionManagerOptions, "sink" | "log">;
+}
+
+async function tmuxSettings(ctx: CommandContext): Promise<TmuxSettings | undefined> {
+  if (!ctx.config.tmux) return undefined;
+  const settings = { binary: ctx.env.CODA_TMUX_BINARY || "tmux", socket: ctx.config.tmuxSocket };
+  const version = await checkTmux(settings);
+  ctx.log.info("sessions run in tmux", {
+    tmux: version,
+    attach: `tmux -L ${settings.socket} attach -t coda-<session>`,
+  });
+  return settings;
+}
+
+function aborted(signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve();
+    else signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+}
+
+async function commandRun(ctx: CommandContext): Promise<number> {
+  let credentials = await activeCredentials(ctx);
+  if (!credentials) {
+    ctx.io.out("This machine is not paired with a Coda account yet.");
+    const paired = await runPairing(ctx);
+    credentials = { ...paired, relayUrl: ctx.config.relayUrl ?? paired.relayUrl, fromEnv: false };
+  }
+  checkExpiry(credentials.runnerToken);
+  const tmux = await tmuxSettings(ctx);
+  const manager: SessionManager = new SessionManager({
+    ...sessionOptions(ctx, tmux, credentials),
+    sink: { send: (message) => link.send(message), bufferedAmount: () => link.bufferedAmount() },
+    log: ctx.log,
+  });
+  const link: RelayLink = new RelayLink({
+    relayUrl: credentials.relayUrl,
+    runnerToken: credentials.runnerToken,
+    log: ctx.log,
+    handler: {
+      onMessage: (message) => manager.handle(message),
+      onUp: () => manager.linkUp(),
+      onDown: () => manager.linkDown(),
+    },
+  });
+  manager.linkDown();
+  ctx.log.info("starting", {
+    version: VERSION,
+    account: credentials.email,
+    runnerId: credentials.runnerId,
+    relay: credentials.relayUrl,
+  });
+  ctx.signal.addEventListener("abort", () => link.stop(), { once: true });
+  const reason = await link.run();
+  await manager.shutdown();
+  if (ctx.signal.aborted) return ExitCode.INTERRUPTED;
+  if (reason !== "stopped") {
+    ctx.io.err(STOP_MESSAGES[reason]);
+    return ExitCode.REFUSED;
+  }
+  return ExitCode.OK;
+}
+
+async function commandPair(ctx: CommandContext): Promise<number> {
+  await runPairing(ctx);
+  ctx.io.out("Run `coda-runner` to connect.");
+  return ExitCode.OK;
+}
+
+async function commandStatus(ctx: CommandContext): Promise<number> {
+  const credentials = await activeCredentials(ctx);
+  if (!credentials) {
+    ctx.io.out(`Not paired (config: ${ctx.store.path}). Run \`coda-runner\` to pair this machine.`);
+    return ExitCode.ERROR;
+  }
+  const expiry = peekExpiry(credentials.runnerToken);
+  const days = expiry ? Math.floor((expiry.getTime() - Date.now()) / 86_400_000) : undefined;
+  ctx.io.out([
+    `Account:  ${
+      credentials.email ?? (credentials.fromEnv ? "(RUNNER_TOKEN from the environment)" : "unknown")
+    }`,
+    `Runner:   ${credentials.runnerId ?? "unknown"}`,
+    `Relay:    ${credentials.relayUrl}`,
+    `App:      ${credentials.appUrl}`,
+    `Config:   ${ctx.store.path}`,
+    `Token:    ${
+      expiry
+        ? expiry.getTime() <= Date.now()
+          ? `EXPIRED on ${expiry.toISOString()}`
+          : `expires ${expiry.toISOString()} (in ${days} days)`
+        : "unreadable"
+    }`,
+  ].join("\n"));
+  const result = await probeRelay(credentials.relayUrl, credentials.runnerToken);
+  const lines = {
+    accepted: "Online:   yes, the relay accepts this runner",
+    unauthorized: `Online:   no, ${STOP_MESSAGES.unauthorized}`,
+    revoked: `Online:   no, ${STOP_MESSAGES.revoked}`,
+    unreachable: `Online:   no, the relay at ${credentials.relayUrl} did not answer within 5 s`,
+  };
+  ctx.io.out(lines[result]);
+  if (result === "accepted") return ExitCode.OK;
+  return result === "unreachable" ? ExitCode.ERROR : ExitCode.REFUSED;
+}
+
+async function commandLogout(ctx: CommandContext): Promise<number> {
+  const before = await ctx.store.read().then((file) => file.credentials, () => undefined);
+  await ctx.store.clearCredentials();
+  ctx.io.out(
+    before
+      ? `Forgot the credentials for ${before.email ?? before.runnerId}. ` +
+        "The runner stays listed in the app until you remove it there."
+      : "No stored credentials; nothing to forget.",
+  );
+  return ExitCode.OK;
+}
+
+async function commandServe(ctx: CommandContext): Promise<number> {
+  const tmux = await tmuxSettings(ctx);
+  const credentials = await activeCredentials(ctx).catch(() => undefined);
+  const server = await startServe({
+    host: ctx.args.host,
+    port: ctx.args.port,
+    allowedOrigins: ctx.args.allowOrigins.length
+      ? ctx.args.allowOrigins
+      : defaultServeOrigins(ctx.config.appUrl),
+    log: ctx.log,
+    sessions: sessionOptions(ctx, tmux, credentials),
+  });
+  ctx.io.out(
+    [
+      `Serving terminals at ${server.baseUrl} (Ctrl-C to stop).`,
+      "Paste this URL into the app's manual connection field (it contains the access token, shown only now):",
+      "",
+      `    ${server.clientUrl}`,
+      "",
+    ].join("\n"),
+  );
+  await aborted(ctx.signal);
+  await server.close();
+  return ExitCode.INTERRUPTED;
+}
+
+/** Runs the CLI with `args`; resolves the exit code. `signal` aborts like Ctrl-C. */
+export async function main(
+  args: string[],
+  env: Env,
+  options: { io?: CliIo; signal?: AbortSignal } = {},
+): Promise<number> {
+  const io = options.io ?? processIo;
+  let parsed: CliArgs;
+  try {
+    parsed = parseCliArgs(args);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    io.err(`coda-runner: ${error.message}\nRun \`coda-runner --help\` for usage.`);
+    return ExitCode.USAGE;
+  }
+  if (parsed.command === "help") {
+    io.out(USAGE);
+    return ExitCode.OK;
+  }
+  if (parsed.command === "version") {
+    io.out(`coda-runner ${VERSION}`);
+    return ExitCode.OK;
+  }
+  const signal = options.signal ?? new AbortController().signal;
+  const log = createLogger({ format: parsed.logFormat, write: io.err });
+  try {
+    const config = loadRunnerEnv(env);
+    const store = new RunnerFileStore(defaultConfigPath(env));
+    const ctx: CommandContext = { args: parsed, env, config, store, io, log, signal };
+    switch (parsed.command) {
+      case "run":
+        return await commandRun(ctx);
+      case "pair":
+        return await commandPair(ctx);
+      case "status":
+        return await commandStatus(ctx);
+      case "logout":
+        return await commandLogout(ctx);
+      case "serve":
+        return await commandServe(ctx);
+    }
+  } catch (error) {
+    if (signal.aborted) return ExitCode.INTERRUPTED;
+    if (error instanceof CliFailure) {
+      io.err(error.message);
+      return error.exitCode;
+    }
+    if (
+      error instanceof RunnerConfigError || error instanceof CorruptConfigError ||
+      error instanceof TmuxMissingError || error instanceof PairingError
+    ) {
+      io.err(`coda-runner: ${error.message}`);
+      return ExitCode.ERROR;
+    }
+    if (error instanceof Deno.errors.AddrInUse) {
+      io.err(`coda-runner: that port is already in use; pick another with --port.`);
+      return ExitCode.ERROR;
+    }
+    io.err(`coda-runner: unexpected error: ${error instanceof Error ? error.message : String(error)}`);
+    return ExitCode.ERROR;
+  }
+  return ExitCode.OK;
+}
+
+/** Aborts `controller` on Ctrl-C (and SIGTERM where it exists); returns a function removing the handlers. */
+function onInterrupt(controller: AbortController): () => void {
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const handler = () => controller.abort(new DOMException("interrupted", "AbortError"));
+  for (const name of signals) Deno.addSignalListener(name, handler);
+  return () => {
+    for (const name of signals) Deno.removeSignalListener(name, handler);
+  };
+}
+
+if (import.meta.main) {
+  const controller = new AbortController();
+  const removeHandlers = onInterrupt(controller);
+  const code = await main(Deno.args, Deno.env.toObject(), { signal: controller.signal });
+  removeHandlers();
+  Deno.exit(code);
+}

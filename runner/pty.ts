@@ -1,0 +1,79 @@
+/**
+ * Starting a terminal process: the user's login shell in a PTY, or (with
+ * `TTY_SYNC=tmux`) a tmux client attached to the session's tmux session.
+ *
+ * @module
+ */
+import pty from "@lydell/node-pty";
+import { tmuxSessionArgs, type TmuxSettings } from "./tmux.ts";
+
+/** The parts of a node-pty process the runner uses. */
+export interface PtyProcess {
+  readonly pid: number;
+  onData(listener: (data: string) => void): void;
+  onExit(listener: (exit: { exitCode: number; signal?: number }) => void): void;
+  write(data: string): void;
+  resize(cols: number, rows: number): void;
+  pause(): void;
+  resume(): void;
+  kill(signal?: string): void;
+}
+
+/** What a session's process is started with. */
+export interface SpawnRequest {
+  sessionId: string;
+  ideaId?: string;
+  cwd: string;
+  cols: number;
+  rows: number;
+  /** The base environment (the runner's, minus its secrets). */
+  env: Record<string, string>;
+  /** Run inside tmux on this socket instead of a bare shell. */
+  tmux?: TmuxSettings;
+}
+
+/**
+ * Variables of the runner's own environment that a shell must not see: its
+ * secret, and the tmux client variables of a runner started inside tmux
+ * (tmux refuses to nest on them, and they describe the wrong terminal).
+ */
+const PRIVATE_VARIABLES = ["RUNNER_TOKEN", "TMUX", "TMUX_PANE"];
+
+/** The user's shell and its arguments: `$SHELL -l` (else /bin/bash), `%COMSPEC%` on Windows. */
+export function userShell(env: Record<string, string>, os: typeof Deno.build.os = Deno.build.os): {
+  file: string;
+  args: string[];
+} {
+  if (os === "windows") return { file: env.COMSPEC || "cmd.exe", args: [] };
+  return { file: env.SHELL || "/bin/bash", args: ["-l"] };
+}
+
+/** The environment a session's shell gets. */
+export function sessionEnv(
+  request: Pick<SpawnRequest, "env" | "sessionId" | "ideaId">,
+): Record<string, string> {
+  const env: Record<string, string> = { ...request.env };
+  for (const name of PRIVATE_VARIABLES) delete env[name];
+  env.TERM = "xterm-256color";
+  env.COLORTERM = "truecolor";
+  env.CODA_SESSION_ID = request.sessionId;
+  if (request.ideaId) env.CODA_IDEA_ID = request.ideaId;
+  else delete env.CODA_IDEA_ID;
+  return env;
+}
+
+/** Starts the session's process in a PTY. */
+export function spawnPty(request: SpawnRequest): PtyProcess {
+  const env = sessionEnv(request);
+  const shell = userShell(env);
+  const [file, args] = request.tmux
+    ? [request.tmux.binary, tmuxSessionArgs(request.tmux, { ...request, shell, env })]
+    : [shell.file, shell.args];
+  return pty.spawn(file, args, {
+    name: "xterm-256color",
+    cols: request.cols,
+    rows: request.rows,
+    cwd: request.cwd,
+    env,
+  });
+}

@@ -1,0 +1,210 @@
+/**
+ * The runner against the real app and relay, in this process: real HTTP,
+ * real WebSockets, real PTYs, a real KV file.
+ */
+import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { startTestApp } from "../api/server.ts";
+import { apiRequest, createSession, pairRunner, revokeRunner, signup } from "../api/testing.ts";
+import { probeRelay } from "./link.ts";
+import { startInProcessRunner, TestClient, waitFor } from "./_testing.ts";
+
+async function setup() {
+  const app = await startTestApp();
+  const home = await Deno.makeTempDir({ prefix: "coda-runner-home-" });
+  const user = await signup(app.url);
+  const paired = await pairRunner(app.url, user.cookie);
+  const runner = startInProcessRunner(app.relayUrl, paired.runnerToken, home, {
+    recording: { appUrl: app.url, runnerToken: paired.runnerToken },
+  });
+  await waitFor(() => runner.link.connections > 0, "the runner to connect");
+  return {
+    app,
+    home,
+    user,
+    paired,
+    runner,
+    async clientFor(session?: { sessionId: string }, query = "") {
+      const created = await createSession(app.url, user.cookie, {
+        ideaId: "idea-1",
+        runnerId: paired.runnerId,
+        ...session,
+      });
+      const client = new TestClient(`${app.relayUrl}/client?token=${created.token}${query}`);
+      await client.opened;
+      return { client, sessionId: created.sessionId };
+    },
+    async [Symbol.asyncDispose]() {
+      await runner.stop();
+      await app.close();
+      await Deno.remove(home, { recursive: true });
+    },
+  };
+}
+
+Deno.test("through the relay: echo round trip and two clients on one session", async () => {
+  await using t = await setup();
+  const { client: first, sessionId } = await t.clientFor(undefined, "&cols=120&rows=40");
+  await waitFor(() => first.metas().includes(`coda:session:${sessionId}`), "session meta");
+  await waitFor(() => first.metas().includes(`coda:cwd:${t.home}`), "cwd meta");
+  first.send({ type: "stdin", sessionId, data: "echo hello-$((6 * 7))\r" });
+  await first.waitForOutput("hello-42");
+  first.send({ type: "stdin", sessionId, data: "stty size\r" });
+  await first.waitForOutput("40 120");
+
+  const { client: second } = await t.clientFor({ sessionId });
+  await second.waitForOutput("hello-42");
+  second.send({ type: "stdin", sessionId, data: "echo both-$((1 + 1))\r" });
+  await first.waitForOutput("both-2");
+  await second.waitForOutput("both-2");
+  assertEquals(t.runner.manager.get(sessionId)!.stats().clients, 2);
+
+  await first.close();
+  await waitFor(() => t.runner.manager.get(sessionId)!.stats().clients === 1, "the detach");
+  second.send({ type: "stdin", sessionId, data: "exit 3\r" });
+  const closed = await second.closed;
+  assertEquals(closed.code, 1000);
+  assert(second.metas().includes("coda:exit:3"));
+});
+
+Deno.test("a relay restart keeps the PTY, and output resumes by offset with no gap or duplicate", async () => {
+  const dataDir = await Deno.makeTempDir({ prefix: "coda-runner-data-" });
+  let app = await startTestApp({ env: { DEVMODE_DATA_DIR: dataDir } });
+  const port = new URL(app.url).port;
+  const home = await Deno.makeTempDir({ prefix: "coda-runner-home-" });
+  const user = await signup(app.url);
+  const paired = await pairRunner(app.url, user.cookie);
+  const runner = startInProcessRunner(app.relayUrl, paired.runnerToken, home);
+  try {
+    await waitFor(() => runner.link.connections === 1, "the runner to connect");
+    const created = await createSession(app.url, user.cookie, {
+      ideaId: "idea-1",
+      runnerId: paired.runnerId,
+    });
+    const { sessionId } = created;
+    const first = new TestClient(`${app.relayUrl}/client?token=${created.token}`);
+    await first.opened;
+    first.send({
+      type: "stdin",
+      sessionId,
+      data:
+        "echo $$ > pid.txt; for i in $(seq 1 150); do echo line-$i; sleep 0.02; done; echo all-$((100 + 50))\r",
+    });
+    await first.waitForOutput("line-20");
+    const pid = runner.manager.get(sessionId)!.stats();
+    assert(pid.produced > 0);
+
+    await app.close();
+    const closed = await first.closed;
+    assertEquals(closed.code, 1012);
+    const had = first.output();
+    const offset = first.offset;
+    assert(!had.includes("all-150"), "the loop was still running when the relay went away");
+
+    app = await startTestApp({ env: { DEVMODE_DATA_DIR: dataDir, PORT: port } });
+    await waitFor(() => runner.link.connections === 2, "the runner to reconnect", 30_000);
+    const again = await createSession(app.url, user.cookie, {
+      ideaId: "idea-1",
+      runnerId: paired.runnerId,
+      sessionId,
+    });
+    const second = new TestClient(`${app.relayUrl}/client?token=${again.token}&offset=${offset}`);
+    await second.opened;
+    await second.waitForOutput("all-150");
+    const stdout = second.frames.filter((f) => f.type === "stdout");
+    assertEquals(stdout[0].offset, offset, "resumed exactly where the client stopped");
+    assert(!second.metas().some((m) => m.startsWith("coda:gap") || m === "coda:reset"));
+    const whole = had + second.output();
+    const lines = whole.split(/[\r\n]+/).map((l) => l.trim()).filter((l) => /^line-\d+$/.test(l));
+    assertEquals(lines, Array.from({ length: 150 }, (_, i) => `line-${i + 1}`));
+    await second.close();
+  } finally {
+    await runner.stop();
+    await app.close();
+    await Deno.remove(home, { recursive: true });
+    await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("revoking the runner closes its link with 4403 and the link stops", async () => {
+  await using t = await setup();
+  await revokeRunner(t.app.url, t.user.cookie, t.paired.runnerId);
+  assertEquals(await t.runner.done, "revoked");
+});
+
+Deno.test("flow control through the relay keeps the runner bounded under yes; Ctrl-C stops it", async () => {
+  await using t = await setup();
+  const { client, sessionId } = await t.clientFor();
+  await waitFor(() => client.metas().includes(`coda:session:${sessionId}`), "attach");
+  client.send({ type: "stdin", sessionId, data: "yes\r" });
+  const session = () => t.runner.manager.get(sessionId)!;
+  await waitFor(() => session().stats().produced > 4 * 1024 * 1024, "4 MiB of yes", 60_000);
+  let worstUnacked = 0;
+  for (let i = 0; i < 50; i++) {
+    const stats = session().stats();
+    worstUnacked = Math.max(worstUnacked, stats.produced - stats.acked);
+    assert(stats.heldBytes <= 1024 * 1024 + 128 * 1024, `replay buffer grew to ${stats.heldBytes}`);
+    assert(t.runner.link.bufferedAmount() <= 4 * 1024 * 1024, "link send buffer bounded");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert(worstUnacked <= 1024 * 1024, `unacknowledged output reached ${worstUnacked}`);
+  client.send({ type: "stdin", sessionId, data: "\x03" });
+  client.send({ type: "stdin", sessionId, data: "echo stopped-$((7 * 6))\r" });
+  await client.waitForOutput("stopped-42", 60_000);
+  client.frames.length = 0;
+});
+
+Deno.test("recording mirrors output to logs ingest, readable by the owner", async () => {
+  await using t = await setup();
+  const { client, sessionId } = await t.clientFor();
+  await waitFor(() => client.metas().includes(`coda:session:${sessionId}`), "attach");
+  client.send({ type: "record", sessionId, on: true });
+  await waitFor(() => client.metas().includes("coda:record:on"), "record on");
+  client.send({ type: "stdin", sessionId, data: "echo recorded-$((5 * 5))\r" });
+  await client.waitForOutput("recorded-25");
+  const cast = await waitFor(async () => {
+    const response = await apiRequest(t.app.url, `/api/devmode/logs/${sessionId}`, { cookie: t.user.cookie });
+    const text = await response.text();
+    return response.status === 200 && text.includes("recorded-25") ? text : undefined;
+  }, "the recording to reach the app");
+  assert(cast.split("\n")[0].includes('"version":2'));
+  client.send({ type: "record", sessionId, on: false });
+  await waitFor(() => client.metas().includes("coda:record:off"), "record off");
+});
+
+Deno.test("a dropped runner link (another connection took it) comes back; clients resume with nothing lost", async () => {
+  const app = await startTestApp();
+  const home = await Deno.makeTempDir({ prefix: "coda-runner-home-" });
+  const user = await signup(app.url);
+  const paired = await pairRunner(app.url, user.cookie);
+  const runner = startInProcessRunner(app.relayUrl, paired.runnerToken, home, {}, { replacedDelayMs: 200 });
+  try {
+    await waitFor(() => runner.link.connections === 1, "the runner to connect");
+    const created = await createSession(app.url, user.cookie, {
+      ideaId: "idea-1",
+      runnerId: paired.runnerId,
+    });
+    const { sessionId } = created;
+    const client = new TestClient(`${app.relayUrl}/client?token=${created.token}`);
+    await client.opened;
+    client.send({
+      type: "stdin",
+      sessionId,
+      data: "for i in $(seq 1 100); do echo row-$i; sleep 0.02; done; echo fin-$((50 + 50))\r",
+    });
+    await client.waitForOutput("row-10");
+    const session = runner.manager.get(sessionId);
+    assertEquals(await probeRelay(app.relayUrl, paired.runnerToken), "accepted");
+    await waitFor(() => runner.link.connections === 2, "the runner to take its link back", 30_000);
+    await client.waitForOutput("fin-100", 30_000);
+    assert(client.metas().includes("coda:relay:offline"), client.metas().join(","));
+    assert(client.metas().includes("coda:relay:online"));
+    assert(runner.manager.get(sessionId) === session, "the same PTY session");
+    const rows = client.output().split(/[\r\n]+/).map((l) => l.trim()).filter((l) => /^row-\d+$/.test(l));
+    assertEquals(rows, Array.from({ length: 100 }, (_, i) => `row-${i + 1}`));
+    await client.close();
+  } finally {
+    await runner.stop();
+    await app.close();
+    await Deno.remove(home, { recursive: true });
+  }
+});

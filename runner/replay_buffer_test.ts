@@ -1,0 +1,47 @@
+import { deepEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
+import { ReplayBuffer, utf8ByteLength } from "./replay_buffer.ts";
+
+Deno.test("utf8ByteLength counts like TextEncoder", () => {
+  for (const text of ["", "abc", "é", "€", "😀", "a😀é€\u0000", "\ud800x", "\udc00"]) {
+    assertEquals(utf8ByteLength(text), new TextEncoder().encode(text).length, JSON.stringify(text));
+  }
+});
+
+Deno.test("offsets count UTF-8 bytes and slices resume exactly", () => {
+  const buffer = new ReplayBuffer(1024);
+  assertEquals(buffer.append("héllo").offset, 0);
+  assertEquals(buffer.append(" wörld").offset, 6);
+  assertEquals(buffer.end, 13);
+  assertEquals(buffer.slice(6).chunks.map((c) => c.data), [" wörld"]);
+  assertEquals(buffer.slice(13).chunks, []);
+  assertEquals(buffer.slice(0).gap, null);
+});
+
+Deno.test("a slice inside a chunk starts at the next character boundary", () => {
+  const buffer = new ReplayBuffer(1024);
+  buffer.append("aé€b");
+  const { chunks } = buffer.slice(2);
+  assertEquals(chunks[0], { offset: 3, data: "€b", bytes: 4 });
+});
+
+Deno.test("old chunks are evicted past capacity and reported as a gap", () => {
+  const buffer = new ReplayBuffer(10);
+  buffer.append("aaaa");
+  buffer.append("bbbb");
+  buffer.append("cccc");
+  assertEquals(buffer.start, 4);
+  assertEquals(buffer.heldBytes, 8);
+  const { chunks, gap } = buffer.slice(0);
+  assertEquals(gap, { from: 0, to: 4 });
+  assertEquals(chunks.map((c) => c.data), ["bbbb", "cccc"]);
+  buffer.append("x".repeat(50));
+  assertEquals(buffer.chunkCount, 1, "one oversized chunk is kept whole");
+});
+
+Deno.test("memory stays bounded over many appends", () => {
+  const buffer = new ReplayBuffer(4096);
+  for (let i = 0; i < 100_000; i++) buffer.append("y\n");
+  assertEquals(buffer.end, 200_000);
+  assertEquals(buffer.heldBytes, 4096);
+  assertThrows(() => new ReplayBuffer(0), RangeError);
+});

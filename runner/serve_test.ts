@@ -1,0 +1,73 @@
+import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { startServe } from "./serve.ts";
+import { silentLogger } from "./log.ts";
+import { TestClient, testShellEnv, waitFor } from "./_testing.ts";
+
+async function serve(home: string) {
+  return await startServe({
+    port: 0,
+    allowedOrigins: ["http://localhost:8080"],
+    log: silentLogger,
+    sessions: { env: testShellEnv(home), home, graceMs: 60_000, replayBytes: 1024 * 1024 },
+  });
+}
+
+Deno.test("serve: echo round trip, then resume by session and offset", async () => {
+  const home = await Deno.makeTempDir();
+  const server = await serve(home);
+  try {
+    assert(server.clientUrl.startsWith(`${server.baseUrl}/client?token=`));
+    assert(server.accessToken.length >= 43, "at least 256 bits, base64url");
+    const first = new TestClient(`${server.clientUrl}&cols=90&rows=20`, { origin: "http://localhost:8080" });
+    await first.opened;
+    await waitFor(() => first.metas()[0]?.startsWith("coda:session:"), "session meta");
+    const sessionId = first.metas()[0].slice("coda:session:".length);
+    assertEquals(first.metas()[1], `coda:cwd:${home}`);
+    first.send({ type: "stdin", sessionId, data: "echo one-$((1 + 1))\r" });
+    await first.waitForOutput("one-2");
+    first.send({ type: "stdin", sessionId: "another-session", data: "echo nope\r" });
+    const offset = first.offset;
+    await first.close();
+
+    const second = new TestClient(`${server.clientUrl}&session=${sessionId}&offset=${offset}`);
+    await second.opened;
+    second.send({ type: "stdin", sessionId, data: "echo two-$((1 + 2))\r" });
+    await second.waitForOutput("two-3");
+    assert(!second.output().includes("one-2"), "no duplicate of what the client already had");
+    const stdout = second.frames.filter((f) => f.type === "stdout");
+    assertEquals(stdout[0].offset, offset);
+    await second.close();
+  } finally {
+    await server.close();
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("serve: refuses a missing or wrong token and a foreign Origin", async () => {
+  const home = await Deno.makeTempDir();
+  const server = await serve(home);
+  const http = server.baseUrl.replace("ws:", "http:");
+  try {
+    const missing = await fetch(`${http}/client`);
+    assertEquals(missing.status, 401);
+    assertEquals(await missing.json(), { error: "missing or wrong access token" });
+    const wrong = await fetch(`${http}/client?token=${"A".repeat(43)}`);
+    assertEquals(wrong.status, 401);
+    await wrong.body?.cancel();
+    const foreign = await fetch(`${http}/client?token=${server.accessToken}`, {
+      headers: { origin: "https://evil.example" },
+    });
+    assertEquals(foreign.status, 403);
+    await foreign.body?.cancel();
+
+    const refused = new TestClient(`${server.baseUrl}/client`);
+    await refused.opened.then(() => assert(false, "must not open"), () => {});
+    await refused.closed;
+    const evil = new TestClient(server.clientUrl, { origin: "https://evil.example" });
+    await evil.opened.then(() => assert(false, "must not open"), () => {});
+    await evil.closed;
+  } finally {
+    await server.close();
+    await Deno.remove(home, { recursive: true });
+  }
+});

@@ -1,0 +1,380 @@
+/**
+ * One terminal session: a PTY, its replay buffer, the clients attached to it
+ * and its flow control.
+ *
+ * Flow control (protocol rule 5): while at least one client is attached and
+ * the output produced but not yet acknowledged (`produced − max(acks)`) is
+ * above the high watermark, the PTY is paused; it resumes below the low
+ * watermark. It is also paused while the link's send buffer is above its
+ * limit. With no client attached the PTY runs freely into the ring buffer, so
+ * memory stays bounded by the buffer size either way.
+ *
+ * @module
+ */
+import { MetaLine, type RunnerToRelay } from "../relay/protocol.ts";
+import { ReplayBuffer } from "./replay_buffer.ts";
+import type { PtyProcess } from "./pty.ts";
+import type { Recorder } from "./recorder.ts";
+import type { Logger } from "./log.ts";
+
+/** Where a session's frames go, and how full that path is. */
+export interface SessionSink {
+  /** Sends a frame to the relay (or, in `serve` mode, to local clients). */
+  send(message: RunnerToRelay): void;
+  /** Bytes queued on the link but not yet sent (0 when the link is down). */
+  bufferedAmount(): number;
+}
+
+/** Flow-control thresholds, in bytes. */
+export interface FlowLimits {
+  /** Pause above this many unacknowledged bytes (default 512 KiB). */
+  highWatermark: number;
+  /** Resume below this many (default 128 KiB). */
+  lowWatermark: number;
+  /** Pause while the link buffers more than this (default 1 MiB). */
+  maxLinkBuffered: number;
+  /** How often a paused session re-checks the link's buffer, ms (default 20). */
+  linkPollMs: number;
+}
+
+/** Default {@linkcode FlowLimits}. */
+export const DEFAULT_FLOW_LIMITS: FlowLimits = {
+  highWatermark: 512 * 1024,
+  lowWatermark: 128 * 1024,
+  maxLinkBuffered: 1024 * 1024,
+  linkPollMs: 20,
+};
+
+/** Replay frames are coalesced up to this many bytes. */
+const REPLAY_FRAME_BYTES = 256 * 1024;
+
+/** Options of {@linkcode Session}. */
+export interface SessionOptions {
+  sessionId: string;
+  ideaId?: string;
+  pty: PtyProcess;
+  cwd: string;
+  cols: number;
+  rows: number;
+  sink: SessionSink;
+  log: Logger;
+  replayBytes?: number;
+  /** How long the session lives without clients, ms. */
+  graceMs: number;
+  flow?: Partial<FlowLimits>;
+  /** Called once when the session is over (shell exited or killed). */
+  onEnd: (session: Session) => void;
+  /** Ends the process for good (tmux: the tmux session, not just the client). */
+  terminate?: () => Promise<void>;
+}
+
+/** Numbers describing a session, for status and tests. */
+export interface SessionStats {
+  produced: number;
+  acked: number;
+  heldBytes: number;
+  chunks: number;
+  paused: boolean;
+  clients: number;
+  recording: boolean;
+}
+
+/** A PTY session shared by any number of clients. */
+export class Session {
+  readonly sessionId: string;
+  readonly ideaId: string | undefined;
+  /** The session's working directory (as started, or after `pick-cwd`). */
+  cwd: string;
+  cols: number;
+  rows: number;
+  readonly #pty: PtyProcess;
+  readonly #sink: SessionSink;
+  readonly #log: Logger;
+  readonly #buffer: ReplayBuffer;
+  readonly #flow: FlowLimits;
+  readonly #graceMs: number;
+  readonly #onEnd: (session: Session) => void;
+  readonly #terminate: (() => Promise<void>) | undefined;
+  readonly #clients = new Set<string>();
+  #acked = 0;
+  #pausedForAcks = false;
+  #pausedForLink = false;
+  #ptyPaused = false;
+  #linkTimer: ReturnType<typeof setTimeout> | undefined;
+  #graceTimer: ReturnType<typeof setTimeout> | undefined;
+  #killTimer: ReturnType<typeof setTimeout> | undefined;
+  #graceSuspended = false;
+  #recorder: Recorder | undefined;
+  #ended = false;
+  /** Resolves when the process has exited. */
+  readonly exited: Promise<{ exitCode: number; signal?: number }>;
+
+  constructor(options: SessionOptions) {
+    this.sessionId = options.sessionId;
+    this.ideaId = options.ideaId;
+    this.cwd = options.cwd;
+    this.cols = options.cols;
+    this.rows = options.rows;
+    this.#pty = options.pty;
+    this.#sink = options.sink;
+    this.#log = options.log;
+    this.#buffer = new ReplayBuffer(options.replayBytes);
+    this.#flow = { ...DEFAULT_FLOW_LIMITS, ...options.flow };
+    this.#graceMs = options.graceMs;
+    this.#onEnd = options.onEnd;
+    this.#terminate = options.terminate;
+    this.#pty.onData((data) => this.#output(data));
+    this.exited = new Promise((resolve) => {
+      this.#pty.onExit((exit) => {
+        this.#exit(exit);
+        resolve(exit);
+      });
+    });
+    this.#startGrace();
+  }
+
+  /** Whether the shell has exited. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Current numbers (buffer, acks, pause state). */
+  stats(): SessionStats {
+    return {
+      produced: this.#buffer.end,
+      acked: this.#acked,
+      heldBytes: this.#buffer.heldBytes,
+      chunks: this.#buffer.chunkCount,
+      paused: this.#pausedForAcks || this.#pausedForLink,
+      clients: this.#clients.size,
+      recording: this.#recorder !== undefined,
+    };
+  }
+
+  /**
+   * Attaches `clientId`: announces the session and its directory, replays
+   * from `offset` (or the oldest byte held), then sends `attached`.
+   * `fresh`: this attach created the session, so an offset > 0 belongs to an
+   * older stream and the client is told to reset.
+   */
+  attach(clientId: string, offset: number | undefined, fresh: boolean): void {
+    if (this.#ended) return;
+    const meta = (data: string) =>
+      this.#sink.send({ type: "meta", sessionId: this.sessionId, data, clientId });
+    meta(MetaLine.session(this.sessionId));
+    meta(MetaLine.cwd(this.cwd));
+    if (this.#recorder) meta(MetaLine.record(true));
+    let from = offset ?? this.#buffer.start;
+    if ((fresh && from > 0) || from > this.#buffer.end) {
+      meta(MetaLine.reset());
+      from = 0;
+    }
+    const { chunks, gap } = this.#buffer.slice(from);
+    if (gap) meta(MetaLine.gap(gap.from, gap.to));
+    let frame: { offset: number; parts: string[]; bytes: number } | undefined;
+    const flush = () => {
+      if (!frame) return;
+      this.#sink.send({
+        type: "stdout",
+        sessionId: this.sessionId,
+        data: frame.parts.join(""),
+        offset: frame.offset,
+        clientId,
+      });
+      frame = undefined;
+    };
+    for (const chunk of chunks) {
+      if (frame && frame.bytes + chunk.bytes > REPLAY_FRAME_BYTES) flush();
+      frame ??= { offset: chunk.offset, parts: [], bytes: 0 };
+      frame.parts.push(chunk.data);
+      frame.bytes += chunk.bytes;
+    }
+    flush();
+    this.#sink.send({ type: "attached", sessionId: this.sessionId, clientId, offset: this.#buffer.end });
+    this.#clients.add(clientId);
+    if (from > this.#acked) this.#acked = Math.min(from, this.#buffer.end);
+    this.#stopGrace();
+    this.#updateFlow();
+  }
+
+  /** Detaches `clientId`; with no client left the grace period starts. */
+  detach(clientId: string): void {
+    if (!this.#clients.delete(clientId)) return;
+    if (this.#clients.size === 0) this.#startGrace();
+    this.#updateFlow();
+  }
+
+  /**
+   * The link dropped: every client is gone (the relay re-attaches them when
+   * it returns). The grace period waits for the link to come back.
+   */
+  linkDown(): void {
+    this.#clients.clear();
+    this.#graceSuspended = true;
+    this.#stopGrace();
+    this.#updateFlow();
+  }
+
+  /** The link is back: without clients, the grace period starts again. */
+  linkUp(): void {
+    this.#graceSuspended = false;
+    if (this.#clients.size === 0) this.#startGrace();
+    this.#updateFlow();
+  }
+
+  /** Writes keystrokes to the PTY. */
+  write(data: string): void {
+    if (!this.#ended) this.#pty.write(data);
+  }
+
+  /** Resizes the PTY. */
+  resize(cols: number, rows: number): void {
+    if (this.#ended) return;
+    this.cols = cols;
+    this.rows = rows;
+    this.#pty.resize(cols, rows);
+  }
+
+  /** A client has rendered output up to `offset`. */
+  ack(offset: number): void {
+    if (offset > this.#acked) this.#acked = Math.min(offset, this.#buffer.end);
+    this.#updateFlow();
+  }
+
+  /** Starts recording with `recorder`, or stops (passing `undefined`). Tells every client. */
+  async setRecorder(recorder: Recorder | undefined): Promise<void> {
+    const previous = this.#recorder;
+    this.#recorder = recorder;
+    this.#sink.send({
+      type: "meta",
+      sessionId: this.sessionId,
+      data: MetaLine.record(recorder !== undefined),
+    });
+    if (previous && previous !== recorder) await previous.stop();
+  }
+
+  /** Sends every client a meta line. */
+  broadcastMeta(data: string): void {
+    this.#sink.send({ type: "meta", sessionId: this.sessionId, data });
+  }
+
+  /** Sends one client a meta line. */
+  metaTo(clientId: string, data: string): void {
+    this.#sink.send({ type: "meta", sessionId: this.sessionId, data, clientId });
+  }
+
+  /**
+   * Ends the session for good: the shell gets SIGHUP, and SIGKILL if it is
+   * still there after `escalateMs`; `end` follows from its exit.
+   */
+  async kill(escalateMs = 5000): Promise<void> {
+    if (this.#ended) return;
+    this.#resumePty();
+    if (this.#terminate) await this.#terminate().catch(() => {});
+    this.#signal("SIGHUP");
+    this.#escalate(escalateMs);
+  }
+
+  /**
+   * Stops this process's hold on the session without ending it where it can
+   * outlive the runner (tmux): only the local PTY client goes away.
+   */
+  release(escalateMs = 5000): void {
+    if (this.#ended) return;
+    this.#resumePty();
+    this.#signal("SIGHUP");
+    this.#escalate(escalateMs);
+  }
+
+  #escalate(ms: number): void {
+    if (this.#ended || this.#killTimer !== undefined) return;
+    this.#killTimer = setTimeout(() => {
+      this.#killTimer = undefined;
+      if (!this.#ended) this.#signal("SIGKILL");
+    }, ms);
+  }
+
+  #signal(signal: "SIGHUP" | "SIGKILL"): void {
+    if (this.#ended) return;
+    try {
+      if (Deno.build.os === "windows") this.#pty.kill();
+      else this.#pty.kill(signal);
+    } catch (error) {
+      this.#log.debug("could not signal the shell", {
+        sessionId: this.sessionId,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+
+  #output(data: string): void {
+    const chunk = this.#buffer.append(data);
+    this.#recorder?.push(data);
+    if (this.#clients.size > 0) {
+      this.#sink.send({ type: "stdout", sessionId: this.sessionId, data, offset: chunk.offset });
+    }
+    this.#updateFlow();
+  }
+
+  #exit(exit: { exitCode: number; signal?: number }): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#stopGrace();
+    clearTimeout(this.#linkTimer);
+    clearTimeout(this.#killTimer);
+    this.#killTimer = undefined;
+    const code = exit.signal ? null : exit.exitCode;
+    this.#log.info("session ended", { sessionId: this.sessionId, exitCode: code ?? `signal ${exit.signal}` });
+    this.#sink.send({ type: "meta", sessionId: this.sessionId, data: MetaLine.exit(code) });
+    this.#sink.send({ type: "end", sessionId: this.sessionId, exitCode: code });
+    this.#clients.clear();
+    const recorder = this.#recorder;
+    this.#recorder = undefined;
+    void recorder?.stop();
+    this.#onEnd(this);
+  }
+
+  #startGrace(): void {
+    if (this.#ended || this.#graceSuspended || this.#graceTimer !== undefined) return;
+    this.#graceTimer = setTimeout(() => {
+      this.#graceTimer = undefined;
+      this.#log.info("no client for the grace period; ending session", { sessionId: this.sessionId });
+      void this.kill();
+    }, this.#graceMs);
+  }
+
+  #stopGrace(): void {
+    clearTimeout(this.#graceTimer);
+    this.#graceTimer = undefined;
+  }
+
+  #updateFlow(): void {
+    if (this.#ended) return;
+    const unacked = this.#buffer.end - this.#acked;
+    if (this.#clients.size === 0) this.#pausedForAcks = false;
+    else if (!this.#pausedForAcks && unacked > this.#flow.highWatermark) this.#pausedForAcks = true;
+    else if (this.#pausedForAcks && unacked < this.#flow.lowWatermark) this.#pausedForAcks = false;
+    const wasPausedForLink = this.#pausedForLink;
+    this.#pausedForLink = this.#sink.bufferedAmount() > this.#flow.maxLinkBuffered;
+    if (this.#pausedForLink && !wasPausedForLink) this.#pollLink();
+    const pause = this.#pausedForAcks || this.#pausedForLink;
+    if (pause === this.#ptyPaused) return;
+    this.#ptyPaused = pause;
+    if (pause) this.#pty.pause();
+    else this.#pty.resume();
+  }
+
+  #resumePty(): void {
+    this.#ptyPaused = false;
+    this.#pty.resume();
+  }
+
+  #pollLink(): void {
+    clearTimeout(this.#linkTimer);
+    this.#linkTimer = setTimeout(() => {
+      this.#linkTimer = undefined;
+      this.#updateFlow();
+      if (this.#pausedForLink) this.#pollLink();
+    }, this.#flow.linkPollMs);
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * All sessions of this runner, driven by the messages of the runner link
+ * (`attach`, `detach`, `stdin`, `resize`, `ack`, `record`, `pick-cwd`,
+ * `kill`). The same manager serves the relay link and `coda-runner serve`.
+ *
+ * @module
+ */
+import { isAbsolute, join, resolve } from "node:path";
+import { MetaLine, type RelayToRunner } from "../relay/protocol.ts";
+import { type FlowLimits, Session, type SessionSink } from "./session.ts";
+import { type PtyProcess, spawnPty } from "./pty.ts";
+import { hasTmuxSession, killTmuxSession, type TmuxSettings } from "./tmux.ts";
+import { Recorder } from "./recorder.ts";
+import type { RunnerFileStore } from "./credentials.ts";
+import type { Logger } from "./log.ts";
+
+/** Size of a session whose first client did not say. */
+export const DEFAULT_SIZE = { cols: 80, rows: 24 } as const;
+
+/** Options of {@linkcode SessionManager}. */
+export interface SessionManagerOptions {
+  sink: SessionSink;
+  log: Logger;
+  /** Environment the shells start from (the runner's own, by default). */
+  env: Record<string, string>;
+  /** The user's home directory (default start directory, `~` in `pick-cwd`). */
+  home: string;
+  /** `TTY_CWD`: where sessions start unless their idea remembers a directory. */
+  ttyCwd?: string;
+  graceMs: number;
+  replayBytes: number;
+  /** Run sessions in tmux. */
+  tmux?: TmuxSettings;
+  /** The config file, for directories remembered per idea. */
+  store?: RunnerFileStore;
+  /** Where recordings go; without it `record {on}` is refused. */
+  recording?: { appUrl: string; runnerToken: string };
+  flow?: Partial<FlowLimits>;
+}
+
+/** Quotes `text` for a POSIX shell. */
+export function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
+}
+
+/** What is typed into the shell to change its directory (cmd.exe on Windows, a POSIX shell elsewhere). */
+export function cdCommand(path: string, os: typeof Deno.build.os = Deno.build.os): string {
+  return os === "windows" ? `cd /d "${path}"\r` : ` cd -- ${shellQuote(path)}\r`;
+}
+
+/** Runs every session of this runner. */
+export class SessionManager {
+  readonly #options: SessionManagerOptions;
+  readonly #sessions = new Map<string, Session>();
+  readonly #queues = new Map<string, Promise<void>>();
+  #linkUp = true;
+  #closing = false;
+
+  constructor(options: SessionManagerOptions) {
+    this.#options = options;
+  }
+
+  /** The session `sessionId`, if running. */
+  get(sessionId: string): Session | undefined {
+    return this.#sessions.get(sessionId);
+  }
+
+  /** Every running session. */
+  list(): Session[] {
+    return [...this.#sessions.values()];
+  }
+
+  /**
+   * Handles one message from the link. Never throws. Messages of one session
+   * are handled strictly in order (a `stdin` right behind the `attach` that
+   * starts the session waits for the shell to exist).
+   */
+  handle(message: RelayToRunner): Promise<void> {
+    const sessionId = "sessionId" in message ? message.sessionId : undefined;
+    if (sessionId === undefined) return this.#handleSafely(message);
+    const previous = this.#queues.get(sessionId) ?? Promise.resolve();
+    const next = previous.then(() => this.#handleSafely(message));
+    this.#queues.set(sessionId, next);
+    void next.then(() => {
+      if (this.#queues.get(sessionId) === next) this.#queues.delete(sessionId);
+    });
+    return next;
+  }
+
+  async #handleSafely(message: RelayToRunner): Promise<void> {
+    try {
+      await this.#handle(message);
+    } catch (error) {
+      this.#options.log.error("could not handle a message", {
+        type: message.type,
+        error: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+
+  /** The link dropped: clients are gone until it returns; sessions keep running. */
+  linkDown(): void {
+    this.#linkUp = false;
+    for (const session of this.#sessions.values()) session.linkDown();
+  }
+
+  /** The link is back. */
+  linkUp(): void {
+    this.#linkUp = true;
+    for (const session of this.#sessions.values()) session.linkUp();
+  }
+
+  /**
+   * Stops every session this process holds. Plain sessions are killed; tmux
+   * sessions are only let go (they keep running for the next runner).
+   */
+  async shutdown(): Promise<void> {
+    this.#closing = true;
+    await Promise.allSettled(this.#queues.values());
+    const sessions = [...this.#sessions.values()];
+    await Promise.all(sessions.map(async (session) => {
+      if (this.#options.tmux) session.release(3000);
+      else await session.kill(3000);
+      await session.exited;
+    }));
+  }
+
+  async #handle(message: RelayToRunner): Promise<void> {
+    if (message.type === "welcome" || message.type === "pong") return;
+    if (message.type === "error") {
+      this.#options.log.warn("the relay reported a problem", {
+        code: message.code,
+        message: message.message,
+      });
+      return;
+    }
+    if (message.type === "attach") {
+      await this.#attach(message);
+      return;
+    }
+    const session = this.#sessions.get(message.sessionId);
+    if (!session) {
+      this.#options.log.debug("message for an unknown session", {
+        type: message.type,
+        sessionId: message.sessionId,
+      });
+      return;
+    }
+    switch (message.type) {
+      case "detach":
+        session.detach(message.clientId);
+        return;
+      case "stdin":
+        session.write(message.data);
+        return;
+      case "resize":
+        session.resize(message.cols, message.rows);
+        return;
+      case "ack":
+        session.ack(message.offset);
+        return;
+      case "kill":
+        await session.kill();
+        return;
+      case "record":
+        await this.#record(session, message.on);
+        return;
+      case "pick-cwd":
+        await this.#pickCwd(session, message.path);
+        return;
+    }
+  }
+
+  async #attach(message: Extract<RelayToRunner, { type: "attach" }>): Promise<void> {
+    const existing = this.#sessions.get(message.sessionId);
+    if (existing) {
+      existing.attach(message.clientId, message.offset, false);
+      return;
+    }
+    if (this.#closing) return;
+    const session = await this.#start(message);
+    session?.attach(message.clientId, message.offset, true);
+  }
+
+  async #start(message: Extract<RelayToRunner, { type: "attach" }>): Promise<Session | undefined> {
+    const { sessionId, ideaId } = message;
+    const cols = message.cols ?? DEFAULT_SIZE.cols;
+    const rows = message.rows ?? DEFAULT_SIZE.rows;
+    const cwd = await this.#startDirectory(ideaId);
+    const tmux = this.#options.tmux;
+    let pty: PtyProcess;
+    try {
+      if (tmux && await hasTmuxSession(tmux, sessionId)) {
+        this.#options.log.info("re-adopting tmux session", { sessionId });
+      }
+      pty = spawnPty({ sessionId, ideaId, cwd, cols, rows, env: this.#options.env, tmux });
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      this.#options.log.error("could not start a shell", { sessionId, error: reason });
+      const sink = this.#options.sink;
+      sink.send({
+        type: "meta",
+        sessionId,
+        clientId: message.clientId,
+        data: MetaLine.error(`could not start a shell: ${reason}`),
+      });
+      sink.send({ type: "end", sessionId, exitCode: null });
+      return undefined;
+    }
+    const session = new Session({
+      sessionId,
+      ideaId,
+      pty,
+      cwd,
+      cols,
+      rows,
+      sink: this.#options.sink,
+      log: this.#options.log,
+      replayBytes: this.#options.replayBytes,
+      graceMs: this.#options.graceMs,
+      flow: this.#options.flow,
+      terminate: tmux ? () => killTmuxSession(tmux, sessionId) : undefined,
+      onEnd: (ended) => {
+        if (this.#sessions.get(ended.sessionId) === ended) this.#sessions.delete(ended.sessionId);
+      },
+    });
+    if (!this.#linkUp) session.linkDown();
+    this.#sessions.set(sessionId, session);
+    this.#options.log.info("session started", { sessionId, cwd, pid: pty.pid });
+    return session;
+  }
+
+  async #startDirectory(ideaId: string | undefined): Promise<string> {
+    const candidates: string[] = [];
+    if (ideaId && this.#options.store) {
+      const remembered = await this.#options.store.read().then((file) => file.cwds[ideaId], () => undefined);
+      if (remembered) candidates.push(remembered);
+    }
+    if (this.#options.ttyCwd) candidates.push(this.#options.ttyCwd);
+    for (const candidate of candidates) {
+      if (await isDirectory(candidate)) return candidate;
+      this.#options.log.warn("start directory is missing; skipping it", { path: candidate });
+    }
+    return this.#options.home;
+  }
+
+  async #record(session: Session, on: boolean): Promise<void> {
+    if (!on) {
+      await session.setRecorder(undefined);
+      return;
+    }
+    if (session.stats().recording) {
+      session.broadcastMeta(MetaLine.record(true));
+      return;
+    }
+    const target = this.#options.recording;
+    if (!target) {
+      session.broadcastMeta(MetaLine.error("recording needs a paired runner (run `coda-runner pair`)"));
+      session.broadcastMeta(MetaLine.record(false));
+      return;
+    }
+    await session.setRecorder(
+      new Recorder({
+        appUrl: target.appUrl,
+        runnerToken: target.runnerToken,
+        sessionId: session.sessionId,
+        size: () => ({ cols: session.cols, rows: session.rows }),
+        log: this.#options.log,
+      }),
+    );
+  }
+
+  async #pickCwd(session: Session, requested: string): Promise<void> {
+    const expanded = requested === "~" || requested.startsWith("~/")
+      ? join(this.#options.home, requested.slice(1))
+      : requested;
+    if (!isAbsolute(expanded)) {
+      session.broadcastMeta(MetaLine.error(`pick-cwd: the path must be absolute, got "${requested}"`));
+      return;
+    }
+    const path = resolve(expanded);
+    let info: Deno.FileInfo;
+    try {
+      info = await Deno.stat(path);
+    } catch {
+      session.broadcastMeta(MetaLine.error(`pick-cwd: no such directory: ${path}`));
+      return;
+    }
+    if (!info.isDirectory) {
+      session.broadcastMeta(MetaLine.error(`pick-cwd: not a directory: ${path}`));
+      return;
+    }
+    if (session.ideaId && this.#options.store) {
+      try {
+        await this.#options.store.rememberCwd(session.ideaId, path);
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        session.broadcastMeta(MetaLine.error(`pick-cwd: could not remember the directory: ${reason}`));
+        return;
+      }
+    }
+    session.cwd = path;
+    session.write(cdCommand(path));
+    session.broadcastMeta(MetaLine.cwd(path));
+  }
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,268 @@
+import { deepEqual as assertEquals, match as assertMatch, ok as assert } from "node:assert/strict";
+import { join } from "node:path";
+import { cdCommand, SessionManager } from "./session_manager.ts";
+import { RunnerFileStore } from "./credentials.ts";
+import { silentLogger } from "./log.ts";
+import { CollectingSink, testShellEnv, waitFor } from "./_testing.ts";
+
+interface Harness {
+  manager: SessionManager;
+  sink: CollectingSink;
+  home: string;
+  store: RunnerFileStore;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+async function harness(
+  options: { flow?: { highWatermark: number; lowWatermark: number }; graceMs?: number } = {},
+): Promise<Harness> {
+  const home = await Deno.makeTempDir({ prefix: "coda-runner-test-" });
+  const sink = new CollectingSink();
+  const store = new RunnerFileStore(join(home, "config", "config.json"));
+  const manager = new SessionManager({
+    sink,
+    log: silentLogger,
+    env: testShellEnv(home),
+    home,
+    graceMs: options.graceMs ?? 60_000,
+    replayBytes: 64 * 1024,
+    store,
+    flow: options.flow,
+  });
+  return {
+    manager,
+    sink,
+    home,
+    store,
+    async [Symbol.asyncDispose]() {
+      await manager.shutdown();
+      await Deno.remove(home, { recursive: true });
+    },
+  };
+}
+
+const SID = "session-0001";
+
+function assertAttachOrder(sink: CollectingSink, clientId: string) {
+  const mine = sink.frames.filter((f) => "clientId" in f && f.clientId === clientId);
+  assertEquals(mine[0], { type: "meta", sessionId: SID, clientId, data: `coda:session:${SID}` });
+  assertEquals(mine[1].type, "meta");
+  assertMatch((mine[1] as { data: string }).data, /^coda:cwd:\//);
+  assertEquals(mine.at(-1)?.type, "attached");
+}
+
+Deno.test("echo round trip, announced session and directory", async () => {
+  await using h = await harness();
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1", cols: 100, rows: 30 });
+  assertAttachOrder(h.sink, "c1");
+  assertEquals(h.sink.metas(SID).slice(0, 2), [`coda:session:${SID}`, `coda:cwd:${h.home}`]);
+  await h.manager.handle({ type: "stdin", sessionId: SID, data: "echo $((40 + 2))-ok\r" });
+  await waitFor(() => h.sink.output(SID).includes("42-ok"), "echo output");
+});
+
+Deno.test("resize is seen by stty size", async () => {
+  await using h = await harness();
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1", cols: 100, rows: 30 });
+  await h.manager.handle({ type: "stdin", sessionId: SID, data: "stty size\r" });
+  await waitFor(() => h.sink.output(SID).includes("30 100"), "initial size");
+  await h.manager.handle({ type: "resize", sessionId: SID, cols: 132, rows: 43 });
+  await h.manager.handle({ type: "stdin", sessionId: SID, data: "stty size\r" });
+  await waitFor(() => h.sink.output(SID).includes("43 132"), "new size");
+});
+
+Deno.test("shell exit sends the exit code and end", async () => {
+  await using h = await harness();
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1" });
+  await h.manager.handle({ type: "stdin", sessionId: SID, data: "exit 7\r" });
+  await waitFor(() => h.sink.frames.some((f) => f.type === "end"), "end");
+  const end = h.sink.frames.findIndex((f) => f.type === "end");
+  assertEquals(h.sink.frames[end], { type: "end", sessionId: SID, exitCode: 7 });
+  assertEquals(h.sink.frames[end - 1], { type: "meta", sessionId: SID, data: "coda:exit:7" });
+  assertEquals(h.manager.get(SID), undefined);
+});
+
+Deno.test("kill ends the session for everyone", async () => {
+  await using h = await harness();
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1" });
+  await h.manager.handle({ type: "kill", sessionId: SID });
+  await waitFor(() => h.sink.frames.some((f) => f.type === "end"), "end");
+  assert(h.sink.metas(SID).some((m) => m.startsWith("coda:exit:")));
+});
+
+Deno.test("a second client gets the replay, then both get live output", async () => {
+  await using h = await harness();
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1" });
+  await h.manager.handle({ type: "stdin", sessionId: SID, data: "echo first-$((1 + 1))\r" });
+  await waitFor(() => h.sink.output(SID).includes("first-2"), "first output");
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c2" });
+  assertAttachOrder(h.sink, "c2");
+  assert(h.sink.output(SID, "c2").includes("first-2"), "replay holds earlier output");
+  const attached = h.sink.frames.find((f) => f.type === "attached" && f.clientId === "c2");
+  assertEquals((attached as { offset: number }).offset, h.manager.get(SID)!.stats().produced);
+  await h.manager.handle({ type: "stdin", sessionId: SID, data: "echo second-$((2 + 1))\r" });
+  await waitFor(() => h.sink.output(SID).includes("second-3"), "live output");
+});
+
+Deno.test("resume by offset replays exactly the missing bytes", async () => {
+  await using h = await harness();
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1" });
+  await h.manager.handle({ type: "stdin", sessionId: SID, data: "echo é-$((3 * 3))\r" });
+  await waitFor(() => h.sink.output(SID).includes("é-9"), "output");
+  await waitFor(async () => {
+    const before = h.manager.get(SID)!.stats().produced;
+    await new Promise((r) => setTimeout(r, 300));
+    return h.manager.get(SID)!.stats().produced === before;
+  }, "output to settle");
+  const all = new TextEncoder().encode(h.sink.output(SID, "c1") + h.sink.output(SID).slice(0));
+  const produced = h.manager.get(SID)!.stats().produced;
+  const live = h.sink.frames.filter((f) => f.type === "stdout" && !f.clientId);
+  assert(live.length > 0);
+  const middle = live[Math.floor(live.length / 2)] as { offset: number };
+  h.manager.get(SID)!.detach("c1");
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c3", offset: middle.offset });
+  const replay = h.sink.frames.filter((f) => f.type === "stdout" && f.clientId === "c3") as {
+    offset: number;
+    data: string;
+  }[];
+  assertEquals(replay[0].offset, middle.offset);
+  const replayed = replay.map((f) => f.data).join("");
+  assertEquals(middle.offset + new TextEncoder().encode(replayed).length, produced);
+  assert(all.length >= produced);
+});
+
+Deno.test("an offset from an older stream gets coda:reset", async () => {
+  await using h = await harness();
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1", offset: 5000 });
+  assert(h.sink.metas(SID).includes("coda:reset"));
+});
+
+Deno.test("an evicted offset gets coda:gap", async () => {
+  await using h = await harness();
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1" });
+  await h.manager.handle({
+    type: "stdin",
+    sessionId: SID,
+    data: "head -c 200000 /dev/zero | tr '\\0' x; echo; echo done-$((5 + 5))\r",
+  });
+  await waitFor(() => h.sink.output(SID).includes("done-10"), "big output");
+  const start = h.manager.get(SID)!.stats().produced - h.manager.get(SID)!.stats().heldBytes;
+  assert(start > 0);
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c2", offset: 0 });
+  assert(h.sink.metas(SID).includes(`coda:gap:0-${start}`), h.sink.metas(SID).join(","));
+});
+
+Deno.test("pick-cwd: a bad path answers an error and changes nothing", async () => {
+  await using h = await harness();
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1", ideaId: "idea-1" });
+  await h.manager.handle({ type: "pick-cwd", sessionId: SID, path: join(h.home, "missing") });
+  assertEquals(
+    h.sink.metas(SID).at(-1),
+    `coda:error:pick-cwd: no such directory: ${join(h.home, "missing")}`,
+  );
+  await Deno.writeTextFile(join(h.home, "file.txt"), "x");
+  await h.manager.handle({ type: "pick-cwd", sessionId: SID, path: join(h.home, "file.txt") });
+  assertMatch(h.sink.metas(SID).at(-1)!, /^coda:error:pick-cwd: not a directory/);
+  await h.manager.handle({ type: "pick-cwd", sessionId: SID, path: "relative/dir" });
+  assertMatch(h.sink.metas(SID).at(-1)!, /^coda:error:pick-cwd: the path must be absolute/);
+  assertEquals(h.manager.get(SID)!.cwd, h.home);
+  assertEquals((await h.store.read()).cwds, {});
+});
+
+Deno.test("pick-cwd: a directory is remembered for the idea and the shell moves there", async () => {
+  await using h = await harness();
+  const dir = join(h.home, "it's a dir");
+  await Deno.mkdir(dir);
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1", ideaId: "idea-1" });
+  await h.manager.handle({ type: "pick-cwd", sessionId: SID, path: dir });
+  assertEquals(h.sink.metas(SID).at(-1), `coda:cwd:${dir}`);
+  assertEquals((await h.store.read()).cwds, { "idea-1": dir });
+  await h.manager.handle({ type: "stdin", sessionId: SID, data: 'echo "at:$(pwd)"\r' });
+  await waitFor(() => h.sink.output(SID).includes(`at:${dir}`), "pwd in the new directory");
+  const other = "session-0002";
+  await h.manager.handle({ type: "attach", sessionId: other, clientId: "c2", ideaId: "idea-1" });
+  assert(h.sink.metas(other).includes(`coda:cwd:${dir}`));
+});
+
+Deno.test("flow control keeps memory bounded under yes, and Ctrl-C still stops it", async () => {
+  await using h = await harness({ flow: { highWatermark: 64 * 1024, lowWatermark: 16 * 1024 } });
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1" });
+  await h.manager.handle({ type: "stdin", sessionId: SID, data: "yes\r" });
+  const session = h.manager.get(SID)!;
+  await waitFor(() => session.stats().paused, "the PTY to pause without acks");
+  const pausedAt = session.stats().produced;
+  await new Promise((r) => setTimeout(r, 500));
+  const stillPaused = session.stats();
+  assert(stillPaused.paused);
+  // node-pty may deliver what it had already read; no more than a few reads beyond the watermark.
+  assert(
+    stillPaused.produced - pausedAt < 256 * 1024,
+    `grew ${stillPaused.produced - pausedAt} bytes while paused`,
+  );
+  assert(stillPaused.heldBytes <= 64 * 1024 + 128 * 1024);
+  // Acknowledge repeatedly: output flows again, the buffer stays bounded.
+  for (let i = 0; i < 20; i++) {
+    session.ack(session.stats().produced);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert(session.stats().produced > stillPaused.produced, "output resumed after acks");
+  assert(session.stats().heldBytes <= 64 * 1024 + 128 * 1024);
+  await h.manager.handle({ type: "stdin", sessionId: SID, data: "\x03" });
+  await h.manager.handle({ type: "stdin", sessionId: SID, data: "echo stopped-$((6 * 7))\r" });
+  await waitFor(() => {
+    session.ack(session.stats().produced);
+    return h.sink.output(SID).includes("stopped-42");
+  }, "Ctrl-C to stop yes");
+});
+
+Deno.test("without clients the PTY runs freely and the ring buffer bounds memory", async () => {
+  await using h = await harness();
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1" });
+  await h.manager.handle({
+    type: "stdin",
+    sessionId: SID,
+    data: "yes | head -c 3000000; echo; echo fin-$((2 * 4))\r",
+  });
+  h.manager.get(SID)!.detach("c1");
+  const session = h.manager.get(SID)!;
+  await waitFor(() => session.stats().produced > 3_000_000, "3 MB of output");
+  assertEquals(session.stats().paused, false);
+  assert(session.stats().heldBytes <= 64 * 1024 + 128 * 1024);
+});
+
+Deno.test("stdin right behind the attach that starts the session is not lost", async () => {
+  await using h = await harness();
+  const attach = h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1", ideaId: "idea-1" });
+  const stdin = h.manager.handle({ type: "stdin", sessionId: SID, data: "echo early-$((8 + 8))\r" });
+  await Promise.all([attach, stdin]);
+  await waitFor(() => h.sink.output(SID).includes("early-16"), "the early keystrokes");
+});
+
+Deno.test("a session without clients ends after the grace period, but not while the link is down", async () => {
+  await using h = await harness({ graceMs: 300 });
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1" });
+  h.manager.linkDown();
+  await new Promise((r) => setTimeout(r, 600));
+  assert(h.manager.get(SID), "kept while the link is down");
+  h.manager.linkUp();
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c2" });
+  await new Promise((r) => setTimeout(r, 600));
+  assert(h.manager.get(SID), "kept while a client is attached");
+  await h.manager.handle({ type: "detach", sessionId: SID, clientId: "c2" });
+  await waitFor(() => h.manager.get(SID) === undefined, "the grace period to end the session");
+  assert(h.sink.frames.some((f) => f.type === "end"));
+});
+
+Deno.test("a shell that ignores SIGHUP is killed anyway", async () => {
+  await using h = await harness();
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1" });
+  await h.manager.handle({ type: "stdin", sessionId: SID, data: "trap '' HUP; echo trapped-$((3 + 4))\r" });
+  await waitFor(() => h.sink.output(SID).includes("trapped-7"), "the trap");
+  await h.manager.get(SID)!.kill(300);
+  await waitFor(() => h.sink.frames.some((f) => f.type === "end"), "end after SIGKILL");
+  assert(h.sink.metas(SID).includes("coda:exit:signal"), h.sink.metas(SID).join(","));
+});
+
+Deno.test("cd commands are quoted for the shell they are typed into", () => {
+  assertEquals(cdCommand("/a b/it's", "linux"), ` cd -- '/a b/it'\\''s'\r`);
+  assertEquals(cdCommand("C:\\Users\\a b", "windows"), `cd /d "C:\\Users\\a b"\r`);
+});
