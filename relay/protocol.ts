@@ -189,6 +189,21 @@ export const ErrorSchema = v.object({
   message: v.string(),
 });
 
+/**
+ * Runner → relay heartbeat. The relay answers {@linkcode PongSchema} at once
+ * (echoing `t`), so a runner notices a dead link within 60 s even when idle.
+ */
+export const PingSchema = v.object({
+  type: v.literal("ping"),
+  t: v.optional(v.number()),
+});
+
+/** Relay → runner: the answer to {@linkcode PingSchema}. */
+export const PongSchema = v.object({
+  type: v.literal("pong"),
+  t: v.optional(v.number()),
+});
+
 /** Messages the relay sends a runner. */
 export const RelayToRunnerSchema = v.variant("type", [
   StdinSchema,
@@ -200,6 +215,7 @@ export const RelayToRunnerSchema = v.variant("type", [
   AttachSchema,
   DetachSchema,
   WelcomeSchema,
+  PongSchema,
   ErrorSchema,
 ]);
 /** Messages the relay sends a runner. */
@@ -211,10 +227,25 @@ export const RunnerToRelaySchema = v.variant("type", [
   MetaSchema,
   AttachedSchema,
   EndSchema,
+  PingSchema,
   ErrorSchema,
 ]);
 /** Messages a runner sends the relay. */
 export type RunnerToRelay = v.InferOutput<typeof RunnerToRelaySchema>;
+
+/**
+ * Runner → relay, first frame on `/runner` when the token was not sent in the
+ * `Authorization` header or the `token` query. Must arrive within 10 s (else close 4408).
+ */
+export const AuthSchema = v.object({
+  type: v.literal("auth"),
+  token: v.pipe(v.string(), v.minLength(1), v.maxLength(8192)),
+});
+/** Runner → relay authentication frame. */
+export type AuthMessage = v.InferOutput<typeof AuthSchema>;
+
+/** Parses a runner's `auth` frame. */
+export const decodeAuth = (frame: unknown): Decoded<AuthMessage> => decode(AuthSchema, frame);
 
 /** Version of this protocol, sent in {@linkcode WelcomeSchema}. */
 export const PROTOCOL_VERSION = 1;

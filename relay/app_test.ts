@@ -1,0 +1,65 @@
+import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { startTestApp } from "../api/server.ts";
+import { apiJson, createSession, pairRunner, revokeRunner, signup } from "../api/testing.ts";
+import { CloseCode, MetaLine } from "./protocol.ts";
+import { type Peer, ScriptedClient, ScriptedRunner, waitFor } from "./testing.ts";
+
+/** The app's runner list as the signed-in user sees it. */
+function runners(url: string, cookie: string): Promise<{ runnerId: string; online: boolean }[]> {
+  return apiJson(url, "/api/devmode/runners", { cookie });
+}
+
+Deno.test("in the app: a runner and a client talk through deno task start's server", async () => {
+  const app = await startTestApp({ relayLimits: { runnerWaitMs: 2000 } });
+  const peers: Peer[] = [];
+  try {
+    const alice = await signup(app.url);
+    const bob = await signup(app.url);
+    const paired = await pairRunner(app.url, alice.cookie);
+    const runner = new ScriptedRunner(app.relayUrl, paired.runnerToken);
+    peers.push(runner);
+    assertEquals((await runner.welcome()).runnerId, paired.runnerId);
+    await waitFor(async () => (await runners(app.url, alice.cookie))[0]?.online, "runner listed online");
+
+    const session = await createSession(app.url, alice.cookie, {
+      ideaId: "idea-1",
+      runnerId: paired.runnerId,
+    });
+    const client = new ScriptedClient(app.relayUrl, session.token, { origin: app.config.publicUrl });
+    peers.push(client);
+    const attach = await runner.next((m) => m.type === "attach");
+    assertEquals([attach.sessionId, attach.ideaId], [session.sessionId, "idea-1"]);
+    await client.meta(MetaLine.session(session.sessionId));
+    client.send({ type: "stdin", sessionId: session.sessionId, data: "echo hi\r" });
+    await waitFor(() => runner.stdin(session.sessionId) === "echo hi\r", "stdin at the runner");
+    runner.write(session.sessionId, "hi\r\n");
+    await client.waitOutput("hi\r\n");
+
+    // The same client token cannot be used twice.
+    const replay = new ScriptedClient(app.relayUrl, session.token);
+    peers.push(replay);
+    assertEquals(await replay.closed, { code: CloseCode.UNAUTHORIZED, reason: "token already used" });
+
+    // Bob's sessions never reach Alice's runner.
+    const bobSession = await createSession(app.url, bob.cookie, { ideaId: "idea-b" });
+    const intruder = new ScriptedClient(app.relayUrl, bobSession.token);
+    peers.push(intruder);
+    await intruder.meta(MetaLine.relay("waiting"));
+    assertEquals((await intruder.closed).code, CloseCode.NO_RUNNER);
+    assert(!runner.received.some((m) => m.sessionId === bobSession.sessionId));
+
+    // Revoking through the API disconnects the runner within 5 s (KV watch) and tells its client.
+    const revokedAt = Date.now();
+    await revokeRunner(app.url, alice.cookie, paired.runnerId);
+    assertEquals(await runner.closed, { code: CloseCode.REVOKED, reason: "runner token revoked" });
+    assert(Date.now() - revokedAt < 5000, `revocation took ${Date.now() - revokedAt} ms`);
+    await client.meta(MetaLine.relay("revoked"));
+    assertEquals((await client.closed).code, CloseCode.REVOKED);
+    const again = new ScriptedRunner(app.relayUrl, paired.runnerToken);
+    peers.push(again);
+    assertEquals((await again.closed).code, CloseCode.REVOKED);
+  } finally {
+    await Promise.all(peers.map((peer) => peer.close()));
+    await app.close();
+  }
+});

@@ -1,0 +1,454 @@
+/**
+ * Routing between clients and runners: who is connected, which runner a
+ * client is attached to, the attach/replay/attached sequence, output fan-out
+ * with per-client backpressure, and what happens when either side leaves.
+ *
+ * The links (`runner_link.ts`, `client_link.ts`) authenticate and parse
+ * frames; everything that touches more than one connection lives here.
+ *
+ * @module
+ */
+import type { RelayBackend } from "./backend.ts";
+import { closeSocket, isOpen, trySend, utf8Length } from "./frames.ts";
+import type { RelayLimits } from "./limits.ts";
+import type { RelayLog } from "./log.ts";
+import type { RelayMetrics } from "./metrics.ts";
+import { ClientPeer, RunnerPeer } from "./peers.ts";
+import {
+  type ClientMessage,
+  CloseCode,
+  encode,
+  MetaLine,
+  PROTOCOL_VERSION,
+  type RelayState,
+  type RelayToRunner,
+  type RunnerToRelay,
+} from "./protocol.ts";
+
+/** Reason sent with close 4413. */
+export const SLOW_CONSUMER_REASON = "slow consumer, resume from your offset";
+
+/** Shared state and collaborators of one relay. */
+export interface BrokerDeps {
+  limits: RelayLimits;
+  metrics: RelayMetrics;
+  log: RelayLog;
+  backend: RelayBackend;
+}
+
+/** Connections and the routing between them. */
+export class Broker {
+  /** Current connection of each runner id. */
+  readonly runners = new Map<string, RunnerPeer>();
+  /** Authenticated clients. */
+  readonly clients = new Set<ClientPeer>();
+  #serial = 0;
+  readonly #deps: BrokerDeps;
+
+  constructor(deps: BrokerDeps) {
+    this.#deps = deps;
+  }
+
+  /** A number larger than every earlier one, for newest-first ordering. */
+  nextSerial(): number {
+    return ++this.#serial;
+  }
+
+  /** Gauges for `/metrics`. */
+  gauges(): { runners: number; clients: number; sessions: number } {
+    const sessions = new Set<string>();
+    for (const client of this.clients) sessions.add(`${client.userId}\u0000${client.sessionId}`);
+    return { runners: this.runners.size, clients: this.clients.size, sessions: sessions.size };
+  }
+
+  /** Number of connected clients of `userId`. */
+  clientCount(userId: string): number {
+    let count = 0;
+    for (const client of this.clients) if (client.userId === userId) count++;
+    return count;
+  }
+
+  /* ---------------------------- runners ---------------------------- */
+
+  /**
+   * A runner authenticated: it replaces any older connection of the same
+   * runner id (closed 4409), gets `welcome`, and picks up the clients waiting
+   * for it.
+   */
+  addRunner(runner: RunnerPeer): void {
+    const old = this.runners.get(runner.runnerId);
+    this.runners.set(runner.runnerId, runner);
+    send(runner.socket, { type: "welcome", runnerId: runner.runnerId, protocol: PROTOCOL_VERSION });
+    const moved = old ? [...old.clients] : [];
+    if (old) {
+      old.clients.clear();
+      this.#stopPresence(old);
+      this.#close(old.socket, CloseCode.REPLACED, "replaced by a newer connection");
+      this.#deps.log({ event: "runner_replaced", runnerId: runner.runnerId });
+    }
+    this.#deps.log({ event: "runner_connected", runnerId: runner.runnerId, userId: runner.userId });
+    this.#setPresence(runner, true);
+    runner.presenceTimer = setInterval(
+      () => this.#setPresence(runner, true),
+      this.#deps.limits.pingIntervalMs,
+    );
+    for (const client of moved) {
+      if (client.state !== "closed" && client.userId === runner.userId) this.#attach(client, runner);
+    }
+    for (const client of this.clients) {
+      if (client.userId !== runner.userId) continue;
+      const waitingForAny = client.state === "waiting" &&
+        (client.claims.runnerId === undefined || client.claims.runnerId === runner.runnerId);
+      const waitingForThis = client.state === "offline" && client.runnerId === runner.runnerId;
+      if (waitingForAny || waitingForThis) this.#attach(client, runner);
+    }
+  }
+
+  /** A runner connection closed: its clients are told and wait for it to come back. */
+  removeRunner(runner: RunnerPeer): void {
+    this.#stopPresence(runner);
+    if (this.runners.get(runner.runnerId) !== runner) return;
+    this.runners.delete(runner.runnerId);
+    this.#setPresence(runner, false);
+    this.#deps.log({ event: "runner_disconnected", runnerId: runner.runnerId, userId: runner.userId });
+    for (const client of runner.clients) {
+      client.runner = undefined;
+      client.state = "offline";
+      this.#stopAcks(client);
+      this.#tell(client, "offline");
+      this.#startWait(client, "runner did not come back");
+    }
+    runner.clients.clear();
+  }
+
+  /**
+   * The runner's token was revoked or expired: its clients are told
+   * `coda:relay:revoked` and closed 4403, then the runner is closed with `code`.
+   */
+  revokeRunner(runner: RunnerPeer, code: number, reason: string): void {
+    this.#deps.log({ event: "runner_revoked", runnerId: runner.runnerId, userId: runner.userId, reason });
+    for (const client of runner.clients) {
+      client.ended = true;
+      this.#tell(client, "revoked");
+      this.#close(client.socket, CloseCode.REVOKED, "runner revoked");
+    }
+    for (const client of this.clients) {
+      if (client.state === "offline" && client.runnerId === runner.runnerId) {
+        this.#tell(client, "revoked");
+        this.#close(client.socket, CloseCode.REVOKED, "runner revoked");
+      }
+    }
+    runner.clients.clear();
+    this.removeRunner(runner);
+    this.#close(runner.socket, code, reason);
+  }
+
+  /** Routes one validated frame from `runner`. */
+  fromRunner(runner: RunnerPeer, message: RunnerToRelay, bytes: number): void {
+    if (this.runners.get(runner.runnerId) !== runner) {
+      this.#deps.metrics.dropped("runner_replaced");
+      return;
+    }
+    switch (message.type) {
+      case "stdout":
+      case "meta": {
+        if (message.clientId !== undefined) {
+          const client = this.#targetOf(runner, message.sessionId, message.clientId);
+          if (!client) return this.#deps.metrics.dropped("unknown_client");
+          this.#deliver(client, message, bytes);
+          return;
+        }
+        let delivered = false;
+        for (const client of runner.clients) {
+          if (client.sessionId !== message.sessionId || client.state !== "live") continue;
+          delivered = true;
+          this.#deliver(client, message, bytes);
+        }
+        if (!delivered) this.#deps.metrics.dropped("no_client");
+        return;
+      }
+      case "attached": {
+        const client = this.#targetOf(runner, message.sessionId, message.clientId);
+        if (!client) return this.#deps.metrics.dropped("unknown_client");
+        client.state = "live";
+        client.nextOffset = message.offset;
+        if (client.toldNotOnline) {
+          client.toldNotOnline = false;
+          this.#tell(client, "online");
+        }
+        return;
+      }
+      case "end": {
+        this.#deps.log({ event: "session_ended", runnerId: runner.runnerId, sessionId: message.sessionId });
+        for (const client of [...runner.clients]) {
+          if (client.sessionId !== message.sessionId) continue;
+          client.ended = true;
+          runner.clients.delete(client);
+          this.#close(client.socket, CloseCode.NORMAL, "session ended");
+        }
+        return;
+      }
+      case "ping":
+        trySend(runner.socket, encode({ type: "pong", t: message.t }));
+        return;
+      case "error":
+        this.#deps.log({
+          event: "runner_error",
+          runnerId: runner.runnerId,
+          sessionId: message.sessionId,
+          code: message.code,
+          message: message.message,
+        });
+        return;
+    }
+  }
+
+  /* ---------------------------- clients ---------------------------- */
+
+  /**
+   * Counts a client against its user's cap while its token is still being
+   * checked, so concurrent connections cannot slip past the cap.
+   */
+  reserveClient(client: ClientPeer): void {
+    this.clients.add(client);
+  }
+
+  /** A client authenticated: attach it to its runner, or tell it to wait. */
+  addClient(client: ClientPeer): void {
+    this.clients.add(client);
+    this.#deps.log({
+      event: "client_connected",
+      clientId: client.clientId,
+      userId: client.userId,
+      sessionId: client.sessionId,
+    });
+    const runner = this.#pickRunner(client);
+    if (runner) return this.#attach(client, runner);
+    this.#tell(client, "waiting");
+    this.#startWait(client, "no runner online");
+  }
+
+  /** A client connection closed: the runner is told `detach` (unless the session ended). */
+  removeClient(client: ClientPeer): void {
+    if (client.state === "closed") return;
+    const wasAttached = client.state === "attaching" || client.state === "live";
+    client.state = "closed";
+    this.clients.delete(client);
+    clearTimeout(client.waitTimer);
+    this.#stopAcks(client);
+    const runner = client.runner;
+    client.runner = undefined;
+    if (runner) {
+      runner.clients.delete(client);
+      if (wasAttached && !client.ended) {
+        send(runner.socket, { type: "detach", sessionId: client.sessionId, clientId: client.clientId });
+      }
+    }
+    this.#deps.log({ event: "client_disconnected", clientId: client.clientId, sessionId: client.sessionId });
+  }
+
+  /** Forwards a validated client frame (already checked to be for its own session). */
+  fromClient(client: ClientPeer, message: ClientMessage, bytes: number): void {
+    const frame = encode(message);
+    const runner = client.runner;
+    if (!runner || !isOpen(runner.socket)) {
+      if (client.pendingBytes + bytes > this.#deps.limits.maxPendingClientBytes) {
+        this.#deps.metrics.dropped("pending_full");
+        return;
+      }
+      client.pending.push(frame);
+      client.pendingBytes += bytes;
+      return;
+    }
+    if (runner.socket.bufferedAmount > this.#deps.limits.maxRunnerBufferedBytes) {
+      // The runner stopped reading; holding more for it would grow relay memory without bound.
+      this.#deps.metrics.dropped("runner_congested");
+      return;
+    }
+    if (trySend(runner.socket, frame)) this.#deps.metrics.relayed("client_to_runner", bytes);
+    else this.#deps.metrics.dropped("runner_gone");
+  }
+
+  /* ---------------------------- shutdown ---------------------------- */
+
+  /** Closes every connection with `code` (1012 on restart). */
+  closeAll(code: number, reason: string): void {
+    for (const client of this.clients) {
+      client.ended = true;
+      clearTimeout(client.waitTimer);
+      this.#stopAcks(client);
+      this.#close(client.socket, code, reason);
+    }
+    for (const runner of this.runners.values()) {
+      this.#stopPresence(runner);
+      this.#setPresence(runner, false);
+      this.#close(runner.socket, code, reason);
+    }
+  }
+
+  /* ---------------------------- internals ---------------------------- */
+
+  /** The token's runner if it is online and the user's, else the user's newest online runner. */
+  #pickRunner(client: ClientPeer): RunnerPeer | undefined {
+    if (client.claims.runnerId !== undefined) {
+      const runner = this.runners.get(client.claims.runnerId);
+      return runner && runner.userId === client.userId ? runner : undefined;
+    }
+    let newest: RunnerPeer | undefined;
+    for (const runner of this.runners.values()) {
+      if (runner.userId === client.userId && (!newest || runner.serial > newest.serial)) newest = runner;
+    }
+    return newest;
+  }
+
+  #targetOf(runner: RunnerPeer, sessionId: string, clientId: string): ClientPeer | undefined {
+    for (const client of runner.clients) {
+      if (client.clientId === clientId) return client.sessionId === sessionId ? client : undefined;
+    }
+    return undefined;
+  }
+
+  #attach(client: ClientPeer, runner: RunnerPeer): void {
+    clearTimeout(client.waitTimer);
+    client.waitTimer = undefined;
+    client.runner = runner;
+    client.runnerId = runner.runnerId;
+    client.state = "attaching";
+    runner.clients.add(client);
+    const attach: RelayToRunner = {
+      type: "attach",
+      sessionId: client.sessionId,
+      clientId: client.clientId,
+    };
+    if (client.nextOffset !== undefined) attach.offset = client.nextOffset;
+    if (client.options.cols !== undefined) attach.cols = client.options.cols;
+    if (client.options.rows !== undefined) attach.rows = client.options.rows;
+    if (client.claims.ideaId !== undefined) attach.ideaId = client.claims.ideaId;
+    send(runner.socket, attach);
+    for (const frame of client.pending.splice(0)) {
+      if (trySend(runner.socket, frame)) this.#deps.metrics.relayed("client_to_runner", utf8Length(frame));
+    }
+    client.pendingBytes = 0;
+    this.#deps.log({
+      event: "client_attached",
+      clientId: client.clientId,
+      runnerId: runner.runnerId,
+      sessionId: client.sessionId,
+      offset: client.nextOffset,
+    });
+  }
+
+  /**
+   * Sends one runner frame to one client, honouring the client's buffer cap
+   * (close 4413 past it) and dropping output the client already has.
+   */
+  #deliver(
+    client: ClientPeer,
+    message: Extract<RunnerToRelay, { type: "stdout" | "meta" }>,
+    bytes: number,
+  ): void {
+    let frame: string;
+    if (message.type === "stdout") {
+      const end = message.offset === undefined ? undefined : message.offset + utf8Length(message.data);
+      if (end !== undefined && client.nextOffset !== undefined && end <= client.nextOffset) {
+        this.#deps.metrics.dropped("duplicate_output");
+        return;
+      }
+      frame = encode({
+        type: "stdout",
+        sessionId: message.sessionId,
+        data: message.data,
+        offset: message.offset,
+      });
+      if (!this.#push(client, frame, bytes)) return;
+      if (end !== undefined) client.nextOffset = end;
+      if (!client.options.ack) this.#scheduleAck(client);
+      return;
+    }
+    frame = encode({ type: "meta", sessionId: message.sessionId, data: message.data });
+    if (!this.#push(client, frame, bytes)) return;
+    if (message.data === MetaLine.reset()) {
+      // The stream restarted at 0: what the client had no longer counts, or the replay would be deduplicated away.
+      client.nextOffset = undefined;
+      client.ackedOffset = 0;
+    }
+  }
+
+  /** Writes `frame` unless that would take the client past its buffer cap. */
+  #push(client: ClientPeer, frame: string, bytes: number): boolean {
+    const socket = client.socket;
+    if (!isOpen(socket)) return false;
+    const buffered = socket.bufferedAmount;
+    if (buffered > 0 && buffered + bytes > this.#deps.limits.maxClientBufferedBytes) {
+      this.#deps.metrics.dropped("slow_consumer");
+      this.#deps.log({
+        event: "slow_consumer",
+        clientId: client.clientId,
+        sessionId: client.sessionId,
+        buffered,
+      });
+      this.#close(socket, CloseCode.SLOW_CONSUMER, SLOW_CONSUMER_REASON);
+      return false;
+    }
+    if (!trySend(socket, frame)) return false;
+    this.#deps.metrics.relayed("runner_to_client", bytes);
+    return true;
+  }
+
+  /** Acknowledges for a client without `ack=1` once its socket has drained. */
+  #scheduleAck(client: ClientPeer): void {
+    if (client.ackTimer !== undefined) return;
+    client.ackTimer = setTimeout(() => {
+      client.ackTimer = undefined;
+      const runner = client.runner;
+      if (!runner || client.state === "closed" || !isOpen(client.socket)) return;
+      if (client.socket.bufferedAmount > this.#deps.limits.ackDrainBytes) return this.#scheduleAck(client);
+      const offset = client.nextOffset;
+      if (offset === undefined || offset <= client.ackedOffset) return;
+      client.ackedOffset = offset;
+      send(runner.socket, { type: "ack", sessionId: client.sessionId, offset });
+    }, this.#deps.limits.ackIntervalMs);
+  }
+
+  #stopAcks(client: ClientPeer): void {
+    clearTimeout(client.ackTimer);
+    client.ackTimer = undefined;
+  }
+
+  #tell(client: ClientPeer, state: RelayState): void {
+    if (state === "waiting" || state === "offline") client.toldNotOnline = true;
+    const frame = encode({ type: "meta", sessionId: client.sessionId, data: MetaLine.relay(state) });
+    trySend(client.socket, frame);
+  }
+
+  #startWait(client: ClientPeer, reason: string): void {
+    clearTimeout(client.waitTimer);
+    client.waitTimer = setTimeout(() => {
+      client.waitTimer = undefined;
+      this.#close(client.socket, CloseCode.NO_RUNNER, reason);
+    }, this.#deps.limits.runnerWaitMs);
+  }
+
+  #setPresence(runner: RunnerPeer, online: boolean): void {
+    this.#deps.backend.setPresence(runner.runnerId, runner.userId, online).catch((error) => {
+      this.#deps.log({ event: "presence_failed", runnerId: runner.runnerId, error: String(error) });
+    });
+  }
+
+  #stopPresence(runner: RunnerPeer): void {
+    clearInterval(runner.presenceTimer);
+    runner.presenceTimer = undefined;
+  }
+
+  #close(socket: WebSocket, code: number, reason: string): void {
+    if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
+      this.#deps.metrics.closed(code);
+    }
+    closeSocket(socket, code, reason);
+  }
+}
+
+/** Sends a protocol message to a runner (best effort: a closed link is handled by its close event). */
+function send(socket: WebSocket, message: RelayToRunner): void {
+  trySend(socket, encode(message));
+}

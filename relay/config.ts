@@ -1,0 +1,98 @@
+/**
+ * Configuration of the standalone relay (`deno task relay`), read from the
+ * environment. Anything missing or malformed stops the relay with one line.
+ *
+ * | Variable | Default | Meaning |
+ * | --- | --- | --- |
+ * | `PORT` | 8080 | port to listen on (0: any free port) |
+ * | `HOST` | 0.0.0.0 | interface (Fly's proxy reaches the machine on it) |
+ * | `DEVMODE_JWT_SECRET` | required | HS256 key shared with the app, ≥ 32 bytes |
+ * | `RELAY_INTERNAL_SECRET` | required | sent to the app as `X-Relay-Secret`, ≥ 32 bytes |
+ * | `DEVMODE_APP_URL` | required | the app's origin, for runner verification and presence |
+ * | `DEVMODE_ALLOWED_ORIGINS` | required | comma-separated exact origins browsers connect from |
+ * | `DEVMODE_KV_URL` | `:memory:` | Deno KV for used client-token ids |
+ *
+ * @module
+ */
+
+/** A configuration problem, worded for the operator. */
+export class RelayConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "RelayConfigError";
+  }
+}
+
+/** Default port, also the `internal_port` in `fly.toml`. */
+export const DEFAULT_RELAY_PORT = 8080;
+/** Health check path, also in `fly.toml`. */
+export const HEALTH_PATH = "/healthz";
+/** Minimum secret length in bytes. */
+export const MIN_SECRET_BYTES = 32;
+
+/** The standalone relay's settings. */
+export interface RelayConfig {
+  host: string;
+  port: number;
+  jwtSecret: Uint8Array;
+  relayInternalSecret: string;
+  /** The app's origin, no trailing slash. */
+  appUrl: string;
+  allowedOrigins: string[];
+  /** Passed to `Deno.openKv`. */
+  kvUrl: string;
+}
+
+function required(env: Record<string, string | undefined>, name: string): string {
+  const value = env[name];
+  if (value === undefined || value.trim() === "") throw new RelayConfigError(`${name} is required`);
+  return value.trim();
+}
+
+function secret(env: Record<string, string | undefined>, name: string): string {
+  const value = required(env, name);
+  const bytes = new TextEncoder().encode(value).length;
+  if (bytes < MIN_SECRET_BYTES) {
+    throw new RelayConfigError(`${name} must be at least ${MIN_SECRET_BYTES} bytes long (got ${bytes})`);
+  }
+  return value;
+}
+
+function origin(name: string, raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new RelayConfigError(`${name} must hold URLs, got "${raw}"`);
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new RelayConfigError(`${name} must hold http:// or https:// URLs, got "${raw}"`);
+  }
+  if (url.origin !== raw.replace(/\/+$/, "")) {
+    throw new RelayConfigError(`${name} must hold bare origins like https://app.example.com, got "${raw}"`);
+  }
+  return url.origin;
+}
+
+/** Reads the relay's configuration; throws {@linkcode RelayConfigError}. */
+export function loadRelayConfig(env: Record<string, string | undefined> = Deno.env.toObject()): RelayConfig {
+  const rawPort = env.PORT?.trim() || String(DEFAULT_RELAY_PORT);
+  if (!/^\d+$/.test(rawPort) || Number(rawPort) > 65535) {
+    throw new RelayConfigError(`PORT must be a number from 0 to 65535, got "${rawPort}"`);
+  }
+  const jwtSecret = new TextEncoder().encode(secret(env, "DEVMODE_JWT_SECRET"));
+  const relayInternalSecret = secret(env, "RELAY_INTERNAL_SECRET");
+  const appUrl = origin("DEVMODE_APP_URL", required(env, "DEVMODE_APP_URL"));
+  const allowedOrigins = required(env, "DEVMODE_ALLOWED_ORIGINS").split(",").map((s) => s.trim())
+    .filter((s) => s !== "").map((s) => origin("DEVMODE_ALLOWED_ORIGINS", s));
+  if (allowedOrigins.length === 0) throw new RelayConfigError("DEVMODE_ALLOWED_ORIGINS is required");
+  return {
+    host: env.HOST?.trim() || "0.0.0.0",
+    port: Number(rawPort),
+    jwtSecret,
+    relayInternalSecret,
+    appUrl,
+    allowedOrigins,
+    kvUrl: env.DEVMODE_KV_URL?.trim() || ":memory:",
+  };
+}

@@ -1,0 +1,64 @@
+import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { parse } from "smol-toml";
+import { DEFAULT_RELAY_PORT, HEALTH_PATH } from "./config.ts";
+import { startStandaloneRelay } from "./main.ts";
+
+const root = new URL("../", import.meta.url);
+
+interface FlyConfig {
+  kill_signal: string;
+  build: { dockerfile: string };
+  env: Record<string, string>;
+  http_service: {
+    internal_port: number;
+    force_https: boolean;
+    auto_stop_machines: string;
+    min_machines_running: number;
+    concurrency: { type: string; soft_limit: number; hard_limit: number };
+    checks: { path: string; method: string }[];
+  };
+}
+
+const fly = parse(await Deno.readTextFile(new URL("fly.toml", root))) as unknown as FlyConfig;
+
+Deno.test("fly.toml routes to the port and health path the relay serves", async () => {
+  const service = fly.http_service;
+  assertEquals(service.internal_port, DEFAULT_RELAY_PORT);
+  assertEquals(Number(fly.env.PORT), service.internal_port);
+  assertEquals(fly.env.HOST, "0.0.0.0");
+  assertEquals(service.checks.map((c) => [c.method, c.path]), [["GET", HEALTH_PATH]]);
+  assertEquals(service.force_https, true);
+  assertEquals(service.auto_stop_machines, "off");
+  assert(service.min_machines_running >= 1);
+  assertEquals(service.concurrency.type, "connections");
+  assert(service.concurrency.soft_limit <= service.concurrency.hard_limit);
+  assertEquals(fly.kill_signal, "SIGTERM");
+
+  // The relay, configured as fly.toml's [env] says, answers the health check on that path.
+  const relay = await startStandaloneRelay({
+    ...fly.env,
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DEVMODE_JWT_SECRET: "j".repeat(32),
+    RELAY_INTERNAL_SECRET: "r".repeat(32),
+  }, { log: () => {} });
+  try {
+    const health = await fetch(`${relay.url}${service.checks[0].path}`);
+    assertEquals(health.status, 200);
+    await health.body?.cancel();
+    assertEquals(relay.config.port, 0);
+  } finally {
+    await relay.close();
+  }
+});
+
+Deno.test("the Dockerfile fly.toml names runs deno task relay as a non-root user with cached deps", async () => {
+  const dockerfile = await Deno.readTextFile(new URL(fly.build.dockerfile, root));
+  const user = /^USER\s+(\S+)/m.exec(dockerfile)?.[1];
+  assert(user && user !== "root" && user !== "0", `USER ${user}`);
+  assert(/^RUN deno cache relay\/main\.ts$/m.test(dockerfile));
+  assert(/^CMD \["deno", "task", "relay"\]$/m.test(dockerfile));
+  assert(dockerfile.includes(`EXPOSE ${fly.http_service.internal_port}`));
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", root))).tasks;
+  assert(/relay\/main\.ts$/.test(tasks.relay), tasks.relay);
+});

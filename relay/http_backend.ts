@@ -1,0 +1,91 @@
+/**
+ * The relay's backend when it runs alone (on Fly.io): runner tokens are
+ * verified with the app over HTTP, presence is reported to the app, and used
+ * client-token jtis live in a local Deno KV.
+ *
+ * - `GET {appUrl}/api/devmode/tokens/runner/verify?jti=…` with `X-Relay-Secret`:
+ *   200 `{valid:true, runnerId, userId}` accepts, 403 refuses; anything else,
+ *   a network error or no answer within the timeout rejects (the relay then
+ *   refuses the runner: fail closed). Positive answers are cached for `cacheMs`.
+ * - `POST {appUrl}/api/devmode/internal/presence {runnerId, userId, online}`.
+ *
+ * @module
+ */
+import * as v from "valibot";
+import type { RelayBackend, RunnerIdentity } from "./backend.ts";
+import { consumeJti } from "./jti_store.ts";
+
+/** Options of {@linkcode createHttpRelayBackend}. */
+export interface HttpBackendOptions {
+  /** The app's origin, e.g. `https://app.example.com`. */
+  appUrl: string;
+  /** `RELAY_INTERNAL_SECRET`, sent as `X-Relay-Secret`. */
+  relaySecret: string;
+  /** Where used client jtis are recorded. */
+  kv: Deno.Kv;
+  /** Clock, ms since the epoch. */
+  now?: () => number;
+  /** Per-request timeout (default 5 s). */
+  timeoutMs?: number;
+  /**
+   * How long a positive verification is reused (default 25 s, at most 60 s).
+   * Kept below the re-verify interval so every periodic re-verification asks the app.
+   */
+  cacheMs?: number;
+}
+
+/** Default time a positive verification is reused. */
+export const DEFAULT_VERIFY_CACHE_MS = 25_000;
+
+const VerifyAnswer = v.object({
+  valid: v.literal(true),
+  runnerId: v.string(),
+  userId: v.string(),
+});
+
+/** Creates the HTTP-backed {@linkcode RelayBackend}. It offers no revocation watch. */
+export function createHttpRelayBackend(options: HttpBackendOptions): RelayBackend {
+  const now = options.now ?? Date.now;
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const cacheMs = Math.min(options.cacheMs ?? DEFAULT_VERIFY_CACHE_MS, 60_000);
+  const appUrl = options.appUrl.replace(/\/+$/, "");
+  const cache = new Map<string, { identity: RunnerIdentity; until: number }>();
+  const headers = { "x-relay-secret": options.relaySecret };
+
+  return {
+    async verifyRunnerJti(jti) {
+      const cached = cache.get(jti);
+      if (cached && cached.until > now()) return cached.identity;
+      cache.delete(jti);
+      const url = `${appUrl}/api/devmode/tokens/runner/verify?jti=${encodeURIComponent(jti)}`;
+      const response = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
+      const body = await response.text();
+      if (response.status === 403) return null;
+      if (response.status !== 200) throw new Error(`verify endpoint answered ${response.status}`);
+      let parsed;
+      try {
+        parsed = v.safeParse(VerifyAnswer, JSON.parse(body));
+      } catch {
+        throw new Error("verify endpoint answered invalid JSON");
+      }
+      if (!parsed.success) throw new Error("verify endpoint answered an unexpected body");
+      const identity = { runnerId: parsed.output.runnerId, userId: parsed.output.userId };
+      if (cache.size > 10_000) cache.clear();
+      cache.set(jti, { identity, until: now() + cacheMs });
+      return identity;
+    },
+
+    consumeClientJti: (jti, expiresAt) => consumeJti(options.kv, jti, expiresAt, now),
+
+    async setPresence(runnerId, userId, online) {
+      const response = await fetch(`${appUrl}/api/devmode/internal/presence`, {
+        method: "POST",
+        headers: { ...headers, "content-type": "application/json" },
+        body: JSON.stringify({ runnerId, userId, online }),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      await response.body?.cancel();
+      if (!response.ok) throw new Error(`presence endpoint answered ${response.status}`);
+    },
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * Tunable limits of the relay. Production uses {@linkcode DEFAULT_RELAY_LIMITS};
+ * tests shrink the timeouts.
+ *
+ * @module
+ */
+import { MAX_FRAME_BYTES } from "./protocol.ts";
+
+/** Limits and timings of the relay, all in milliseconds or bytes. */
+export interface RelayLimits {
+  /** How long a client waits for a runner to come online (or back) before close 4404. */
+  runnerWaitMs: number;
+  /** A runner link without a valid `auth` frame by then is closed 4408. */
+  authTimeoutMs: number;
+  /** Presence refresh interval; also the WebSocket ping cadence upper bound. */
+  pingIntervalMs: number;
+  /** A peer that stops answering pings is closed within this time. */
+  deadPeerMs: number;
+  /** Concurrent client connections per user; more are closed 4429. */
+  maxClientsPerUser: number;
+  /** Bytes a client connection may have queued in the relay before it is closed 4413. */
+  maxClientBufferedBytes: number;
+  /** Bytes queued towards a runner beyond which client frames for it are dropped (it stopped reading). */
+  maxRunnerBufferedBytes: number;
+  /** Re-verify connected runners this often when the backend cannot watch revocations. */
+  reverifyIntervalMs: number;
+  /** Malformed or forbidden frames a peer may send before it is closed 1008. */
+  malformedFrameLimit: number;
+  /** Largest accepted frame; bigger ones close the link 1009. */
+  maxFrameBytes: number;
+  /** The relay acknowledges for a non-ack client once its queued bytes are at most this. */
+  ackDrainBytes: number;
+  /** How often the relay checks a non-ack client's socket for drained output. */
+  ackIntervalMs: number;
+  /** Client frames kept while the client waits for its runner; beyond it they are dropped. */
+  maxPendingClientBytes: number;
+}
+
+/** Production limits. */
+export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
+  runnerWaitMs: 60_000,
+  authTimeoutMs: 10_000,
+  pingIntervalMs: 25_000,
+  deadPeerMs: 60_000,
+  maxClientsPerUser: 32,
+  maxClientBufferedBytes: 1024 * 1024,
+  maxRunnerBufferedBytes: 4 * 1024 * 1024,
+  reverifyIntervalMs: 60_000,
+  malformedFrameLimit: 10,
+  maxFrameBytes: MAX_FRAME_BYTES,
+  ackDrainBytes: 64 * 1024,
+  ackIntervalMs: 20,
+  maxPendingClientBytes: 256 * 1024,
+});
+
+/** Fills in defaults for the limits a caller did not set. */
+export function resolveLimits(overrides: Partial<RelayLimits> = {}): RelayLimits {
+  const limits = { ...DEFAULT_RELAY_LIMITS };
+  for (const [key, value] of Object.entries(overrides) as [keyof RelayLimits, number | undefined][]) {
+    if (value === undefined) continue;
+    if (!Number.isFinite(value) || value < 0) throw new RangeError(`relay limit ${key} must be a number ≥ 0`);
+    limits[key] = value;
+  }
+  return limits;
+}
+
+/**
+ * Seconds for `Deno.upgradeWebSocket`'s `idleTimeout`: Deno pings an idle peer
+ * and closes it when no pong follows, so a dead peer goes within about twice
+ * this. Kept at or below the ping interval so proxies with a 100 s idle cut
+ * always see traffic.
+ */
+export function idleTimeoutSeconds(limits: RelayLimits): number {
+  return Math.max(1, Math.floor(Math.min(limits.pingIntervalMs, limits.deadPeerMs / 2) / 1000));
+}

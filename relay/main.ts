@@ -1,0 +1,98 @@
+/**
+ * The relay on its own (`deno task relay`), as deployed on Fly.io: `/healthz`,
+ * `/runner`, `/client` and `/metrics` on one port, runners verified with the
+ * app over HTTP. SIGTERM or SIGINT drains: new upgrades are refused, every
+ * peer is closed with 1012 so it reconnects, then the process exits.
+ *
+ * @module
+ */
+import { HEALTH_PATH, loadRelayConfig, type RelayConfig, RelayConfigError } from "./config.ts";
+import { createHttpRelayBackend } from "./http_backend.ts";
+import { createRelay, type Relay, type RelayLimits, type RelayLog } from "./mod.ts";
+
+/** Re-verify interval when alone: revoked runners go within this (plus one verify request). */
+export const STANDALONE_REVERIFY_MS = 30_000;
+
+/** Options of {@linkcode startStandaloneRelay}. */
+export interface StandaloneOptions {
+  limits?: Partial<RelayLimits>;
+  /** How long a positive runner verification is reused (default 25 s). */
+  verifyCacheMs?: number;
+  log?: RelayLog;
+}
+
+/** A running standalone relay. */
+export interface StandaloneRelay {
+  /** `http://HOST:PORT` as bound. */
+  url: string;
+  /** `ws://HOST:PORT` */
+  relayUrl: string;
+  config: RelayConfig;
+  relay: Relay;
+  /** Drains (peers closed 1012), stops the server and closes KV. */
+  close(): Promise<void>;
+}
+
+/** Starts the relay from environment variables (throws {@linkcode RelayConfigError} on bad ones). */
+export async function startStandaloneRelay(
+  env: Record<string, string | undefined>,
+  options: StandaloneOptions = {},
+): Promise<StandaloneRelay> {
+  const config = loadRelayConfig(env);
+  const kv = await Deno.openKv(config.kvUrl);
+  const relay = createRelay({
+    jwtSecret: config.jwtSecret,
+    backend: createHttpRelayBackend({
+      appUrl: config.appUrl,
+      relaySecret: config.relayInternalSecret,
+      kv,
+      cacheMs: options.verifyCacheMs,
+    }),
+    allowedOrigins: config.allowedOrigins,
+    limits: { reverifyIntervalMs: STANDALONE_REVERIFY_MS, ...options.limits },
+    log: options.log,
+  });
+  let closing: Promise<void> | undefined;
+  const server = Deno.serve({ hostname: config.host, port: config.port, onListen() {} }, (req, info) => {
+    const handled = relay.handle(req, info);
+    if (handled) return handled;
+    if (new URL(req.url).pathname === HEALTH_PATH) {
+      // Draining: the health check fails so the proxy stops sending new connections here.
+      return closing ? Response.json({ ok: false }, { status: 503 }) : Response.json({ ok: true });
+    }
+    return Response.json({ error: "not found" }, { status: 404 });
+  });
+  const hostname = server.addr.hostname.includes(":") ? `[${server.addr.hostname}]` : server.addr.hostname;
+  const url = `http://${hostname}:${server.addr.port}`;
+  return {
+    url,
+    relayUrl: url.replace(/^http/, "ws"),
+    config,
+    relay,
+    close() {
+      closing ??= (async () => {
+        await relay.shutdown();
+        await server.shutdown();
+        kv.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+if (import.meta.main) {
+  let started: StandaloneRelay;
+  try {
+    started = await startStandaloneRelay(Deno.env.toObject());
+  } catch (error) {
+    if (!(error instanceof RelayConfigError)) throw error;
+    console.error(`relay: ${error.message}`);
+    Deno.exit(2);
+  }
+  console.error(JSON.stringify({ event: "relay_listening", url: started.url, app: started.config.appUrl }));
+  const stop = async () => {
+    await started.close();
+    Deno.exit(0);
+  };
+  for (const signal of ["SIGTERM", "SIGINT"] as const) Deno.addSignalListener(signal, stop);
+}

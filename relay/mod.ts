@@ -1,0 +1,120 @@
+/**
+ * The relay: a WebSocket broker between browser clients (`/client`) and
+ * runners (`/runner`), with resume by offset, end-to-end flow control and live
+ * revocation. Mount it in any `Deno.serve` handler:
+ *
+ * ```ts ignore
+ * const relay = createRelay({ jwtSecret, backend, allowedOrigins });
+ * Deno.serve((req, info) => relay.handle(req, info) ?? new Response("not found", { status: 404 }));
+ * ```
+ *
+ * The wire protocol is in `protocol.ts` and `PROTOCOL.md`.
+ *
+ * @module
+ */
+import type { RelayBackend } from "./backend.ts";
+import { Broker } from "./broker.ts";
+import { acceptClient } from "./client_link.ts";
+import { jsonError, type RelayContext } from "./context.ts";
+import { type RelayLimits, resolveLimits } from "./limits.ts";
+import { type RelayLog, stderrLog } from "./log.ts";
+import { RelayMetrics } from "./metrics.ts";
+import { CloseCode } from "./protocol.ts";
+import { acceptRunner } from "./runner_link.ts";
+import { watchRevocations } from "./revocation.ts";
+
+export { DEFAULT_RELAY_LIMITS, type RelayLimits } from "./limits.ts";
+export type { RelayLog } from "./log.ts";
+
+/** Options of {@linkcode createRelay}. */
+export interface RelayOptions {
+  /** HS256 key shared with the app that mints the tokens. */
+  jwtSecret: Uint8Array;
+  /** The app-side checks (KV in the app, HTTP when alone). */
+  backend: RelayBackend;
+  /** Exact origins browsers may connect from; other `Origin` headers get HTTP 403. */
+  allowedOrigins: string[];
+  /** Clock in ms since the epoch (tests move it). */
+  now?: () => number;
+  /** Overrides of {@linkcode DEFAULT_RELAY_LIMITS}. */
+  limits?: Partial<RelayLimits>;
+  /** Receives structured log records; default JSON lines on stderr. */
+  log?: RelayLog;
+}
+
+/** A relay, ready to be mounted in a server. */
+export interface Relay {
+  /**
+   * Handles `/runner`, `/client` and `/metrics`; returns `null` for any other
+   * path so the caller can serve it.
+   */
+  handle(req: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> | null;
+  /** Stops accepting, closes every peer with 1012 (reconnect) and waits for them to go. */
+  shutdown(): Promise<void>;
+}
+
+/** Paths the relay answers. */
+export const RELAY_PATHS: readonly string[] = ["/runner", "/client", "/metrics"];
+
+/** How long shutdown waits for peers to acknowledge the close. */
+const SHUTDOWN_GRACE_MS = 3000;
+
+/** Creates a relay. */
+export function createRelay(options: RelayOptions): Relay {
+  const limits = resolveLimits(options.limits);
+  const metrics = new RelayMetrics();
+  const log = options.log ?? stderrLog;
+  const now = options.now ?? Date.now;
+  const broker = new Broker({ limits, metrics, log, backend: options.backend });
+  const ctx: RelayContext = {
+    jwtSecret: options.jwtSecret,
+    backend: options.backend,
+    allowedOrigins: [...options.allowedOrigins],
+    now,
+    limits,
+    metrics,
+    log,
+    broker,
+    sockets: new Set(),
+    closed: new Map(),
+  };
+  const stopRevocations = watchRevocations({ broker, backend: options.backend, limits, log, now });
+  let shuttingDown: Promise<void> | undefined;
+
+  return {
+    handle(req) {
+      const path = new URL(req.url).pathname;
+      if (!RELAY_PATHS.includes(path)) return null;
+      if (path === "/metrics") {
+        return new Response(metrics.render(broker.gauges()), {
+          headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+        });
+      }
+      if (shuttingDown) return jsonError(503, "relay restarting");
+      return path === "/runner" ? acceptRunner(ctx, req) : acceptClient(ctx, req);
+    },
+    shutdown() {
+      shuttingDown ??= (async () => {
+        log({ event: "relay_shutdown", runners: broker.runners.size, clients: broker.clients.size });
+        await stopRevocations();
+        broker.closeAll(CloseCode.RESTART, "relay restarting");
+        for (const socket of ctx.sockets) {
+          if (socket.readyState <= WebSocket.OPEN) {
+            try {
+              socket.close(CloseCode.RESTART, "relay restarting");
+            } catch {
+              // Already gone.
+            }
+          }
+        }
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          Promise.all(ctx.closed.values()),
+          new Promise((resolve) => timer = setTimeout(resolve, SHUTDOWN_GRACE_MS)),
+        ]);
+        clearTimeout(timer);
+      })();
+      return shuttingDown;
+    },
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * The relay's view of each connection: authenticated runners and clients.
+ *
+ * @module
+ */
+import type { ClientLinkOptions } from "./protocol.ts";
+import type { ClientClaims } from "./tokens.ts";
+
+/**
+ * A client's place in the attach sequence:
+ * - `waiting`: no runner of its user is online yet;
+ * - `attaching`: `attach` sent, the runner is replaying (only targeted frames reach it);
+ * - `live`: the runner sent `attached`; broadcast output reaches it;
+ * - `offline`: its runner's link dropped; waiting for the same runner to come back;
+ * - `closed`: gone.
+ */
+export type ClientState = "waiting" | "attaching" | "live" | "offline" | "closed";
+
+/** An authenticated runner connection. */
+export class RunnerPeer {
+  /** Clients attached (or attaching) through this connection. */
+  readonly clients = new Set<ClientPeer>();
+  /** Malformed frames received so far. */
+  strikes = 0;
+  /** Refreshes presence while connected. */
+  presenceTimer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(
+    /** Connection order; the newest runner of a user has the largest. */
+    readonly serial: number,
+    readonly runnerId: string,
+    readonly userId: string,
+    /** The token's jti, re-verified for revocation. */
+    readonly jti: string,
+    /** The token's expiry, seconds since the epoch. */
+    readonly exp: number,
+    readonly socket: WebSocket,
+  ) {}
+}
+
+/** An authenticated client connection (one session). */
+export class ClientPeer {
+  state: ClientState = "waiting";
+  /** The runner connection it is attached through, while attaching or live. */
+  runner: RunnerPeer | undefined;
+  /** The runner it belongs to once first attached; it only ever waits for that one. */
+  runnerId: string | undefined;
+  /** The offset of the next output byte this client expects (undefined: nothing yet, full replay). */
+  nextOffset: number | undefined;
+  /** The highest offset the relay acknowledged to the runner for this client. */
+  ackedOffset = 0;
+  /** Pending relay acknowledgement check. */
+  ackTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Runs out when no runner comes (back) in time. */
+  waitTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Whether `coda:relay:waiting` or `offline` was sent, so `online` follows on attach. */
+  toldNotOnline = false;
+  /** The session ended; no `detach` is due. */
+  ended = false;
+  /** Frames received before the client could be attached, forwarded on attach. */
+  readonly pending: string[] = [];
+  pendingBytes = 0;
+
+  constructor(
+    /** Random id the runner uses to target replay frames. */
+    readonly clientId: string,
+    readonly claims: ClientClaims,
+    readonly options: ClientLinkOptions,
+    readonly socket: WebSocket,
+  ) {
+    this.nextOffset = options.offset;
+    this.ackedOffset = options.offset ?? 0;
+  }
+
+  /** The session this client may talk to. */
+  get sessionId(): string {
+    return this.claims.sessionId;
+  }
+
+  /** The user it belongs to. */
+  get userId(): string {
+    return this.claims.userId;
+  }
+}

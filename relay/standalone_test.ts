@@ -1,0 +1,144 @@
+import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { type StartedApp, startTestApp } from "../api/server.ts";
+import { apiJson, createSession, pairRunner, revokeRunner, signup } from "../api/testing.ts";
+import { RelayConfigError } from "./config.ts";
+import { type StandaloneOptions, startStandaloneRelay } from "./main.ts";
+import { CloseCode, MetaLine } from "./protocol.ts";
+import { type Peer, ScriptedClient, ScriptedRunner, waitFor } from "./testing.ts";
+
+/** The environment of a standalone relay beside `app`. */
+function relayEnv(app: StartedApp): Record<string, string> {
+  return {
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DEVMODE_JWT_SECRET: new TextDecoder().decode(app.config.jwtSecret),
+    RELAY_INTERNAL_SECRET: app.config.relayInternalSecret,
+    DEVMODE_APP_URL: app.url,
+    DEVMODE_ALLOWED_ORIGINS: app.config.allowedOrigins.join(","),
+  };
+}
+
+async function withApps(
+  options: StandaloneOptions,
+  fn: (
+    app: StartedApp,
+    relay: Awaited<ReturnType<typeof startStandaloneRelay>>,
+    track: <P extends Peer>(p: P) => P,
+  ) => Promise<void>,
+): Promise<void> {
+  const started = await startTestApp();
+  let appClosed: Promise<void> | undefined;
+  // The app may be stopped mid-test (verify down); close it once.
+  const app: StartedApp = { ...started, close: () => appClosed ??= started.close() };
+  const relay = await startStandaloneRelay(relayEnv(app), { log: () => {}, ...options });
+  const peers: Peer[] = [];
+  try {
+    await fn(app, relay, (peer) => {
+      peers.push(peer);
+      return peer;
+    });
+  } finally {
+    await Promise.all(peers.map((peer) => peer.close()));
+    await relay.close();
+    await app.close();
+  }
+}
+
+Deno.test("standalone: serves /healthz and refuses unknown paths", async () => {
+  await withApps({}, async (_app, relay) => {
+    const health = await fetch(`${relay.url}/healthz`);
+    assertEquals([health.status, await health.json()], [200, { ok: true }]);
+    const missing = await fetch(`${relay.url}/nope`);
+    assertEquals([missing.status, await missing.json()], [404, { error: "not found" }]);
+    const metrics = await fetch(`${relay.url}/metrics`);
+    assert((await metrics.text()).includes("relay_runners_connected 0"));
+  });
+});
+
+Deno.test("standalone: verify up — runner and client exchange messages, presence reaches the app", async () => {
+  await withApps({}, async (app, relay, track) => {
+    const user = await signup(app.url);
+    const paired = await pairRunner(app.url, user.cookie);
+    const runner = track(new ScriptedRunner(relay.relayUrl, paired.runnerToken));
+    await runner.welcome();
+    await waitFor(async () => {
+      const list = await apiJson<{ online: boolean }[]>(app.url, "/api/devmode/runners", {
+        cookie: user.cookie,
+      });
+      return list[0]?.online;
+    }, "presence in the app");
+    const session = await createSession(app.url, user.cookie, { ideaId: "idea-1" });
+    const client = track(new ScriptedClient(relay.relayUrl, session.token, { origin: app.config.publicUrl }));
+    await client.meta(MetaLine.cwd("/home/test"));
+    client.send({ type: "stdin", sessionId: session.sessionId, data: "pwd\r" });
+    await waitFor(() => runner.stdin(session.sessionId) === "pwd\r", "stdin");
+    runner.write(session.sessionId, "/home/test\r\n");
+    await client.waitOutput("/home/test\r\n");
+    const reused = track(new ScriptedClient(relay.relayUrl, session.token));
+    assertEquals((await reused.closed).code, CloseCode.UNAUTHORIZED);
+    const foreign = track(new ScriptedClient(relay.relayUrl, session.token, { origin: "https://evil.test" }));
+    await foreign.closed;
+    assert(foreign.error?.includes("403"), foreign.error);
+  });
+});
+
+Deno.test("standalone: a revoked runner is refused and a connected one is dropped by re-verify", async () => {
+  await withApps({ limits: { reverifyIntervalMs: 300 }, verifyCacheMs: 100 }, async (app, relay, track) => {
+    const user = await signup(app.url);
+    const paired = await pairRunner(app.url, user.cookie);
+    const runner = track(new ScriptedRunner(relay.relayUrl, paired.runnerToken));
+    await runner.welcome();
+    const session = await createSession(app.url, user.cookie, { ideaId: "idea-1" });
+    const client = track(new ScriptedClient(relay.relayUrl, session.token));
+    await client.meta(MetaLine.cwd("/home/test"));
+    await revokeRunner(app.url, user.cookie, paired.runnerId);
+    assertEquals((await runner.closed).code, CloseCode.REVOKED);
+    await client.meta(MetaLine.relay("revoked"));
+    assertEquals((await client.closed).code, CloseCode.REVOKED);
+    const again = track(new ScriptedRunner(relay.relayUrl, paired.runnerToken));
+    assertEquals((await again.closed).code, CloseCode.REVOKED);
+  });
+});
+
+Deno.test("standalone: verify down — the runner is refused (fail closed)", async () => {
+  await withApps({}, async (app, relay, track) => {
+    const user = await signup(app.url);
+    const paired = await pairRunner(app.url, user.cookie);
+    await app.close();
+    const runner = track(new ScriptedRunner(relay.relayUrl, paired.runnerToken));
+    assertEquals((await runner.closed).code, CloseCode.INTERNAL);
+    assert(!runner.received.some((m) => m.type === "welcome"));
+  });
+});
+
+Deno.test("standalone: bad configuration fails fast with one clear line", async () => {
+  const base = {
+    DEVMODE_JWT_SECRET: "s".repeat(32),
+    RELAY_INTERNAL_SECRET: "r".repeat(32),
+    DEVMODE_APP_URL: "https://app.example.com",
+    DEVMODE_ALLOWED_ORIGINS: "https://app.example.com",
+  };
+  const cases: [Record<string, string>, string][] = [
+    [{ DEVMODE_JWT_SECRET: "" }, "DEVMODE_JWT_SECRET is required"],
+    [{ DEVMODE_JWT_SECRET: "short" }, "DEVMODE_JWT_SECRET must be at least 32 bytes long (got 5)"],
+    [{ RELAY_INTERNAL_SECRET: "x" }, "RELAY_INTERNAL_SECRET must be at least 32 bytes long (got 1)"],
+    [{ DEVMODE_APP_URL: "" }, "DEVMODE_APP_URL is required"],
+    [{ DEVMODE_APP_URL: "ftp://x" }, 'DEVMODE_APP_URL must hold http:// or https:// URLs, got "ftp://x"'],
+    [{ DEVMODE_ALLOWED_ORIGINS: " , " }, "DEVMODE_ALLOWED_ORIGINS is required"],
+    [
+      { DEVMODE_ALLOWED_ORIGINS: "https://app.example.com/path" },
+      'DEVMODE_ALLOWED_ORIGINS must hold bare origins like https://app.example.com, got "https://app.example.com/path"',
+    ],
+    [{ PORT: "http" }, 'PORT must be a number from 0 to 65535, got "http"'],
+  ];
+  for (const [overrides, message] of cases) {
+    let error: unknown;
+    try {
+      await startStandaloneRelay({ ...base, ...overrides });
+    } catch (caught) {
+      error = caught;
+    }
+    assert(error instanceof RelayConfigError, message);
+    assertEquals(error.message, message);
+  }
+});

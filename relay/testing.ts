@@ -1,0 +1,379 @@
+/**
+ * Test helpers for the relay: an in-memory backend, a relay served on a free
+ * loopback port, and scripted peers (a runner that speaks the runner side with
+ * a real replay buffer, and clients) over real WebSockets.
+ *
+ * @module
+ */
+import type { RelayBackend, RunnerIdentity } from "./backend.ts";
+import { utf8Length } from "./frames.ts";
+import { createRelay, type Relay, type RelayLimits } from "./mod.ts";
+import { type ClientLinkOptions, clientLinkQuery, encode, MetaLine } from "./protocol.ts";
+import { signClientToken, signRunnerToken } from "./tokens.ts";
+
+/** The JWT secret the helpers sign with. */
+export const TEST_SECRET: Uint8Array = new TextEncoder().encode("test-secret-".repeat(4));
+
+/** Origin the test relay accepts. */
+export const TEST_ORIGIN = "http://app.test:8080";
+
+/** Waits until `condition()` is truthy, polling; throws after `timeoutMs`. */
+export async function waitFor<T>(
+  condition: () => T | Promise<T>,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const value = await condition();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** A {@linkcode RelayBackend} held in memory, with revocation and presence visible to tests. */
+export class MemoryBackend implements RelayBackend {
+  /** jti → identity of current runner tokens. */
+  readonly runners = new Map<string, RunnerIdentity>();
+  /** Used client jtis. */
+  readonly usedClientJtis = new Set<string>();
+  /** runnerId → online, as last reported. */
+  readonly presence = new Map<string, boolean>();
+  /** Set to make verification reject (the app is down). */
+  down = false;
+  readonly #watchers = new Set<() => void>();
+
+  /** @param watch whether to offer `watchRevocations` (like the KV backend) or not (like HTTP). */
+  constructor(watch = true) {
+    if (!watch) this.watchRevocations = undefined;
+  }
+
+  /** Records a runner token's jti as current. */
+  allow(jti: string, identity: RunnerIdentity): void {
+    this.runners.set(jti, identity);
+  }
+
+  /** Revokes a jti and notifies watchers. */
+  revoke(jti: string): void {
+    this.runners.delete(jti);
+    for (const watcher of this.#watchers) watcher();
+  }
+
+  verifyRunnerJti(jti: string): Promise<RunnerIdentity | null> {
+    if (this.down) return Promise.reject(new Error("verify unavailable"));
+    return Promise.resolve(this.runners.get(jti) ?? null);
+  }
+
+  consumeClientJti(jti: string): Promise<boolean> {
+    if (this.usedClientJtis.has(jti)) return Promise.resolve(false);
+    this.usedClientJtis.add(jti);
+    return Promise.resolve(true);
+  }
+
+  /** Number of presence reports received. */
+  presenceReports = 0;
+
+  setPresence(runnerId: string, _userId: string, online: boolean): Promise<void> {
+    this.presenceReports++;
+    this.presence.set(runnerId, online);
+    return Promise.resolve();
+  }
+
+  watchRevocations?: (onChange: () => void, signal: AbortSignal) => void = (onChange, signal) => {
+    this.#watchers.add(onChange);
+    signal.addEventListener("abort", () => this.#watchers.delete(onChange), { once: true });
+  };
+}
+
+/** A relay served on `127.0.0.1:0`. */
+export interface TestRelay {
+  /** `ws://127.0.0.1:PORT` */
+  url: string;
+  /** `http://127.0.0.1:PORT` */
+  httpUrl: string;
+  relay: Relay;
+  backend: MemoryBackend;
+  logs: Record<string, unknown>[];
+  close(): Promise<void>;
+}
+
+/** Serves a relay with a {@linkcode MemoryBackend} on a free loopback port. */
+export function startTestRelay(
+  options: { backend?: MemoryBackend; limits?: Partial<RelayLimits>; now?: () => number } = {},
+): TestRelay {
+  const backend = options.backend ?? new MemoryBackend();
+  const logs: Record<string, unknown>[] = [];
+  const relay = createRelay({
+    jwtSecret: TEST_SECRET,
+    backend,
+    allowedOrigins: [TEST_ORIGIN],
+    limits: options.limits,
+    now: options.now,
+    log: (record) => logs.push(record),
+  });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    (req, info) => relay.handle(req, info) ?? new Response("not found", { status: 404 }),
+  );
+  const httpUrl = `http://127.0.0.1:${server.addr.port}`;
+  return {
+    url: httpUrl.replace("http", "ws"),
+    httpUrl,
+    relay,
+    backend,
+    logs,
+    async close() {
+      await relay.shutdown();
+      await server.shutdown();
+    },
+  };
+}
+
+let counter = 0;
+/** A fresh id usable as runnerId, sessionId or jti. */
+export function uniqueId(prefix: string): string {
+  return `${prefix}-${++counter}-${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/** Mints a runner token and records its jti in `backend` (unless `register` is false). */
+export async function runnerToken(
+  backend: MemoryBackend | undefined,
+  runnerId: string,
+  userId: string,
+  options: { jti?: string; secret?: Uint8Array; ttlSeconds?: number } = {},
+): Promise<{ token: string; jti: string }> {
+  const jti = options.jti ?? uniqueId("pair");
+  backend?.allow(jti, { runnerId, userId });
+  const token = await signRunnerToken(options.secret ?? TEST_SECRET, { runnerId, userId, jti }, {
+    ttlSeconds: options.ttlSeconds,
+  });
+  return { token, jti };
+}
+
+/** Mints a client token. */
+export function clientToken(
+  claims: { userId: string; sessionId: string; runnerId?: string; ideaId?: string; jti?: string },
+  secret: Uint8Array = TEST_SECRET,
+): Promise<string> {
+  return signClientToken(secret, { ...claims, jti: claims.jti ?? uniqueId("client") });
+}
+
+/** How a WebSocket closed. */
+export interface Closed {
+  code: number;
+  reason: string;
+}
+
+/** A WebSocket that records what it receives, for scripted tests. */
+export class Peer {
+  readonly socket: WebSocket;
+  /** Every parsed frame received, in order. */
+  readonly received: Record<string, unknown>[] = [];
+  /** Resolves when the socket opened (rejects on a failed upgrade). */
+  readonly opened: Promise<void>;
+  /** Resolves when the socket closed. */
+  readonly closed: Promise<Closed>;
+  /** The upgrade error message, if the upgrade failed. */
+  error: string | undefined;
+  #closedValue: Closed | undefined;
+
+  constructor(url: string, headers?: Record<string, string>) {
+    this.socket = headers ? new WebSocket(url, { headers } as unknown as string[]) : new WebSocket(url);
+    this.opened = new Promise((resolve, reject) => {
+      this.socket.addEventListener("open", () => resolve(), { once: true });
+      this.socket.addEventListener("error", (event) => {
+        this.error = (event as ErrorEvent).message;
+        reject(new Error(this.error));
+      }, { once: true });
+    });
+    this.opened.catch(() => {});
+    this.closed = new Promise((resolve) => {
+      this.socket.addEventListener("close", (event) => {
+        this.#closedValue = { code: event.code, reason: event.reason };
+        resolve(this.#closedValue);
+      }, { once: true });
+    });
+    this.socket.addEventListener("message", (event) => {
+      if (typeof event.data === "string") this.received.push(JSON.parse(event.data));
+    });
+  }
+
+  /** Whether the socket has closed. */
+  get isClosed(): boolean {
+    return this.#closedValue !== undefined;
+  }
+
+  /** Sends a message (objects are JSON-encoded). */
+  send(message: unknown): void {
+    this.socket.send(typeof message === "string" ? message : JSON.stringify(message));
+  }
+
+  /** Waits for a received frame matching `predicate`, searching from the start. */
+  next(predicate: (message: Record<string, unknown>) => boolean, what = "a message"): Promise<
+    Record<string, unknown>
+  > {
+    return waitFor(() => this.received.find(predicate), what);
+  }
+
+  /** Waits for a meta frame with `data`. */
+  meta(data: string): Promise<Record<string, unknown>> {
+    return this.next((m) => m.type === "meta" && m.data === data, `meta ${data}`);
+  }
+
+  /** Closes (if open) and waits for the close to complete. */
+  async close(): Promise<Closed> {
+    if (this.socket.readyState <= WebSocket.OPEN) this.socket.close();
+    return await this.closed;
+  }
+}
+
+/** One session as the scripted runner keeps it: the whole output stream. */
+interface ScriptedSession {
+  chunks: { offset: number; data: string }[];
+  end: number;
+  stdin: string[];
+}
+
+/**
+ * A runner speaking the runner side of the protocol: on `attach` it sends the
+ * session and cwd meta lines, replays its output from the requested offset
+ * targeted at the client, then `attached`. `write` produces broadcast output.
+ */
+export class ScriptedRunner extends Peer {
+  readonly sessions = new Map<string, ScriptedSession>();
+
+  /** Takes over the sessions of an earlier connection of the same runner (a reconnect). */
+  adopt(previous: ScriptedRunner): void {
+    for (const [id, session] of previous.sessions) this.sessions.set(id, session);
+  }
+  /** Set to false to answer nothing on attach (tests drive it by hand). */
+  autoAttach = true;
+
+  constructor(relayUrl: string, token: string, via: "header" | "query" | "auth-frame" = "header") {
+    super(
+      via === "query" ? `${relayUrl}/runner?token=${encodeURIComponent(token)}` : `${relayUrl}/runner`,
+      via === "header" ? { authorization: `Bearer ${token}` } : undefined,
+    );
+    if (via === "auth-frame") this.opened.then(() => this.send({ type: "auth", token }), () => {});
+    this.socket.addEventListener("message", (event) => {
+      if (typeof event.data !== "string") return;
+      const message = JSON.parse(event.data);
+      if (message.type === "attach" && this.autoAttach) this.#attach(message);
+      if (message.type === "stdin") this.#session(message.sessionId).stdin.push(message.data);
+    });
+  }
+
+  /** Waits for `welcome`. */
+  welcome(): Promise<Record<string, unknown>> {
+    return this.next((m) => m.type === "welcome", "welcome");
+  }
+
+  /** Appends output to a session and broadcasts it. */
+  write(sessionId: string, data: string): void {
+    const session = this.#session(sessionId);
+    const offset = session.end;
+    session.chunks.push({ offset, data });
+    session.end += utf8Length(data);
+    this.send(encode({ type: "stdout", sessionId, data, offset }));
+  }
+
+  /** Ends a session like a shell exit. */
+  exit(sessionId: string, code: number): void {
+    this.send(encode({ type: "meta", sessionId, data: MetaLine.exit(code) }));
+    this.send(encode({ type: "end", sessionId, exitCode: code }));
+  }
+
+  /** Everything typed into `sessionId` so far. */
+  stdin(sessionId: string): string {
+    return this.sessions.get(sessionId)?.stdin.join("") ?? "";
+  }
+
+  #session(sessionId: string): ScriptedSession {
+    let session = this.sessions.get(sessionId);
+    if (!session) {
+      session = { chunks: [], end: 0, stdin: [] };
+      this.sessions.set(sessionId, session);
+    }
+    return session;
+  }
+
+  #attach(message: { sessionId: string; clientId: string; offset?: number }): void {
+    const { sessionId, clientId } = message;
+    const session = this.#session(sessionId);
+    this.send(encode({ type: "meta", sessionId, clientId, data: MetaLine.session(sessionId) }));
+    this.send(encode({ type: "meta", sessionId, clientId, data: MetaLine.cwd("/home/test") }));
+    const from = message.offset ?? 0;
+    for (const chunk of session.chunks) {
+      if (chunk.offset + utf8Length(chunk.data) <= from) continue;
+      this.send(encode({ type: "stdout", sessionId, clientId, data: chunk.data, offset: chunk.offset }));
+    }
+    this.send(encode({ type: "attached", sessionId, clientId, offset: session.end }));
+  }
+}
+
+/** A browser-like client on `/client`. */
+export class ScriptedClient extends Peer {
+  constructor(relayUrl: string, token: string, options: ClientLinkOptions & { origin?: string } = {}) {
+    const { origin, ...link } = options;
+    super(`${relayUrl}/client?${clientLinkQuery(token, link)}`, origin ? { origin } : undefined);
+  }
+
+  /** The stdout data received so far, concatenated. */
+  output(): string {
+    return this.received.filter((m) => m.type === "stdout").map((m) => m.data as string).join("");
+  }
+
+  /** Waits until the output contains `text`. */
+  async waitOutput(text: string): Promise<void> {
+    await waitFor(() => this.output().includes(text), `output ${JSON.stringify(text)}`);
+  }
+}
+
+/**
+ * Opens a WebSocket by hand over TCP and then never reads or answers pings:
+ * a peer that is slow or dead. Resolves once the upgrade succeeded.
+ */
+export async function rawWebSocket(url: string): Promise<Deno.TcpConn> {
+  const target = new URL(url);
+  const conn = await Deno.connect({ hostname: target.hostname, port: Number(target.port) });
+  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+  const request = [
+    `GET ${target.pathname}${target.search} HTTP/1.1`,
+    `Host: ${target.host}`,
+    "Upgrade: websocket",
+    "Connection: Upgrade",
+    `Sec-WebSocket-Key: ${key}`,
+    "Sec-WebSocket-Version: 13",
+    "",
+    "",
+  ].join("\r\n");
+  await conn.write(new TextEncoder().encode(request));
+  const buffer = new Uint8Array(1024);
+  let head = "";
+  while (!head.includes("\r\n\r\n")) {
+    const n = await conn.read(buffer);
+    if (n === null) throw new Error("connection closed during the upgrade");
+    head += new TextDecoder().decode(buffer.subarray(0, n));
+  }
+  if (!head.startsWith("HTTP/1.1 101")) {
+    conn.close();
+    throw new Error(`upgrade refused: ${head.split("\r\n")[0]}`);
+  }
+  return conn;
+}
+
+/** Reads `conn` until the peer closes it; resolves with the bytes read. */
+export async function drainUntilClosed(conn: Deno.Conn): Promise<number> {
+  const buffer = new Uint8Array(64 * 1024);
+  let total = 0;
+  try {
+    while (true) {
+      const n = await conn.read(buffer);
+      if (n === null) return total;
+      total += n;
+    }
+  } catch {
+    return total;
+  }
+}
