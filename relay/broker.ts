@@ -38,6 +38,7 @@ export interface BrokerDeps {
 
 /** Connections and the routing between them. */
 export class Broker {
+  readonly #presenceWrites = new Set<Promise<void>>();
   /** Current connection of each runner id. */
   readonly runners = new Map<string, RunnerPeer>();
   /** Authenticated clients. */
@@ -430,9 +431,16 @@ export class Broker {
   }
 
   #setPresence(runner: RunnerPeer, online: boolean): void {
-    this.#deps.backend.setPresence(runner.runnerId, runner.userId, online).catch((error) => {
+    const write = this.#deps.backend.setPresence(runner.runnerId, runner.userId, online).catch((error) => {
       this.#deps.log({ event: "presence_failed", runnerId: runner.runnerId, error: String(error) });
     });
+    this.#presenceWrites.add(write);
+    write.finally(() => this.#presenceWrites.delete(write));
+  }
+
+  /** Waits for presence writes in flight, so a shutdown finishes them before the store closes. */
+  async settle(): Promise<void> {
+    await Promise.all(this.#presenceWrites);
   }
 
   #stopPresence(runner: RunnerPeer): void {

@@ -113,6 +113,7 @@ export function createRelay(options: RelayOptions): Relay {
           new Promise((resolve) => timer = setTimeout(resolve, SHUTDOWN_GRACE_MS)),
         ]);
         clearTimeout(timer);
+        await broker.settle();
       })();
       return shuttingDown;
     },

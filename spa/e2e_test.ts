@@ -1,0 +1,451 @@
+/**
+ * End to end in a real browser: Debian's Chromium (headless, driven by
+ * puppeteer-core, never downloaded) against the real app (API, relay, SPA on
+ * one port) and a real runner process with a real shell.
+ *
+ * Each step saves a screenshot into `test-output/e2e/` (git-ignored).
+ *
+ * @module
+ */
+import { equal as assertEqual, ok as assert } from "node:assert/strict";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import { type StartedApp, startTestApp } from "../api/server.ts";
+import { buildSpa } from "./build.ts";
+import type { TerminalTestHook } from "./src/terminal/terminal_pane.tsx";
+
+const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
+const CHROMIUM = "/usr/bin/chromium";
+const SCREENSHOTS = join(ROOT, "test-output", "e2e");
+const STEP_TIMEOUT_MS = 45_000;
+
+const chromiumPresent = await Deno.stat(CHROMIUM).then(() => true, () => false);
+
+/** A runner process started from source, with its output collected. */
+class RunnerProcess {
+  #child: Deno.ChildProcess;
+  #output = "";
+  #reading: Promise<void>;
+
+  constructor(appUrl: string, home: string, args: string[] = []) {
+    this.#child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", join(ROOT, "runner", "main.ts"), ...args],
+      cwd: home,
+      env: {
+        APP_URL: appUrl,
+        CODA_RUNNER_CONFIG: join(home, "runner-config.json"),
+        SHELL: "/bin/bash",
+        HOME: home,
+        TERM: "xterm-256color",
+        NO_COLOR: "1",
+      },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const collect = async (stream: ReadableStream<Uint8Array>) => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stream) this.#output += decoder.decode(chunk, { stream: true });
+    };
+    this.#reading = Promise.all([collect(this.#child.stdout), collect(this.#child.stderr)]).then(() => {});
+  }
+
+  get output(): string {
+    return this.#output;
+  }
+
+  /** The pairing code from the link it printed (`…/devmode/pair?code=XXXX-XXXX`). */
+  async pairingCode(): Promise<string> {
+    const match = await waitFor(
+      () => /\/devmode\/pair\?code=([A-Za-z0-9%-]+)/.exec(this.#output),
+      "pairing code",
+    );
+    return decodeURIComponent(match[1]);
+  }
+
+  /** The URL `coda-runner serve` printed for the manual connection. */
+  async serveUrl(): Promise<string> {
+    const match = await waitFor(() => /ws:\/\/\S+\/client\?token=\S+/.exec(this.#output), "serve URL");
+    return match[0];
+  }
+
+  async stop(): Promise<void> {
+    try {
+      this.#child.kill("SIGTERM");
+    } catch {
+      // Already exited (e.g. after being revoked).
+    }
+    await this.#child.status;
+    await this.#reading;
+  }
+}
+
+async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = STEP_TIMEOUT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  while (true) {
+    const value = await check();
+    if (value) return value as NonNullable<T>;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+let shot = 0;
+async function screenshot(page: Page, name: string): Promise<void> {
+  shot++;
+  const path = join(SCREENSHOTS, `${String(shot).padStart(2, "0")}-${name}.png`) as `${string}.png`;
+  await page.screenshot({ path });
+}
+
+/** The test hook of the active terminal tab. */
+function activeHook(page: Page): Promise<TerminalTestHook | null> {
+  return page.evaluate(() => {
+    const tab = document.querySelector<HTMLElement>('[role="tab"][aria-selected="true"]');
+    const id = tab?.id.replace(/^tab-/, "");
+    const hook = id ? globalThis.__codaTerminals?.[id] : undefined;
+    if (!hook) return null;
+    return {
+      tabId: hook.tabId,
+      sessionId: hook.sessionId,
+      offset: hook.offset,
+      status: hook.status,
+      renderer: hook.renderer,
+      cols: hook.cols,
+      rows: hook.rows,
+      text: hook.text(),
+    } as unknown as TerminalTestHook;
+  });
+}
+
+/** Waits until the active terminal matches `check`; returns its snapshot (with `text` as a string). */
+async function waitForTerminal(
+  page: Page,
+  what: string,
+  check: (hook: TerminalTestHook & { text: string }) => boolean,
+  timeoutMs = STEP_TIMEOUT_MS,
+): Promise<TerminalTestHook & { text: string }> {
+  let last: (TerminalTestHook & { text: string }) | null = null;
+  try {
+    return await waitFor(
+      async () => {
+        last = await activeHook(page) as (TerminalTestHook & { text: string }) | null;
+        return last && check(last) ? last : null;
+      },
+      what,
+      timeoutMs,
+    );
+  } catch (error) {
+    const snapshot = last as (TerminalTestHook & { text: string }) | null;
+    throw new Error(
+      `${(error as Error).message}; last state: ${snapshot?.status} offset ${snapshot?.offset}\n${
+        snapshot?.text.trimEnd().split("\n").slice(-15).join("\n")
+      }`,
+    );
+  }
+}
+
+/** Types into the active terminal (its hidden textarea has the focus). */
+async function typeInTerminal(page: Page, text: string): Promise<void> {
+  const hook = await activeHook(page);
+  assert(hook, "a terminal tab is active");
+  await page.focus(`#pane-${hook.tabId} textarea.xterm-helper-textarea`);
+  await page.keyboard.type(text);
+  await page.keyboard.press("Enter");
+}
+
+/** Lines of the terminal that are exactly `line` (ignoring trailing spaces). */
+function countLines(text: string, line: string): number {
+  return text.split("\n").filter((l) => l.trimEnd() === line).length;
+}
+
+Deno.test({
+  name: "e2e: sign up, pair a runner, use a terminal, survive reload and relay restart, see revocation",
+  ignore: !chromiumPresent,
+  async fn(t) {
+    await Deno.mkdir(SCREENSHOTS, { recursive: true });
+    await buildSpa();
+    const dataDir = await Deno.makeTempDir({ prefix: "coda-e2e-data-" });
+    const home = await Deno.makeTempDir({ prefix: "coda-e2e-home-" });
+    const profile = await Deno.makeTempDir({ prefix: "coda-e2e-chromium-" });
+    const port = freePort();
+    const env = { PORT: String(port), DEVMODE_DATA_DIR: dataDir };
+    let app: StartedApp = await startTestApp({ env });
+    let runner: RunnerProcess | null = null;
+    let serve: RunnerProcess | null = null;
+    const extraDirs: string[] = [];
+    let browser: Browser | null = null;
+    const marker = crypto.randomUUID().slice(0, 8);
+    let failed = false;
+    /** Runs a step unless an earlier one failed (later steps build on the earlier ones). */
+    const step = async (name: string, fn: () => Promise<void>) => {
+      if (failed) return;
+      if (await t.step(name, fn)) return;
+      failed = true;
+      const pages = await browser?.pages() ?? [];
+      const last = pages.at(-1);
+      if (last) {
+        await last.bringToFront();
+        await screenshot(last, "failed").catch(() => {});
+      }
+    };
+    try {
+      browser = await puppeteer.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        userDataDir: profile,
+        args: [
+          "--no-sandbox",
+          "--disable-gpu",
+          "--disable-quic",
+          "--no-first-run",
+          "--disable-background-networking",
+          "--disable-component-update",
+          "--disable-sync",
+        ],
+      });
+      const page = await browser.newPage();
+      await page.setViewport({ width: 1200, height: 800 });
+      const pageErrors: string[] = [];
+      page.on("pageerror", (error) => pageErrors.push(String(error)));
+      page.on("console", (message) => {
+        if (message.type() === "error") pageErrors.push(message.text());
+      });
+
+      await step("sign up", async () => {
+        await page.goto(`${app.url}/signup`);
+        await page.waitForSelector("#auth-email");
+        await page.type("#auth-email", `e2e-${marker}@example.com`);
+        await page.type("#auth-password", "correct horse battery staple");
+        await screenshot(page, "signup-form");
+        await page.click("button[type=submit]");
+        await page.waitForFunction(() => location.pathname === "/devmode/terminal", {
+          timeout: STEP_TIMEOUT_MS,
+        });
+        await page.waitForSelector("#runner-select");
+        await screenshot(page, "signed-up");
+      });
+
+      await step("start a runner, enter its code, approve, see it online", async () => {
+        runner = new RunnerProcess(app.url, home);
+        const code = await runner.pairingCode();
+        await page.goto(`${app.url}/devmode/pair`);
+        await page.waitForSelector("#pair-code");
+        await page.type("#pair-code", code);
+        await page.click("button[type=submit]");
+        await page.waitForSelector(".facts");
+        const facts = await page.$eval(".facts", (el) => el.textContent ?? "");
+        assert(facts.includes(Deno.hostname()) || facts.includes("linux"), facts);
+        await screenshot(page, "pair-confirm");
+        const approve = await page.waitForSelector("xpath/.//button[contains(., 'Approve')]");
+        await approve!.click();
+        await page.waitForFunction(
+          () => document.querySelector(".card.success")?.textContent?.includes("Online"),
+          { timeout: STEP_TIMEOUT_MS },
+        );
+        await screenshot(page, "paired-online");
+        await page.goto(`${app.url}/devmode/runners`);
+        await page.waitForSelector(".runner .badge-ok");
+        await screenshot(page, "runners-online");
+        await page.click("button[aria-label='Switch to the light theme']");
+        await screenshot(page, "runners-light-theme");
+        await page.click("button[aria-label='Switch to the dark theme']");
+      });
+
+      await step("open a terminal and see typed output rendered", async () => {
+        await page.goto(`${app.url}/devmode/terminal`);
+        const open = await page.waitForSelector("xpath/.//button[contains(., 'Open terminal')]");
+        await open!.click();
+        await waitForTerminal(
+          page,
+          "terminal online with a prompt",
+          (h) => h.status === "online" && /[$#] *$/m.test(h.text),
+        );
+        await typeInTerminal(page, `echo hello-${marker}`);
+        await waitForTerminal(page, "echo output", (h) => countLines(h.text, `hello-${marker}`) === 1);
+        await screenshot(page, "terminal-hello");
+      });
+
+      await step("resize the viewport and see stty size follow", async () => {
+        const before = (await activeHook(page))!;
+        await page.setViewport({ width: 820, height: 560 });
+        const resized = await waitForTerminal(
+          page,
+          "terminal refit",
+          (h) => h.cols < before.cols && h.rows < before.rows,
+        );
+        await typeInTerminal(page, "stty size");
+        await waitForTerminal(
+          page,
+          "stty size output",
+          (h) => countLines(h.text, `${resized.rows} ${resized.cols}`) === 1,
+        );
+        await screenshot(page, "terminal-resized");
+      });
+
+      await step("on a phone-sized screen, the key bar's sticky Ctrl interrupts a command", async () => {
+        await page.setViewport({ width: 390, height: 760 });
+        const hook = (await activeHook(page))!;
+        await typeInTerminal(page, "sleep 300; echo not-interrupted");
+        await waitForTerminal(page, "sleep running", (h) => h.text.includes("sleep 300"));
+        const pane = `#pane-${hook.tabId}`;
+        if (!await page.$(`${pane} .key-bar`)) await page.click(`${pane} button[title^="Show extra keys"]`);
+        await page.click(`${pane} .key-bar button[aria-pressed]`);
+        await page.waitForSelector(`${pane} .key-bar button[aria-pressed="true"]`);
+        await screenshot(page, "phone-key-bar");
+        await page.focus(`${pane} textarea.xterm-helper-textarea`);
+        await page.keyboard.type("c");
+        await waitForTerminal(page, "interrupted by ^C", (h) => /\^C\s*\n.*[$#] *$/m.test(h.text.trimEnd()));
+        await screenshot(page, "phone-interrupted");
+        await page.setViewport({ width: 820, height: 560 });
+      });
+
+      await step("reload the page and reattach with the earlier output", async () => {
+        const before = (await activeHook(page))!;
+        await page.reload();
+        const after = await waitForTerminal(
+          page,
+          "reattached with earlier output",
+          (h) => h.status === "online" && countLines(h.text, `hello-${marker}`) === 1,
+        );
+        assertEqual(after.sessionId, before.sessionId);
+        await screenshot(page, "terminal-reloaded");
+      });
+
+      await step("restart the relay and see the terminal recover by itself", async () => {
+        await app.close();
+        await waitForTerminal(page, "connection lost", (h) => h.status !== "online");
+        await screenshot(page, "relay-down");
+        app = await startTestApp({ env });
+        await waitForTerminal(page, "recovered", (h) => h.status === "online", 90_000);
+        await typeInTerminal(page, `echo after-restart-${marker}`);
+        const after = await waitForTerminal(
+          page,
+          "output after the restart",
+          (h) => countLines(h.text, `after-restart-${marker}`) === 1,
+        );
+        assertEqual(countLines(after.text, `hello-${marker}`), 1, "no duplicated output");
+        await screenshot(page, "relay-recovered");
+      });
+
+      await step("choose the working folder; a bad one is explained", async () => {
+        const hook = (await activeHook(page))!;
+        const pane = `#pane-${hook.tabId}`;
+        const pick = async (path: string) => {
+          await page.click(`${pane} button[title="Change the working folder"]`);
+          const input = await page.waitForSelector(`${pane} .pane-panel input`);
+          await input!.click({ count: 3 });
+          await input!.type(path);
+          await page.keyboard.press("Enter");
+        };
+        await pick(`/no-such-folder-${marker}`);
+        await page.waitForFunction(
+          (text) => document.querySelector(".toasts")?.textContent?.includes(text),
+          { timeout: STEP_TIMEOUT_MS },
+          "no such directory",
+        );
+        await pick("/tmp");
+        await page.waitForFunction(
+          (selector) => document.querySelector(selector)?.textContent === "/tmp",
+          { timeout: STEP_TIMEOUT_MS },
+          `${pane} .cwd`,
+        );
+        await typeInTerminal(page, "pwd");
+        await waitForTerminal(page, "pwd in /tmp", (h) => countLines(h.text, "/tmp") >= 1);
+        await screenshot(page, "terminal-folder-picked");
+      });
+
+      await step("record output and play the recording back", async () => {
+        const hook = (await activeHook(page))!;
+        const record = `#pane-${hook.tabId} button[aria-pressed][title*="ecord"]`;
+        await page.click(record);
+        await page.waitForSelector(`${record}[aria-pressed="true"]`, { timeout: STEP_TIMEOUT_MS });
+        await typeInTerminal(page, `echo recorded-${marker}`);
+        await waitForTerminal(page, "recorded output", (h) => countLines(h.text, `recorded-${marker}`) === 1);
+        await screenshot(page, "terminal-recording");
+        await page.click(record);
+        await page.waitForSelector(`${record}[aria-pressed="false"]`, { timeout: STEP_TIMEOUT_MS });
+
+        const player = await browser!.newPage();
+        await player.setViewport({ width: 1200, height: 800 });
+        await waitFor(async () => {
+          await player.goto(`${app.url}/devmode/recordings`);
+          await player.waitForSelector(".recording, .empty", { timeout: STEP_TIMEOUT_MS });
+          return await player.$(`.recording[data-session-id="${hook.sessionId}"]`);
+        }, "the recording to be listed");
+        await player.click(`.recording[data-session-id="${hook.sessionId}"] button`);
+        await player.waitForFunction(
+          (text) => document.querySelector(".player-host .xterm-rows")?.textContent?.includes(text),
+          { timeout: STEP_TIMEOUT_MS },
+          `recorded-${marker}`,
+        );
+        await screenshot(player, "recording-playback");
+        await player.close();
+        await page.bringToFront();
+      });
+
+      await step("connect by URL to `coda-runner serve`", async () => {
+        const serveHome = await Deno.makeTempDir({ prefix: "coda-e2e-serve-" });
+        extraDirs.push(serveHome);
+        serve = new RunnerProcess(app.url, serveHome, ["serve", "--port", "0"]);
+        const url = await serve.serveUrl();
+        const manual = await browser!.newPage();
+        await manual.setViewport({ width: 1000, height: 700 });
+        await manual.goto(`${app.url}/devmode/connect`);
+        await manual.waitForSelector("#manual-url");
+        await manual.type("#manual-url", url);
+        await manual.click("xpath/.//button[contains(., 'Connect by URL')]");
+        await waitForTerminal(
+          manual,
+          "manual terminal online",
+          (h) => h.status === "online" && /[$#] *$/m.test(h.text),
+        );
+        await typeInTerminal(manual, `echo manual-${marker}`);
+        await waitForTerminal(manual, "manual output", (h) => countLines(h.text, `manual-${marker}`) === 1);
+        await screenshot(manual, "manual-url-terminal");
+        await manual.close();
+        await page.bringToFront();
+      });
+
+      await step("revoke the runner and see the terminal explain it", async () => {
+        const other = await browser!.newPage();
+        await other.setViewport({ width: 1200, height: 800 });
+        await other.goto(`${app.url}/devmode/runners`);
+        const revoke = await other.waitForSelector("xpath/.//button[contains(., 'Revoke')]");
+        await revoke!.click();
+        await screenshot(other, "revoke-confirm");
+        const confirm = await other.waitForSelector("xpath/.//button[contains(., 'Yes, revoke')]");
+        await confirm!.click();
+        await other.waitForFunction(() => !document.querySelector(".runner .badge-ok"), {
+          timeout: STEP_TIMEOUT_MS,
+        });
+        await screenshot(other, "revoked-runners");
+        await other.close();
+        await page.bringToFront();
+        await waitForTerminal(page, "revoked state", (h) => h.status === "revoked");
+        await page.waitForFunction(
+          () => document.querySelector(".overlay")?.textContent?.includes("Pair again"),
+          { timeout: STEP_TIMEOUT_MS },
+        );
+        await screenshot(page, "terminal-revoked");
+      });
+
+      assertEqual(pageErrors.filter((e) => !/WebSocket|Failed to load resource/.test(e)).join("\n"), "");
+    } finally {
+      await browser?.close();
+      await (runner as RunnerProcess | null)?.stop();
+      await (serve as RunnerProcess | null)?.stop();
+      await app.close();
+      for (const dir of [dataDir, home, profile, ...extraDirs]) {
+        await Deno.remove(dir, { recursive: true }).catch(() => {});
+      }
+    }
+  },
+});

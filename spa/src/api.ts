@@ -1,0 +1,173 @@
+/**
+ * The app's HTTP API as the browser uses it: same-origin `fetch` with the
+ * session cookie, JSON in and out, and an {@linkcode ApiError} carrying the
+ * server's `{error}` message for anything that is not 2xx.
+ *
+ * @module
+ */
+
+/** A non-2xx answer (or no answer: `status` 0). */
+export class ApiError extends Error {
+  /** HTTP status, 0 when the request did not reach the app. */
+  readonly status: number;
+  /** The parsed body, when it was JSON. */
+  readonly body: unknown;
+  constructor(status: number, message: string, body: unknown = null) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/** The signed-in user. */
+export interface User {
+  id: string;
+  email: string;
+}
+
+/** A paired runner as listed to its owner. */
+export interface Runner {
+  runnerId: string;
+  name: string;
+  hostname: string;
+  os: string;
+  createdAt: number;
+  lastSeenAt: number | null;
+  online: boolean;
+}
+
+/** What a pairing code would authorize (`pair/info`). */
+export interface PairInfo {
+  name: string;
+  hostname: string;
+  os: string;
+  ip: string;
+  requestedAt: number | string;
+}
+
+/** A ticket for a terminal session. */
+export interface SessionTicket {
+  relayUrl: string;
+  sessionId: string;
+  token: string;
+}
+
+/** A session the user opened recently. */
+export interface RecentSession {
+  sessionId: string;
+  ideaId: string;
+  runnerId?: string;
+  createdAt?: number;
+}
+
+/** A recorded session. */
+export interface Recording {
+  sessionId: string;
+  ideaId?: string;
+  startedAt?: number;
+  updatedAt?: number;
+  bytes?: number;
+}
+
+/** Public configuration. */
+export interface DevmodeConfig {
+  relayEnabled: boolean;
+  relayUrl: string;
+}
+
+async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  let response: Response;
+  try {
+    response = await fetch(path, {
+      method,
+      credentials: "same-origin",
+      headers: body === undefined ? { accept: "application/json" } : {
+        accept: "application/json",
+        "content-type": "application/json",
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, "Cannot reach the app. Check your connection and try again.");
+  }
+  const text = await response.text();
+  let json: unknown = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = null;
+  }
+  if (!response.ok) {
+    const message = json && typeof json === "object" && "error" in json && typeof json.error === "string"
+      ? json.error
+      : `Request failed (${response.status})`;
+    throw new ApiError(response.status, message, json);
+  }
+  return json as T;
+}
+
+/** Lists that may come bare or wrapped in an object (`{runners: [...]}`). */
+function list<T>(value: unknown, key: string): T[] {
+  if (Array.isArray(value)) return value as T[];
+  if (value && typeof value === "object" && Array.isArray((value as Record<string, unknown>)[key])) {
+    return (value as Record<string, T[]>)[key];
+  }
+  return [];
+}
+
+/** The API calls the pages make. */
+export const api = {
+  me: () => request<{ user: User }>("GET", "/api/auth/me").then((r) => r.user),
+  signup: (email: string, password: string) =>
+    request<{ user: User }>("POST", "/api/auth/signup", { email, password }).then((r) => r.user),
+  login: (email: string, password: string) =>
+    request<{ user: User }>("POST", "/api/auth/login", { email, password }).then((r) => r.user),
+  logout: () => request<unknown>("POST", "/api/auth/logout", {}),
+  config: () => request<DevmodeConfig>("GET", "/api/devmode/config"),
+  pairInfo: (code: string) =>
+    request<PairInfo>("GET", `/api/devmode/pair/info?code=${encodeURIComponent(code)}`),
+  pairApprove: (code: string) =>
+    request<{ ok: true; runnerId: string }>("POST", "/api/devmode/pair/approve", { code }),
+  runners: () => request<unknown>("GET", "/api/devmode/runners").then((r) => list<Runner>(r, "runners")),
+  renameRunner: (runnerId: string, name: string) =>
+    request<unknown>("PATCH", `/api/devmode/runners/${encodeURIComponent(runnerId)}`, { name }),
+  revokeRunner: (runnerId: string) =>
+    request<unknown>("DELETE", `/api/devmode/runners/${encodeURIComponent(runnerId)}`),
+  createSession: (body: { ideaId: string; runnerId?: string; sessionId?: string }) =>
+    request<SessionTicket>("POST", "/api/devmode/sessions", body),
+  recentSessions: () =>
+    request<unknown>("GET", "/api/devmode/sessions").then((r) => list<RecentSession>(r, "sessions")),
+  recordings: () => request<unknown>("GET", "/api/devmode/logs").then((r) => list<Recording>(r, "logs")),
+  /** The asciicast v2 text of a recording. */
+  async recording(sessionId: string): Promise<string> {
+    const response = await fetch(`/api/devmode/logs/${encodeURIComponent(sessionId)}`, {
+      credentials: "same-origin",
+    });
+    if (!response.ok) {
+      throw new ApiError(response.status, `Could not load the recording (${response.status})`);
+    }
+    return await response.text();
+  },
+};
+
+/** Formats a timestamp (ms or ISO) for people; "never" for none. */
+export function formatTime(value: number | string | null | undefined): string {
+  if (value === null || value === undefined || value === "") return "never";
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return String(value);
+  return date.toLocaleString();
+}
+
+/** "3 minutes ago"-style text. */
+export function formatAgo(value: number | null | undefined, now = Date.now()): string {
+  if (!value) return "never";
+  const seconds = Math.max(0, Math.round((now - value) / 1000));
+  if (seconds < 45) return "just now";
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 60) return `${minutes} minute${minutes === 1 ? "" : "s"} ago`;
+  const hours = Math.round(minutes / 60);
+  if (hours < 24) return `${hours} hour${hours === 1 ? "" : "s"} ago`;
+  const days = Math.round(hours / 24);
+  return `${days} day${days === 1 ? "" : "s"} ago`;
+}

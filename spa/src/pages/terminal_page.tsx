@@ -1,0 +1,404 @@
+/**
+ * `/devmode/terminal`: terminals as tabs. Opens sessions through the relay
+ * (`POST /api/devmode/sessions`, then `{relayUrl}/client?token=…`) or, as
+ * the fallback, through a pasted `coda-runner serve` URL (`/devmode/connect`).
+ * Relay tabs are remembered so a reload reattaches to the same sessions.
+ *
+ * @module
+ */
+import type { JSX } from "preact";
+import { useEffect, useMemo, useRef, useState } from "preact/hooks";
+import { clientLinkQuery } from "../../../relay/protocol.ts";
+import { api, ApiError, type DevmodeConfig, type RecentSession, type Runner, type User } from "../api.ts";
+import { Link, navigate } from "../router.tsx";
+import { currentTheme, onThemeChange, type ThemeName } from "../theme.ts";
+import { type ConnectionStatus, TicketError, type TicketSource } from "../terminal/connection.ts";
+import { loadTabs, newTabId, saveTabs, type StoredTab, tabTitle } from "../terminal/tabs_store.ts";
+import { STATUS_LABEL, TerminalPane } from "../terminal/terminal_pane.tsx";
+import { parseManualUrl } from "../terminal/manual_url.ts";
+
+/** A tab on this page. */
+interface Tab extends StoredTab {
+  kind: "relay" | "url";
+  /** `url` tabs: the pasted link (kept in memory only: it carries a token). */
+  url?: string;
+}
+
+/** Props of {@linkcode TerminalPage}. */
+export interface TerminalPageProps {
+  user: User | null | undefined;
+  config: DevmodeConfig;
+  query: URLSearchParams;
+  /** `/devmode/connect`: only the manual URL flow (works without an account). */
+  manualOnly: boolean;
+}
+
+const NEW = "new";
+
+/** Turns a failed `POST /api/devmode/sessions` into a stop (or rethrows it as retryable). */
+function ticketError(error: unknown): unknown {
+  if (!(error instanceof ApiError)) return error;
+  switch (error.status) {
+    case 401:
+      return new TicketError("unauthorized", "You are signed out. Sign in again, then retry.");
+    case 403:
+      return new TicketError("revoked", "This runner was revoked or is not yours any more. Pair it again.");
+    case 404:
+      return new TicketError("failed", "This runner or session no longer exists. Open a new terminal.");
+    case 400:
+      return new TicketError("failed", error.message);
+    default:
+      return error;
+  }
+}
+
+function relayTickets(tab: Tab): TicketSource {
+  return async (sessionId) => {
+    try {
+      const ticket = await api.createSession({
+        ideaId: tab.ideaId,
+        runnerId: tab.runnerId,
+        sessionId: sessionId ?? tab.sessionId,
+      });
+      const base = ticket.relayUrl.replace(/\/+$/, "");
+      return { url: `${base}/client?${clientLinkQuery(ticket.token)}`, sessionId: ticket.sessionId };
+    } catch (error) {
+      throw ticketError(error);
+    }
+  };
+}
+
+/** The terminal page. */
+export function TerminalPage(props: TerminalPageProps): JSX.Element {
+  const userId = props.manualOnly ? undefined : props.user?.id;
+  const [tabs, setTabs] = useState<Tab[]>(() =>
+    userId
+      ? loadTabs(globalThis.localStorage, userId).tabs.map((t) => ({ ...t, kind: "relay" as const }))
+      : []
+  );
+  const [activeId, setActiveId] = useState<string>(() => {
+    const stored = userId ? loadTabs(globalThis.localStorage, userId).activeId : null;
+    return props.query.get("runner") ? NEW : stored ?? NEW;
+  });
+  const [statuses, setStatuses] = useState<Record<string, ConnectionStatus>>({});
+  const [theme, setTheme] = useState<ThemeName>(currentTheme);
+  useEffect(() => onThemeChange(setTheme), []);
+
+  useEffect(() => {
+    if (!userId) return;
+    saveTabs(globalThis.localStorage, userId, {
+      tabs: tabs.filter((t) => t.kind === "relay"),
+      activeId: activeId === NEW ? null : activeId,
+    });
+  }, [tabs, activeId]);
+
+  const tickets = useRef(new Map<string, TicketSource>());
+  const ticketsFor = (tab: Tab): TicketSource => {
+    let source = tickets.current.get(tab.id);
+    if (!source) {
+      const url = tab.url;
+      source = tab.kind === "url" && url ? () => Promise.resolve({ url }) : relayTickets(tab);
+      tickets.current.set(tab.id, source);
+    }
+    return source;
+  };
+
+  const update = (id: string, change: Partial<Tab>) =>
+    setTabs((current) => current.map((t) => (t.id === id ? { ...t, ...change } : t)));
+
+  const open = (tab: Tab) => {
+    setTabs((current) => [...current, tab]);
+    setActiveId(tab.id);
+  };
+
+  const close = (id: string) => {
+    tickets.current.delete(id);
+    const index = tabs.findIndex((t) => t.id === id);
+    const next = tabs.filter((t) => t.id !== id);
+    setTabs(next);
+    if (activeId === id) setActiveId(next[Math.max(0, index - 1)]?.id ?? NEW);
+  };
+
+  const renew = (tab: Tab) => {
+    const fresh: Tab = { id: newTabId(), kind: "relay", ideaId: tab.ideaId, runnerId: tab.runnerId };
+    tickets.current.delete(tab.id);
+    setTabs((current) => current.map((t) => (t.id === tab.id ? fresh : t)));
+    setActiveId(fresh.id);
+  };
+
+  const onTabKey = (event: KeyboardEvent, index: number) => {
+    const ids = [...tabs.map((t) => t.id), NEW];
+    const move = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
+    if (!move) return;
+    event.preventDefault();
+    const next = ids[(index + move + ids.length) % ids.length];
+    setActiveId(next);
+    document.getElementById(`tab-${next}`)?.focus();
+  };
+
+  return (
+    <section class="terminal-page" aria-label="Terminals">
+      <div class="tabbar" role="tablist" aria-label="Open terminals">
+        {tabs.map((tab, index) => {
+          const status = statuses[tab.id] ?? "connecting";
+          const selected = tab.id === activeId;
+          return (
+            <div class={`tab ${selected ? "selected" : ""}`} key={tab.id}>
+              <button
+                type="button"
+                role="tab"
+                id={`tab-${tab.id}`}
+                aria-selected={selected}
+                aria-controls={`pane-${tab.id}`}
+                tabIndex={selected ? 0 : -1}
+                class="tab-label"
+                title={`${tab.cwd ?? tab.ideaId} — ${STATUS_LABEL[status]}`}
+                onClick={() => setActiveId(tab.id)}
+                onKeyDown={(e) => onTabKey(e, index)}
+              >
+                <span class={`dot status-${status}`} aria-hidden="true" />
+                {tab.kind === "url" ? "↗ " : ""}
+                {tabTitle(tab)}
+              </button>
+              <button
+                type="button"
+                class="tab-close"
+                aria-label={`Close ${tabTitle(tab)}`}
+                onClick={() => close(tab.id)}
+              >
+                ×
+              </button>
+            </div>
+          );
+        })}
+        <div class={`tab ${activeId === NEW ? "selected" : ""}`}>
+          <button
+            type="button"
+            role="tab"
+            id={`tab-${NEW}`}
+            aria-selected={activeId === NEW}
+            aria-controls={`pane-${NEW}`}
+            tabIndex={activeId === NEW ? 0 : -1}
+            class="tab-label"
+            onClick={() => setActiveId(NEW)}
+            onKeyDown={(e) => onTabKey(e, tabs.length)}
+          >
+            + New terminal
+          </button>
+        </div>
+      </div>
+      <div class="panes">
+        <div id={`pane-${NEW}`} role="tabpanel" aria-labelledby={`tab-${NEW}`} hidden={activeId !== NEW}>
+          <NewTerminal
+            config={props.config}
+            manualOnly={props.manualOnly}
+            signedIn={!!props.user}
+            preselectRunner={props.query.get("runner") ?? undefined}
+            openTabs={tabs}
+            onOpen={open}
+          />
+        </div>
+        {tabs.map((tab) => (
+          <TerminalPane
+            key={tab.id}
+            tab={tab}
+            active={tab.id === activeId}
+            theme={theme}
+            tickets={ticketsFor(tab)}
+            onSession={(sessionId) => update(tab.id, { sessionId })}
+            onCwd={(cwd) => update(tab.id, { cwd })}
+            onStatus={(status) => setStatuses((current) => ({ ...current, [tab.id]: status }))}
+            onNewSession={() => renew(tab)}
+            onClose={() => close(tab.id)}
+          />
+        ))}
+      </div>
+    </section>
+  );
+}
+
+function NewTerminal(props: {
+  config: DevmodeConfig;
+  manualOnly: boolean;
+  signedIn: boolean;
+  preselectRunner?: string;
+  openTabs: Tab[];
+  onOpen: (tab: Tab) => void;
+}): JSX.Element {
+  const relay = props.config.relayEnabled && !props.manualOnly && props.signedIn;
+  const [runners, setRunners] = useState<Runner[] | null>(null);
+  const [recent, setRecent] = useState<RecentSession[]>([]);
+  const [runnerId, setRunnerId] = useState(props.preselectRunner ?? "");
+  const [ideaId, setIdeaId] = useState("scratch");
+  const [manualUrl, setManualUrl] = useState("");
+  const [manualError, setManualError] = useState<string | null>(null);
+  const [loadError, setLoadError] = useState<string | null>(null);
+
+  useEffect(() => {
+    if (!relay) return;
+    const load = () =>
+      api.runners().then((list) => {
+        setRunners(list);
+        setLoadError(null);
+      }, (error) => setLoadError(error instanceof ApiError ? error.message : "Could not load your runners."));
+    void load();
+    api.recentSessions().then(setRecent, () => {});
+    const timer = setInterval(load, 5000);
+    return () => clearInterval(timer);
+  }, [relay]);
+
+  const ideas = useMemo(() => [...new Set(recent.map((s) => s.ideaId).filter(Boolean))].slice(0, 20), [
+    recent,
+  ]);
+  const openIds = new Set(props.openTabs.map((t) => t.sessionId).filter(Boolean));
+  const reattachable = recent.filter((s) => !openIds.has(s.sessionId)).slice(0, 5);
+  const anyOnline = runners?.some((r) => r.online) ?? false;
+
+  const openRelay = (event: Event) => {
+    event.preventDefault();
+    const idea = ideaId.trim() || "scratch";
+    props.onOpen({ id: newTabId(), kind: "relay", ideaId: idea, runnerId: runnerId || undefined });
+  };
+
+  const openManual = (event: Event) => {
+    event.preventDefault();
+    const parsed = parseManualUrl(manualUrl);
+    if (!parsed.ok) {
+      setManualError(parsed.error);
+      return;
+    }
+    setManualError(null);
+    setManualUrl("");
+    const host = new URL(parsed.url).host;
+    props.onOpen({ id: newTabId(), kind: "url", ideaId: host, url: parsed.url });
+  };
+
+  const manualForm = (
+    <form class="form" onSubmit={openManual}>
+      <p class="muted">
+        Run <code>coda-runner serve</code> on your machine. It prints a link like{" "}
+        <code>ws://127.0.0.1:7681/client?token=…</code>; paste it here to connect straight to it.
+      </p>
+      <label for="manual-url">Runner URL</label>
+      <input
+        id="manual-url"
+        type="url"
+        spellcheck={false}
+        autocomplete="off"
+        placeholder="ws://127.0.0.1:7681/client?token=…"
+        value={manualUrl}
+        aria-describedby={manualError ? "manual-error" : undefined}
+        onInput={(e) => setManualUrl(e.currentTarget.value)}
+      />
+      {manualError && <p id="manual-error" class="error-text" role="alert">{manualError}</p>}
+      <button type="submit" class="button">Connect by URL</button>
+    </form>
+  );
+
+  return (
+    <div class="page narrow new-terminal">
+      <h1>New terminal</h1>
+      {relay
+        ? (
+          <div class="card">
+            {loadError && <p class="error-text" role="alert">{loadError}</p>}
+            {runners?.length === 0 && (
+              <p class="notice">
+                You have no runners yet. Start <code>coda-runner</code> on your machine and{" "}
+                <Link href="/devmode/pair">pair it</Link>.
+              </p>
+            )}
+            {runners && runners.length > 0 && !anyOnline && (
+              <p class="notice">
+                None of your runners is online. Start <code>coda-runner</code>; the terminal waits for it.
+              </p>
+            )}
+            <form class="form" onSubmit={openRelay}>
+              <label for="runner-select">Runner</label>
+              <select
+                id="runner-select"
+                value={runnerId}
+                onChange={(e) => setRunnerId(e.currentTarget.value)}
+              >
+                <option value="">Default — the runner that connected last</option>
+                {runners?.map((runner) => (
+                  <option key={runner.runnerId} value={runner.runnerId}>
+                    {runner.name} ({runner.online ? "online" : "offline"})
+                  </option>
+                ))}
+              </select>
+              <label for="idea-input">Idea</label>
+              <input
+                id="idea-input"
+                list="idea-options"
+                maxLength={200}
+                value={ideaId}
+                aria-describedby="idea-hint"
+                onInput={(e) => setIdeaId(e.currentTarget.value)}
+              />
+              <datalist id="idea-options">
+                {ideas.map((idea) => <option key={idea} value={idea} />)}
+              </datalist>
+              <p id="idea-hint" class="hint">Sessions of the same idea share a working folder.</p>
+              <button type="submit" class="button primary">Open terminal</button>
+            </form>
+            {reattachable.length > 0 && (
+              <div class="recent">
+                <h2>Recent sessions</h2>
+                <ul>
+                  {reattachable.map((session) => (
+                    <li key={session.sessionId}>
+                      <span>{session.ideaId}</span>{" "}
+                      <code class="muted">{session.sessionId.slice(0, 12)}</code>
+                      <button
+                        type="button"
+                        class="button small ghost"
+                        onClick={() =>
+                          props.onOpen({
+                            id: newTabId(),
+                            kind: "relay",
+                            ideaId: session.ideaId,
+                            runnerId: session.runnerId,
+                            sessionId: session.sessionId,
+                          })}
+                      >
+                        Reattach
+                      </button>
+                    </li>
+                  ))}
+                </ul>
+              </div>
+            )}
+            <details class="manual">
+              <summary>Connect by URL instead</summary>
+              {manualForm}
+            </details>
+          </div>
+        )
+        : (
+          <div class="card">
+            {!props.config.relayEnabled && !props.manualOnly && (
+              <p class="notice">
+                The relay is turned off on this server, so connect to your runner directly.
+              </p>
+            )}
+            {manualForm}
+            {props.manualOnly && props.signedIn && (
+              <p class="muted">
+                Prefer the relay?{" "}
+                <a
+                  href="/devmode/terminal"
+                  onClick={(e) => {
+                    e.preventDefault();
+                    navigate("/devmode/terminal");
+                  }}
+                >
+                  Open a terminal through your paired runners
+                </a>.
+              </p>
+            )}
+          </div>
+        )}
+    </div>
+  );
+}

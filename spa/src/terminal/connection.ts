@@ -1,0 +1,478 @@
+/**
+ * One terminal's link to its session: opens the client WebSocket, keeps the
+ * stream offset, acknowledges output once the terminal has processed it,
+ * turns meta lines into events, and reconnects (fresh token, same session,
+ * resume from the offset) until the session is really over.
+ *
+ * It knows nothing about xterm.js or the DOM: the terminal is a
+ * {@linkcode TerminalSink}, tokens come from a {@linkcode TicketSource}.
+ *
+ * @module
+ */
+import {
+  clientLinkQuery,
+  type ClientMessage,
+  CloseCode,
+  decodeServerMessage,
+  encode,
+  parseMetaLine,
+} from "../../../relay/protocol.ts";
+import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.ts";
+import { dropUtf8Prefix, utf8Length } from "./utf8.ts";
+
+/** Where to connect: a client-link URL that carries its token (`…/client?token=…`). */
+export interface Ticket {
+  url: string;
+  /** The session the token is for, when known before connecting. */
+  sessionId?: string;
+}
+
+/**
+ * Hands out a ticket for each connection attempt (client tokens are single
+ * use). `sessionId` is the session to reattach to once it is known.
+ * Throw a {@linkcode TicketError} to stop for good; any other error is
+ * treated as transient and retried with backoff.
+ */
+export type TicketSource = (sessionId: string | undefined) => Promise<Ticket>;
+
+/** A ticket request that must not be retried (signed out, runner revoked, …). */
+export class TicketError extends Error {
+  /** The state the connection ends in. */
+  readonly status: StoppedStatus;
+  constructor(status: StoppedStatus, message: string) {
+    super(message);
+    this.name = "TicketError";
+    this.status = status;
+  }
+}
+
+/** The terminal the output goes to. */
+export interface TerminalSink {
+  /** Shows `data`; calls `rendered` once the terminal has processed it. */
+  write(data: string, rendered: () => void): void;
+  /** Clears the terminal (the stream restarted). */
+  reset(): void;
+  /** Shows a local notice that is not part of the stream. */
+  notice(text: string): void;
+  /** The terminal's size in cells, or `null` while it has none (hidden). */
+  size(): { cols: number; rows: number } | null;
+}
+
+/** States after which the connection does not retry by itself. */
+export type StoppedStatus = "ended" | "revoked" | "no-runner" | "unauthorized" | "failed";
+
+/** Where the connection stands. */
+export type ConnectionStatus =
+  | "connecting"
+  | "waiting"
+  | "online"
+  | "runner-offline"
+  | "reconnecting"
+  | StoppedStatus
+  | "closed";
+
+/** Status plus a sentence for people. */
+export interface ConnectionState {
+  status: ConnectionStatus;
+  /** What is going on and what to do next. */
+  detail: string;
+  /** The shell's exit code when the session ended with one. */
+  exitCode?: string;
+  /** When the next attempt is due (ms since the epoch), while reconnecting. */
+  retryAt?: number;
+}
+
+/** What the connection reports. */
+export type ConnectionEvent =
+  | { type: "state"; state: ConnectionState }
+  | { type: "session"; sessionId: string }
+  | { type: "cwd"; path: string }
+  | { type: "record"; on: boolean }
+  | { type: "error"; message: string };
+
+/** Options of {@linkcode TerminalConnection}. */
+export interface ConnectionOptions {
+  tickets: TicketSource;
+  sink: TerminalSink;
+  onEvent: (event: ConnectionEvent) => void;
+  /** Reattach to this session. */
+  sessionId?: string;
+  /** Resume from this offset (default 0: the runner replays what it still has). */
+  offset?: number;
+  backoff?: BackoffOptions;
+  /** Source of jitter (tests pass a fixed one). */
+  random?: () => number;
+  /** Keystrokes kept while disconnected, in UTF-16 units (default 16 KiB). */
+  maxPendingInput?: number;
+}
+
+const STOPPED = new Set<ConnectionStatus>([
+  "ended",
+  "revoked",
+  "no-runner",
+  "unauthorized",
+  "failed",
+  "closed",
+]);
+
+const STATE_TEXT = {
+  connecting: "Connecting…",
+  waiting: "Waiting for your runner to come online…",
+  online: "Connected",
+  "runner-offline": "Your runner went offline; waiting for it to reconnect…",
+  reconnecting: "Connection lost; reconnecting…",
+  ended: "The session ended.",
+  revoked: "This runner was revoked. Pair it again to use it.",
+  "no-runner": "Your runner is offline. Start `coda-runner` on your machine, then retry.",
+  unauthorized: "The app refused the session token. Sign in again, then retry.",
+  failed: "The connection failed.",
+  closed: "Closed.",
+} as const satisfies Record<ConnectionStatus, string>;
+
+/** A terminal session's link; call {@linkcode TerminalConnection.start} to connect. */
+export class TerminalConnection {
+  #options: ConnectionOptions;
+  #sessionId: string | undefined;
+  #received: number;
+  #rendered: number;
+  #ackedOnSocket = 0;
+  #ackScheduled = false;
+  #generation = 0;
+  #socket: WebSocket | null = null;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #attempt = 0;
+  #authRetried = false;
+  #receivedAtConnect = 0;
+  #pendingInput: string[] = [];
+  #pendingInputLength = 0;
+  #state: ConnectionState = { status: "closed", detail: STATE_TEXT.closed };
+  #disposed = false;
+
+  constructor(options: ConnectionOptions) {
+    this.#options = options;
+    this.#sessionId = options.sessionId;
+    this.#received = options.offset ?? 0;
+    this.#rendered = this.#received;
+  }
+
+  /** The session, once known. */
+  get sessionId(): string | undefined {
+    return this.#sessionId;
+  }
+  /** Output bytes received so far: where a reconnect resumes. */
+  get offset(): number {
+    return this.#received;
+  }
+  /** Output bytes the terminal has processed. */
+  get renderedOffset(): number {
+    return this.#rendered;
+  }
+  /** The current state. */
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /** Connects (again). Also the "Retry" button after a stop, and "retry now" while waiting to reconnect. */
+  start(): void {
+    if (this.#disposed) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#socket || this.#state.status === "connecting") return;
+    if (STOPPED.has(this.#state.status)) {
+      this.#attempt = 0;
+      this.#authRetried = false;
+    }
+    void this.#connect();
+  }
+
+  /** Sends keystrokes; kept (up to a limit) while the link is down and sent once the session is back. */
+  input(data: string): void {
+    if (this.#canSend()) {
+      this.#send({ type: "stdin", sessionId: this.#sessionId!, data });
+      return;
+    }
+    if (STOPPED.has(this.#state.status)) return;
+    const limit = this.#options.maxPendingInput ?? 16 * 1024;
+    if (this.#pendingInputLength + data.length > limit) return;
+    this.#pendingInput.push(data);
+    this.#pendingInputLength += data.length;
+  }
+
+  /** Tells the runner the terminal's new size. */
+  resize(cols: number, rows: number): void {
+    if (this.#canSend()) this.#send({ type: "resize", sessionId: this.#sessionId!, cols, rows });
+  }
+
+  /** Turns recording on or off. */
+  setRecording(on: boolean): void {
+    if (this.#canSend()) this.#send({ type: "record", sessionId: this.#sessionId!, on });
+  }
+
+  /** Changes the session's working folder. */
+  pickCwd(path: string): void {
+    if (this.#canSend()) this.#send({ type: "pick-cwd", sessionId: this.#sessionId!, path });
+  }
+
+  /** Ends the session (kills the shell) for every client. */
+  kill(): void {
+    if (this.#canSend()) this.#send({ type: "kill", sessionId: this.#sessionId! });
+  }
+
+  /** Whether messages for the session can be sent right now. */
+  get connected(): boolean {
+    return this.#canSend();
+  }
+
+  /** Closes the link for good (the session keeps running on the runner). */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const socket = this.#socket;
+    this.#socket = null;
+    if (socket) {
+      socket.onclose =
+        socket.onmessage =
+        socket.onerror =
+        socket.onopen =
+          null;
+      socket.close(1000, "client closed");
+    }
+    this.#setState("closed");
+  }
+
+  #canSend(): boolean {
+    return this.#socket?.readyState === WebSocket.OPEN && this.#sessionId !== undefined &&
+      (this.#state.status === "online");
+  }
+
+  #send(message: ClientMessage): void {
+    this.#socket?.send(encode(message));
+  }
+
+  #setState(status: ConnectionStatus, extra: Partial<ConnectionState> = {}): void {
+    this.#state = { status, detail: STATE_TEXT[status], ...extra };
+    this.#options.onEvent({ type: "state", state: this.#state });
+  }
+
+  async #connect(): Promise<void> {
+    this.#setState("connecting");
+    let ticket: Ticket;
+    try {
+      ticket = await this.#options.tickets(this.#sessionId);
+    } catch (error) {
+      if (this.#disposed) return;
+      if (error instanceof TicketError) {
+        this.#setState(error.status, { detail: error.message });
+      } else {
+        this.#scheduleReconnect(`Could not reach the app (${errorText(error)}); retrying…`);
+      }
+      return;
+    }
+    if (this.#disposed || this.#socket) return;
+    if (ticket.sessionId && !this.#sessionId) this.#sessionId = ticket.sessionId;
+
+    let url: URL;
+    try {
+      url = new URL(ticket.url);
+      const token = url.searchParams.get("token");
+      if (!token) throw new Error("the URL has no token");
+      const size = this.#options.sink.size();
+      url.search = clientLinkQuery(token, {
+        offset: this.#received,
+        ...(size ? { cols: size.cols, rows: size.rows } : {}),
+        ack: true,
+      });
+      this.#open(url.href);
+    } catch (error) {
+      this.#setState("failed", { detail: `Cannot connect: ${errorText(error)}` });
+    }
+  }
+
+  #open(url: string): void {
+    const socket = new WebSocket(url);
+    this.#socket = socket;
+    this.#ackedOnSocket = this.#received;
+    this.#receivedAtConnect = this.#received;
+    socket.onmessage = (event) => {
+      if (this.#socket === socket) this.#onFrame(event.data);
+    };
+    socket.onclose = (event) => {
+      if (this.#socket !== socket) return;
+      this.#socket = null;
+      this.#onClose(event.code, event.reason);
+    };
+  }
+
+  #onFrame(frame: unknown): void {
+    const decoded = decodeServerMessage(frame);
+    if (!decoded.ok) return;
+    const message = decoded.value;
+    if (message.type === "stdout") this.#onStdout(message.data, message.offset);
+    else this.#onMeta(message.data);
+  }
+
+  #onStdout(data: string, offset: number | undefined): void {
+    if (this.#state.status !== "online") this.#becameOnline();
+    const start = offset ?? this.#received;
+    const end = start + utf8Length(data);
+    if (end <= this.#received) return;
+    const fresh = start < this.#received ? dropUtf8Prefix(data, this.#received - start) : data;
+    this.#received = end;
+    const generation = this.#generation;
+    this.#options.sink.write(fresh, () => {
+      if (generation !== this.#generation) return;
+      this.#rendered = Math.max(this.#rendered, end);
+      this.#scheduleAck();
+    });
+  }
+
+  #scheduleAck(): void {
+    if (this.#ackScheduled) return;
+    this.#ackScheduled = true;
+    queueMicrotask(() => {
+      this.#ackScheduled = false;
+      if (!this.#canSend() || this.#rendered <= this.#ackedOnSocket) return;
+      this.#ackedOnSocket = this.#rendered;
+      this.#send({ type: "ack", sessionId: this.#sessionId!, offset: this.#rendered });
+    });
+  }
+
+  #onMeta(line: string): void {
+    const meta = parseMetaLine(line);
+    if (!meta) return;
+    switch (meta.kind) {
+      case "session":
+        if (meta.value) {
+          this.#sessionId = meta.value;
+          this.#options.onEvent({ type: "session", sessionId: meta.value });
+        }
+        this.#becameOnline();
+        return;
+      case "cwd":
+        this.#options.onEvent({ type: "cwd", path: meta.value });
+        return;
+      case "record":
+        this.#options.onEvent({ type: "record", on: meta.value === "on" });
+        return;
+      case "error":
+        this.#options.onEvent({ type: "error", message: meta.value });
+        return;
+      case "exit":
+        this.#setState("ended", {
+          exitCode: meta.value,
+          detail: meta.value === "signal"
+            ? "The shell was killed; the session ended."
+            : `The shell exited with code ${meta.value}; the session ended.`,
+        });
+        return;
+      case "reset":
+        this.#generation++;
+        this.#received = 0;
+        this.#rendered = 0;
+        this.#ackedOnSocket = 0;
+        this.#options.sink.reset();
+        return;
+      case "gap": {
+        const match = /^(\d+)-(\d+)$/.exec(meta.value);
+        if (!match) return;
+        const [from, to] = [Number(match[1]), Number(match[2])];
+        this.#options.sink.notice(`[${formatBytes(to - from)} of earlier output no longer available]`);
+        this.#received = Math.max(this.#received, to);
+        return;
+      }
+      case "relay":
+        this.#onRelayState(meta.value);
+        return;
+    }
+  }
+
+  #onRelayState(value: string): void {
+    if (value === "waiting") this.#setState("waiting");
+    else if (value === "offline") this.#setState("runner-offline");
+    else if (value === "online") this.#becameOnline();
+    else if (value === "revoked") this.#setState("revoked");
+  }
+
+  #becameOnline(): void {
+    if (STOPPED.has(this.#state.status)) return;
+    this.#attempt = 0;
+    this.#authRetried = false;
+    if (this.#state.status !== "online") this.#setState("online");
+    const size = this.#options.sink.size();
+    if (size) this.resize(size.cols, size.rows);
+    const pending = this.#pendingInput;
+    this.#pendingInput = [];
+    this.#pendingInputLength = 0;
+    for (const data of pending) this.input(data);
+    this.#scheduleAck();
+  }
+
+  #onClose(code: number, reason: string): void {
+    if (this.#disposed) return;
+    const status = this.#state.status;
+    if (status === "ended" || status === "revoked") return;
+    switch (code) {
+      case CloseCode.NORMAL:
+        this.#setState("ended");
+        return;
+      case CloseCode.UNAUTHORIZED:
+        if (this.#authRetried) {
+          this.#setState("unauthorized", reason ? { detail: `${STATE_TEXT.unauthorized} (${reason})` } : {});
+          return;
+        }
+        this.#authRetried = true;
+        void this.#connect();
+        return;
+      case CloseCode.REVOKED:
+        this.#setState("revoked");
+        return;
+      case CloseCode.NO_RUNNER:
+        this.#setState("no-runner");
+        return;
+      case CloseCode.SLOW_CONSUMER:
+        if (this.#received > this.#receivedAtConnect) void this.#connect();
+        else this.#scheduleReconnect(STATE_TEXT.reconnecting);
+        return;
+      case CloseCode.POLICY:
+      case CloseCode.TOO_BIG:
+      case CloseCode.AUTH_TIMEOUT:
+        this.#setState("failed", { detail: `The relay closed the connection: ${reason || code}.` });
+        return;
+      case CloseCode.TOO_MANY:
+        this.#setState("failed", {
+          detail: "Too many open terminals for your account. Close some tabs, then retry.",
+        });
+        return;
+      default:
+        this.#scheduleReconnect(
+          code === CloseCode.RESTART ? "The relay is restarting; reconnecting…" : STATE_TEXT.reconnecting,
+        );
+    }
+  }
+
+  #scheduleReconnect(detail: string): void {
+    const delay = backoffDelay(
+      this.#attempt++,
+      this.#options.backoff ?? DEFAULT_BACKOFF,
+      this.#options.random ?? Math.random,
+    );
+    this.#setState("reconnecting", { detail, retryAt: Date.now() + delay });
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#connect();
+    }, delay);
+  }
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} bytes`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+}

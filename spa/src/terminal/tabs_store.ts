@@ -1,0 +1,111 @@
+/**
+ * Open terminal tabs, kept in `localStorage` so a reload reattaches to the
+ * same sessions. Only identifiers are stored — never tokens, and never tabs
+ * opened by URL (their URL carries a token).
+ *
+ * @module
+ */
+
+/** A tab that can be restored. */
+export interface StoredTab {
+  /** Local id of the tab. */
+  id: string;
+  ideaId: string;
+  /** Pinned runner, if the user chose one. */
+  runnerId?: string;
+  /** The session, once the relay assigned one. */
+  sessionId?: string;
+  /** Last known working folder (the tab title until the runner says again). */
+  cwd?: string;
+}
+
+/** What is stored. */
+export interface StoredTabs {
+  tabs: StoredTab[];
+  activeId: string | null;
+}
+
+/** The `localStorage` key of a user's tabs (per user: a shared browser never offers another account's sessions). */
+export function tabsKey(userId: string): string {
+  return `coda.terminal.tabs.${userId}`;
+}
+
+/** Most tabs kept. */
+export const MAX_STORED_TABS = 20;
+
+/** The subset of `Storage` this needs. */
+export type TabStorage = Pick<Storage, "getItem" | "setItem">;
+
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+function isStoredTab(value: unknown): value is StoredTab {
+  if (!value || typeof value !== "object") return false;
+  const tab = value as Record<string, unknown>;
+  return typeof tab.id === "string" && ID.test(tab.id) &&
+    typeof tab.ideaId === "string" && tab.ideaId.length <= 200 &&
+    (tab.runnerId === undefined || (typeof tab.runnerId === "string" && ID.test(tab.runnerId))) &&
+    (tab.sessionId === undefined || (typeof tab.sessionId === "string" && ID.test(tab.sessionId))) &&
+    (tab.cwd === undefined || typeof tab.cwd === "string");
+}
+
+/** Reads the stored tabs; anything malformed is ignored rather than trusted. */
+export function loadTabs(storage: TabStorage | undefined, userId: string): StoredTabs {
+  let raw: string | null = null;
+  try {
+    raw = storage?.getItem(tabsKey(userId)) ?? null;
+  } catch {
+    raw = null;
+  }
+  if (!raw) return { tabs: [], activeId: null };
+  try {
+    const parsed = JSON.parse(raw) as { tabs?: unknown; activeId?: unknown };
+    const tabs = Array.isArray(parsed.tabs) ? parsed.tabs.filter(isStoredTab).slice(0, MAX_STORED_TABS) : [];
+    const activeId = typeof parsed.activeId === "string" && tabs.some((t) => t.id === parsed.activeId)
+      ? parsed.activeId
+      : tabs[0]?.id ?? null;
+    return {
+      tabs: tabs.map(({ id, ideaId, runnerId, sessionId, cwd }) => ({
+        id,
+        ideaId,
+        runnerId,
+        sessionId,
+        cwd,
+      })),
+      activeId,
+    };
+  } catch {
+    return { tabs: [], activeId: null };
+  }
+}
+
+/** Stores the tabs (best effort: storage may be full or disabled). */
+export function saveTabs(storage: TabStorage | undefined, userId: string, value: StoredTabs): void {
+  const tabs = value.tabs.slice(0, MAX_STORED_TABS).map(({ id, ideaId, runnerId, sessionId, cwd }) => ({
+    id,
+    ideaId,
+    runnerId,
+    sessionId,
+    cwd,
+  }));
+  try {
+    storage?.setItem(tabsKey(userId), JSON.stringify({ tabs, activeId: value.activeId }));
+  } catch {
+    // Restoring tabs after a reload is a convenience; the open tabs keep working.
+  }
+}
+
+/** A random tab id. */
+export function newTabId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(9));
+  return "t" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** The tab title: the last folder of the cwd, else the idea. */
+export function tabTitle(tab: Pick<StoredTab, "cwd" | "ideaId">): string {
+  if (tab.cwd) {
+    const trimmed = tab.cwd.replace(/[\\/]+$/, "");
+    const last = trimmed.split(/[\\/]/).pop();
+    return last || tab.cwd;
+  }
+  return tab.ideaId || "terminal";
+}

@@ -1,0 +1,486 @@
+/**
+ * One terminal tab: an xterm.js terminal wired to a
+ * {@linkcode TerminalConnection}, its toolbar (connection state, cwd,
+ * record, working folder, search, paste, end session), the touch key bar,
+ * and explanations with a next step when the session cannot continue.
+ *
+ * @module
+ */
+import type { JSX } from "preact";
+import { useEffect, useId, useRef, useState } from "preact/hooks";
+import type { ThemeName } from "../theme.ts";
+import { showToast } from "../toasts.tsx";
+import { Link } from "../router.tsx";
+import {
+  type ConnectionState,
+  type ConnectionStatus,
+  TerminalConnection,
+  type TicketSource,
+} from "./connection.ts";
+import { applyModifiers, arrowSequence, KeyBar, type Modifiers } from "./key_bar.tsx";
+import { createTerminal, type TerminalHandle } from "./xterm_setup.ts";
+
+/** What the pane needs to know about its tab. */
+export interface PaneTab {
+  id: string;
+  /** `relay`: tokens from the app; `url`: a pasted `coda-runner serve` URL. */
+  kind: "relay" | "url";
+  ideaId: string;
+  sessionId?: string;
+  cwd?: string;
+}
+
+/** Props of {@linkcode TerminalPane}. */
+export interface TerminalPaneProps {
+  tab: PaneTab;
+  active: boolean;
+  theme: ThemeName;
+  tickets: TicketSource;
+  onSession: (sessionId: string) => void;
+  onCwd: (path: string) => void;
+  onStatus: (status: ConnectionStatus) => void;
+  onNewSession: () => void;
+  onClose: () => void;
+}
+
+/** What end-to-end tests read through `window.__codaTerminals[tabId]`. */
+export interface TerminalTestHook {
+  tabId: string;
+  sessionId: string | undefined;
+  offset: number;
+  status: ConnectionStatus;
+  renderer: "webgl" | "dom";
+  cols: number;
+  rows: number;
+  /** The terminal buffer (scrollback and screen) as text, one line per row. */
+  text(): string;
+}
+
+declare global {
+  var __codaTerminals: Record<string, TerminalTestHook> | undefined;
+}
+
+/** Short labels for the status badge. */
+export const STATUS_LABEL: Record<ConnectionStatus, string> = {
+  connecting: "Connecting",
+  waiting: "Waiting for runner",
+  online: "Connected",
+  "runner-offline": "Runner offline",
+  reconnecting: "Reconnecting",
+  ended: "Session ended",
+  revoked: "Runner revoked",
+  "no-runner": "Runner offline",
+  unauthorized: "Not authorized",
+  failed: "Disconnected",
+  closed: "Closed",
+};
+
+const STOPPED: ConnectionStatus[] = ["ended", "revoked", "no-runner", "unauthorized", "failed"];
+const TOUCH = globalThis.matchMedia?.("(pointer: coarse)").matches ?? false;
+
+/** The pane. */
+export function TerminalPane(props: TerminalPaneProps): JSX.Element {
+  const latest = useRef(props);
+  latest.current = props;
+  const container = useRef<HTMLDivElement>(null);
+  const handle = useRef<TerminalHandle | null>(null);
+  const connection = useRef<TerminalConnection | null>(null);
+  const modifiers = useRef<Modifiers>({ ctrl: false, alt: false });
+  const [state, setState] = useState<ConnectionState>({ status: "connecting", detail: "Connecting…" });
+  const [recording, setRecording] = useState(false);
+  const [panel, setPanel] = useState<"none" | "search" | "cwd">("none");
+  const [keyBar, setKeyBar] = useState(TOUCH);
+  const [mods, setMods] = useState<Modifiers>({ ctrl: false, alt: false });
+
+  const setModifiers = (next: Modifiers) => {
+    modifiers.current = next;
+    setMods(next);
+  };
+
+  useEffect(() => {
+    const element = container.current!;
+    const terminal = createTerminal(element, {
+      theme: latest.current.theme,
+      onSearch: () => setPanel("search"),
+    });
+    handle.current = terminal;
+    const { term } = terminal;
+    terminal.fitToContainer();
+
+    const conn = new TerminalConnection({
+      tickets: (sessionId) => latest.current.tickets(sessionId),
+      sessionId: latest.current.tab.sessionId,
+      sink: {
+        write: (data, rendered) => term.write(data, rendered),
+        reset: () => term.reset(),
+        notice: (text) => term.write(`\r\n\x1b[2m${text}\x1b[0m\r\n`),
+        size: () =>
+          element.clientWidth > 0 && element.clientHeight > 0 ? { cols: term.cols, rows: term.rows } : null,
+      },
+      onEvent: (event) => {
+        switch (event.type) {
+          case "state":
+            setState(event.state);
+            latest.current.onStatus(event.state.status);
+            return;
+          case "session":
+            latest.current.onSession(event.sessionId);
+            return;
+          case "cwd":
+            latest.current.onCwd(event.path);
+            return;
+          case "record":
+            setRecording(event.on);
+            return;
+          case "error":
+            showToast(`Runner: ${event.message}`, "error");
+            return;
+        }
+      },
+    });
+    connection.current = conn;
+
+    const subscriptions = [
+      term.onData((data) => {
+        const mod = modifiers.current;
+        if (mod.ctrl || mod.alt) {
+          setModifiers({ ctrl: false, alt: false });
+          conn.input(applyModifiers(data, mod));
+        } else conn.input(data);
+      }),
+      term.onBinary((data) => conn.input(data)),
+      term.onResize(({ cols, rows }) => conn.resize(cols, rows)),
+    ];
+
+    let frame = 0;
+    const observer = new ResizeObserver(() => {
+      cancelAnimationFrame(frame);
+      frame = requestAnimationFrame(() => terminal.fitToContainer());
+    });
+    observer.observe(element);
+
+    const hooks = (globalThis.__codaTerminals ??= {});
+    const tabId = latest.current.tab.id;
+    hooks[tabId] = {
+      tabId,
+      get sessionId() {
+        return conn.sessionId;
+      },
+      get offset() {
+        return conn.offset;
+      },
+      get status() {
+        return conn.state.status;
+      },
+      get renderer() {
+        return terminal.renderer();
+      },
+      get cols() {
+        return term.cols;
+      },
+      get rows() {
+        return term.rows;
+      },
+      text: () => bufferText(terminal),
+    };
+
+    conn.start();
+    return () => {
+      delete hooks[tabId];
+      observer.disconnect();
+      cancelAnimationFrame(frame);
+      subscriptions.forEach((s) => s.dispose());
+      conn.dispose();
+      terminal.dispose();
+      handle.current = null;
+      connection.current = null;
+    };
+  }, []);
+
+  useEffect(() => {
+    if (!props.active) return;
+    const frame = requestAnimationFrame(() => {
+      handle.current?.fitToContainer();
+      if (panel === "none") handle.current?.term.focus();
+    });
+    return () => cancelAnimationFrame(frame);
+  }, [props.active]);
+
+  useEffect(() => handle.current?.setTheme(props.theme), [props.theme]);
+
+  const focusTerminal = () => {
+    setPanel("none");
+    requestAnimationFrame(() => handle.current?.term.focus());
+  };
+
+  const paste = async () => {
+    try {
+      const text = await navigator.clipboard.readText();
+      if (text) handle.current?.term.paste(text);
+    } catch {
+      showToast("The browser did not allow reading the clipboard. Use Ctrl+Shift+V or the context menu.");
+    }
+    handle.current?.term.focus();
+  };
+
+  const endSession = () => {
+    if (globalThis.confirm("End this session? The shell and everything running in it will be stopped.")) {
+      connection.current?.kill();
+    }
+  };
+
+  const sendKey = (key: "esc" | "tab" | "up" | "down" | "left" | "right") => {
+    const term = handle.current?.term;
+    if (!term) return;
+    const applicationCursor = term.modes.applicationCursorKeysMode;
+    const sequence = key === "esc" ? "\x1b" : key === "tab" ? "\t" : arrowSequence(key, applicationCursor);
+    const mod = modifiers.current;
+    setModifiers({ ctrl: false, alt: false });
+    connection.current?.input(mod.alt ? "\x1b" + sequence : sequence);
+    term.focus();
+  };
+
+  const online = state.status === "online";
+  const stopped = STOPPED.includes(state.status);
+  const transient = state.status === "reconnecting" || state.status === "runner-offline" ||
+    state.status === "waiting";
+
+  return (
+    <div
+      class="pane"
+      id={`pane-${props.tab.id}`}
+      role="tabpanel"
+      aria-labelledby={`tab-${props.tab.id}`}
+      hidden={!props.active}
+      data-status={state.status}
+    >
+      <div class="pane-toolbar" role="toolbar" aria-label="Terminal controls">
+        <span class={`status status-${state.status}`} role="status" aria-live="polite" title={state.detail}>
+          <span class="dot" aria-hidden="true" />
+          {STATUS_LABEL[state.status]}
+        </span>
+        <span class="cwd" title={props.tab.cwd}>{props.tab.cwd ?? ""}</span>
+        <span class="toolbar-spacer" />
+        <button
+          type="button"
+          class={`button small ${recording ? "recording" : "ghost"}`}
+          aria-pressed={recording}
+          disabled={!online}
+          onClick={() => connection.current?.setRecording(!recording)}
+          title={recording ? "Stop recording this session" : "Record this session's output"}
+        >
+          {recording ? "● Recording" : "○ Record"}
+        </button>
+        <button
+          type="button"
+          class="button small ghost"
+          aria-expanded={panel === "cwd"}
+          title="Change the working folder"
+          disabled={!online}
+          onClick={() => setPanel(panel === "cwd" ? "none" : "cwd")}
+        >
+          Folder…
+        </button>
+        <button
+          type="button"
+          class="button small ghost"
+          aria-expanded={panel === "search"}
+          title="Search (Ctrl+Shift+F)"
+          onClick={() => setPanel(panel === "search" ? "none" : "search")}
+        >
+          Search
+        </button>
+        <button type="button" class="button small ghost" onClick={paste} disabled={!online}>Paste</button>
+        <button
+          type="button"
+          class="button small ghost"
+          aria-pressed={keyBar}
+          onClick={() => setKeyBar(!keyBar)}
+          title="Show extra keys (Esc, Ctrl, Alt, Tab, arrows)"
+        >
+          Keys
+        </button>
+        <button type="button" class="button small ghost danger-text" onClick={endSession} disabled={!online}>
+          End session
+        </button>
+      </div>
+      {panel === "search" && handle.current && <SearchBar handle={handle.current} onClose={focusTerminal} />}
+      {panel === "cwd" && (
+        <CwdForm
+          current={props.tab.cwd ?? ""}
+          onPick={(path) => {
+            connection.current?.pickCwd(path);
+            focusTerminal();
+          }}
+          onClose={focusTerminal}
+        />
+      )}
+      {transient && (
+        <div class="banner" role="status">
+          <span>{state.detail}</span>
+          {state.status === "reconnecting" && (
+            <button
+              type="button"
+              class="button small"
+              onClick={() => connection.current?.start()}
+            >
+              Retry now
+            </button>
+          )}
+        </div>
+      )}
+      <div class="terminal-wrap">
+        <div class="terminal-host" ref={container} />
+        {stopped && (
+          <StoppedOverlay
+            state={state}
+            tabId={props.tab.id}
+            kind={props.tab.kind}
+            onRetry={() => connection.current?.start()}
+            onNewSession={props.onNewSession}
+            onClose={props.onClose}
+          />
+        )}
+      </div>
+      {keyBar && <KeyBar modifiers={mods} onModifiers={setModifiers} onKey={sendKey} />}
+    </div>
+  );
+}
+
+function StoppedOverlay(props: {
+  state: ConnectionState;
+  tabId: string;
+  kind: PaneTab["kind"];
+  onRetry: () => void;
+  onNewSession: () => void;
+  onClose: () => void;
+}): JSX.Element {
+  const { status, detail } = props.state;
+  const title = {
+    ended: "Session ended",
+    revoked: "Runner revoked",
+    "no-runner": "Runner offline",
+    unauthorized: "Not authorized",
+    failed: "Disconnected",
+  }[status as "ended" | "revoked" | "no-runner" | "unauthorized" | "failed"];
+  return (
+    <div
+      class="overlay"
+      role="alertdialog"
+      aria-labelledby={`overlay-title-${props.tabId}`}
+      aria-describedby={`overlay-detail-${props.tabId}`}
+    >
+      <div class="overlay-card">
+        <h2 id={`overlay-title-${props.tabId}`}>{title}</h2>
+        <p id={`overlay-detail-${props.tabId}`}>{detail}</p>
+        <div class="actions">
+          {status === "ended" && props.kind === "relay" && (
+            <button type="button" class="button primary" onClick={props.onNewSession}>New session</button>
+          )}
+          {status === "revoked" && <Link href="/devmode/pair" class="button primary">Pair again</Link>}
+          {status === "unauthorized" && props.kind === "relay" && (
+            <Link href={`/signin?next=${encodeURIComponent("/devmode/terminal")}`} class="button">
+              Sign in
+            </Link>
+          )}
+          {(status === "no-runner" || status === "failed" || status === "unauthorized") && (
+            <button type="button" class="button primary" onClick={props.onRetry}>Retry</button>
+          )}
+          <button type="button" class="button ghost" onClick={props.onClose}>Close tab</button>
+        </div>
+      </div>
+    </div>
+  );
+}
+
+function SearchBar(props: { handle: TerminalHandle; onClose: () => void }): JSX.Element {
+  const input = useRef<HTMLInputElement>(null);
+  const [query, setQuery] = useState("");
+  const [missing, setMissing] = useState(false);
+  const id = useId();
+  useEffect(() => input.current?.focus(), []);
+  const find = (backwards: boolean) => {
+    if (!query) return;
+    const found = backwards ? props.handle.search.findPrevious(query) : props.handle.search.findNext(query);
+    setMissing(!found);
+  };
+  return (
+    <form
+      class="pane-panel"
+      role="search"
+      onSubmit={(e) => {
+        e.preventDefault();
+        find(false);
+      }}
+    >
+      <label for={id}>Find</label>
+      <input
+        id={id}
+        ref={input}
+        value={query}
+        onInput={(e) => {
+          setQuery(e.currentTarget.value);
+          setMissing(false);
+        }}
+        onKeyDown={(e) => {
+          if (e.key === "Escape") {
+            props.handle.search.clearDecorations();
+            props.onClose();
+          } else if (e.key === "Enter" && e.shiftKey) {
+            e.preventDefault();
+            find(true);
+          }
+        }}
+      />
+      <button type="button" class="button small ghost" onClick={() => find(true)} aria-label="Previous match">
+        ↑
+      </button>
+      <button type="submit" class="button small ghost" aria-label="Next match">↓</button>
+      {missing && <span class="muted" role="status">No matches</span>}
+      <button type="button" class="button small ghost" onClick={props.onClose} aria-label="Close search">
+        ×
+      </button>
+    </form>
+  );
+}
+
+function CwdForm(
+  props: { current: string; onPick: (path: string) => void; onClose: () => void },
+): JSX.Element {
+  const input = useRef<HTMLInputElement>(null);
+  const [path, setPath] = useState(props.current);
+  const id = useId();
+  useEffect(() => input.current?.select(), []);
+  return (
+    <form
+      class="pane-panel"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (path.trim()) props.onPick(path.trim());
+      }}
+    >
+      <label for={id}>Working folder</label>
+      <input
+        id={id}
+        ref={input}
+        value={path}
+        spellcheck={false}
+        autocomplete="off"
+        placeholder="~/projects/my-idea"
+        onInput={(e) => setPath(e.currentTarget.value)}
+        onKeyDown={(e) => {
+          if (e.key === "Escape") props.onClose();
+        }}
+      />
+      <button type="submit" class="button small primary">Change folder</button>
+      <button type="button" class="button small ghost" onClick={props.onClose}>Cancel</button>
+    </form>
+  );
+}
+
+function bufferText(handle: TerminalHandle): string {
+  const buffer = handle.term.buffer.active;
+  const lines: string[] = [];
+  for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i)?.translateToString(true) ?? "");
+  return lines.join("\n");
+}
