@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { createApi } from "./app.ts";
 import { type AppConfig, type Env, loadAppConfig } from "./config.ts";
 import { createKvRelayBackend } from "./relay_backend.ts";
-import { createRelay, type Relay, type RelayLimits } from "../relay/mod.ts";
+import { createRelay, type Relay, type RelayLimits, type RelayLog } from "../relay/mod.ts";
 import { createSpaHandler, ensureSpaBuilt } from "../spa/serve.ts";
 
 /** Header carrying the peer's address to the API; always overwritten, never taken from the request. */
@@ -25,6 +25,8 @@ export interface StartAppOptions {
   now?: () => number;
   /** Relay limits (tests shrink the timeouts). */
   relayLimits?: Partial<RelayLimits>;
+  /** Where the relay's structured log records go (default: JSON lines on stderr). */
+  relayLog?: RelayLog;
   /** Build the SPA first when it is missing (default true; tests that need no pages skip it). */
   buildSpa?: boolean;
   /** Called once with the bound address, for the startup message. */
@@ -65,6 +67,7 @@ export async function startApp(options: StartAppOptions = {}): Promise<StartedAp
     allowedOrigins: config.allowedOrigins,
     now,
     limits: options.relayLimits,
+    log: options.relayLog,
   });
   const spa = createSpaHandler({
     distDir: SPA_DIST_DIR,
@@ -114,14 +117,17 @@ export interface StartTestAppOptions extends Omit<StartAppOptions, "env"> {
 
 /**
  * Starts the app for a test: loopback, a free port, a temporary data directory
- * (removed on close unless the caller passed `DEVMODE_DATA_DIR`), and no SPA
- * build unless `buildSpa` is set.
+ * (removed on close unless the caller passed `DEVMODE_DATA_DIR`), no SPA build
+ * unless `buildSpa` is set, and relay logs kept quiet unless `CODA_TEST_LOGS=1`
+ * or `relayLog` is given.
  */
 export async function startTestApp(options: StartTestAppOptions = {}): Promise<StartedApp> {
   const ownDataDir = !options.env?.DEVMODE_DATA_DIR;
   const dataDir = options.env?.DEVMODE_DATA_DIR ?? await Deno.makeTempDir({ prefix: "coda-test-" });
+  const quiet: RelayLog = () => {};
   const app = await startApp({
     buildSpa: false,
+    relayLog: Deno.env.get("CODA_TEST_LOGS") === "1" ? undefined : quiet,
     ...options,
     env: { HOST: "127.0.0.1", PORT: "0", ...options.env, DEVMODE_DATA_DIR: dataDir },
   });

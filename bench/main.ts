@@ -47,7 +47,7 @@ class BenchClient {
       this.socket.once("open", () => resolve());
       this.socket.once("error", () => reject(new Error("client link failed")));
     });
-    this.socket.on("message", (message) => {
+    this.socket.on("message", (message: { toString(): string }) => {
       const decoded = decodeServerMessage(message.toString());
       if (!decoded.ok || decoded.value.type !== "stdout") return;
       const { data, offset, sessionId } = decoded.value;
