@@ -60,7 +60,7 @@ Deno.test("logs: ingest then download as asciicast v2", async () => {
       [2.25, "o", "é\u{1F600}"],
     ]);
     const listed = await apiJson(api.url, "/api/devmode/logs", { cookie: user.cookie });
-    assertEquals(listed, [{ sessionId: session.sessionId, startedAt: t0, bytes: 26 }]);
+    assertEquals(listed, [{ sessionId: session.sessionId, ideaId: "idea", startedAt: t0, bytes: 26 }]);
   });
 });
 

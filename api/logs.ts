@@ -33,6 +33,8 @@ export interface LogMeta {
 /** A recording as listed to its owner. */
 export interface LogSummary {
   sessionId: string;
+  /** The idea the session was opened for, when the session is still on record. */
+  ideaId: string | null;
   startedAt: number;
   bytes: number;
 }
@@ -150,7 +152,14 @@ export async function listLogs(kv: Deno.Kv, userId: string): Promise<LogSummary[
   const summaries: LogSummary[] = [];
   for await (const item of kv.list({ prefix: ["logs_by_user", userId] })) {
     const meta = await getLogMeta(kv, item.key[2] as string);
-    if (meta) summaries.push({ sessionId: meta.sessionId, startedAt: meta.startedAt, bytes: meta.bytes });
+    if (!meta) continue;
+    const session = await getDevSession(kv, meta.sessionId);
+    summaries.push({
+      sessionId: meta.sessionId,
+      ideaId: session?.ideaId ?? null,
+      startedAt: meta.startedAt,
+      bytes: meta.bytes,
+    });
   }
   return summaries.sort((a, b) => b.startedAt - a.startedAt);
 }

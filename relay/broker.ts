@@ -9,7 +9,8 @@
  * @module
  */
 import type { RelayBackend } from "./backend.ts";
-import { closeSocket, isOpen, trySend, utf8Length } from "./frames.ts";
+import { closeSocket, isOpen, trySend } from "./frames.ts";
+import { utf8Length } from "./utf8.ts";
 import type { RelayLimits } from "./limits.ts";
 import type { RelayLog } from "./log.ts";
 import type { RelayMetrics } from "./metrics.ts";

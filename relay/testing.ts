@@ -6,7 +6,7 @@
  * @module
  */
 import type { RelayBackend, RunnerIdentity } from "./backend.ts";
-import { utf8Length } from "./frames.ts";
+import { utf8Length } from "./utf8.ts";
 import { createRelay, type Relay, type RelayLimits } from "./mod.ts";
 import { type ClientLinkOptions, clientLinkQuery, encode, MetaLine } from "./protocol.ts";
 import { signClientToken, signRunnerToken } from "./tokens.ts";

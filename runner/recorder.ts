@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { utf8ByteLength } from "./replay_buffer.ts";
+import { utf8Length } from "../relay/utf8.ts";
 import type { Logger } from "./log.ts";
 
 /** One recorded piece of output, `t` when it was produced (ms since the epoch). */
@@ -91,7 +91,7 @@ export class Recorder {
   /** Records a piece of output. Never blocks. */
   push(data: string): void {
     if (this.#stopped) return;
-    const bytes = utf8ByteLength(data);
+    const bytes = utf8Length(data);
     this.#pending.chunks.push({ t: this.#options.now(), data });
     this.#pending.bytes += bytes;
     if (this.#pending.bytes >= this.#options.batchBytes) this.#flush();

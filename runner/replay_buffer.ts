@@ -8,26 +8,7 @@
  *
  * @module
  */
-
-/** Number of UTF-8 bytes `text` encodes to, without allocating. */
-export function utf8ByteLength(text: string): number {
-  let bytes = 0;
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    if (code < 0x80) bytes += 1;
-    else if (code < 0x800) bytes += 2;
-    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
-      const next = text.charCodeAt(i + 1);
-      if (next >= 0xdc00 && next <= 0xdfff) {
-        bytes += 4;
-        i++;
-      } else {
-        bytes += 3;
-      }
-    } else bytes += 3;
-  }
-  return bytes;
-}
+import { utf8Length } from "../relay/utf8.ts";
 
 /** One stored chunk of output. */
 export interface ReplayChunk {
@@ -88,7 +69,7 @@ export class ReplayBuffer {
 
   /** Appends output; returns the stored chunk (with its offset). */
   append(data: string): ReplayChunk {
-    const chunk = { offset: this.#end, data, bytes: utf8ByteLength(data) };
+    const chunk = { offset: this.#end, data, bytes: utf8Length(data) };
     this.#chunks.push(chunk);
     this.#end += chunk.bytes;
     this.#held += chunk.bytes;

@@ -27,7 +27,7 @@ import {
   type ServerMessage,
   SessionIdSchema,
 } from "../relay/protocol.ts";
-import { utf8ByteLength } from "./replay_buffer.ts";
+import { utf8Length } from "../relay/utf8.ts";
 import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
 import type { SessionSink } from "./session.ts";
 import type { Logger } from "./log.ts";
@@ -139,7 +139,7 @@ class LocalClients implements SessionSink {
     switch (message.type) {
       case "stdout": {
         const { clientId, ...frame } = message;
-        const bytes = utf8ByteLength(frame.data);
+        const bytes = utf8Length(frame.data);
         for (const client of this.#targets(message.sessionId, clientId, true)) {
           const start = frame.offset ?? client.next;
           if (start + bytes <= client.next) continue;
@@ -272,7 +272,7 @@ export function startServe(options: ServeOptions): Promise<ServeHandle> {
       });
     };
     socket.onmessage = (event) => {
-      if (typeof event.data === "string" && utf8ByteLength(event.data) > MAX_FRAME_BYTES) {
+      if (typeof event.data === "string" && utf8Length(event.data) > MAX_FRAME_BYTES) {
         closeSocket(socket, CloseCode.TOO_BIG, "frame too big");
         return;
       }

@@ -5,6 +5,9 @@
  *
  * @module
  */
+import type { RunnerView } from "../../api/runners.ts";
+import type { PairingInfo } from "../../api/pairing.ts";
+import type { LogSummary } from "../../api/logs.ts";
 
 /** A non-2xx answer (or no answer: `status` 0). */
 export class ApiError extends Error {
@@ -26,25 +29,11 @@ export interface User {
   email: string;
 }
 
-/** A paired runner as listed to its owner. */
-export interface Runner {
-  runnerId: string;
-  name: string;
-  hostname: string;
-  os: string;
-  createdAt: number;
-  lastSeenAt: number | null;
-  online: boolean;
-}
+/** A paired runner as listed to its owner (the API's own type). */
+export type Runner = RunnerView;
 
 /** What a pairing code would authorize (`pair/info`). */
-export interface PairInfo {
-  name: string;
-  hostname: string;
-  os: string;
-  ip: string;
-  requestedAt: number | string;
-}
+export type PairInfo = PairingInfo;
 
 /** A ticket for a terminal session. */
 export interface SessionTicket {
@@ -62,13 +51,7 @@ export interface RecentSession {
 }
 
 /** A recorded session. */
-export interface Recording {
-  sessionId: string;
-  ideaId?: string;
-  startedAt?: number;
-  updatedAt?: number;
-  bytes?: number;
-}
+export type Recording = LogSummary;
 
 /** Public configuration. */
 export interface DevmodeConfig {

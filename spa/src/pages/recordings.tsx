@@ -45,8 +45,7 @@ export function RecordingsPage(_props: PageProps): JSX.Element {
               <div>
                 <h2>{recording.ideaId || "Session"}</h2>
                 <p class="muted">
-                  <code>{recording.sessionId}</code> ·{" "}
-                  {formatTime(recording.startedAt ?? recording.updatedAt)}
+                  <code>{recording.sessionId}</code> · {formatTime(recording.startedAt)}
                   {recording.bytes ? ` · ${Math.ceil(recording.bytes / 1024)} KiB` : ""}
                 </p>
               </div>

@@ -18,7 +18,7 @@ import {
   parseMetaLine,
 } from "../../../relay/protocol.ts";
 import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.ts";
-import { dropUtf8Prefix, utf8Length } from "./utf8.ts";
+import { dropUtf8Prefix, utf8Length } from "../../../relay/utf8.ts";
 
 /** Where to connect: a client-link URL that carries its token (`…/client?token=…`). */
 export interface Ticket {

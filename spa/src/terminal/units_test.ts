@@ -2,24 +2,11 @@ import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { backoffDelay } from "./backoff.ts";
 import { applyModifiers, arrowSequence } from "./key_bar.tsx";
 import { parseManualUrl } from "./manual_url.ts";
-import { dropUtf8Prefix, utf8Length } from "./utf8.ts";
 import { loadTabs, MAX_STORED_TABS, saveTabs, tabsKey, tabTitle } from "./tabs_store.ts";
 
 const USER = "user_1";
 const TABS_KEY = tabsKey(USER);
 import { formatCode, normalizeCode } from "../pages/pair.tsx";
-
-Deno.test("utf8Length counts UTF-8 bytes like TextEncoder", () => {
-  for (const text of ["", "abc", "é", "✓", "😀", "a😀é✓\r\n", "\ud800x", "\udc00"]) {
-    assertEquals(utf8Length(text), new TextEncoder().encode(text).length, JSON.stringify(text));
-  }
-});
-
-Deno.test("dropUtf8Prefix removes whole bytes from the front", () => {
-  assertEquals(dropUtf8Prefix("héllo", 3), "llo");
-  assertEquals(dropUtf8Prefix("abc", 0), "abc");
-  assertEquals(dropUtf8Prefix("abc", 3), "");
-});
 
 Deno.test("backoff grows exponentially, is capped and jittered into [50%, 100%]", () => {
   const options = { baseMs: 500, maxMs: 15_000 };
