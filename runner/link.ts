@@ -248,7 +248,8 @@ export class RelayLink implements SessionSink {
       socket.onclose = (event) => {
         const reason = closeReason(event.code);
         if (reason) {
-          log.error(STOP_MESSAGES[reason], { code: event.code });
+          // The caller tells the person what to do (STOP_MESSAGES); the log keeps the code.
+          log.debug("the relay refused the runner token", { code: event.code, reason });
           finish();
           this.stop(reason);
           return;
