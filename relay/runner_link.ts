@@ -2,13 +2,17 @@
  * `/runner`: authenticates a runner (token in `Authorization: Bearer`, the
  * `token` query, or a first `auth` frame), then hands its frames to the broker.
  *
+ * `/runner?probe=1` only checks the token: a valid one gets `welcome` and a
+ * close 1000 "probe ok", without registering the connection, so a
+ * `coda-runner status` never displaces the running runner.
+ *
  * @module
  */
 import { checkUpgrade, type RelayContext, track, upgrade } from "./context.ts";
 import { closeSocket, frameSize } from "./frames.ts";
 import { idleTimeoutSeconds } from "./limits.ts";
 import { RunnerPeer } from "./peers.ts";
-import { CloseCode, decodeAuth, decodeRunnerToRelay } from "./protocol.ts";
+import { CloseCode, decodeAuth, decodeRunnerToRelay, encode, PROTOCOL_VERSION } from "./protocol.ts";
 import { TokenError, verifyRunnerToken } from "./tokens.ts";
 
 /** The bearer token of `req`, or its `token` query parameter. */
@@ -24,6 +28,7 @@ export function acceptRunner(ctx: RelayContext, req: Request): Response {
   const refused = checkUpgrade(ctx, req);
   if (refused) return refused;
   const headerToken = tokenOf(req);
+  const probe = new URL(req.url).searchParams.get("probe") === "1";
   const upgraded = upgrade(req, idleTimeoutSeconds(ctx.limits));
   if (upgraded instanceof Response) return upgraded;
   const { socket, response } = upgraded;
@@ -76,6 +81,12 @@ export function acceptRunner(ctx: RelayContext, req: Request): Response {
     }
     if (phase !== "verifying" || socket.readyState !== WebSocket.OPEN) return;
     clearTimeout(authTimer);
+    if (probe) {
+      phase = "done";
+      socket.send(encode({ type: "welcome", runnerId: claims.runnerId, protocol: PROTOCOL_VERSION }));
+      ctx.metrics.closed(CloseCode.NORMAL);
+      return closeSocket(socket, CloseCode.NORMAL, "probe ok");
+    }
     phase = "ready";
     runner = new RunnerPeer(ctx.broker.nextSerial(), claims.runnerId, claims.userId, claims.jti, exp, socket);
     ctx.broker.addRunner(runner);

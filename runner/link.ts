@@ -1,10 +1,11 @@
 /**
  * The relay link: one WebSocket to `{relayUrl}/runner`, the runner token in
  * the `Authorization` header, reconnected forever with exponential backoff and
- * full jitter until the relay says the token is no good (4401/4403). When
- * another connection with the same credentials replaces this one (4409: a
- * `coda-runner status` probe, or a second runner), it waits `replacedDelayMs`
- * before taking the link back.
+ * full jitter until the relay says the token is no good (4401/4403) or
+ * another runner with the same credentials took over (4409). Taking the link
+ * back would make two copies fight and every terminal flap, so the runner
+ * that was replaced stops and says why. (`coda-runner status` probes with
+ * `?probe=1`, which never replaces anything.)
  *
  * Heartbeat: the relay pings at the WebSocket level (answered by the
  * runtime); the runner also sends `ping` frames and expects `pong`. Once the
@@ -38,7 +39,7 @@ const WebSocketWithHeaders = NodeWebSocket as unknown as new (
 ) => WebSocket;
 
 /** Why the link stopped for good. */
-export type LinkStopReason = "stopped" | "unauthorized" | "revoked";
+export type LinkStopReason = "stopped" | "unauthorized" | "revoked" | "replaced";
 
 /** What the link drives. */
 export interface LinkHandler {
@@ -64,8 +65,6 @@ export interface RelayLinkOptions {
   deadAfterMs?: number;
   /** A connection attempt that does not open within this is abandoned, ms (default 15 s). */
   connectTimeoutMs?: number;
-  /** Wait after being replaced (4409) before reconnecting, ms (default 10 s). */
-  replacedDelayMs?: number;
 }
 
 /** Messages for the user when the link stops for good. */
@@ -73,6 +72,9 @@ export const STOP_MESSAGES: Record<Exclude<LinkStopReason, "stopped">, string> =
   unauthorized:
     "The relay refused this runner's token (invalid or expired). Run `coda-runner pair` to pair again.",
   revoked: "This runner was removed from your account (token revoked). Run `coda-runner pair` to pair again.",
+  replaced:
+    "Another coda-runner connected with this runner's credentials (a second copy, here or on another " +
+    "machine), so this one stops. Run one runner per pairing; `coda-runner pair` gives another machine its own.",
 };
 
 /** The runner's connection to the relay. */
@@ -89,7 +91,6 @@ export class RelayLink implements SessionSink {
       heartbeatMs: 20_000,
       deadAfterMs: 60_000,
       connectTimeoutMs: 15_000,
-      replacedDelayMs: 10_000,
       ...options,
       relayUrl: options.relayUrl.replace(/\/+$/, ""),
       backoff: new Backoff(options.backoff),
@@ -127,11 +128,11 @@ export class RelayLink implements SessionSink {
   async run(): Promise<LinkStopReason> {
     while (!this.#stopped) {
       const startedAt = Date.now();
-      const { welcomed, replaced } = await this.#connectOnce();
+      const { welcomed } = await this.#connectOnce();
       if (this.#stopped) break;
       const upMs = Date.now() - startedAt;
       if (welcomed) this.#options.backoff.connectionEnded(upMs);
-      const delay = replaced ? this.#options.replacedDelayMs : this.#options.backoff.next();
+      const delay = this.#options.backoff.next();
       this.#options.log.info("reconnecting to the relay", { inMs: delay });
       await this.#sleep(delay);
     }
@@ -165,15 +166,14 @@ export class RelayLink implements SessionSink {
     });
   }
 
-  /** One connection's life; resolves when it is over: whether the relay welcomed us, and whether we were replaced. */
-  #connectOnce(): Promise<{ welcomed: boolean; replaced: boolean }> {
+  /** One connection's life; resolves when it is over, with whether the relay welcomed us. */
+  #connectOnce(): Promise<{ welcomed: boolean }> {
     const { log, handler } = this.#options;
     return new Promise((resolve) => {
       let welcomed = false;
       let gotPong = false;
       let lastFrameAt = Date.now();
       let finished = false;
-      let replaced = false;
       const socket = new WebSocketWithHeaders(`${this.#options.relayUrl}/runner`, {
         headers: { authorization: `Bearer ${this.#options.runnerToken}` },
       });
@@ -212,7 +212,7 @@ export class RelayLink implements SessionSink {
         }
         if (this.#socket === socket) this.#socket = undefined;
         if (welcomed) handler.onDown();
-        resolve({ welcomed, replaced });
+        resolve({ welcomed });
       };
       this.#wake = () => finish();
 
@@ -249,18 +249,12 @@ export class RelayLink implements SessionSink {
         const reason = closeReason(event.code);
         if (reason) {
           // The caller tells the person what to do (STOP_MESSAGES); the log keeps the code.
-          log.debug("the relay refused the runner token", { code: event.code, reason });
+          log.debug("the relay ended the link for good", { code: event.code, reason });
           finish();
           this.stop(reason);
           return;
         }
-        if (event.code === CloseCode.REPLACED) {
-          replaced = true;
-          log.warn(
-            "another connection with this runner's credentials replaced this one " +
-              "(a `coda-runner status` check, or a second runner on the same account); taking it back shortly",
-          );
-        } else if (!this.#stopped) {
+        if (!this.#stopped) {
           log.warn("lost the relay link", { code: event.code, reason: event.reason || undefined });
         }
         finish();
@@ -272,6 +266,7 @@ export class RelayLink implements SessionSink {
 function closeReason(code: number): Exclude<LinkStopReason, "stopped"> | undefined {
   if (code === CloseCode.UNAUTHORIZED) return "unauthorized";
   if (code === CloseCode.REVOKED) return "revoked";
+  if (code === CloseCode.REPLACED) return "replaced";
   return undefined;
 }
 
@@ -280,13 +275,13 @@ export type ProbeResult = "accepted" | "unauthorized" | "revoked" | "unreachable
 
 /**
  * Opens one short connection to see whether the relay accepts `runnerToken`
- * (for `coda-runner status`). A runner connected with the same token gives
- * way for a moment and then takes the link back.
+ * (for `coda-runner status`). It asks for `?probe=1`, so a runner connected
+ * with the same token is not disturbed.
  */
 export function probeRelay(relayUrl: string, runnerToken: string, timeoutMs = 5000): Promise<ProbeResult> {
   return new Promise((resolve) => {
     let result: ProbeResult = "unreachable";
-    const socket = new WebSocketWithHeaders(`${relayUrl.replace(/\/+$/, "")}/runner`, {
+    const socket = new WebSocketWithHeaders(`${relayUrl.replace(/\/+$/, "")}/runner?probe=1`, {
       headers: { authorization: `Bearer ${runnerToken}` },
     });
     const timer = setTimeout(() => {
@@ -307,7 +302,8 @@ export function probeRelay(relayUrl: string, runnerToken: string, timeoutMs = 50
     socket.onerror = () => {};
     socket.onclose = (event) => {
       clearTimeout(timer);
-      resolve(closeReason(event.code) ?? result);
+      const reason = closeReason(event.code);
+      resolve(reason === "unauthorized" || reason === "revoked" ? reason : result);
     };
   });
 }
