@@ -47,6 +47,12 @@ export interface AppConfig {
   signup: "open" | "closed";
   /** Runner token lifetime in seconds (`DEVMODE_RUNNER_TOKEN_TTL`). */
   runnerTokenTtlSeconds: number;
+  /**
+   * Header a trusted reverse proxy puts the client's address in
+   * (`DEVMODE_CLIENT_IP_HEADER`, lower case), or `null` to use the connection's
+   * address. Only set it behind a proxy that overwrites the header.
+   */
+  clientIpHeader: string | null;
 }
 
 /** Where variables come from; `Deno.env` in production, a plain object in tests. */
@@ -172,6 +178,10 @@ export function loadAppConfig(env: Env = readEnv(), boundPort?: number): AppConf
     }
     runnerTokenTtlSeconds = Number(ttlRaw);
   }
+  const clientIpHeader = env.DEVMODE_CLIENT_IP_HEADER?.trim().toLowerCase() || null;
+  if (clientIpHeader !== null && !/^[a-z0-9-]+$/.test(clientIpHeader)) {
+    throw new ConfigError(`DEVMODE_CLIENT_IP_HEADER must be a header name, got "${clientIpHeader}"`);
+  }
   return {
     host,
     port,
@@ -185,5 +195,6 @@ export function loadAppConfig(env: Env = readEnv(), boundPort?: number): AppConf
     relayEnabled: parseBool("DEVMODE_RELAY_ENABLED", env.DEVMODE_RELAY_ENABLED, true),
     signup,
     runnerTokenTtlSeconds,
+    clientIpHeader,
   };
 }

@@ -17,6 +17,17 @@ export const CLIENT_IP_HEADER = "x-coda-client-ip";
 /** Where the built SPA lives. */
 export const SPA_DIST_DIR = join(import.meta.dirname ?? ".", "..", "spa", "dist");
 
+/**
+ * The client's address: the connection's, or behind a trusted proxy the value
+ * of its header (for `X-Forwarded-For`, the last entry: the one the proxy added).
+ */
+export function clientIp(req: Request, info: Deno.ServeHandlerInfo, proxyHeader: string | null): string {
+  const connection = (info.remoteAddr as Deno.NetAddr).hostname;
+  if (proxyHeader === null) return connection;
+  const value = req.headers.get(proxyHeader)?.split(",").at(-1)?.trim();
+  return value || connection;
+}
+
 /** Options of {@linkcode startApp}. */
 export interface StartAppOptions {
   /** Environment variables; defaults to the process environment. */
@@ -81,7 +92,7 @@ export async function startApp(options: StartAppOptions = {}): Promise<StartedAp
     const path = new URL(req.url).pathname;
     if (path === "/healthz" || path === "/api" || path.startsWith("/api/")) {
       const headers = new Headers(req.headers);
-      headers.set(CLIENT_IP_HEADER, (info.remoteAddr as Deno.NetAddr).hostname);
+      headers.set(CLIENT_IP_HEADER, clientIp(req, info, config.clientIpHeader));
       // A fresh Request rather than `new Request(req, …)`, which would carry the connection's abort signal.
       return api.fetch(new Request(req.url, { method: req.method, headers, body: req.body }));
     }

@@ -72,7 +72,7 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
-    throw new ApiError(0, "Cannot reach the app. Check your connection and try again.");
+    throw new ApiError(0, "No answer from the app; check your connection.");
   }
   const text = await response.text();
   let json: unknown = null;

@@ -266,7 +266,7 @@ export class TerminalConnection {
       if (error instanceof TicketError) {
         this.#setState(error.status, { detail: error.message });
       } else {
-        this.#scheduleReconnect(`Could not reach the app (${errorText(error)}); retrying…`);
+        this.#scheduleReconnect(`Reconnecting… (${errorText(error)})`);
       }
       return;
     }
