@@ -45,7 +45,7 @@ class BenchClient {
     this.socket = new WebSocket(url);
     this.opened = new Promise((resolve, reject) => {
       this.socket.once("open", () => resolve());
-      this.socket.once("error", () => reject(new Error("client link failed")));
+      this.socket.on("error", () => reject(new Error("client link failed")));
     });
     this.socket.on("message", (message: { toString(): string }) => {
       const decoded = decodeServerMessage(message.toString());

@@ -198,11 +198,10 @@ export class RelayLink implements SessionSink {
         clearTimeout(connectTimer);
         clearInterval(heartbeat);
         this.#wake = undefined;
-        socket.onopen =
-          socket.onmessage =
-          socket.onerror =
-          socket.onclose =
-            null;
+        socket.onopen = socket.onmessage = socket.onclose = null;
+        // `ws` emits "error" when a connection still opening is closed, and an
+        // error event nobody listens to is thrown: keep a listener.
+        socket.onerror = () => {};
         if (socket.readyState <= WebSocket.OPEN) {
           try {
             socket.close(1000, "reconnecting");

@@ -82,3 +82,28 @@ Deno.test("link: close 4401 stops for good", async () => {
     await server.shutdown();
   }
 });
+
+Deno.test("link: stopping while the connection is still opening ends cleanly", async () => {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const conn of listener) accepted.push(conn);
+  })();
+  const link = new RelayLink({
+    relayUrl: `ws://127.0.0.1:${listener.addr.port}`,
+    runnerToken: "header.payload.sig",
+    log: silentLogger,
+    handler: { onMessage() {}, onUp() {}, onDown() {} },
+  });
+  const done = link.run();
+  try {
+    await waitFor(() => accepted.length === 1, "the connection to be accepted (its handshake never answered)");
+    link.stop();
+    assertEquals(await done, "stopped");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  } finally {
+    listener.close();
+    await accepting.catch(() => {});
+    for (const conn of accepted) conn.close();
+  }
+});
