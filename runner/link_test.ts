@@ -97,7 +97,10 @@ Deno.test("link: stopping while the connection is still opening ends cleanly", a
   });
   const done = link.run();
   try {
-    await waitFor(() => accepted.length === 1, "the connection to be accepted (its handshake never answered)");
+    await waitFor(
+      () => accepted.length === 1,
+      "the connection to be accepted (its handshake never answered)",
+    );
     link.stop();
     assertEquals(await done, "stopped");
     await new Promise((resolve) => setTimeout(resolve, 100));
