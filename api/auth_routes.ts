@@ -15,7 +15,7 @@ import {
 } from "./login_sessions.ts";
 import { checkOrigin, requireUser } from "./middleware.ts";
 import { dummyPasswordHash, verifyPassword } from "./passwords.ts";
-import { type AttemptLimit, countAttempt, isLimited } from "./rate_limit.ts";
+import { addressSubject, type AttemptLimit, refundAttempt, takeAttempt } from "./rate_limit.ts";
 import { createUser, findUserByEmail } from "./users.ts";
 
 /** Minimum password length. */
@@ -79,16 +79,15 @@ export function authRoutes(deps: ApiDeps): Hono<ApiEnv> {
   app.post("/login", async (c) => {
     checkOrigin(c, config.allowedOrigins, false);
     const body = await readJson(c, LoginSchema);
-    const ip = clientIp(c);
-    if (await isLimited(kv, LOGIN_FAILURES_PER_IP, ip, deps.now())) {
-      throw new ApiError(429, "too many failed sign-ins; try again later");
-    }
+    const ip = addressSubject(clientIp(c));
+    // Taken before the password is checked (and given back on success), so concurrent guesses
+    // cannot all pass the limit before any of them is counted.
+    const attempt = await takeAttempt(kv, LOGIN_FAILURES_PER_IP, ip, deps.now());
+    if (!attempt) throw new ApiError(429, "too many failed sign-ins; try again later");
     const user = await findUserByEmail(kv, body.email);
     const ok = await verifyPassword(body.password, user?.passwordHash ?? await dummyPasswordHash());
-    if (!user || !ok) {
-      await countAttempt(kv, LOGIN_FAILURES_PER_IP, ip, deps.now());
-      throw new ApiError(401, WRONG_CREDENTIALS);
-    }
+    if (!user || !ok) throw new ApiError(401, WRONG_CREDENTIALS);
+    await refundAttempt(kv, attempt, deps.now());
     await startSession(c, user.id);
     return c.json({ user: { id: user.id, email: user.email } });
   });

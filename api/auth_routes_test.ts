@@ -206,3 +206,41 @@ Deno.test("login: more than 20 failures per IP in 10 minutes is 429", async () =
     await allowed.body?.cancel();
   });
 });
+
+Deno.test("login: concurrent wrong passwords cannot slip past the limit; sign-ins do not use it up", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const attempt = async (password: string) => {
+      const response = await apiRequest(api.url, "/api/auth/login", {
+        body: { email: user.email, password },
+      });
+      await response.body?.cancel();
+      return response.status;
+    };
+    for (let i = 0; i < 25; i++) equal(await attempt(user.password), 200);
+    // 40 guesses at once: each used to be checked against the limit before any was counted.
+    const statuses = await Promise.all(Array.from({ length: 40 }, (_, i) => attempt(`wrong password ${i}`)));
+    equal(statuses.filter((status) => status === 401).length, 20);
+    equal(statuses.filter((status) => status === 429).length, 20);
+    equal(await attempt(user.password), 429);
+  });
+});
+
+Deno.test("login: stepping through the addresses of one IPv6 /64 does not escape the limit", async () => {
+  let next = 0;
+  let address = () => `2001:db8:1:2::${(++next).toString(16)}`;
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const attempt = async (password: string) => {
+      const response = await apiRequest(api.url, "/api/auth/login", {
+        body: { email: user.email, password },
+      });
+      await response.body?.cancel();
+      return response.status;
+    };
+    for (let i = 0; i < 20; i++) equal(await attempt(`wrong password ${i}`), 401);
+    equal(await attempt(user.password), 429);
+    address = () => "::ffff:198.51.100.7";
+    equal(await attempt(user.password), 200, "another network is not affected");
+  }, { clientIp: () => address() });
+});

@@ -52,6 +52,13 @@ export function pairRoutes(deps: ApiDeps): Hono<ApiEnv> {
   });
 
   app.get("/info", requireUser(deps), async (c) => {
+    // A look-up spends one of the user's wrong-code attempts: another site must not be able to spend
+    // them (and lock the user out of pairing) by sending the browser here. Browsers say where a
+    // request comes from in Sec-Fetch-Site; tools that send none are unaffected.
+    const site = c.req.header("sec-fetch-site");
+    if (site !== undefined && site !== "same-origin" && site !== "none") {
+      throw new ApiError(403, "cross-site request refused");
+    }
     const info = await pairingInfo(
       deps.kv,
       codeParam(c.req.query("code")),

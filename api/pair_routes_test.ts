@@ -110,7 +110,7 @@ Deno.test("full flow: info, approve, token exactly once, then consumed", async (
   });
 });
 
-Deno.test("pair/check: missing or wrong secret is 403 and never yields the token", async () => {
+Deno.test("pair/check: a missing secret is 403, a wrong one 404; neither yields the token", async () => {
   await withApi(async (api) => {
     const user = await signup(api.url);
     const started = await startPairing(api.url);
@@ -119,7 +119,7 @@ Deno.test("pair/check: missing or wrong secret is 403 and never yields the token
     equal(missing.status, 403);
     ok(!("runnerToken" in await missing.json()));
     const wrong = await checkPairing(api.url, started.code, "A".repeat(43));
-    equal(wrong.status, 403);
+    equal(wrong.status, 404);
     ok(!("runnerToken" in wrong.body));
     // Wrong-secret polls do not count toward the interval: the runner still gets its token at once.
     const right = await checkPairing(api.url, started.code, started.pollSecret);
@@ -205,6 +205,8 @@ Deno.test("codes are case-insensitive with optional hyphen and spaces", async ()
 });
 
 Deno.test("two concurrent approvals of one code: exactly one wins", async () => {
+  // Each from its own address: at most 5 code attempts of one address are in flight at once.
+  let ip = 0;
   await withApi(async (api) => {
     const ada = await signup(api.url);
     const bob = await signup(api.url);
@@ -221,7 +223,7 @@ Deno.test("two concurrent approvals of one code: exactly one wins", async () => 
       ),
     );
     assertEquals(listed.flat().map((r) => r.runnerId), [winner.body.runnerId]);
-  });
+  }, { clientIp: () => `10.2.0.${++ip % 250}` });
 });
 
 Deno.test("info and approve need a signed-in user and the app's Origin", async () => {
@@ -321,5 +323,91 @@ Deno.test("more than 100 pairing starts per IP in 10 minutes: 429", async () => 
     ok((await blocked.json()).error);
     api.clock.advance(10 * 60 * 1000);
     await startPairing(api.url);
+  });
+});
+
+Deno.test("concurrent wrong codes cannot slip past the limit; right codes do not use it up", async () => {
+  let ip = 0;
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    // Right codes, one after another, count for nothing.
+    for (let i = 0; i < 6; i++) {
+      const started = await startPairing(api.url);
+      equal((await approveStatus(api.url, user, started.code)).status, 200);
+    }
+    // 30 guesses at once: every check used to run before any guess was counted, so all 30 got through.
+    const statuses = await Promise.all(
+      Array.from(
+        { length: 30 },
+        (_, i) => approveStatus(api.url, user, `ZZZZ-ZZ${String(i).padStart(2, "0")}`).then((r) => r.status),
+      ),
+    );
+    equal(statuses.filter((status) => status === 404).length, 5);
+    equal(statuses.filter((status) => status === 429).length, 25);
+  }, { clientIp: () => `10.1.0.${++ip % 250}` });
+});
+
+Deno.test("concurrent pairing starts cannot slip past the per-IP limit", async () => {
+  await withApi(async (api) => {
+    const statuses = await Promise.all(Array.from({ length: 130 }, async () => {
+      const response = await apiRequest(api.url, "/api/devmode/pair/start", { body: {} });
+      await response.body?.cancel();
+      return response.status;
+    }));
+    equal(statuses.filter((status) => status === 201).length, 100);
+    equal(statuses.filter((status) => status === 429).length, 30);
+  });
+});
+
+Deno.test("wrong codes from fresh addresses of one IPv6 /64 count as one address", async () => {
+  let next = 0;
+  await withApi(async (api) => {
+    const users = await Promise.all([signup(api.url), signup(api.url)]);
+    const started = await startPairing(api.url);
+    for (let i = 0; i < 5; i++) {
+      equal((await approveStatus(api.url, users[0], `ZZZZ-ZZZ${i}`)).status, 404);
+    }
+    equal((await approveStatus(api.url, users[1], started.code)).status, 429);
+  }, { clientIp: () => `2001:db8:7:7:${(++next).toString(16)}::1` });
+});
+
+Deno.test("pair/check without the poll secret cannot tell a live code from an unknown one", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const pending = await startPairing(api.url);
+    const approved = await startPairing(api.url);
+    await approvePairing(api.url, user.cookie, approved.code);
+    const unknown = await checkPairing(api.url, "ZZZZ-ZZZZ", "A".repeat(43));
+    equal(unknown.status, 404);
+    for (const live of [pending, approved]) {
+      // Otherwise an unlimited, unauthenticated oracle finds live codes to approve with the attacker's account.
+      assertEquals(await checkPairing(api.url, live.code, "A".repeat(43)), unknown);
+    }
+    equal((await checkPairing(api.url, approved.code, approved.pollSecret)).body.status, "approved");
+  });
+});
+
+Deno.test("pair/info from another site is refused and spends none of the user's attempts", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    for (let i = 0; i < 6; i++) {
+      // What a browser sends when another site navigates it here (cookies go along with SameSite=Lax).
+      const lured = await apiRequest(api.url, `/api/devmode/pair/info?code=ZZZZ-ZZZ${i}`, {
+        cookie: user.cookie,
+        headers: { "sec-fetch-site": i % 2 ? "cross-site" : "same-site" },
+      });
+      equal(lured.status, 403);
+      await lured.body?.cancel();
+    }
+    const started = await startPairing(api.url);
+    for (const site of ["same-origin", "none"]) {
+      const own = await apiRequest(api.url, `/api/devmode/pair/info?code=${started.code}`, {
+        cookie: user.cookie,
+        headers: { "sec-fetch-site": site },
+      });
+      equal(own.status, 200);
+      await own.body?.cancel();
+    }
+    equal((await approveStatus(api.url, user, started.code)).status, 200);
   });
 });

@@ -14,8 +14,17 @@ import { signRunnerToken } from "../relay/tokens.ts";
 import { randomId, secretsEqual, sha256Hex } from "./crypto.ts";
 import { type ApiDeps, ApiError, type SessionUser } from "./http.ts";
 import { formatCode, generateCode, normalizeCode } from "./pairing_code.ts";
-import { type AttemptLimit, countAttempt, isLimited } from "./rate_limit.ts";
+import {
+  addressSubject,
+  type AttemptLimit,
+  refundAttempt,
+  takeAttempt,
+  type TakenAttempt,
+} from "./rate_limit.ts";
 import { addRunnerCreate, addRunnerRekey, getRunnerEntry, type RunnerRecord } from "./runners.ts";
+
+/** Compared against when a polled code is unknown, so both answers take the same work. */
+const UNKNOWN_CODE_HASH = "0".repeat(64);
 
 /** How long a pairing can be approved and collected. */
 export const PAIRING_TTL_MS = 10 * 60 * 1000;
@@ -102,10 +111,9 @@ export async function startPairing(
   ip: string,
   now: number,
 ): Promise<PairingStarted> {
-  if (await isLimited(kv, PAIR_STARTS_PER_IP, ip, now)) {
+  if (!(await takeAttempt(kv, PAIR_STARTS_PER_IP, addressSubject(ip), now))) {
     throw new ApiError(429, "too many pairings started from this address; try again later");
   }
-  await countAttempt(kv, PAIR_STARTS_PER_IP, ip, now);
   const pollSecret = randomId(32);
   const pollSecretHash = await sha256Hex(pollSecret);
   for (;;) {
@@ -138,12 +146,26 @@ export async function startPairing(
   }
 }
 
-async function refuseIfLimited(kv: Deno.Kv, userId: string, ip: string, now: number): Promise<void> {
-  if (
-    await isLimited(kv, WRONG_CODES_PER_USER, userId, now) || await isLimited(kv, WRONG_CODES_PER_IP, ip, now)
-  ) {
+/**
+ * Takes one wrong-code attempt from the user's and the address's allowance
+ * (429 when either is used up). Taken before the code is looked up, in one
+ * atomic step each, so concurrent guesses cannot all slip past the limit;
+ * they are given back when the code was right.
+ */
+async function takeCodeAttempt(
+  kv: Deno.Kv,
+  userId: string,
+  ip: string,
+  now: number,
+): Promise<TakenAttempt[]> {
+  const byUser = await takeAttempt(kv, WRONG_CODES_PER_USER, userId, now);
+  if (!byUser) throw new ApiError(429, "too many wrong codes; try again later");
+  const byAddress = await takeAttempt(kv, WRONG_CODES_PER_IP, addressSubject(ip), now);
+  if (!byAddress) {
+    await refundAttempt(kv, byUser, now);
     throw new ApiError(429, "too many wrong codes; try again later");
   }
+  return [byUser, byAddress];
 }
 
 /**
@@ -157,14 +179,11 @@ async function findForUser(
   ip: string,
   now: number,
 ): Promise<Deno.KvEntry<PairingRecord>> {
-  await refuseIfLimited(kv, userId, ip, now);
+  const attempts = await takeCodeAttempt(kv, userId, ip, now);
   const code = normalizeCode(input);
   const entry = code ? await kv.get<PairingRecord>(["pairings", code]) : null;
-  if (!entry?.value || entry.value.expiresAt <= now) {
-    await countAttempt(kv, WRONG_CODES_PER_USER, userId, now);
-    await countAttempt(kv, WRONG_CODES_PER_IP, ip, now);
-    throw new ApiError(404, "unknown or expired code");
-  }
+  if (!entry?.value || entry.value.expiresAt <= now) throw new ApiError(404, "unknown or expired code");
+  for (const attempt of attempts) await refundAttempt(kv, attempt, now);
   if (entry.value.status !== "pending") throw new ApiError(409, "this code was already approved");
   return entry as Deno.KvEntry<PairingRecord>;
 }
@@ -248,7 +267,8 @@ export async function approvePairing(
 
 /**
  * A runner's poll. Only a poll with the right secret is answered (403
- * otherwise) and counted toward the interval (429 `slow_down` when faster).
+ * without one; a wrong one is answered like an unknown code, 404) and counted
+ * toward the interval (429 `slow_down` when faster).
  * The runner token is handed out exactly once: the switch to `consumed` is a
  * KV atomic check on the record's versionstamp, and the token is signed only
  * after that commit succeeded.
@@ -265,10 +285,14 @@ export async function checkPairing(
   const time = deps.now();
   const entry = await kv.get<PairingRecord>(["pairings", code]);
   const record = entry.value;
-  if (!record) throw new ApiError(404, "unknown or expired code", { status: "expired" });
-  if (!(await secretsEqual(await sha256Hex(secret), record.pollSecretHash))) {
-    throw new ApiError(403, "wrong pairing secret");
-  }
+  // A wrong secret gets the very answer an unknown code gets: otherwise this unauthenticated,
+  // unlimited endpoint would tell anyone which codes are live, and the wrong-code limits of
+  // info/approve would only ever meet right guesses.
+  const secretMatches = await secretsEqual(
+    await sha256Hex(secret),
+    record?.pollSecretHash ?? UNKNOWN_CODE_HASH,
+  );
+  if (!record || !secretMatches) throw new ApiError(404, "unknown or expired code", { status: "expired" });
   if (record.expiresAt <= time) return { status: "expired" };
   if (record.lastPollAt !== null && time - record.lastPollAt < POLL_INTERVAL_SECONDS * 1000 - POLL_SLACK_MS) {
     throw new ApiError(429, "polling too fast", { status: "slow_down", interval: POLL_INTERVAL_SECONDS });

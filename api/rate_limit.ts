@@ -27,31 +27,82 @@ async function read(kv: Deno.Kv, limit: AttemptLimit, subject: string, now: numb
   return { entry, live };
 }
 
-/** Whether `subject` already used up its attempts in the current window. */
-export async function isLimited(
-  kv: Deno.Kv,
-  limit: AttemptLimit,
-  subject: string,
-  now: number,
-): Promise<boolean> {
-  const { live } = await read(kv, limit, subject, now);
-  return live !== null && live.count >= limit.max;
+/** An attempt taken with {@linkcode takeAttempt}, to give back with {@linkcode refundAttempt}. */
+export interface TakenAttempt {
+  limit: AttemptLimit;
+  subject: string;
+  /** Start of the window it was counted in. */
+  start: number;
 }
 
-/** Counts one attempt for `subject` (retrying on concurrent updates). */
-export async function countAttempt(
+/**
+ * Takes one attempt for `subject` if any is left in the current window:
+ * checking and counting are one atomic KV operation, so concurrent requests
+ * cannot all pass a check made before any of them was counted. Resolves
+ * `null` (nothing counted) when the limit is used up.
+ */
+export async function takeAttempt(
   kv: Deno.Kv,
   limit: AttemptLimit,
   subject: string,
   now: number,
-): Promise<void> {
+): Promise<TakenAttempt | null> {
   for (;;) {
     const { entry, live } = await read(kv, limit, subject, now);
+    if (live !== null && live.count >= limit.max) return null;
     const next: Window = live ? { start: live.start, count: live.count + 1 } : { start: now, count: 1 };
     const result = await kv.atomic()
       .check(entry)
       .set(["rate", limit.scope, subject], next, { expireIn: limit.windowMs })
       .commit();
+    if (result.ok) return { limit, subject, start: next.start };
+  }
+}
+
+/**
+ * Gives back an attempt that turned out not to count (a right password, a
+ * right code). Nothing happens once the window it was taken in has passed.
+ */
+export async function refundAttempt(kv: Deno.Kv, taken: TakenAttempt, now: number): Promise<void> {
+  const { limit, subject } = taken;
+  for (;;) {
+    const { entry, live } = await read(kv, limit, subject, now);
+    if (live === null || live.start !== taken.start || live.count <= 0) return;
+    const next: Window = { start: live.start, count: live.count - 1 };
+    const expireIn = Math.max(1000, live.start + limit.windowMs - now);
+    const result = await kv.atomic()
+      .check(entry)
+      .set(["rate", limit.scope, subject], next, { expireIn })
+      .commit();
     if (result.ok) return;
   }
+}
+
+/**
+ * The subject a per-address limit counts an address under. An IPv6 address
+ * counts as its /64 (the smallest block a host is normally given: one machine
+ * can use any address in it, so counting single addresses would let it step
+ * around every per-IP limit); an IPv4-mapped IPv6 address as its IPv4 address.
+ */
+export function addressSubject(ip: string): string {
+  let address = ip.replace(/^\[|\]$/g, "").replace(/%.*$/, "").toLowerCase();
+  if (!address.includes(":")) return address;
+  // An embedded IPv4 tail stands for the last two groups.
+  address = address.replace(/(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/, (_, a, b, c, d) => {
+    const [x, y, z, w] = [a, b, c, d].map(Number);
+    return `${((x << 8) | y).toString(16)}:${((z << 8) | w).toString(16)}`;
+  });
+  const halves = address.split("::");
+  if (halves.length > 2) return address;
+  const left = halves[0] ? halves[0].split(":") : [];
+  const right = halves.length === 2 && halves[1] ? halves[1].split(":") : [];
+  const missing = halves.length === 2 ? 8 - left.length - right.length : 0;
+  if (missing < 0) return address;
+  const groups = [...left, ...Array<string>(missing).fill("0"), ...right];
+  if (groups.length !== 8 || !groups.every((group) => /^[0-9a-f]{1,4}$/.test(group))) return address;
+  const numbers = groups.map((group) => parseInt(group, 16));
+  if (numbers.slice(0, 5).every((n) => n === 0) && numbers[5] === 0xffff) {
+    return [numbers[6] >> 8, numbers[6] & 255, numbers[7] >> 8, numbers[7] & 255].join(".");
+  }
+  return `${numbers.slice(0, 4).map((n) => n.toString(16)).join(":")}::/64`;
 }

@@ -50,7 +50,8 @@ interface CommandContext {
 interface ActiveCredentials {
   relayUrl: string;
   runnerToken: string;
-  appUrl: string;
+  /** Where recordings go; unknown for a `RUNNER_TOKEN` with neither `APP_URL` nor stored credentials. */
+  appUrl?: string;
   runnerId?: string;
   email?: string;
   fromEnv: boolean;
@@ -84,7 +85,9 @@ async function activeCredentials(ctx: CommandContext): Promise<ActiveCredentials
     const stored = await ctx.store.read().then((file) => file.credentials, () => undefined);
     const relayUrl = config.relayUrl ?? stored?.relayUrl;
     if (!relayUrl) throw new CliFailure("RUNNER_TOKEN is set but no relay is known: set RELAY_URL too.");
-    return { relayUrl, runnerToken: config.runnerToken, appUrl: config.appUrl, fromEnv: true };
+    // The runner token only ever goes to an app named on purpose: `APP_URL`, or the one it was paired with.
+    const appUrl = ctx.env.APP_URL?.trim() ? config.appUrl : stored?.appUrl;
+    return { relayUrl, runnerToken: config.runnerToken, appUrl, fromEnv: true };
   }
   const file = await ctx.store.read();
   const stored = file.credentials;
@@ -128,7 +131,9 @@ function sessionOptions(
     replayBytes: ctx.config.replayBytes,
     tmux,
     store: ctx.store,
-    recording: credentials ? { appUrl: credentials.appUrl, runnerToken: credentials.runnerToken } : undefined,
+    recording: credentials?.appUrl
+      ? { appUrl: credentials.appUrl, runnerToken: credentials.runnerToken }
+      : undefined,
   } satisfies Omit<SessionManagerOptions, "sink" | "log">;
 }
 
@@ -212,7 +217,7 @@ async function commandStatus(ctx: CommandContext): Promise<number> {
     }`,
     `Runner:   ${credentials.runnerId ?? "unknown"}`,
     `Relay:    ${credentials.relayUrl}`,
-    `App:      ${credentials.appUrl}`,
+    `App:      ${credentials.appUrl ?? "unknown (set APP_URL to record sessions)"}`,
     `Config:   ${ctx.store.path}`,
     `Token:    ${
       expiry

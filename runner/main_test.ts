@@ -169,3 +169,24 @@ Deno.test("CLI: Ctrl-C while waiting for approval exits 130 and stores nothing",
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("CLI: a RUNNER_TOKEN is never sent to an app nobody named (no APP_URL, nothing stored)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "coda-cli-" });
+  const env = {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    HOME: dir,
+    CODA_RUNNER_CONFIG: join(dir, "config.json"),
+    RUNNER_TOKEN: "header.payload.signature",
+    RELAY_URL: "ws://127.0.0.1:9",
+  };
+  try {
+    const status = new Cli(["status"], env);
+    await status.status;
+    assert(status.stdout.includes("App:      unknown (set APP_URL to record sessions)"), status.stdout);
+    const named = new Cli(["status"], { ...env, APP_URL: "http://127.0.0.1:9" });
+    await named.status;
+    assert(named.stdout.includes("App:      http://127.0.0.1:9"), named.stdout);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

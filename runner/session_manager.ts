@@ -255,7 +255,9 @@ export class SessionManager {
     }
     const target = this.#options.recording;
     if (!target) {
-      session.broadcastMeta(MetaLine.error("recording needs a paired runner (run `coda-runner pair`)"));
+      session.broadcastMeta(
+        MetaLine.error("recording needs the app's address: pair this runner or set APP_URL"),
+      );
       session.broadcastMeta(MetaLine.record(false));
       return;
     }
