@@ -219,26 +219,25 @@ Deno.test({
         if (message.type() === "error") pageErrors.push(message.text());
       });
 
-      await step("sign up", async () => {
-        await page.goto(`${app.url}/signup`);
+      await step("a new person follows the runner's link, signs up, and lands on the code", async () => {
+        runner = new RunnerProcess(app.url, home);
+        const code = await runner.pairingCode();
+        await page.goto(`${app.url}/devmode/pair?code=${code}`);
+        await page.waitForFunction(() => location.pathname === "/signin", { timeout: STEP_TIMEOUT_MS });
+        const toSignup = await page.waitForSelector(".switch-auth a[href^='/signup']");
+        await toSignup!.click();
         await page.waitForSelector("#auth-email");
         await page.type("#auth-email", `e2e-${marker}@example.com`);
         await page.type("#auth-password", "correct horse battery staple");
         await screenshot(page, "signup-form");
         await page.click("button[type=submit]");
-        await page.waitForFunction(() => location.pathname === "/devmode/terminal", {
-          timeout: STEP_TIMEOUT_MS,
-        });
-        await page.waitForSelector("#runner-select");
-        await screenshot(page, "signed-up");
+        await page.waitForFunction(() => location.pathname === "/devmode/pair", { timeout: STEP_TIMEOUT_MS });
+        await page.waitForSelector("#pair-code");
+        assertEqual(await page.$eval("#pair-code", (el) => (el as HTMLInputElement).value), code);
+        await screenshot(page, "signed-up-at-pairing");
       });
 
-      await step("start a runner, enter its code, approve, see it online", async () => {
-        runner = new RunnerProcess(app.url, home);
-        const code = await runner.pairingCode();
-        await page.goto(`${app.url}/devmode/pair`);
-        await page.waitForSelector("#pair-code");
-        await page.type("#pair-code", code);
+      await step("check what is being authorized, approve, see the runner online", async () => {
         await page.click("button[type=submit]");
         await page.waitForSelector(".facts");
         const facts = await page.$eval(".facts", (el) => el.textContent ?? "");
