@@ -51,10 +51,9 @@ export function PairPage(props: PageProps): JSX.Element {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
-  const lookUp = async (event: Event) => {
-    event.preventDefault();
+  const lookUpCode = async (entered: string) => {
     setError(null);
-    const plain = normalizeCode(code);
+    const plain = normalizeCode(entered);
     if (plain.length !== 8) {
       setError("Enter the 8-character code your runner shows, like K7QD-M2XP.");
       return;
@@ -68,6 +67,16 @@ export function PairPage(props: PageProps): JSX.Element {
       setBusy(false);
     }
   };
+
+  const lookUp = (event: Event) => {
+    event.preventDefault();
+    void lookUpCode(code);
+  };
+
+  // Arriving from the runner's link, go straight to what is being authorized; approving stays a click.
+  useEffect(() => {
+    if (normalizeCode(code).length === 8) void lookUpCode(code);
+  }, []);
 
   const approve = async () => {
     if (step.kind !== "confirm") return;
