@@ -11,7 +11,7 @@ import {
   createLoginSession,
   deleteLoginSession,
   LOGIN_SESSION_TTL_MS,
-  SESSION_COOKIE,
+  sessionCookieName,
 } from "./login_sessions.ts";
 import { checkOrigin, requireUser } from "./middleware.ts";
 import { dummyPasswordHash, verifyPassword } from "./passwords.ts";
@@ -49,10 +49,11 @@ export function authRoutes(deps: ApiDeps): Hono<ApiEnv> {
   const { kv, config } = deps;
   const app = new Hono<ApiEnv>();
   const secure = config.publicUrl.startsWith("https:");
+  const cookieName = sessionCookieName(config.publicUrl);
 
   const startSession = async (c: Context<ApiEnv>, userId: string) => {
     const id = await createLoginSession(kv, userId, deps.now());
-    setCookie(c, SESSION_COOKIE, id, {
+    setCookie(c, cookieName, id, {
       httpOnly: true,
       sameSite: "Lax",
       secure,
@@ -93,9 +94,9 @@ export function authRoutes(deps: ApiDeps): Hono<ApiEnv> {
   });
 
   app.post("/logout", requireUser(deps), async (c) => {
-    const id = getCookie(c, SESSION_COOKIE);
+    const id = getCookie(c, cookieName);
     if (id) await deleteLoginSession(kv, id);
-    deleteCookie(c, SESSION_COOKIE, { path: "/", secure, httpOnly: true, sameSite: "Lax" });
+    deleteCookie(c, cookieName, { path: "/", secure, httpOnly: true, sameSite: "Lax" });
     return c.json({ ok: true });
   });
 

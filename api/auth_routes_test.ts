@@ -34,14 +34,23 @@ Deno.test("the session id is stored hashed, never as is", async () => {
   });
 });
 
-Deno.test("the cookie is Secure when the public URL is https", async () => {
+Deno.test("over https the cookie is __Host-prefixed and Secure, and only that name signs in", async () => {
   await withApi(async (api) => {
     const response = await apiRequest(api.url, "/api/auth/signup", {
       origin: "https://coda.example",
       body: { email: "s@example.test", password: "long enough pw" },
     });
     equal(response.status, 201);
-    match(response.headers.getSetCookie().join("\n"), /Secure/);
+    const cookie = response.headers.getSetCookie().join("\n");
+    match(cookie, /^__Host-coda_session=[A-Za-z0-9_-]{43};/);
+    match(cookie, /Secure/);
+    match(cookie, /Path=\//);
+    const me = await apiRequest(api.url, "/api/auth/me", { cookie: cookie.split(";")[0] });
+    equal(me.status, 200);
+    const plain = await apiRequest(api.url, "/api/auth/me", {
+      cookie: cookie.split(";")[0].replace("__Host-", ""),
+    });
+    equal(plain.status, 401);
   }, { env: { DEVMODE_PUBLIC_URL: "https://coda.example" } });
 });
 

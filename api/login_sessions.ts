@@ -12,8 +12,17 @@ import { randomId, sha256Hex } from "./crypto.ts";
 /** How long a sign-in lasts. */
 export const LOGIN_SESSION_TTL_MS = 14 * 24 * 60 * 60 * 1000;
 
-/** Name of the session cookie. */
+/** Name of the session cookie over plain http (local development). */
 export const SESSION_COOKIE = "coda_session";
+
+/**
+ * The session cookie's name for an app served at `publicUrl`. Over https it
+ * takes the `__Host-` prefix, which browsers only accept from the exact host,
+ * Secure and for path `/`: a sibling subdomain cannot plant or shadow it.
+ */
+export function sessionCookieName(publicUrl: string): string {
+  return publicUrl.startsWith("https:") ? `__Host-${SESSION_COOKIE}` : SESSION_COOKIE;
+}
 
 /** A stored sign-in. */
 export interface LoginSession {

@@ -7,7 +7,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import { type ApiDeps, type ApiEnv, ApiError } from "./http.ts";
-import { readLoginSession, SESSION_COOKIE } from "./login_sessions.ts";
+import { readLoginSession, sessionCookieName } from "./login_sessions.ts";
 import { getUser } from "./users.ts";
 
 const UNSAFE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
@@ -31,7 +31,7 @@ export function checkOrigin(c: Context, allowedOrigins: string[], required: bool
  */
 export function requireUser(deps: ApiDeps): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
-    const sessionId = getCookie(c, SESSION_COOKIE);
+    const sessionId = getCookie(c, sessionCookieName(deps.config.publicUrl));
     const userId = sessionId ? await readLoginSession(deps.kv, sessionId, deps.now()) : null;
     const user = userId ? await getUser(deps.kv, userId) : null;
     if (!user) throw new ApiError(401, "sign in first");

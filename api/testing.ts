@@ -71,7 +71,10 @@ export async function apiJson<T>(
 export function sessionCookie(response: Response): string | null {
   for (const cookie of response.headers.getSetCookie()) {
     const pair = cookie.split(";")[0];
-    if (pair.startsWith("coda_session=") && pair.length > "coda_session=".length) return pair;
+    const name = pair.slice(0, pair.indexOf("="));
+    if ((name === "coda_session" || name === "__Host-coda_session") && pair.length > name.length + 1) {
+      return pair;
+    }
   }
   return null;
 }
