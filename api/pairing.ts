@@ -90,15 +90,10 @@ export type PairingStatus =
   | { status: "expired" };
 
 /** What `pair/info` shows the approving user. */
-export interface PairingInfo {
-  code: string;
-  name: string | null;
-  hostname: string | null;
-  os: string | null;
-  ip: string;
-  requestedAt: number;
-  expiresAt: number;
-}
+export type PairingInfo = Pick<
+  PairingRecord,
+  "code" | "name" | "hostname" | "os" | "ip" | "requestedAt" | "expiresAt"
+>;
 
 function remainingMs(record: PairingRecord, now: number): number {
   return Math.max(1000, record.expiresAt - now);

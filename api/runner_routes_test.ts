@@ -1,17 +1,8 @@
 import { deepStrictEqual as assertEquals, equal, ok } from "node:assert/strict";
 import { withApi } from "./_test_fixture.ts";
 import { createKvRelayBackend } from "./relay_backend.ts";
+import type { RunnerView } from "./runners.ts";
 import { apiJson, apiRequest, pairRunner, revokeRunner, signup } from "./testing.ts";
-
-interface Listed {
-  runnerId: string;
-  name: string;
-  hostname: string;
-  os: string;
-  createdAt: number;
-  lastSeenAt: number | null;
-  online: boolean;
-}
 
 Deno.test("runners: list shows the user's runners with presence", async () => {
   await withApi(async (api) => {
@@ -19,7 +10,7 @@ Deno.test("runners: list shows the user's runners with presence", async () => {
     const eve = await signup(api.url);
     const runner = await pairRunner(api.url, ada.cookie, { name: "desk", hostname: "ada-pc", os: "linux" });
     await pairRunner(api.url, eve.cookie);
-    const list = () => apiJson<Listed[]>(api.url, "/api/devmode/runners", { cookie: ada.cookie });
+    const list = () => apiJson<RunnerView[]>(api.url, "/api/devmode/runners", { cookie: ada.cookie });
     assertEquals(await list(), [{
       runnerId: runner.runnerId,
       name: "desk",
@@ -52,7 +43,7 @@ Deno.test("runners: rename, with validation and ownership", async () => {
     const runner = await pairRunner(api.url, ada.cookie);
     const path = `/api/devmode/runners/${runner.runnerId}`;
     await apiJson(api.url, path, { cookie: ada.cookie, method: "PATCH", body: { name: "  studio " } });
-    const [listed] = await apiJson<Listed[]>(api.url, "/api/devmode/runners", { cookie: ada.cookie });
+    const [listed] = await apiJson<RunnerView[]>(api.url, "/api/devmode/runners", { cookie: ada.cookie });
     equal(listed.name, "studio");
     for (const body of [{ name: "" }, { name: 3 }, {}, { name: "x".repeat(256) }]) {
       const response = await apiRequest(api.url, path, { cookie: ada.cookie, method: "PATCH", body });

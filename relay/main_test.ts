@@ -2,7 +2,7 @@ import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startTestApp } from "../api/server.ts";
 import { createSession, pairRunner, signup } from "../api/testing.ts";
 import { CloseCode, MetaLine } from "./protocol.ts";
-import { ScriptedClient, ScriptedRunner, waitFor } from "./testing.ts";
+import { ScriptedClient, ScriptedRunner, standaloneRelayEnv, waitFor } from "./testing.ts";
 
 const root = new URL("../", import.meta.url);
 
@@ -62,14 +62,7 @@ async function readUntil(
 
 Deno.test("deno task relay beside a running app: messages flow, SIGTERM drains with 1012, exit 0", async () => {
   const app = await startTestApp();
-  const child = await spawnRelay({
-    HOST: "127.0.0.1",
-    PORT: "0",
-    DEVMODE_JWT_SECRET: new TextDecoder().decode(app.config.jwtSecret),
-    RELAY_INTERNAL_SECRET: app.config.relayInternalSecret,
-    DEVMODE_APP_URL: app.url,
-    DEVMODE_ALLOWED_ORIGINS: app.config.allowedOrigins.join(","),
-  });
+  const child = await spawnRelay(standaloneRelayEnv(app));
   let runner: ScriptedRunner | undefined;
   let client: ScriptedClient | undefined;
   try {

@@ -4,19 +4,7 @@ import { apiJson, createSession, pairRunner, revokeRunner, signup } from "../api
 import { RelayConfigError } from "./config.ts";
 import { type StandaloneOptions, startStandaloneRelay } from "./main.ts";
 import { CloseCode, MetaLine } from "./protocol.ts";
-import { type Peer, ScriptedClient, ScriptedRunner, waitFor } from "./testing.ts";
-
-/** The environment of a standalone relay beside `app`. */
-function relayEnv(app: StartedApp): Record<string, string> {
-  return {
-    HOST: "127.0.0.1",
-    PORT: "0",
-    DEVMODE_JWT_SECRET: new TextDecoder().decode(app.config.jwtSecret),
-    RELAY_INTERNAL_SECRET: app.config.relayInternalSecret,
-    DEVMODE_APP_URL: app.url,
-    DEVMODE_ALLOWED_ORIGINS: app.config.allowedOrigins.join(","),
-  };
-}
+import { type Peer, ScriptedClient, ScriptedRunner, standaloneRelayEnv, waitFor } from "./testing.ts";
 
 async function withApps(
   options: StandaloneOptions,
@@ -30,7 +18,7 @@ async function withApps(
   let appClosed: Promise<void> | undefined;
   // The app may be stopped mid-test (verify down); close it once.
   const app: StartedApp = { ...started, close: () => appClosed ??= started.close() };
-  const relay = await startStandaloneRelay(relayEnv(app), { log: () => {}, ...options });
+  const relay = await startStandaloneRelay(standaloneRelayEnv(app), { log: () => {}, ...options });
   const peers: Peer[] = [];
   try {
     await fn(app, relay, (peer) => {

@@ -17,19 +17,40 @@ export const TEST_SECRET: Uint8Array = new TextEncoder().encode("test-secret-".r
 /** Origin the test relay accepts. */
 export const TEST_ORIGIN = "http://app.test:8080";
 
-/** Waits until `condition()` is truthy, polling; throws after `timeoutMs`. */
+/**
+ * Waits until `condition()` is truthy, polling every `intervalMs`; throws
+ * after `timeoutMs`. The one polling helper of every part's tests.
+ */
 export async function waitFor<T>(
   condition: () => T | Promise<T>,
   what: string,
   timeoutMs = 15_000,
+  intervalMs = 10,
 ): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   while (true) {
     const value = await condition();
     if (value) return value as NonNullable<T>;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+/** The environment of a standalone relay (`deno task relay`) beside a running app. */
+export function standaloneRelayEnv(
+  app: {
+    url: string;
+    config: { jwtSecret: Uint8Array; relayInternalSecret: string; allowedOrigins: string[] };
+  },
+): Record<string, string> {
+  return {
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DEVMODE_JWT_SECRET: new TextDecoder().decode(app.config.jwtSecret),
+    RELAY_INTERNAL_SECRET: app.config.relayInternalSecret,
+    DEVMODE_APP_URL: app.url,
+    DEVMODE_ALLOWED_ORIGINS: app.config.allowedOrigins.join(","),
+  };
 }
 
 /** A {@linkcode RelayBackend} held in memory, with revocation and presence visible to tests. */

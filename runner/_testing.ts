@@ -9,21 +9,16 @@ import type { SessionSink } from "./session.ts";
 import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
 import { type LinkStopReason, RelayLink, type RelayLinkOptions } from "./link.ts";
 import { silentLogger } from "./log.ts";
+import { waitFor as relayWaitFor } from "../relay/testing.ts";
 
-/** Polls `check` until it returns a truthy value (returned) or `timeoutMs` passes (throws). */
-export async function waitFor<T>(
+/** {@linkcode relayWaitFor} with the runner tests' slower defaults (PTYs take longer than frames). */
+export function waitFor<T>(
   check: () => T | Promise<T>,
   what: string,
   timeoutMs = 20_000,
   intervalMs = 20,
 ): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
+  return relayWaitFor(check, what, timeoutMs, intervalMs);
 }
 
 /** A {@linkcode SessionSink} that keeps every frame (a plain function sink, no network). */

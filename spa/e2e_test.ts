@@ -12,6 +12,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { type StartedApp, startTestApp } from "../api/server.ts";
+import { waitFor as relayWaitFor } from "../relay/testing.ts";
 import { buildSpa } from "./build.ts";
 import type { TerminalTestHook } from "./src/terminal/terminal_pane.tsx";
 
@@ -81,14 +82,8 @@ class RunnerProcess {
   }
 }
 
-async function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = STEP_TIMEOUT_MS) {
-  const deadline = Date.now() + timeoutMs;
-  while (true) {
-    const value = await check();
-    if (value) return value as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = STEP_TIMEOUT_MS) {
+  return relayWaitFor(check, what, timeoutMs, 100);
 }
 
 function freePort(): number {
