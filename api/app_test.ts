@@ -15,6 +15,17 @@ Deno.test("healthz and config", async () => {
   }, { env: { DEVMODE_RELAY_ENABLED: "0", DEVMODE_RELAY_URL: "wss://relay.example" } });
 });
 
+Deno.test("the spec's NEXT_PUBLIC_DEVMODE_RELAY_ENABLED switches the SPA's preference, and wins a conflict", async () => {
+  await withApi(async (api) => {
+    const config = await apiRequest(api.url, "/api/devmode/config");
+    equal((await config.json()).relayEnabled, false);
+  }, { env: { NEXT_PUBLIC_DEVMODE_RELAY_ENABLED: "0" } });
+  await withApi(async (api) => {
+    const config = await apiRequest(api.url, "/api/devmode/config");
+    equal((await config.json()).relayEnabled, true);
+  }, { env: { NEXT_PUBLIC_DEVMODE_RELAY_ENABLED: "1", DEVMODE_RELAY_ENABLED: "0" } });
+});
+
 Deno.test("unknown routes under /api are 404 JSON", async () => {
   await withApi(async (api) => {
     for (const path of ["/api/nope", "/api/devmode/nope", "/api", "/api/auth/me/extra"]) {

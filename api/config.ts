@@ -41,8 +41,13 @@ export interface AppConfig {
   allowedOrigins: string[];
   /** What clients and runners are told to use (`DEVMODE_RELAY_URL`). */
   relayUrl: string;
-  /** Whether the SPA prefers the relay (`DEVMODE_RELAY_ENABLED`). */
+  /**
+   * Whether the SPA prefers the relay (`DEVMODE_RELAY_ENABLED`, or the spec's
+   * `NEXT_PUBLIC_DEVMODE_RELAY_ENABLED`, which wins when both are set).
+   */
   relayEnabled: boolean;
+  /** Things the operator should hear once at start (conflicting settings). */
+  notices: string[];
   /** `closed` refuses sign-ups after the first account (`DEVMODE_SIGNUP`). */
   signup: "open" | "closed";
   /** Runner token lifetime in seconds (`DEVMODE_RUNNER_TOKEN_TTL`). */
@@ -83,6 +88,28 @@ function parseUrl(name: string, raw: string, protocols: string[]): string {
     );
   }
   return raw.replace(/\/+$/, "");
+}
+
+/** The spec's name for `DEVMODE_RELAY_ENABLED`, accepted as an alias. */
+export const SPEC_RELAY_ENABLED_VAR = "NEXT_PUBLIC_DEVMODE_RELAY_ENABLED";
+
+/**
+ * Whether the SPA prefers the relay. A reader configuring from the spec sets
+ * its name, so when both names are set and disagree the spec's name wins and
+ * a notice says so.
+ */
+function parseRelayEnabled(env: Env, notices: string[]): boolean {
+  const ours = parseBool("DEVMODE_RELAY_ENABLED", env.DEVMODE_RELAY_ENABLED, true);
+  const specRaw = env[SPEC_RELAY_ENABLED_VAR];
+  if (specRaw === undefined || specRaw === "") return ours;
+  const spec = parseBool(SPEC_RELAY_ENABLED_VAR, specRaw, true);
+  if (env.DEVMODE_RELAY_ENABLED && env.DEVMODE_RELAY_ENABLED !== "" && spec !== ours) {
+    notices.push(
+      `${SPEC_RELAY_ENABLED_VAR}=${specRaw} and DEVMODE_RELAY_ENABLED=${env.DEVMODE_RELAY_ENABLED} disagree; ` +
+        `using ${SPEC_RELAY_ENABLED_VAR} (relay ${spec ? "preferred" : "not preferred"})`,
+    );
+  }
+  return spec;
 }
 
 function parseBool(name: string, raw: string | undefined, fallback: boolean): boolean {
@@ -182,6 +209,8 @@ export function loadAppConfig(env: Env = readEnv(), boundPort?: number): AppConf
   if (clientIpHeader !== null && !/^[a-z0-9-]+$/.test(clientIpHeader)) {
     throw new ConfigError(`DEVMODE_CLIENT_IP_HEADER must be a header name, got "${clientIpHeader}"`);
   }
+  const notices: string[] = [];
+  const relayEnabled = parseRelayEnabled(env, notices);
   return {
     host,
     port,
@@ -192,7 +221,8 @@ export function loadAppConfig(env: Env = readEnv(), boundPort?: number): AppConf
     publicUrl,
     allowedOrigins: sameSiteOrigins(publicUrl),
     relayUrl,
-    relayEnabled: parseBool("DEVMODE_RELAY_ENABLED", env.DEVMODE_RELAY_ENABLED, true),
+    relayEnabled,
+    notices,
     signup,
     runnerTokenTtlSeconds,
     clientIpHeader,

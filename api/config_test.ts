@@ -77,6 +77,7 @@ Deno.test("bad values stop with one clear line naming the variable", () =>
         /^DEVMODE_RELAY_URL must start with ws:\/\/ or wss:\/\//,
       ],
       [{ DEVMODE_RELAY_ENABLED: "maybe" }, /^DEVMODE_RELAY_ENABLED must be 1 or 0/],
+      [{ NEXT_PUBLIC_DEVMODE_RELAY_ENABLED: "maybe" }, /^NEXT_PUBLIC_DEVMODE_RELAY_ENABLED must be 1 or 0/],
       [{ DEVMODE_SIGNUP: "invite" }, /^DEVMODE_SIGNUP must be "open" or "closed"/],
       [{ DEVMODE_RUNNER_TOKEN_TTL: "5" }, /^DEVMODE_RUNNER_TOKEN_TTL must be a number of seconds/],
       [{ DEVMODE_CLIENT_IP_HEADER: "x forwarded" }, /^DEVMODE_CLIENT_IP_HEADER must be a header name/],
@@ -89,6 +90,26 @@ Deno.test("bad values stop with one clear line naming the variable", () =>
         return true;
       });
     }
+  }));
+
+Deno.test("the spec's NEXT_PUBLIC_DEVMODE_RELAY_ENABLED is an alias that wins a conflict, with one notice", () =>
+  withDataDir((dir) => {
+    const alias = loadAppConfig({ DEVMODE_DATA_DIR: dir, NEXT_PUBLIC_DEVMODE_RELAY_ENABLED: "0" });
+    assertEquals([alias.relayEnabled, alias.notices], [false, []]);
+    const agreeing = loadAppConfig({
+      DEVMODE_DATA_DIR: dir,
+      NEXT_PUBLIC_DEVMODE_RELAY_ENABLED: "1",
+      DEVMODE_RELAY_ENABLED: "yes",
+    });
+    assertEquals([agreeing.relayEnabled, agreeing.notices], [true, []]);
+    const conflict = loadAppConfig({
+      DEVMODE_DATA_DIR: dir,
+      NEXT_PUBLIC_DEVMODE_RELAY_ENABLED: "1",
+      DEVMODE_RELAY_ENABLED: "0",
+    });
+    assertEquals(conflict.relayEnabled, true);
+    assertEquals(conflict.notices.length, 1);
+    assert(/using NEXT_PUBLIC_DEVMODE_RELAY_ENABLED/.test(conflict.notices[0]));
   }));
 
 Deno.test("a public https origin has no aliases; trailing slashes are dropped", () =>

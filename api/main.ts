@@ -13,6 +13,7 @@ if (import.meta.main) {
       onListen: ({ url, config }) => {
         console.log(`Coda Dev Mode is running at ${config.publicUrl} (listening on ${url})`);
         console.log(`Relay: ${config.relayUrl}  Data: ${config.dataDir}`);
+        for (const notice of config.notices) console.warn(`Configuration: ${notice}`);
       },
     });
     if (Deno.args.includes("--dev")) {

@@ -127,6 +127,21 @@ Deno.test("pair/check: a missing secret is 403, a wrong one 404; neither yields 
   });
 });
 
+Deno.test("pair/check polled as the spec writes it (code only) explains the missing X-Pair-Secret", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const started = await startPairing(api.url);
+    await approvePairing(api.url, user.cookie, started.code);
+    const spec = await apiRequest(api.url, `/api/devmode/pair/check?code=${started.code}`);
+    equal(spec.status, 403);
+    const body = await spec.json();
+    assertEquals(Object.keys(body), ["error"]);
+    match(body.error, /X-Pair-Secret/);
+    match(body.error, /pollSecret/);
+    match(body.error, /pair\/start/);
+  });
+});
+
 Deno.test("pair/check: polling faster than the interval gets 429 slow_down", async () => {
   await withApi(async (api) => {
     const started = await startPairing(api.url);

@@ -261,6 +261,16 @@ export async function approvePairing(
 }
 
 /**
+ * The refusal of a poll without its secret, worded for a client written from
+ * the spec (which polls with the code alone): RFC 8628 §5.2 says the user code
+ * must never release the token by itself, so the poll also needs the secret
+ * that only the runner got back from `pair/start`.
+ */
+export const MISSING_POLL_SECRET =
+  "missing X-Pair-Secret header: send the pollSecret that POST /api/devmode/pair/start returned, " +
+  "as X-Pair-Secret; the code alone never releases the runner token (RFC 8628 section 5.2)";
+
+/**
  * A runner's poll. Only a poll with the right secret is answered (403
  * without one; a wrong one is answered like an unknown code, 404) and counted
  * toward the interval (429 `slow_down` when faster).
@@ -274,7 +284,7 @@ export async function checkPairing(
   secret: string | undefined,
 ): Promise<PairingStatus> {
   const { kv, config } = deps;
-  if (!secret) throw new ApiError(403, "missing X-Pair-Secret header");
+  if (!secret) throw new ApiError(403, MISSING_POLL_SECRET);
   const code = normalizeCode(input);
   if (!code) throw new ApiError(400, "code is not a pairing code");
   const time = deps.now();
