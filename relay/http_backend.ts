@@ -50,6 +50,8 @@ export function createHttpRelayBackend(options: HttpBackendOptions): RelayBacken
   const cacheMs = Math.min(options.cacheMs ?? DEFAULT_VERIFY_CACHE_MS, 60_000);
   const appUrl = options.appUrl.replace(/\/+$/, "");
   const cache = new Map<string, { identity: RunnerIdentity; until: number }>();
+  // Internal calls never follow redirects: a redirect would re-send `X-Relay-Secret` to wherever
+  // `Location` points. `redirect: "error"` makes one a failed check, so the runner is refused 1011.
   const headers = { "x-relay-secret": options.relaySecret };
 
   return {
@@ -58,7 +60,11 @@ export function createHttpRelayBackend(options: HttpBackendOptions): RelayBacken
       if (cached && cached.until > now()) return cached.identity;
       cache.delete(jti);
       const url = `${appUrl}/api/devmode/tokens/runner/verify?jti=${encodeURIComponent(jti)}`;
-      const response = await fetch(url, { headers, signal: AbortSignal.timeout(timeoutMs) });
+      const response = await fetch(url, {
+        headers,
+        redirect: "error",
+        signal: AbortSignal.timeout(timeoutMs),
+      });
       const body = await response.text();
       if (response.status === 403) return null;
       if (response.status !== 200) throw new Error(`verify endpoint answered ${response.status}`);
@@ -82,6 +88,7 @@ export function createHttpRelayBackend(options: HttpBackendOptions): RelayBacken
         method: "POST",
         headers: { ...headers, "content-type": "application/json" },
         body: JSON.stringify({ runnerId, userId, online }),
+        redirect: "error",
         signal: AbortSignal.timeout(timeoutMs),
       });
       await response.body?.cancel();

@@ -95,6 +95,22 @@ Deno.test("http backend: fails closed on errors, odd answers, timeouts and a clo
   });
 });
 
+Deno.test("http backend: a redirecting app never gets X-Relay-Secret sent on, and the check fails", async () => {
+  const elsewhere = serveApp(() => Response.json({ valid: true, runnerId: "runner-0001", userId: "user-1" }));
+  const app = serveApp((path) =>
+    new Response(null, { status: 302, headers: { location: `${elsewhere.url}${path}?jti=good` } })
+  );
+  await withKv(async (kv) => {
+    const backend = createHttpRelayBackend({ appUrl: app.url, relaySecret: SECRET, kv });
+    await rejects(backend.verifyRunnerJti("good"));
+    await rejects(backend.setPresence("runner-0001", "user-1", true));
+  });
+  assertEquals(app.requests.map((r) => r.secret), [SECRET, SECRET]);
+  assertEquals(elsewhere.requests, []);
+  await app.close();
+  await elsewhere.close();
+});
+
 Deno.test("http backend: each client jti is accepted once until its token expires", async () => {
   let clock = Date.parse("2026-01-01T00:00:00Z");
   await withKv(async (kv) => {
