@@ -1,6 +1,6 @@
 /**
  * Reconnect delays: exponential backoff with full jitter, reset once a
- * connection has stayed up long enough.
+ * connection carried traffic or stayed up long enough.
  *
  * @module
  */
@@ -44,8 +44,12 @@ export class Backoff {
     return delay;
   }
 
-  /** A connection ended after `upMs`; a long one resets the backoff. */
-  connectionEnded(upMs: number): void {
-    if (upMs >= this.#resetAfter) this.#attempt = 0;
+  /**
+   * An authenticated connection ended after `upMs`. One that carried traffic
+   * proved the relay works (it was restarted, not broken), so the next try
+   * starts from the first delay again; so does one that stayed up long.
+   */
+  connectionEnded(upMs: number, carriedTraffic: boolean): void {
+    if (carriedTraffic || upMs >= this.#resetAfter) this.#attempt = 0;
   }
 }

@@ -128,10 +128,10 @@ export class RelayLink implements SessionSink {
   async run(): Promise<LinkStopReason> {
     while (!this.#stopped) {
       const startedAt = Date.now();
-      const { welcomed } = await this.#connectOnce();
+      const { welcomed, carriedTraffic } = await this.#connectOnce();
       if (this.#stopped) break;
       const upMs = Date.now() - startedAt;
-      if (welcomed) this.#options.backoff.connectionEnded(upMs);
+      if (welcomed) this.#options.backoff.connectionEnded(upMs, carriedTraffic);
       const delay = this.#options.backoff.next();
       this.#options.log.info("reconnecting to the relay", { inMs: delay });
       await this.#sleep(delay);
@@ -166,11 +166,15 @@ export class RelayLink implements SessionSink {
     });
   }
 
-  /** One connection's life; resolves when it is over, with whether the relay welcomed us. */
-  #connectOnce(): Promise<{ welcomed: boolean }> {
+  /**
+   * One connection's life; resolves when it is over, with whether the relay
+   * welcomed us and whether it then sent anything beyond heartbeats.
+   */
+  #connectOnce(): Promise<{ welcomed: boolean; carriedTraffic: boolean }> {
     const { log, handler } = this.#options;
     return new Promise((resolve) => {
       let welcomed = false;
+      let carriedTraffic = false;
       let gotPong = false;
       let lastFrameAt = Date.now();
       let finished = false;
@@ -211,7 +215,7 @@ export class RelayLink implements SessionSink {
         }
         if (this.#socket === socket) this.#socket = undefined;
         if (welcomed) handler.onDown();
-        resolve({ welcomed });
+        resolve({ welcomed, carriedTraffic });
       };
       this.#wake = () => finish();
 
@@ -239,6 +243,7 @@ export class RelayLink implements SessionSink {
           this.send({ type: "ping", t: Date.now() });
           return;
         }
+        carriedTraffic = welcomed;
         void handler.onMessage(message);
       };
       socket.onerror = () => {

@@ -1,6 +1,6 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { RelayLink } from "./link.ts";
-import { silentLogger } from "./log.ts";
+import { createLogger, silentLogger } from "./log.ts";
 import { waitFor } from "./_testing.ts";
 
 /**
@@ -109,4 +109,64 @@ Deno.test("link: stopping while the connection is still opening ends cleanly", a
     await accepting.catch(() => {});
     for (const conn of accepted) conn.close();
   }
+});
+
+/**
+ * A relay that restarts after every connection: it welcomes the runner, sends
+ * `frames` (real relay → runner messages), then closes 1012 as a draining relay does.
+ */
+function restartingRelay(frames: unknown[]) {
+  let connections = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.onopen = () => {
+      connections++;
+      socket.send(JSON.stringify({ type: "welcome", runnerId: "runner-restart", protocol: 1 }));
+      for (const frame of frames) socket.send(JSON.stringify(frame));
+      socket.close(1012, "relay restarting");
+    };
+    return response;
+  });
+  return {
+    url: `ws://127.0.0.1:${server.addr.port}`,
+    connections: () => connections,
+    close: () => server.shutdown(),
+  };
+}
+
+/** The reconnect delays a link announces, for as many reconnects as `count`. */
+async function reconnectDelays(frames: unknown[], count: number): Promise<number[]> {
+  const relay = restartingRelay(frames);
+  const delays: number[] = [];
+  const log = createLogger({
+    format: "json",
+    write: (line) => {
+      const record = JSON.parse(line);
+      if (record.msg === "reconnecting to the relay") delays.push(record.inMs);
+    },
+  });
+  const link = new RelayLink({
+    relayUrl: relay.url,
+    runnerToken: "header.payload.sig",
+    log,
+    backoff: { initialMs: 20, maxMs: 10_000, random: () => 0.999 },
+    handler: { onMessage() {}, onUp() {}, onDown() {} },
+  });
+  const done = link.run();
+  try {
+    await waitFor(() => delays.length >= count, `${count} reconnects`);
+  } finally {
+    link.stop();
+    await done;
+    await relay.close();
+  }
+  return delays.slice(0, count);
+}
+
+Deno.test("link: relay restarts seconds apart after real traffic keep the first delay; idle ones back off", async () => {
+  const traffic = [{ type: "detach", sessionId: "session-0001", clientId: "client-1" }];
+  const working = await reconnectDelays(traffic, 5);
+  assertEquals(working, [19, 19, 19, 19, 19]);
+  const idle = await reconnectDelays([], 4);
+  assertEquals(idle, [19, 39, 79, 159]);
 });
