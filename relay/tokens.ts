@@ -121,6 +121,7 @@ async function verify<S extends typeof RunnerClaimsSchema | typeof ClientClaimsS
   token: string,
   schema: S,
   options: TokenTimeOptions,
+  maxLifetimeSeconds: number | undefined,
 ): Promise<Verified<v.InferOutput<S>>> {
   let payload;
   try {
@@ -140,6 +141,16 @@ async function verify<S extends typeof RunnerClaimsSchema | typeof ClientClaimsS
   if (payload.type !== expected) {
     throw new TokenError("wrong-type", `expected a ${expected} token`);
   }
+  // A token minted "in the future" or living longer than its type allows was not minted by the app's rules
+  // (a leaked key, a clock gone wrong): refuse it rather than let it outlive what the TTL promises.
+  const iat = payload.iat as number;
+  const nowSeconds = Math.floor((options.now ?? new Date()).getTime() / 1000);
+  if (iat > nowSeconds + CLOCK_TOLERANCE_SECONDS) {
+    throw new TokenError("invalid", "token issued in the future");
+  }
+  if (maxLifetimeSeconds !== undefined && (payload.exp as number) - iat > maxLifetimeSeconds) {
+    throw new TokenError("invalid", "token lives longer than allowed");
+  }
   const parsed = v.safeParse(schema, payload);
   if (!parsed.success) throw new TokenError("invalid", "token claims invalid");
   return { claims: parsed.output as v.InferOutput<S>, exp: payload.exp as number };
@@ -151,16 +162,26 @@ export function verifyRunnerToken(
   token: string,
   options: TokenTimeOptions = {},
 ): Promise<Verified<RunnerClaims>> {
-  return verify(secret, token, RunnerClaimsSchema, options);
+  return verify(secret, token, RunnerClaimsSchema, options, undefined);
 }
 
-/** Verifies a client token; throws {@linkcode TokenError}. Does not consume its jti. */
+/**
+ * Verifies a client token; throws {@linkcode TokenError}. Does not consume its
+ * jti. One living longer than {@linkcode CLIENT_TOKEN_TTL_SECONDS} plus the
+ * skew, or issued in the future, is invalid.
+ */
 export function verifyClientToken(
   secret: Uint8Array,
   token: string,
   options: TokenTimeOptions = {},
 ): Promise<Verified<ClientClaims>> {
-  return verify(secret, token, ClientClaimsSchema, options);
+  return verify(
+    secret,
+    token,
+    ClientClaimsSchema,
+    options,
+    CLIENT_TOKEN_TTL_SECONDS + CLOCK_TOLERANCE_SECONDS,
+  );
 }
 
 /** Reads a token's `exp` without verifying it (for display only, e.g. `coda-runner status`). */

@@ -89,3 +89,18 @@ Deno.test("an expired runner token is reported as expired", async () => {
   const token = await signRunnerToken(secret, runner, { now, ttlSeconds: 60 });
   await rejects(verifyRunnerToken(secret, token, { now: new Date(now.getTime() + 200_000) }), TokenError);
 });
+
+Deno.test("client tokens living past their TTL and tokens issued in the future are refused", async () => {
+  const mint = (type: string, claims: object, iat: number, exp: number) =>
+    new SignJWT({ type, ...claims }).setProtectedHeader({ alg: "HS256" }).setIssuer(TOKEN_ISSUER)
+      .setAudience(TOKEN_AUDIENCE).setIssuedAt(iat).setExpirationTime(exp).sign(secret);
+  const now = Math.floor(Date.now() / 1000);
+  const yearLong = await mint("client", client, now, now + 365 * 24 * 3600);
+  assertEquals(await failure(verifyClientToken(secret, yearLong)), "invalid");
+  const future = await mint("client", client, now + 3600, now + 3630);
+  assertEquals(await failure(verifyClientToken(secret, future)), "invalid");
+  const futureRunner = await mint("runner", runner, now + 3600, now + 7200);
+  assertEquals(await failure(verifyRunnerToken(secret, futureRunner)), "invalid");
+  const withinSkew = await mint("client", client, now + 30, now + 90);
+  assertEquals((await verifyClientToken(secret, withinSkew)).claims.sessionId, client.sessionId);
+});
