@@ -43,6 +43,10 @@ export function shellQuote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
+/** C0 controls, DEL and C1 controls: never allowed in a path typed into a shell. */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+
 /** What is typed into the shell to change its directory (cmd.exe on Windows, a POSIX shell elsewhere). */
 export function cdCommand(path: string, os: typeof Deno.build.os = Deno.build.os): string {
   return os === "windows" ? `cd /d "${path}"\r` : ` cd -- ${shellQuote(path)}\r`;
@@ -273,6 +277,12 @@ export class SessionManager {
   }
 
   async #pickCwd(session: Session, requested: string): Promise<void> {
+    // The path is typed into the shell: a control character in it (Ctrl-U erases the line, CR runs it)
+    // would turn a directory name into a command, quoting or not.
+    if (CONTROL_CHARACTER.test(requested)) {
+      session.broadcastMeta(MetaLine.error("pick-cwd: the path holds a control character; refused"));
+      return;
+    }
     const expanded = requested === "~" || requested.startsWith("~/")
       ? join(this.#options.home, requested.slice(1))
       : requested;

@@ -1,4 +1,4 @@
-import { deepEqual as assertEquals, match as assertMatch, ok as assert } from "node:assert/strict";
+import { deepEqual as assertEquals, match as assertMatch, ok as assert, rejects } from "node:assert/strict";
 import { join } from "node:path";
 import { cdCommand, SessionManager } from "./session_manager.ts";
 import { RunnerFileStore } from "./credentials.ts";
@@ -164,6 +164,27 @@ Deno.test("pick-cwd: a bad path answers an error and changes nothing", async () 
   assertMatch(h.sink.metas(SID).at(-1)!, /^coda:error:pick-cwd: not a directory/);
   await h.manager.handle({ type: "pick-cwd", sessionId: SID, path: "relative/dir" });
   assertMatch(h.sink.metas(SID).at(-1)!, /^coda:error:pick-cwd: the path must be absolute/);
+  assertEquals(h.manager.get(SID)!.cwd, h.home);
+  assertEquals((await h.store.read()).cwds, {});
+});
+
+Deno.test("pick-cwd: a directory name holding Ctrl-U cannot run a command", async () => {
+  await using h = await harness();
+  const marker = join(h.home, "PWNED");
+  const evil = join(h.home, "x\u0015touch PWNED; #");
+  await Deno.mkdir(evil);
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1", ideaId: "idea-1" });
+  for (const path of [evil, join(h.home, "a\u007fb"), join(h.home, "a\u009bb"), join(h.home, "a\rb")]) {
+    await h.manager.handle({ type: "pick-cwd", sessionId: SID, path });
+    assertEquals(
+      h.sink.metas(SID).at(-1),
+      "coda:error:pick-cwd: the path holds a control character; refused",
+    );
+  }
+  // The shell runs input in order: once this probe has answered, anything typed before it has run too.
+  await h.manager.handle({ type: "stdin", sessionId: SID, data: "echo probe-$((20 + 1))\r" });
+  await waitFor(() => h.sink.output(SID).includes("probe-21"), "the probe to answer");
+  await rejects(Deno.stat(marker), Deno.errors.NotFound);
   assertEquals(h.manager.get(SID)!.cwd, h.home);
   assertEquals((await h.store.read()).cwds, {});
 });
