@@ -103,7 +103,7 @@ function parseRelayEnabled(env: Env, notices: string[]): boolean {
   const specRaw = env[SPEC_RELAY_ENABLED_VAR];
   if (specRaw === undefined || specRaw === "") return ours;
   const spec = parseBool(SPEC_RELAY_ENABLED_VAR, specRaw, true);
-  if (env.DEVMODE_RELAY_ENABLED && env.DEVMODE_RELAY_ENABLED !== "" && spec !== ours) {
+  if (env.DEVMODE_RELAY_ENABLED && spec !== ours) {
     notices.push(
       `${SPEC_RELAY_ENABLED_VAR}=${specRaw} and DEVMODE_RELAY_ENABLED=${env.DEVMODE_RELAY_ENABLED} disagree; ` +
         `using ${SPEC_RELAY_ENABLED_VAR} (relay ${spec ? "preferred" : "not preferred"})`,

@@ -50,21 +50,28 @@ export function createHttpRelayBackend(options: HttpBackendOptions): RelayBacken
   const cacheMs = Math.min(options.cacheMs ?? DEFAULT_VERIFY_CACHE_MS, 60_000);
   const appUrl = options.appUrl.replace(/\/+$/, "");
   const cache = new Map<string, { identity: RunnerIdentity; until: number }>();
-  // Internal calls never follow redirects: a redirect would re-send `X-Relay-Secret` to wherever
-  // `Location` points. `redirect: "error"` makes one a failed check, so the runner is refused 1011.
-  const headers = { "x-relay-secret": options.relaySecret };
+  /**
+   * Every call to the app: the secret, a timeout, and no redirects followed — a redirect would re-send
+   * `X-Relay-Secret` to wherever `Location` points; `redirect: "error"` makes one a failed check (1011).
+   */
+  const callApp = (path: string, init: { method?: string; json?: unknown } = {}) => {
+    const headers: Record<string, string> = { "x-relay-secret": options.relaySecret };
+    if (init.json !== undefined) headers["content-type"] = "application/json";
+    return fetch(`${appUrl}${path}`, {
+      method: init.method ?? "GET",
+      headers,
+      body: init.json === undefined ? undefined : JSON.stringify(init.json),
+      redirect: "error",
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  };
 
   return {
     async verifyRunnerJti(jti) {
       const cached = cache.get(jti);
       if (cached && cached.until > now()) return cached.identity;
       cache.delete(jti);
-      const url = `${appUrl}/api/devmode/tokens/runner/verify?jti=${encodeURIComponent(jti)}`;
-      const response = await fetch(url, {
-        headers,
-        redirect: "error",
-        signal: AbortSignal.timeout(timeoutMs),
-      });
+      const response = await callApp(`/api/devmode/tokens/runner/verify?jti=${encodeURIComponent(jti)}`);
       const body = await response.text();
       if (response.status === 403) return null;
       if (response.status !== 200) throw new Error(`verify endpoint answered ${response.status}`);
@@ -84,12 +91,9 @@ export function createHttpRelayBackend(options: HttpBackendOptions): RelayBacken
     consumeClientJti: (jti, expiresAt) => consumeJti(options.kv, jti, expiresAt, now),
 
     async setPresence(runnerId, userId, online) {
-      const response = await fetch(`${appUrl}/api/devmode/internal/presence`, {
+      const response = await callApp("/api/devmode/internal/presence", {
         method: "POST",
-        headers: { ...headers, "content-type": "application/json" },
-        body: JSON.stringify({ runnerId, userId, online }),
-        redirect: "error",
-        signal: AbortSignal.timeout(timeoutMs),
+        json: { runnerId, userId, online },
       });
       await response.body?.cancel();
       if (!response.ok) throw new Error(`presence endpoint answered ${response.status}`);
