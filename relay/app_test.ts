@@ -2,7 +2,7 @@ import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startTestApp } from "../api/server.ts";
 import { apiJson, createSession, pairRunner, revokeRunner, signup } from "../api/testing.ts";
 import { CloseCode, MetaLine } from "./protocol.ts";
-import { type Peer, ScriptedClient, ScriptedRunner, waitFor } from "./testing.ts";
+import { type Peer, refusedUpgrade, ScriptedClient, ScriptedRunner, waitFor } from "./testing.ts";
 
 /** The app's runner list as the signed-in user sees it. */
 function runners(url: string, cookie: string): Promise<{ runnerId: string; online: boolean }[]> {
@@ -36,9 +36,8 @@ Deno.test("in the app: a runner and a client talk through deno task start's serv
     await client.waitOutput("hi\r\n");
 
     // The same client token cannot be used twice.
-    const replay = new ScriptedClient(app.relayUrl, session.token);
-    peers.push(replay);
-    assertEquals(await replay.closed, { code: CloseCode.UNAUTHORIZED, reason: "token already used" });
+    const replay = await refusedUpgrade(`${app.relayUrl}/client?token=${session.token}`);
+    assertEquals([replay.status, replay.body.error], [401, "token already used"]);
 
     // Bob's sessions never reach Alice's runner.
     const bobSession = await createSession(app.url, bob.cookie, { ideaId: "idea-b" });
@@ -55,9 +54,10 @@ Deno.test("in the app: a runner and a client talk through deno task start's serv
     assert(Date.now() - revokedAt < 5000, `revocation took ${Date.now() - revokedAt} ms`);
     await client.meta(MetaLine.relay("revoked"));
     assertEquals((await client.closed).code, CloseCode.REVOKED);
-    const again = new ScriptedRunner(app.relayUrl, paired.runnerToken);
-    peers.push(again);
-    assertEquals((await again.closed).code, CloseCode.REVOKED);
+    const again = await refusedUpgrade(`${app.relayUrl}/runner`, {
+      authorization: `Bearer ${paired.runnerToken}`,
+    });
+    assertEquals([again.status, again.body.error], [403, "runner token revoked"]);
   } finally {
     await Promise.all(peers.map((peer) => peer.close()));
     await app.close();

@@ -1,140 +1,94 @@
 /**
- * `/client?token=…`: authenticates a browser client (one-use client token),
- * enforces the per-user cap, and checks every frame it sends before the
- * broker forwards it.
+ * `/client?token=…`: authenticates a browser client (one-use client token)
+ * and enforces the per-user cap *before* the WebSocket upgrade, then checks
+ * every frame it sends before the broker forwards it.
+ *
+ * No socket is opened for a peer that has not proved who it is: Deno buffers
+ * a whole WebSocket message (up to 64 MiB, fragments included) before any
+ * handler sees it, so an upgraded but unauthenticated peer could make the
+ * process hold that much per connection.
  *
  * @module
  */
-import { checkUpgrade, jsonError, type RelayContext, track, upgrade } from "./context.ts";
+import { checkUpgrade, jsonError, refuseLink, type RelayContext, upgrade } from "./context.ts";
 import { closeSocket, frameSize } from "./frames.ts";
-import { idleTimeoutSeconds } from "./limits.ts";
 import { ClientPeer } from "./peers.ts";
 import { CloseCode, decodeClientMessage, parseClientLinkOptions } from "./protocol.ts";
 import { type ClientClaims, TokenError, verifyClientToken } from "./tokens.ts";
 
-/** Frames a client may send while it is being authenticated; more are dropped. */
-const MAX_EARLY_FRAMES = 64;
-
 /** Handles an upgrade request on `/client`. */
-export function acceptClient(ctx: RelayContext, req: Request): Response {
+export async function acceptClient(ctx: RelayContext, req: Request): Promise<Response> {
   const refused = checkUpgrade(ctx, req);
   if (refused) return refused;
   const params = new URL(req.url).searchParams;
   const options = parseClientLinkOptions(params);
   if (!options.ok) return jsonError(400, options.error);
-  const token = params.get("token") || undefined;
-  const upgraded = upgrade(req, idleTimeoutSeconds(ctx.limits));
-  if (upgraded instanceof Response) return upgraded;
-  const { socket, response } = upgraded;
-  track(ctx, socket);
+  const token = params.get("token");
+  if (!token) return refuseLink(ctx, "client", { status: 401, reason: "missing", error: "token missing" });
+  let claims: ClientClaims;
+  let exp: number;
+  try {
+    ({ claims, exp } = await verifyClientToken(ctx.jwtSecret, token, { now: new Date(ctx.now()) }));
+  } catch (error) {
+    const reason = error instanceof TokenError ? error.reason : "invalid";
+    return refuseLink(ctx, "client", { status: 401, reason, error: `token ${reason}` });
+  }
+  const overCap = () => ctx.broker.clientCount(claims.userId) >= ctx.limits.maxClientsPerUser;
+  const tooMany = { status: 429, reason: "too_many", error: "too many connections for this user" };
+  if (overCap()) return refuseLink(ctx, "client", tooMany);
+  let fresh: boolean;
+  try {
+    fresh = await ctx.backend.consumeClientJti(claims.jti, new Date(exp * 1000));
+  } catch (error) {
+    return refuseLink(ctx, "client", {
+      status: 503,
+      reason: "store_unavailable",
+      error: "could not check the token, retry with a new one",
+      detail: String(error),
+    });
+  }
+  if (!fresh) {
+    return refuseLink(ctx, "client", { status: 401, reason: "reused", error: "token already used" });
+  }
+  // Checked again: other upgrades of this user may have been admitted while the jti was being stored.
+  if (overCap()) return refuseLink(ctx, "client", tooMany);
 
-  let client: ClientPeer | undefined;
-  let done = false;
+  const upgraded = upgrade(ctx, req);
+  if ("refused" in upgraded) return upgraded.refused;
+  const { socket, response } = upgraded;
+  const client = new ClientPeer(crypto.randomUUID(), claims, options.value, socket);
+  // Counted against the per-user cap from now on, though it is attached only once open.
+  ctx.broker.reserveClient(client);
   let strikes = 0;
-  const early: unknown[] = [];
-  let earlyBytes = 0;
-  const authTimer = setTimeout(() => {
-    if (client || done) return;
-    ctx.metrics.authFailure("client", "timeout");
-    refuse(CloseCode.AUTH_TIMEOUT, "authentication timeout");
-  }, ctx.limits.authTimeoutMs);
 
   const refuse = (code: number, reason: string) => {
-    done = true;
-    clearTimeout(authTimer);
     ctx.metrics.closed(code);
     closeSocket(socket, code, reason);
-  };
-
-  const fail = (reason: string, message: string) => {
-    ctx.metrics.authFailure("client", reason);
-    ctx.log({ event: "auth_failed", endpoint: "client", reason });
-    refuse(CloseCode.UNAUTHORIZED, message);
-  };
-
-  const authenticate = async () => {
-    if (token === undefined) return fail("missing", "token missing");
-    let claims: ClientClaims;
-    let exp: number;
-    try {
-      ({ claims, exp } = await verifyClientToken(ctx.jwtSecret, token, { now: new Date(ctx.now()) }));
-    } catch (error) {
-      const reason = error instanceof TokenError ? error.reason : "invalid";
-      return fail(reason, `token ${reason}`);
-    }
-    if (done) return;
-    if (ctx.broker.clientCount(claims.userId) >= ctx.limits.maxClientsPerUser) {
-      ctx.metrics.authFailure("client", "too_many");
-      return refuse(CloseCode.TOO_MANY, "too many connections for this user");
-    }
-    const peer = new ClientPeer(crypto.randomUUID(), claims, options.value, socket);
-    ctx.broker.reserveClient(peer);
-    let fresh: boolean;
-    try {
-      fresh = await ctx.backend.consumeClientJti(claims.jti, new Date(exp * 1000));
-    } catch (error) {
-      ctx.broker.removeClient(peer);
-      ctx.log({
-        event: "auth_failed",
-        endpoint: "client",
-        reason: "store_unavailable",
-        error: String(error),
-      });
-      return refuse(CloseCode.INTERNAL, "could not check the token, retry with a new one");
-    }
-    if (!fresh) {
-      ctx.broker.removeClient(peer);
-      return fail("reused", "token already used");
-    }
-    if (done || socket.readyState !== WebSocket.OPEN) return ctx.broker.removeClient(peer);
-    clearTimeout(authTimer);
-    client = peer;
-    ctx.broker.addClient(peer);
-    for (const data of early.splice(0)) receive(data, frameSize(data));
   };
 
   const strike = (reason: string) => {
     ctx.metrics.dropped(reason);
     strikes++;
     if (strikes >= ctx.limits.malformedFrameLimit) {
-      ctx.log({ event: "client_policy_close", clientId: client?.clientId });
+      ctx.log({ event: "client_policy_close", clientId: client.clientId });
       refuse(CloseCode.POLICY, "too many malformed or forbidden frames");
     }
   };
 
-  const receive = (data: unknown, bytes: number) => {
-    if (!client || done) return;
-    const decoded = decodeClientMessage(data);
-    if (!decoded.ok) return strike("malformed");
-    if (decoded.value.sessionId !== client.sessionId) return strike("foreign_session");
-    ctx.broker.fromClient(client, decoded.value, bytes);
-  };
-
-  socket.onopen = () => {
-    authenticate().catch((error) => {
-      ctx.log({ event: "client_error", error: String(error) });
-      refuse(CloseCode.INTERNAL, "internal error");
-    });
-  };
+  socket.onopen = () => ctx.broker.addClient(client);
   socket.onmessage = (event) => {
     const bytes = frameSize(event.data);
     if (bytes > ctx.limits.maxFrameBytes) {
       ctx.metrics.dropped("too_big");
       return refuse(CloseCode.TOO_BIG, "frame too big");
     }
-    if (client) return receive(event.data, bytes);
-    if (done) return;
-    if (early.length >= MAX_EARLY_FRAMES || earlyBytes + bytes > ctx.limits.maxPendingClientBytes) {
-      return ctx.metrics.dropped("early");
-    }
-    earlyBytes += bytes;
-    early.push(event.data);
+    if (client.state === "closed") return;
+    const decoded = decodeClientMessage(event.data);
+    if (!decoded.ok) return strike("malformed");
+    if (decoded.value.sessionId !== client.sessionId) return strike("foreign_session");
+    ctx.broker.fromClient(client, decoded.value, bytes);
   };
-  socket.onclose = () => {
-    done = true;
-    clearTimeout(authTimer);
-    if (client) ctx.broker.removeClient(client);
-  };
+  socket.onclose = () => ctx.broker.removeClient(client);
   socket.onerror = () => {};
   return response;
 }

@@ -5,7 +5,7 @@
  */
 import type { RelayBackend } from "./backend.ts";
 import type { Broker } from "./broker.ts";
-import type { RelayLimits } from "./limits.ts";
+import { idleTimeoutSeconds, type RelayLimits } from "./limits.ts";
 import type { RelayLog } from "./log.ts";
 import type { RelayMetrics } from "./metrics.ts";
 
@@ -25,9 +25,38 @@ export interface RelayContext {
   closed: Map<WebSocket, Promise<void>>;
 }
 
-/** A JSON error response (`{error}`) for requests refused before the upgrade. */
+/** How long a refused peer should wait before retrying, in seconds (`Retry-After`). */
+const RETRY_AFTER_SECONDS = 5;
+
+/**
+ * A JSON error response (`{error}`) for requests refused before the upgrade.
+ * 429 and 503 carry `Retry-After`.
+ */
 export function jsonError(status: number, error: string): Response {
-  return Response.json({ error }, { status });
+  const headers: Record<string, string> = status === 429 || status === 503
+    ? { "retry-after": String(RETRY_AFTER_SECONDS) }
+    : {};
+  return Response.json({ error }, { status, headers });
+}
+
+/**
+ * Refuses a link before any WebSocket exists: counted, logged, answered with
+ * a JSON `{error}`. Nothing of the peer is held once the response is sent.
+ */
+export function refuseLink(
+  ctx: RelayContext,
+  endpoint: "runner" | "client",
+  refusal: { status: number; reason: string; error: string; runnerId?: string; detail?: string },
+): Response {
+  ctx.metrics.authFailure(endpoint, refusal.reason);
+  ctx.log({
+    event: "auth_failed",
+    endpoint,
+    reason: refusal.reason,
+    ...(refusal.runnerId ? { runnerId: refusal.runnerId } : {}),
+    ...(refusal.detail ? { error: refusal.detail } : {}),
+  });
+  return jsonError(refusal.status, refusal.error);
 }
 
 /** Refuses what is not a WebSocket upgrade, or comes from a foreign origin. */
@@ -45,7 +74,7 @@ export function checkUpgrade(ctx: RelayContext, req: Request): Response | null {
 }
 
 /** Tracks `socket` until it closes, so shutdown can wait for it. */
-export function track(ctx: RelayContext, socket: WebSocket): void {
+function track(ctx: RelayContext, socket: WebSocket): void {
   ctx.sockets.add(socket);
   ctx.closed.set(
     socket,
@@ -59,16 +88,33 @@ export function track(ctx: RelayContext, socket: WebSocket): void {
   );
 }
 
-/** Upgrades `req`, or answers 400 when its WebSocket handshake headers are unusable. */
+/**
+ * Upgrades `req` for an authenticated peer and tracks the socket, or answers
+ * 400 when its WebSocket handshake headers are unusable. A socket that has
+ * not opened within `openTimeoutMs` (its peer vanished before the handshake
+ * finished, and Deno then fires no event at all) gets a synthetic `close`
+ * event, so its handlers release what they reserved.
+ */
 export function upgrade(
+  ctx: RelayContext,
   req: Request,
-  idleTimeout: number,
-): { socket: WebSocket; response: Response } | Response {
+): { socket: WebSocket; response: Response } | { refused: Response } {
+  // The peer left while its token was being checked: upgrading would leave a socket no event ever ends.
+  if (req.signal.aborted) return { refused: jsonError(400, "the connection closed before the upgrade") };
+  let upgraded;
   try {
-    const upgraded = Deno.upgradeWebSocket(req, { idleTimeout });
-    upgraded.socket.binaryType = "arraybuffer";
-    return upgraded;
+    upgraded = Deno.upgradeWebSocket(req, { idleTimeout: idleTimeoutSeconds(ctx.limits) });
   } catch {
-    return jsonError(400, "invalid WebSocket handshake");
+    return { refused: jsonError(400, "invalid WebSocket handshake") };
   }
+  const { socket } = upgraded;
+  socket.binaryType = "arraybuffer";
+  track(ctx, socket);
+  const staleTimer = setTimeout(() => {
+    if (socket.readyState !== WebSocket.CONNECTING) return;
+    socket.dispatchEvent(new CloseEvent("close", { code: 1006, reason: "handshake never completed" }));
+  }, ctx.limits.openTimeoutMs);
+  socket.addEventListener("open", () => clearTimeout(staleTimer), { once: true });
+  socket.addEventListener("close", () => clearTimeout(staleTimer), { once: true });
+  return upgraded;
 }

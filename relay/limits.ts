@@ -10,13 +10,13 @@ import { MAX_FRAME_BYTES } from "./protocol.ts";
 export interface RelayLimits {
   /** How long a client waits for a runner to come online (or back) before close 4404. */
   runnerWaitMs: number;
-  /** A runner link without a valid `auth` frame by then is closed 4408. */
-  authTimeoutMs: number;
+  /** An upgraded socket whose handshake has not completed by then is dropped (its peer vanished). */
+  openTimeoutMs: number;
   /** Presence refresh interval; also the WebSocket ping cadence upper bound. */
   pingIntervalMs: number;
   /** A peer that stops answering pings is closed within this time. */
   deadPeerMs: number;
-  /** Concurrent client connections per user; more are closed 4429. */
+  /** Concurrent client connections per user; more are refused with HTTP 429. */
   maxClientsPerUser: number;
   /** Bytes a client connection may have queued in the relay before it is closed 4413. */
   maxClientBufferedBytes: number;
@@ -39,7 +39,7 @@ export interface RelayLimits {
 /** Production limits. */
 export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
   runnerWaitMs: 60_000,
-  authTimeoutMs: 10_000,
+  openTimeoutMs: 10_000,
   pingIntervalMs: 25_000,
   deadPeerMs: 60_000,
   maxClientsPerUser: 32,

@@ -43,7 +43,7 @@ export class RelayMetrics {
   }
 
   /** Renders every metric, with the current `gauges`. */
-  render(gauges: { runners: number; clients: number; sessions: number }): string {
+  render(gauges: { runners: number; clients: number; sessions: number; sockets: number }): string {
     const lines: string[] = [];
     const gauge = (name: string, help: string, value: number) => {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${value}`);
@@ -55,6 +55,7 @@ export class RelayMetrics {
     gauge("relay_runners_connected", "Runners connected and authenticated.", gauges.runners);
     gauge("relay_clients_connected", "Clients connected and authenticated.", gauges.clients);
     gauge("relay_sessions_connected", "Sessions with at least one client connected.", gauges.sessions);
+    gauge("relay_websockets_open", "WebSockets open or opening (every one authenticated).", gauges.sockets);
     const directions = Object.keys(this.#bytes) as Direction[];
     counter(
       "relay_bytes_total",

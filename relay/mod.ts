@@ -86,7 +86,7 @@ export function createRelay(options: RelayOptions): Relay {
       const path = new URL(req.url).pathname;
       if (!RELAY_PATHS.includes(path)) return null;
       if (path === "/metrics") {
-        return new Response(metrics.render(broker.gauges()), {
+        return new Response(metrics.render({ ...broker.gauges(), sockets: ctx.sockets.size }), {
           headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
         });
       }

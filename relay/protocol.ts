@@ -233,20 +233,6 @@ export const RunnerToRelaySchema = v.variant("type", [
 /** Messages a runner sends the relay. */
 export type RunnerToRelay = v.InferOutput<typeof RunnerToRelaySchema>;
 
-/**
- * Runner → relay, first frame on `/runner` when the token was not sent in the
- * `Authorization` header or the `token` query. Must arrive within 10 s (else close 4408).
- */
-export const AuthSchema = v.object({
-  type: v.literal("auth"),
-  token: v.pipe(v.string(), v.minLength(1), v.maxLength(8192)),
-});
-/** Runner → relay authentication frame. */
-export type AuthMessage = v.InferOutput<typeof AuthSchema>;
-
-/** Parses a runner's `auth` frame. */
-export const decodeAuth = (frame: unknown): Decoded<AuthMessage> => decode(AuthSchema, frame);
-
 /** Version of this protocol, sent in {@linkcode WelcomeSchema}. */
 export const PROTOCOL_VERSION = 1;
 
@@ -326,14 +312,10 @@ export const CloseCode = {
   REVOKED: 4403,
   /** No runner came online (or came back) in time. */
   NO_RUNNER: 4404,
-  /** No authentication within 10 s of connecting. */
-  AUTH_TIMEOUT: 4408,
   /** Another connection for the same runner replaced this one. */
   REPLACED: 4409,
   /** The client fell too far behind; reconnect and resume from its offset. */
   SLOW_CONSUMER: 4413,
-  /** Too many concurrent client connections for this user. */
-  TOO_MANY: 4429,
 } as const;
 
 /* ------------------------------------------------------------------ */

@@ -1,4 +1,4 @@
-import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { deepEqual as assertEquals, ok as assert, rejects as assertRejects } from "node:assert/strict";
 import { SignJWT, UnsecuredJWT } from "jose";
 import { CloseCode, MetaLine } from "./protocol.ts";
 import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "./tokens.ts";
@@ -8,6 +8,7 @@ import {
   MemoryBackend,
   Peer,
   rawWebSocket,
+  refusedUpgrade,
   runnerToken,
   ScriptedClient,
   ScriptedRunner,
@@ -25,7 +26,7 @@ const OTHER_SECRET = new TextEncoder().encode("other-secret-".repeat(4));
 interface Harness {
   relay: TestRelay;
   backend: MemoryBackend;
-  runner(runnerId: string, userId: string, via?: "header" | "query" | "auth-frame"): Promise<ScriptedRunner>;
+  runner(runnerId: string, userId: string, via?: "header" | "query"): Promise<ScriptedRunner>;
   track<P extends Peer>(peer: P): P;
   metrics(): Promise<string>;
 }
@@ -74,10 +75,10 @@ async function connectClient(
   return h.track(new ScriptedClient(h.relay.url, token, options));
 }
 
-const FAST: Partial<RelayLimits> = { runnerWaitMs: 1500, authTimeoutMs: 1000 };
+const FAST: Partial<RelayLimits> = { runnerWaitMs: 1500 };
 
-relayTest("a runner authenticates by header, query or auth frame and gets welcome", async (h) => {
-  for (const via of ["header", "query", "auth-frame"] as const) {
+relayTest("a runner authenticates by header or query and gets welcome", async (h) => {
+  for (const via of ["header", "query"] as const) {
     const runnerId = uniqueId("runner");
     const runner = await h.runner(runnerId, "user-1", via);
     assertEquals((await runner.welcome()).runnerId, runnerId);
@@ -180,65 +181,70 @@ relayTest("a client waits for a runner, then attaches when one connects", async 
   assert(kinds.indexOf("attach") < kinds.indexOf("stdin"), kinds.join());
 });
 
-relayTest("runner endpoint refuses bad tokens with 4401 and revoked ones with 4403", async (h) => {
-  const now = Math.floor(Date.now() / 1000);
-  const sessionId = uniqueId("session");
-  const claims = { type: "runner", runnerId: "runner-bad001", userId: "user-1" };
-  const cases: [string, string, number][] = [
-    ["client token", await clientToken({ userId: "user-1", sessionId }), CloseCode.UNAUTHORIZED],
-    [
-      "expired",
-      await new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setIssuer(TOKEN_ISSUER)
-        .setAudience(TOKEN_AUDIENCE).setJti("pair-x").setIssuedAt(now - 7200).setExpirationTime(now - 3600)
-        .sign(TEST_SECRET),
-      CloseCode.UNAUTHORIZED,
-    ],
-    [
-      "bad signature",
-      (await runnerToken(h.backend, "runner-bad001", "user-1", { secret: OTHER_SECRET })).token,
-      CloseCode.UNAUTHORIZED,
-    ],
-    [
-      "alg none",
-      new UnsecuredJWT(claims).setIssuer(TOKEN_ISSUER).setAudience(TOKEN_AUDIENCE).setJti("pair-y")
-        .setIssuedAt(now).setExpirationTime(now + 3600).encode(),
-      CloseCode.UNAUTHORIZED,
-    ],
-    ["garbage", "not-a-jwt", CloseCode.UNAUTHORIZED],
-    ["revoked", (await runnerToken(undefined, "runner-bad001", "user-1")).token, CloseCode.REVOKED],
-  ];
-  for (const [name, token, code] of cases) {
-    const runner = h.track(new ScriptedRunner(h.relay.url, token));
-    const closed = await runner.closed;
-    assertEquals(closed.code, code, name);
-    assert(!runner.received.some((m) => m.type === "welcome"), name);
-  }
-  const mismatch = await runnerToken(undefined, "runner-bad001", "user-1");
-  h.backend.allow(mismatch.jti, { runnerId: "runner-bad001", userId: "user-2" });
-  assertEquals(
-    (await h.track(new ScriptedRunner(h.relay.url, mismatch.token)).closed).code,
-    CloseCode.REVOKED,
-  );
-  const metrics = await h.metrics();
-  assert(metrics.includes('relay_auth_failures_total{endpoint="runner",reason="wrong-type"} 1'), metrics);
-  assert(metrics.includes('relay_auth_failures_total{endpoint="runner",reason="expired"} 1'), metrics);
-  assert(metrics.includes('relay_auth_failures_total{endpoint="runner",reason="revoked"} 2'), metrics);
-  assert(!JSON.stringify(h.relay.logs).includes(cases[0][1]), "tokens never logged");
-});
+relayTest(
+  "runner endpoint refuses bad tokens with HTTP 401 and revoked ones with 403, before any upgrade",
+  async (h) => {
+    const now = Math.floor(Date.now() / 1000);
+    const sessionId = uniqueId("session");
+    const claims = { type: "runner", runnerId: "runner-bad001", userId: "user-1" };
+    const cases: [string, string, number, string][] = [
+      ["client token", await clientToken({ userId: "user-1", sessionId }), 401, "token wrong-type"],
+      [
+        "expired",
+        await new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).setIssuer(TOKEN_ISSUER)
+          .setAudience(TOKEN_AUDIENCE).setJti("pair-x").setIssuedAt(now - 7200).setExpirationTime(now - 3600)
+          .sign(TEST_SECRET),
+        401,
+        "token expired",
+      ],
+      [
+        "bad signature",
+        (await runnerToken(h.backend, "runner-bad001", "user-1", { secret: OTHER_SECRET })).token,
+        401,
+        "token invalid",
+      ],
+      [
+        "alg none",
+        new UnsecuredJWT(claims).setIssuer(TOKEN_ISSUER).setAudience(TOKEN_AUDIENCE).setJti("pair-y")
+          .setIssuedAt(now).setExpirationTime(now + 3600).encode(),
+        401,
+        "token invalid",
+      ],
+      ["garbage", "not-a-jwt", 401, "token invalid"],
+      [
+        "revoked",
+        (await runnerToken(undefined, "runner-bad001", "user-1")).token,
+        403,
+        "runner token revoked",
+      ],
+    ];
+    for (const [name, token, status, error] of cases) {
+      const refused = await refusedUpgrade(`${h.relay.url}/runner`, { authorization: `Bearer ${token}` });
+      assertEquals({ status: refused.status, error: refused.body.error }, { status, error }, name);
+    }
+    const mismatch = await runnerToken(undefined, "runner-bad001", "user-1");
+    h.backend.allow(mismatch.jti, { runnerId: "runner-bad001", userId: "user-2" });
+    assertEquals((await refusedUpgrade(`${h.relay.url}/runner?token=${mismatch.token}`)).status, 403);
+    const missing = await refusedUpgrade(`${h.relay.url}/runner`);
+    assertEquals(missing.status, 401);
+    assert(missing.body.error?.includes("Authorization: Bearer"), missing.body.error);
+    const browserLike = h.track(new ScriptedRunner(h.relay.url, "not-a-jwt"));
+    await assertRejects(browserLike.opened);
+    const metrics = await h.metrics();
+    assert(metrics.includes("relay_websockets_open 0"), metrics);
+    assert(metrics.includes('relay_auth_failures_total{endpoint="runner",reason="wrong-type"} 1'), metrics);
+    assert(metrics.includes('relay_auth_failures_total{endpoint="runner",reason="expired"} 1'), metrics);
+    assert(metrics.includes('relay_auth_failures_total{endpoint="runner",reason="revoked"} 2'), metrics);
+    assert(!JSON.stringify(h.relay.logs).includes(cases[0][1]), "tokens never logged");
+  },
+);
 
-relayTest("an unauthenticated runner link is closed 4408", async (h) => {
-  const idle = h.track(new ScriptedRunner(h.relay.url, "", "query"));
-  assertEquals(await idle.closed, { code: CloseCode.AUTH_TIMEOUT, reason: "authentication timeout" });
-  const wrongFirst = h.track(new ScriptedRunner(h.relay.url, "", "query"));
-  await wrongFirst.opened;
-  wrongFirst.send({ type: "stdout", sessionId: "session-0001", data: "x" });
-  assertEquals((await wrongFirst.closed).code, CloseCode.UNAUTHORIZED);
-}, { limits: FAST });
-
-relayTest("verify unavailable: the runner is refused (fail closed)", async (h) => {
+relayTest("verify unavailable: the runner is refused with 503 and Retry-After (fail closed)", async (h) => {
   h.backend.down = true;
-  const runner = await h.runner("runner-down01", "user-1");
-  assertEquals((await runner.closed).code, CloseCode.INTERNAL);
+  const { token } = await runnerToken(h.backend, "runner-down01", "user-1");
+  const refused = await refusedUpgrade(`${h.relay.url}/runner`, { authorization: `Bearer ${token}` });
+  assertEquals(refused.status, 503);
+  assertEquals(refused.headers["retry-after"], "5");
 });
 
 relayTest("client endpoint refuses wrong-type, expired, forged, alg:none and reused tokens", async (h) => {
@@ -265,13 +271,16 @@ relayTest("client endpoint refuses wrong-type, expired, forged, alg:none and reu
     ["missing", "", "token missing"],
   ];
   for (const [name, token, reason] of cases) {
-    const client = h.track(new ScriptedClient(h.relay.url, token));
-    assertEquals(await client.closed, { code: CloseCode.UNAUTHORIZED, reason }, name);
+    const refused = await refusedUpgrade(`${h.relay.url}/client?token=${token}`);
+    assertEquals({ status: refused.status, error: refused.body.error }, { status: 401, error: reason }, name);
   }
   const first = h.track(new ScriptedClient(h.relay.url, reused));
   await first.meta(MetaLine.relay("waiting"));
-  const second = h.track(new ScriptedClient(h.relay.url, reused));
-  assertEquals(await second.closed, { code: CloseCode.UNAUTHORIZED, reason: "token already used" });
+  const second = await refusedUpgrade(`${h.relay.url}/client?token=${reused}`);
+  assertEquals({ status: second.status, error: second.body.error }, {
+    status: 401,
+    error: "token already used",
+  });
   assert((await h.metrics()).includes('relay_auth_failures_total{endpoint="client",reason="reused"} 1'));
 });
 
@@ -299,7 +308,10 @@ relayTest("foreign and look-alike origins get HTTP 403 before the upgrade; bad q
   });
   assertEquals(res.status, 400);
   assertEquals((await res.json()).error, "offset must be a whole number");
-  const handshake = await fetch(`${h.relay.httpUrl}/runner`, { headers: { upgrade: "websocket" } });
+  const { token: runnerTokenValue } = await runnerToken(h.backend, "runner-hand01", "user-1");
+  const handshake = await fetch(`${h.relay.httpUrl}/runner`, {
+    headers: { upgrade: "websocket", authorization: `Bearer ${runnerTokenValue}` },
+  });
   assertEquals([handshake.status, await handshake.json()], [400, { error: "invalid WebSocket handshake" }]);
   const plain = await fetch(`${h.relay.httpUrl}/runner`);
   assertEquals(plain.status, 400);
@@ -358,18 +370,47 @@ relayTest("an oversized frame closes the link 1009", async (h) => {
   assertEquals((await runner.closed).code, CloseCode.TOO_BIG);
 });
 
-relayTest("the per-user client cap closes the extra connection 4429", async (h) => {
+relayTest("the per-user client cap refuses the extra upgrade with 429 and Retry-After", async (h) => {
   const clients = [];
   for (let i = 0; i < 3; i++) {
     const client = await connectClient(h, { userId: "user-1", sessionId: uniqueId("session") });
     await client.meta(MetaLine.relay("waiting"));
     clients.push(client);
   }
-  const extra = await connectClient(h, { userId: "user-1", sessionId: uniqueId("session") });
-  assertEquals((await extra.closed).code, CloseCode.TOO_MANY);
+  const extraToken = await clientToken({ userId: "user-1", sessionId: uniqueId("session") });
+  const extra = await refusedUpgrade(`${h.relay.url}/client?token=${extraToken}`);
+  assertEquals([extra.status, extra.headers["retry-after"], extra.body.error], [
+    429,
+    "5",
+    "too many connections for this user",
+  ]);
   const otherUser = await connectClient(h, { userId: "user-2", sessionId: uniqueId("session") });
   await otherUser.meta(MetaLine.relay("waiting"));
 }, { limits: { maxClientsPerUser: 3 } });
+
+relayTest("a peer gone before its upgrade completed is released after openTimeoutMs", async (h) => {
+  const { promise: gate, resolve: release } = Promise.withResolvers<void>();
+  h.backend.clientJtiGate = gate;
+  const token = await clientToken({ userId: "user-1", sessionId: uniqueId("session") });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: Number(new URL(h.relay.url).port) });
+  await conn.write(new TextEncoder().encode(
+    `GET /client?token=${token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+  ));
+  await waitFor(() => h.backend.usedClientJtis.size === 1, "the token check started");
+  const request = h.relay.requests.at(-1)!;
+  const aborted = new Promise((resolve) => request.signal.addEventListener("abort", resolve, { once: true }));
+  conn.close();
+  await aborted;
+  h.backend.clientJtiGate = undefined;
+  release();
+  await waitFor(
+    async () => (await h.metrics()).includes("relay_websockets_open 0"),
+    "the stale socket released",
+  );
+  const next = await connectClient(h, { userId: "user-1", sessionId: uniqueId("session") });
+  await next.meta(MetaLine.relay("waiting"));
+}, { limits: { maxClientsPerUser: 1, openTimeoutMs: 300 } });
 
 relayTest("resume by offset: a client that reattaches gets only what follows", async (h) => {
   const runner = await h.runner("runner-resum1", "user-1");

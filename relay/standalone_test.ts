@@ -4,7 +4,14 @@ import { apiJson, createSession, pairRunner, revokeRunner, signup } from "../api
 import { RelayConfigError } from "./config.ts";
 import { type StandaloneOptions, startStandaloneRelay } from "./main.ts";
 import { CloseCode, MetaLine } from "./protocol.ts";
-import { type Peer, ScriptedClient, ScriptedRunner, standaloneRelayEnv, waitFor } from "./testing.ts";
+import {
+  type Peer,
+  refusedUpgrade,
+  ScriptedClient,
+  ScriptedRunner,
+  standaloneRelayEnv,
+  waitFor,
+} from "./testing.ts";
 
 async function withApps(
   options: StandaloneOptions,
@@ -62,8 +69,8 @@ Deno.test("standalone: verify up — runner and client exchange messages, presen
     await waitFor(() => runner.stdin(session.sessionId) === "pwd\r", "stdin");
     runner.write(session.sessionId, "/home/test\r\n");
     await client.waitOutput("/home/test\r\n");
-    const reused = track(new ScriptedClient(relay.relayUrl, session.token));
-    assertEquals((await reused.closed).code, CloseCode.UNAUTHORIZED);
+    const reused = await refusedUpgrade(`${relay.relayUrl}/client?token=${session.token}`);
+    assertEquals([reused.status, reused.body.error], [401, "token already used"]);
     const foreign = track(new ScriptedClient(relay.relayUrl, session.token, { origin: "https://evil.test" }));
     await foreign.closed;
     assert(foreign.error?.includes("403"), foreign.error);
@@ -83,19 +90,25 @@ Deno.test("standalone: a revoked runner is refused and a connected one is droppe
     assertEquals((await runner.closed).code, CloseCode.REVOKED);
     await client.meta(MetaLine.relay("revoked"));
     assertEquals((await client.closed).code, CloseCode.REVOKED);
-    const again = track(new ScriptedRunner(relay.relayUrl, paired.runnerToken));
-    assertEquals((await again.closed).code, CloseCode.REVOKED);
+    const again = await refusedUpgrade(`${relay.relayUrl}/runner`, {
+      authorization: `Bearer ${paired.runnerToken}`,
+    });
+    assertEquals([again.status, again.body.error], [403, "runner token revoked"]);
   });
 });
 
 Deno.test("standalone: verify down — the runner is refused (fail closed)", async () => {
-  await withApps({}, async (app, relay, track) => {
+  await withApps({}, async (app, relay) => {
     const user = await signup(app.url);
     const paired = await pairRunner(app.url, user.cookie);
     await app.close();
-    const runner = track(new ScriptedRunner(relay.relayUrl, paired.runnerToken));
-    assertEquals((await runner.closed).code, CloseCode.INTERNAL);
-    assert(!runner.received.some((m) => m.type === "welcome"));
+    const refused = await refusedUpgrade(`${relay.relayUrl}/runner`, {
+      authorization: `Bearer ${paired.runnerToken}`,
+    });
+    assertEquals([refused.status, refused.body.error], [
+      503,
+      "could not verify the runner token, retry later",
+    ]);
   });
 });
 

@@ -86,10 +86,14 @@ export class MemoryBackend implements RelayBackend {
     return Promise.resolve(this.runners.get(jti) ?? null);
   }
 
-  consumeClientJti(jti: string): Promise<boolean> {
-    if (this.usedClientJtis.has(jti)) return Promise.resolve(false);
+  /** While set, client jti checks record the jti and then wait for it (the store is slow). */
+  clientJtiGate: Promise<void> | undefined;
+
+  async consumeClientJti(jti: string): Promise<boolean> {
+    if (this.usedClientJtis.has(jti)) return false;
     this.usedClientJtis.add(jti);
-    return Promise.resolve(true);
+    await this.clientJtiGate;
+    return true;
   }
 
   /** Number of presence reports received. */
@@ -116,6 +120,8 @@ export interface TestRelay {
   relay: Relay;
   backend: MemoryBackend;
   logs: Record<string, unknown>[];
+  /** Every request the server received, in order. */
+  requests: Request[];
   close(): Promise<void>;
 }
 
@@ -133,9 +139,13 @@ export function startTestRelay(
     now: options.now,
     log: (record) => logs.push(record),
   });
+  const requests: Request[] = [];
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
-    (req, info) => relay.handle(req, info) ?? new Response("not found", { status: 404 }),
+    (req, info) => {
+      requests.push(req);
+      return relay.handle(req, info) ?? new Response("not found", { status: 404 });
+    },
   );
   const httpUrl = `http://127.0.0.1:${server.addr.port}`;
   return {
@@ -144,6 +154,7 @@ export function startTestRelay(
     relay,
     backend,
     logs,
+    requests,
     async close() {
       await relay.shutdown();
       await server.shutdown();
@@ -271,12 +282,11 @@ export class ScriptedRunner extends Peer {
   /** Set to false to answer nothing on attach (tests drive it by hand). */
   autoAttach = true;
 
-  constructor(relayUrl: string, token: string, via: "header" | "query" | "auth-frame" = "header") {
+  constructor(relayUrl: string, token: string, via: "header" | "query" = "header") {
     super(
       via === "query" ? `${relayUrl}/runner?token=${encodeURIComponent(token)}` : `${relayUrl}/runner`,
       via === "header" ? { authorization: `Bearer ${token}` } : undefined,
     );
-    if (via === "auth-frame") this.opened.then(() => this.send({ type: "auth", token }), () => {});
     this.socket.addEventListener("message", (event) => {
       if (typeof event.data !== "string") return;
       const message = JSON.parse(event.data);
@@ -351,11 +361,11 @@ export class ScriptedClient extends Peer {
   }
 }
 
-/**
- * Opens a WebSocket by hand over TCP and then never reads or answers pings:
- * a peer that is slow or dead. Resolves once the upgrade succeeded.
- */
-export async function rawWebSocket(url: string): Promise<Deno.TcpConn> {
+/** Sends a WebSocket upgrade request by hand; resolves the connection and the answer's head. */
+async function sendUpgrade(
+  url: string,
+  headers: Record<string, string>,
+): Promise<{ conn: Deno.TcpConn; head: string; rest: Uint8Array }> {
   const target = new URL(url);
   const conn = await Deno.connect({ hostname: target.hostname, port: Number(target.port) });
   const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
@@ -366,22 +376,77 @@ export async function rawWebSocket(url: string): Promise<Deno.TcpConn> {
     "Connection: Upgrade",
     `Sec-WebSocket-Key: ${key}`,
     "Sec-WebSocket-Version: 13",
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
     "",
     "",
   ].join("\r\n");
   await conn.write(new TextEncoder().encode(request));
-  const buffer = new Uint8Array(1024);
-  let head = "";
-  while (!head.includes("\r\n\r\n")) {
+  const buffer = new Uint8Array(64 * 1024);
+  let received = new Uint8Array(0);
+  while (true) {
+    const end = new TextDecoder().decode(received).indexOf("\r\n\r\n");
+    if (end >= 0) {
+      return {
+        conn,
+        head: new TextDecoder().decode(received.subarray(0, end)),
+        rest: received.subarray(end + 4),
+      };
+    }
     const n = await conn.read(buffer);
     if (n === null) throw new Error("connection closed during the upgrade");
-    head += new TextDecoder().decode(buffer.subarray(0, n));
+    received = new Uint8Array([...received, ...buffer.subarray(0, n)]);
   }
+}
+
+/**
+ * Opens a WebSocket by hand over TCP and then never reads or answers pings:
+ * a peer that is slow or dead. Resolves once the upgrade succeeded.
+ */
+export async function rawWebSocket(url: string, headers: Record<string, string> = {}): Promise<Deno.TcpConn> {
+  const { conn, head } = await sendUpgrade(url, headers);
   if (!head.startsWith("HTTP/1.1 101")) {
     conn.close();
     throw new Error(`upgrade refused: ${head.split("\r\n")[0]}`);
   }
   return conn;
+}
+
+/** The HTTP answer to an upgrade request the server refused. */
+export interface RefusedUpgrade {
+  status: number;
+  /** Header names in lower case. */
+  headers: Record<string, string>;
+  /** The parsed JSON body. */
+  body: { error?: string };
+}
+
+/** Sends an upgrade request and resolves the server's refusal; throws if it upgraded instead. */
+export async function refusedUpgrade(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<RefusedUpgrade> {
+  const { conn, head, rest } = await sendUpgrade(url, headers);
+  try {
+    const [statusLine, ...lines] = head.split("\r\n");
+    const status = Number(statusLine.split(" ")[1]);
+    if (status === 101) throw new Error(`${url} was upgraded`);
+    const fields: Record<string, string> = {};
+    for (const line of lines) {
+      const colon = line.indexOf(":");
+      fields[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    }
+    const length = Number(fields["content-length"] ?? 0);
+    let body = rest;
+    const buffer = new Uint8Array(64 * 1024);
+    while (body.length < length) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      body = new Uint8Array([...body, ...buffer.subarray(0, n)]);
+    }
+    return { status, headers: fields, body: JSON.parse(new TextDecoder().decode(body.subarray(0, length))) };
+  } finally {
+    conn.close();
+  }
 }
 
 /** Reads `conn` until the peer closes it; resolves with the bytes read. */
@@ -397,4 +462,125 @@ export async function drainUntilClosed(conn: Deno.Conn): Promise<number> {
   } catch {
     return total;
   }
+}
+
+/** The variables Deno itself needs to find its caches. */
+function inheritedEnv(): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const name of ["HOME", "DENO_DIR", "XDG_CACHE_HOME", "PATH"]) {
+    const value = Deno.env.get(name);
+    if (value !== undefined) kept[name] = value;
+  }
+  return kept;
+}
+
+/** A `deno task` running as its own process. */
+export interface SpawnedTask {
+  child: Deno.ChildProcess;
+  /** Everything it printed so far (stdout and stderr interleaved). */
+  output(): string;
+  /** Waits for a printed line matching `match` and returns it. */
+  line(match: (line: string) => boolean, what: string): Promise<string>;
+  /** The process's resident set size in bytes (Linux `/proc`). */
+  rss(): Promise<number>;
+  /** Its soft and hard `RLIMIT_NOFILE` (Linux `/proc`). */
+  nofile(): Promise<{ soft: number; hard: number }>;
+  /** Its open file descriptors (Linux `/proc`). */
+  openFiles(): Promise<number>;
+  /** SIGKILLs it if still running and waits for the exit. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Spawns `deno task <name>` exactly as deno.json defines it (flags included),
+ * in a clean environment plus `env`. `nofile` runs it under `ulimit -S -n`
+ * (and `-H -n` when `hard` is given), as a small machine or container would.
+ */
+export async function spawnTask(
+  name: "start" | "relay",
+  env: Record<string, string>,
+  options: { nofile?: { soft: number; hard?: number } } = {},
+): Promise<SpawnedTask> {
+  const root = new URL("../", import.meta.url);
+  const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", root))).tasks as Record<
+    string,
+    string
+  >;
+  const [command, ...args] = tasks[name].split(/\s+/);
+  if (command !== "deno") throw new Error(`task ${name} does not start with deno`);
+  const limits = options.nofile
+    ? [
+      `ulimit -S -n ${options.nofile.soft}`,
+      ...(options.nofile.hard === undefined ? [] : [`ulimit -H -n ${options.nofile.hard}`]),
+    ]
+    : [];
+  const child = new Deno.Command("/bin/sh", {
+    args: ["-c", [...limits, 'exec "$@"'].join(" && "), "sh", Deno.execPath(), ...args],
+    cwd: root.pathname,
+    env: { ...inheritedEnv(), NO_COLOR: "1", ...env },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const waiters = new Set<() => void>();
+  const collect = async (stream: ReadableStream<Uint8Array<ArrayBuffer>>) => {
+    for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      for (const wake of waiters) wake();
+    }
+  };
+  const collected = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  let exited = false;
+  const status = child.status.then((value) => {
+    exited = true;
+    for (const wake of waiters) wake();
+    return value;
+  });
+  const proc = (file: string) => Deno.readTextFile(`/proc/${child.pid}/${file}`);
+  return {
+    child,
+    output: () => text,
+    async line(match, what) {
+      while (true) {
+        const found = text.split("\n").find(match);
+        if (found) return found;
+        if (exited) throw new Error(`task ${name} exited before ${what}; output:\n${text}`);
+        await new Promise<void>((resolve) => {
+          const wake = () => {
+            waiters.delete(wake);
+            resolve();
+          };
+          waiters.add(wake);
+        });
+      }
+    },
+    async rss() {
+      const match = /^VmRSS:\s+(\d+) kB$/m.exec(await proc("status"));
+      if (!match) throw new Error("no VmRSS");
+      return Number(match[1]) * 1024;
+    },
+    async nofile() {
+      const match = /^Max open files\s+(\d+)\s+(\d+)/m.exec(await proc("limits"));
+      if (!match) throw new Error("no Max open files");
+      return { soft: Number(match[1]), hard: Number(match[2]) };
+    },
+    async openFiles() {
+      let count = 0;
+      for await (const _ of Deno.readDir(`/proc/${child.pid}/fd`)) count++;
+      return count;
+    },
+    async kill() {
+      if (!exited) {
+        try {
+          child.kill("SIGKILL");
+        } catch {
+          // Exited meanwhile.
+        }
+      }
+      await status;
+      await collected;
+    },
+  };
 }

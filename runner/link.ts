@@ -1,8 +1,9 @@
 /**
  * The relay link: one WebSocket to `{relayUrl}/runner`, the runner token in
  * the `Authorization` header, reconnected forever with exponential backoff and
- * full jitter until the relay says the token is no good (4401/4403) or
- * another runner with the same credentials took over (4409). Taking the link
+ * full jitter until the relay says the token is no good (it refuses the
+ * upgrade with HTTP 401 or 403; 4401/4403 on a link already open) or another
+ * runner with the same credentials took over (4409). Taking the link
  * back would make two copies fight and every terminal flap, so the runner
  * that was replaced stops and says why. (`coda-runner status` probes with
  * `?probe=1`, which never replaces anything.)
@@ -21,6 +22,7 @@ import {
   type RelayToRunner,
   type RunnerToRelay,
 } from "../relay/protocol.ts";
+import type { IncomingMessage } from "node:http";
 import { WebSocket as NodeWebSocket } from "ws";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
 import type { SessionSink } from "./session.ts";
@@ -182,6 +184,11 @@ export class RelayLink implements SessionSink {
         headers: { authorization: `Bearer ${this.#options.runnerToken}` },
       });
       this.#socket = socket;
+      let refusedStatus: number | undefined;
+      onRefusedUpgrade(socket, (status) => {
+        refusedStatus = status;
+        log.warn("the relay refused the connection", { status });
+      });
       const connectTimer = setTimeout(() => {
         log.warn("the relay did not answer in time");
         finish();
@@ -250,7 +257,7 @@ export class RelayLink implements SessionSink {
         // A close event always follows; it decides what happens next.
       };
       socket.onclose = (event) => {
-        const reason = closeReason(event.code);
+        const reason = refusedStatus === undefined ? closeReason(event.code) : refusalReason(refusedStatus);
         if (reason) {
           // The caller tells the person what to do (STOP_MESSAGES); the log keeps the code.
           log.debug("the relay ended the link for good", { code: event.code, reason });
@@ -265,6 +272,28 @@ export class RelayLink implements SessionSink {
       };
     });
   }
+}
+
+/**
+ * Calls `onStatus` with the HTTP status of a refused upgrade and abandons the
+ * handshake (`ws` then emits `error` and `close`, as for any failed attempt).
+ */
+function onRefusedUpgrade(socket: WebSocket, onStatus: (status: number) => void): void {
+  const events = socket as unknown as {
+    on(event: "unexpected-response", listener: (request: unknown, response: IncomingMessage) => void): void;
+  };
+  events.on("unexpected-response", (_request, response) => {
+    onStatus(response.statusCode ?? 0);
+    response.resume();
+    socket.close();
+  });
+}
+
+/** What a refused upgrade means for good; 429, 503 and the like are retried. */
+function refusalReason(status: number): Exclude<LinkStopReason, "stopped"> | undefined {
+  if (status === 401) return "unauthorized";
+  if (status === 403) return "revoked";
+  return undefined;
 }
 
 function closeReason(code: number): Exclude<LinkStopReason, "stopped"> | undefined {
@@ -296,6 +325,8 @@ export function probeRelay(relayUrl: string, runnerToken: string, timeoutMs = 50
       }
       resolve(result);
     }, timeoutMs);
+    let refusedStatus: number | undefined;
+    onRefusedUpgrade(socket, (status) => refusedStatus = status);
     socket.onmessage = (event) => {
       const decoded = decodeRelayToRunner(event.data);
       if (decoded.ok && decoded.value.type === "welcome") {
@@ -306,7 +337,7 @@ export function probeRelay(relayUrl: string, runnerToken: string, timeoutMs = 50
     socket.onerror = () => {};
     socket.onclose = (event) => {
       clearTimeout(timer);
-      const reason = closeReason(event.code);
+      const reason = refusedStatus === undefined ? closeReason(event.code) : refusalReason(refusedStatus);
       resolve(reason === "unauthorized" || reason === "revoked" ? reason : result);
     };
   });

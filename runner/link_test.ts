@@ -83,6 +83,30 @@ Deno.test("link: close 4401 stops for good", async () => {
   }
 });
 
+Deno.test("link: an upgrade refused 401 or 403 stops for good; 503 is retried", async () => {
+  const answers = [503, 503, 401, 403];
+  let requests = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    const status = answers[requests++];
+    return Response.json({ error: "refused" }, { status, headers: { "retry-after": "5" } });
+  });
+  const open = (runnerToken: string) =>
+    new RelayLink({
+      relayUrl: `ws://127.0.0.1:${server.addr.port}`,
+      runnerToken,
+      log: silentLogger,
+      backoff: { initialMs: 5, maxMs: 10 },
+      handler: { onMessage() {}, onUp() {}, onDown() {} },
+    });
+  try {
+    assertEquals(await open("x").run(), "unauthorized");
+    assertEquals(requests, 3);
+    assertEquals(await open("x").run(), "revoked");
+  } finally {
+    await server.shutdown();
+  }
+});
+
 Deno.test("link: stopping while the connection is still opening ends cleanly", async () => {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const accepted: Deno.Conn[] = [];

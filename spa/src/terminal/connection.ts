@@ -129,6 +129,10 @@ const STATE_TEXT = {
   closed: "Closed.",
 } as const satisfies Record<ConnectionStatus, string>;
 
+/** Shown while retrying after the relay refused the upgrade twice (the browser cannot see why). */
+const REFUSED_TEXT =
+  "The relay refused the connection or cannot be reached (too many open terminals, or it is restarting); retrying…";
+
 /** A terminal session's link; call {@linkcode TerminalConnection.start} to connect. */
 export class TerminalConnection {
   #options: ConnectionOptions;
@@ -298,11 +302,31 @@ export class TerminalConnection {
     socket.onmessage = (event) => {
       if (this.#socket === socket) this.#onFrame(event.data);
     };
+    let opened = false;
+    socket.onopen = () => opened = true;
     socket.onclose = (event) => {
       if (this.#socket !== socket) return;
       this.#socket = null;
-      this.#onClose(event.code, event.reason);
+      if (opened) this.#onClose(event.code, event.reason);
+      else this.#onRefused();
     };
+  }
+
+  /**
+   * The upgrade failed. The relay refuses before the upgrade (401 bad or used
+   * token, 403 runner revoked, 429 too many terminals, 503 restarting) and a
+   * browser cannot read which, nor tell it from an unreachable relay: a fresh
+   * token (whose request reports a signed-out user or a revoked runner) is
+   * tried at once, then retries back off.
+   */
+  #onRefused(): void {
+    if (this.#disposed || STOPPED.has(this.#state.status)) return;
+    if (!this.#authRetried) {
+      this.#authRetried = true;
+      void this.#connect();
+      return;
+    }
+    this.#scheduleReconnect(REFUSED_TEXT);
   }
 
   #onFrame(frame: unknown): void {
@@ -437,13 +461,7 @@ export class TerminalConnection {
         return;
       case CloseCode.POLICY:
       case CloseCode.TOO_BIG:
-      case CloseCode.AUTH_TIMEOUT:
         this.#setState("failed", { detail: `The relay closed the connection: ${reason || code}.` });
-        return;
-      case CloseCode.TOO_MANY:
-        this.#setState("failed", {
-          detail: "Too many open terminals for your account. Close some tabs, then retry.",
-        });
         return;
       default:
         this.#scheduleReconnect(

@@ -20,7 +20,12 @@ interface Peer {
 function startFakeRelay() {
   const peers: Peer[] = [];
   const waiters: (() => void)[] = [];
+  /** Tokens whose upgrade is refused with 429, as the relay refuses a user over the cap. */
+  const refuse = new Set<string>();
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    if (refuse.has(new URL(req.url).searchParams.get("token") ?? "")) {
+      return Response.json({ error: "too many connections for this user" }, { status: 429 });
+    }
     const { socket, response } = Deno.upgradeWebSocket(req);
     const peer: Peer = {
       socket,
@@ -39,6 +44,7 @@ function startFakeRelay() {
   return {
     url,
     peers,
+    refuse,
     /** Waits for the `n`th (1-based) connection. */
     async peer(n: number): Promise<Peer> {
       await waitFor(() => peers.length >= n, `connection #${n}`);
@@ -249,6 +255,20 @@ Deno.test("4401 retries once with a fresh token, then explains", async () => {
   await new Promise((resolve) => setTimeout(resolve, 150));
   assertEquals(t.relay.peers.length, 2, "no third attempt");
   assert(t.states.at(-1)!.detail.includes("token expired"));
+});
+
+Deno.test("a refused upgrade retries at once with a fresh token, then backs off and says so", async () => {
+  await using t = setup();
+  t.relay.refuse.add("tok-1");
+  t.relay.refuse.add("tok-2");
+  t.connection.start();
+  await t.waitStatus("reconnecting");
+  assert(t.states.at(-1)?.detail?.includes("refused the connection"), t.states.at(-1)?.detail);
+  assertEquals(t.states.filter((state) => state.status === "reconnecting").length, 1);
+  const peer = await t.relay.peer(1);
+  assertEquals(peer.params.get("token"), "tok-3");
+  meta(peer, MetaLine.session(SESSION));
+  await t.waitStatus("online");
 });
 
 Deno.test("4403 means revoked and 4404 means no runner; neither retries by itself, retry() does", async () => {
