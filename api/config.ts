@@ -9,6 +9,7 @@
  */
 import { join, resolve } from "node:path";
 import { DEFAULT_RUNNER_TOKEN_TTL_SECONDS } from "../relay/tokens.ts";
+import { type EdgeConfig, parseEdgeConfig } from "../relay/config.ts";
 
 /** A configuration problem, worded for the person starting the app. */
 export class ConfigError extends Error {
@@ -52,12 +53,8 @@ export interface AppConfig {
   signup: "open" | "closed";
   /** Runner token lifetime in seconds (`DEVMODE_RUNNER_TOKEN_TTL`). */
   runnerTokenTtlSeconds: number;
-  /**
-   * Header a trusted reverse proxy puts the client's address in
-   * (`DEVMODE_CLIENT_IP_HEADER`, lower case), or `null` to use the connection's
-   * address. Only set it behind a proxy that overwrites the header.
-   */
-  clientIpHeader: string | null;
+  /** Connection caps and where client addresses come from (`DEVMODE_CLIENT_IP_HEADER`, …). */
+  edge: EdgeConfig;
 }
 
 /** Where variables come from; `Deno.env` in production, a plain object in tests. */
@@ -205,10 +202,7 @@ export function loadAppConfig(env: Env = readEnv(), boundPort?: number): AppConf
     }
     runnerTokenTtlSeconds = Number(ttlRaw);
   }
-  const clientIpHeader = env.DEVMODE_CLIENT_IP_HEADER?.trim().toLowerCase() || null;
-  if (clientIpHeader !== null && !/^[a-z0-9-]+$/.test(clientIpHeader)) {
-    throw new ConfigError(`DEVMODE_CLIENT_IP_HEADER must be a header name, got "${clientIpHeader}"`);
-  }
+  const edge = parseEdgeConfig(env, (message) => new ConfigError(message));
   const notices: string[] = [];
   const relayEnabled = parseRelayEnabled(env, notices);
   return {
@@ -225,6 +219,6 @@ export function loadAppConfig(env: Env = readEnv(), boundPort?: number): AppConf
     notices,
     signup,
     runnerTokenTtlSeconds,
-    clientIpHeader,
+    edge,
   };
 }

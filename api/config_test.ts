@@ -22,7 +22,7 @@ Deno.test("defaults: localhost:8080, KV in the data dir, relay on the same port,
     assertEquals(config.relayEnabled, true);
     assertEquals(config.signup, "open");
     assertEquals(config.runnerTokenTtlSeconds, 30 * 24 * 3600);
-    assertEquals(config.clientIpHeader, null);
+    assertEquals(config.edge.clientIpHeader, null);
     assertEquals(config.allowedOrigins, [
       "http://localhost:8080",
       "http://127.0.0.1:8080",
@@ -125,7 +125,7 @@ Deno.test("a public https origin has no aliases; trailing slashes are dropped", 
     assertEquals(config.relayUrl, "wss://relay.example.com");
     assertEquals(config.allowedOrigins, ["https://coda.example.com"]);
     assertEquals(config.relayEnabled, false);
-    assertEquals(config.clientIpHeader, "fly-client-ip");
+    assertEquals(config.edge.clientIpHeader, "fly-client-ip");
     assertEquals(sameSiteOrigins("http://127.0.0.1:9000"), [
       "http://127.0.0.1:9000",
       "http://localhost:9000",

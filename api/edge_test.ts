@@ -32,24 +32,39 @@ async function startApp(nofile: { soft: number; hard?: number }): Promise<{
   };
 }
 
-/** A signed-in user's terminal works end to end through the process. */
-async function terminalWorks(url: string): Promise<void> {
+/** A signed-in user's terminal through the process: a scripted runner and a client. */
+async function openTerminal(url: string) {
   const relayUrl = url.replace(/^http/, "ws");
   const user = await signup(url);
   const paired = await pairRunner(url, user.cookie);
   const runner = new ScriptedRunner(relayUrl, paired.runnerToken);
   const session = await createSession(url, user.cookie, { ideaId: "idea-edge" });
   const client = new ScriptedClient(relayUrl, session.token);
+  await runner.welcome();
+  await client.meta(MetaLine.session(session.sessionId));
+  return {
+    /** Types `word` and echoes it back through the runner. */
+    async roundTrip(word: string) {
+      const typed = runner.stdin(session.sessionId) + `echo ${word}\r`;
+      client.send({ type: "stdin", sessionId: session.sessionId, data: `echo ${word}\r` });
+      await waitFor(() => runner.stdin(session.sessionId) === typed, "stdin at the runner");
+      runner.write(session.sessionId, `${word}\r\n`);
+      await client.waitOutput(`${word}\r\n`);
+    },
+    async close() {
+      await client.close();
+      await runner.close();
+    },
+  };
+}
+
+/** A signed-in user's terminal works end to end through the process. */
+async function terminalWorks(url: string): Promise<void> {
+  const terminal = await openTerminal(url);
   try {
-    await runner.welcome();
-    await client.meta(MetaLine.session(session.sessionId));
-    client.send({ type: "stdin", sessionId: session.sessionId, data: "echo ok\r" });
-    await waitFor(() => runner.stdin(session.sessionId) === "echo ok\r", "stdin at the runner");
-    runner.write(session.sessionId, "ok\r\n");
-    await client.waitOutput("ok\r\n");
+    await terminal.roundTrip("ok");
   } finally {
-    await client.close();
-    await runner.close();
+    await terminal.close();
   }
 }
 
@@ -128,4 +143,45 @@ Deno.test("deno task start: unauthenticated 60 MiB frames and endless fragments 
   assert(peak - before < 40 * MiB, `RSS grew by ${((peak - before) / MiB).toFixed(0)} MiB`);
   assertEquals((await fetch(`${app.url}/healthz`)).status, 200);
   await terminalWorks(app.url);
+});
+
+Deno.test("deno task start: 600 half-sent requests under ulimit -n 256 do not kill it; it serves again once they go", async () => {
+  await using app = await startApp({ soft: 200, hard: 256 });
+  const limits = await app.task.nofile();
+  assertEquals(limits, { soft: 256, hard: 256 });
+  await app.task.line((l) => l.includes("open-file limit 256, hard 256"), "the open-file limit logged");
+  const terminal = await openTerminal(app.url);
+  const target = new URL(app.url);
+  const attackers: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < 600; i++) {
+      // Once the accept queue is full a connect hangs in SYN retries: give each a moment only.
+      const conn = await Deno.connect({
+        hostname: target.hostname,
+        port: Number(target.port),
+        signal: AbortSignal.timeout(200),
+      }).catch(() => null);
+      if (!conn) continue;
+      attackers.push(conn);
+      await conn.write(new TextEncoder().encode("GET /healthz HTTP/1.1\r\nHost: x\r\nX-a: ")).catch(() => 0);
+    }
+    await app.task.line((l) => l.includes('"descriptorsExhausted":true'), "the listener dying of EMFILE");
+    console.log(
+      `held ${attackers.length} half-sent requests; the app has ${await app.task.openFiles()} descriptors`,
+    );
+    await terminal.roundTrip("during");
+  } finally {
+    for (const conn of attackers) conn.close();
+  }
+  await waitFor(async () => {
+    try {
+      return (await fetch(`${app.url}/healthz`)).status === 200;
+    } catch {
+      return false;
+    }
+  }, "/healthz answering again");
+  await terminal.roundTrip("after");
+  await terminal.close();
+  await terminalWorks(app.url);
+  assert(app.task.output().includes('"event":"listener_restarted"'), app.task.output());
 });

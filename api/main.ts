@@ -6,13 +6,21 @@
  */
 import { ConfigError } from "./config.ts";
 import { startApp } from "./server.ts";
+import { surviveDescriptorExhaustion } from "../relay/listener.ts";
+import { stderrLog } from "../relay/log.ts";
 
 if (import.meta.main) {
+  surviveDescriptorExhaustion(stderrLog);
   try {
     const app = await startApp({
       onListen: ({ url, config }) => {
         console.log(`Coda Dev Mode is running at ${config.publicUrl} (listening on ${url})`);
         console.log(`Relay: ${config.relayUrl}  Data: ${config.dataDir}`);
+        const { fdLimit, maxConnections, maxConnectionsPerIp } = config.edge;
+        console.log(
+          `Connections: at most ${maxConnections}, ${maxConnectionsPerIp} per address` +
+            ` (open-file limit ${fdLimit ? `${fdLimit.soft}, hard ${fdLimit.hard}` : "unknown"})`,
+        );
         for (const notice of config.notices) console.warn(`Configuration: ${notice}`);
       },
     });

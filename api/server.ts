@@ -9,6 +9,9 @@ import { createApi } from "./app.ts";
 import { type AppConfig, type Env, loadAppConfig } from "./config.ts";
 import { createKvRelayBackend } from "./relay_backend.ts";
 import { createRelay, type Relay, type RelayLimits, type RelayLog } from "../relay/mod.ts";
+import { clientIp, ConnectionCaps, refusalResponse } from "../relay/edge.ts";
+import { serveResilient } from "../relay/listener.ts";
+import { stderrLog } from "../relay/log.ts";
 import { createSpaHandler, ensureSpaBuilt } from "../spa/serve.ts";
 
 /** Header carrying the peer's address to the API; always overwritten, never taken from the request. */
@@ -16,17 +19,6 @@ export const CLIENT_IP_HEADER = "x-coda-client-ip";
 
 /** Where the built SPA lives. */
 export const SPA_DIST_DIR = join(import.meta.dirname ?? ".", "..", "spa", "dist");
-
-/**
- * The client's address: the connection's, or behind a trusted proxy the value
- * of its header (for `X-Forwarded-For`, the last entry: the one the proxy added).
- */
-export function clientIp(req: Request, info: Deno.ServeHandlerInfo, proxyHeader: string | null): string {
-  const connection = (info.remoteAddr as Deno.NetAddr).hostname;
-  if (proxyHeader === null) return connection;
-  const value = req.headers.get(proxyHeader)?.split(",").at(-1)?.trim();
-  return value || connection;
-}
 
 /** Options of {@linkcode startApp}. */
 export interface StartAppOptions {
@@ -64,21 +56,25 @@ export async function startApp(options: StartAppOptions = {}): Promise<StartedAp
   const requested = loadAppConfig(env);
   if (options.buildSpa ?? true) await ensureSpaBuilt(SPA_DIST_DIR);
 
-  let handler: Deno.ServeHandler = () => new Response("starting", { status: 503 });
-  const server = Deno.serve(
-    { hostname: requested.host, port: requested.port, onListen() {} },
+  let handler: Deno.ServeHandler<Deno.NetAddr> = () => new Response("starting", { status: 503 });
+  const log = options.relayLog ?? stderrLog;
+  const server = serveResilient(
+    { hostname: requested.host, port: requested.port, log },
     (req, info) => handler(req, info),
   );
   const config = loadAppConfig(env, server.addr.port);
   const kv = await Deno.openKv(config.kvUrl);
   const api = createApi({ config, kv, now });
+  const caps = new ConnectionCaps(config.edge);
   const relay = createRelay({
     jwtSecret: config.jwtSecret,
     backend: createKvRelayBackend(kv, now),
     allowedOrigins: config.allowedOrigins,
     now,
     limits: options.relayLimits,
-    log: options.relayLog,
+    log,
+    caps,
+    clientIp: (req, info) => clientIp(req, info, config.edge.clientIpHeader),
   });
   const spa = createSpaHandler({
     distDir: SPA_DIST_DIR,
@@ -86,17 +82,24 @@ export async function startApp(options: StartAppOptions = {}): Promise<StartedAp
     publicUrl: config.publicUrl,
   });
 
-  handler = (req, info) => {
+  handler = async (req, info) => {
     const relayResponse = relay.handle(req, info);
     if (relayResponse) return relayResponse;
-    const path = new URL(req.url).pathname;
-    if (path === "/healthz" || path === "/api" || path.startsWith("/api/")) {
-      const headers = new Headers(req.headers);
-      headers.set(CLIENT_IP_HEADER, clientIp(req, info, config.clientIpHeader));
-      // A fresh Request rather than `new Request(req, …)`, which would carry the connection's abort signal.
-      return api.fetch(new Request(req.url, { method: req.method, headers, body: req.body }));
+    const ip = clientIp(req, info, config.edge.clientIpHeader);
+    const release = caps.admit(ip);
+    if (typeof release === "string") return refusalResponse(release);
+    try {
+      const path = new URL(req.url).pathname;
+      if (path === "/healthz" || path === "/api" || path.startsWith("/api/")) {
+        const headers = new Headers(req.headers);
+        headers.set(CLIENT_IP_HEADER, ip);
+        // A fresh Request rather than `new Request(req, …)`, which would carry the connection's abort signal.
+        return await api.fetch(new Request(req.url, { method: req.method, headers, body: req.body }));
+      }
+      return await spa(req);
+    } finally {
+      release();
     }
-    return spa(req);
   };
 
   const host = server.addr.hostname.includes(":") ? `[${server.addr.hostname}]` : server.addr.hostname;

@@ -453,7 +453,7 @@ export class Broker {
     if (socket.readyState === WebSocket.OPEN || socket.readyState === WebSocket.CONNECTING) {
       this.#deps.metrics.closed(code);
     }
-    closeSocket(socket, code, reason);
+    closeSocket(socket, code, reason, this.#deps.limits.closeGraceMs);
   }
 }
 

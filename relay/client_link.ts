@@ -16,8 +16,11 @@ import { ClientPeer } from "./peers.ts";
 import { CloseCode, decodeClientMessage, parseClientLinkOptions } from "./protocol.ts";
 import { type ClientClaims, TokenError, verifyClientToken } from "./tokens.ts";
 
-/** Handles an upgrade request on `/client`. */
-export async function acceptClient(ctx: RelayContext, req: Request): Promise<Response> {
+/**
+ * Handles an upgrade request on `/client`; `release` frees the connection's
+ * place under the caps once its socket closes.
+ */
+export async function acceptClient(ctx: RelayContext, req: Request, release: () => void): Promise<Response> {
   const refused = checkUpgrade(ctx, req);
   if (refused) return refused;
   const params = new URL(req.url).searchParams;
@@ -53,7 +56,7 @@ export async function acceptClient(ctx: RelayContext, req: Request): Promise<Res
   // Checked again: other upgrades of this user may have been admitted while the jti was being stored.
   if (overCap()) return refuseLink(ctx, "client", tooMany);
 
-  const upgraded = upgrade(ctx, req);
+  const upgraded = upgrade(ctx, req, release);
   if ("refused" in upgraded) return upgraded.refused;
   const { socket, response } = upgraded;
   const client = new ClientPeer(crypto.randomUUID(), claims, options.value, socket);
@@ -63,7 +66,7 @@ export async function acceptClient(ctx: RelayContext, req: Request): Promise<Res
 
   const refuse = (code: number, reason: string) => {
     ctx.metrics.closed(code);
-    closeSocket(socket, code, reason);
+    closeSocket(socket, code, reason, ctx.limits.closeGraceMs);
   };
 
   const strike = (reason: string) => {

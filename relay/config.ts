@@ -11,9 +11,20 @@
  * | `DEVMODE_APP_URL` | required | the app's origin, for runner verification and presence |
  * | `DEVMODE_ALLOWED_ORIGINS` | required | comma-separated exact origins browsers connect from |
  * | `DEVMODE_KV_URL` | `:memory:` | Deno KV for used client-token ids |
+ * | `DEVMODE_CLIENT_IP_HEADER` | unset | header a trusted proxy puts the client address in |
+ * | `DEVMODE_MAX_CONNECTIONS` | open-file limit − 128 | concurrent connections in total |
+ * | `DEVMODE_MAX_CONNECTIONS_PER_IP` | 128 | concurrent connections from one address |
  *
  * @module
  */
+
+import {
+  type ConnectionLimits,
+  DEFAULT_MAX_CONNECTIONS_PER_IP,
+  defaultMaxConnections,
+  type FdLimit,
+  raiseFdLimit,
+} from "./edge.ts";
 
 /** A configuration problem, worded for the operator. */
 export class RelayConfigError extends Error {
@@ -41,6 +52,48 @@ export interface RelayConfig {
   allowedOrigins: string[];
   /** Passed to `Deno.openKv`. */
   kvUrl: string;
+  /** Connection caps and where client addresses come from. */
+  edge: EdgeConfig;
+}
+
+/** How the process admits connections; the app and the relay read it alike. */
+export interface EdgeConfig extends ConnectionLimits {
+  /**
+   * Header a trusted reverse proxy puts the client's address in
+   * (`DEVMODE_CLIENT_IP_HEADER`, lower case), or `null` to use the connection's
+   * address. Only set it behind a proxy that overwrites the header.
+   */
+  clientIpHeader: string | null;
+  /** The open-file limit the caps were derived from (null: unknown). */
+  fdLimit: FdLimit | null;
+}
+
+/**
+ * Reads `DEVMODE_CLIENT_IP_HEADER`, `DEVMODE_MAX_CONNECTIONS` (default: the
+ * open-file limit less what the process needs for itself) and
+ * `DEVMODE_MAX_CONNECTIONS_PER_IP`; a bad value is reported through `fail`.
+ */
+export function parseEdgeConfig(
+  env: Record<string, string | undefined>,
+  fail: (message: string) => Error,
+  fdLimit: FdLimit | null = raiseFdLimit(),
+): EdgeConfig {
+  const clientIpHeader = env.DEVMODE_CLIENT_IP_HEADER?.trim().toLowerCase() || null;
+  if (clientIpHeader !== null && !/^[a-z0-9-]+$/.test(clientIpHeader)) {
+    throw fail(`DEVMODE_CLIENT_IP_HEADER must be a header name, got "${clientIpHeader}"`);
+  }
+  const count = (name: string, fallback: number) => {
+    const raw = env[name]?.trim();
+    if (raw === undefined || raw === "") return fallback;
+    if (!/^\d+$/.test(raw) || Number(raw) < 1) throw fail(`${name} must be a whole number ≥ 1, got "${raw}"`);
+    return Number(raw);
+  };
+  return {
+    clientIpHeader,
+    fdLimit,
+    maxConnections: count("DEVMODE_MAX_CONNECTIONS", defaultMaxConnections(fdLimit)),
+    maxConnectionsPerIp: count("DEVMODE_MAX_CONNECTIONS_PER_IP", DEFAULT_MAX_CONNECTIONS_PER_IP),
+  };
 }
 
 function required(env: Record<string, string | undefined>, name: string): string {
@@ -94,5 +147,6 @@ export function loadRelayConfig(env: Record<string, string | undefined> = Deno.e
     appUrl,
     allowedOrigins,
     kvUrl: env.DEVMODE_KV_URL?.trim() || ":memory:",
+    edge: parseEdgeConfig(env, (message) => new RelayConfigError(message)),
   };
 }

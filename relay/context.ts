@@ -93,11 +93,13 @@ function track(ctx: RelayContext, socket: WebSocket): void {
  * 400 when its WebSocket handshake headers are unusable. A socket that has
  * not opened within `openTimeoutMs` (its peer vanished before the handshake
  * finished, and Deno then fires no event at all) gets a synthetic `close`
- * event, so its handlers release what they reserved.
+ * event, so its handlers release what they reserved. `release` gives the
+ * connection's place under the caps back when the socket closes.
  */
 export function upgrade(
   ctx: RelayContext,
   req: Request,
+  release: () => void,
 ): { socket: WebSocket; response: Response } | { refused: Response } {
   // The peer left while its token was being checked: upgrading would leave a socket no event ever ends.
   if (req.signal.aborted) return { refused: jsonError(400, "the connection closed before the upgrade") };
@@ -110,6 +112,7 @@ export function upgrade(
   const { socket } = upgraded;
   socket.binaryType = "arraybuffer";
   track(ctx, socket);
+  socket.addEventListener("close", release, { once: true });
   const staleTimer = setTimeout(() => {
     if (socket.readyState !== WebSocket.CONNECTING) return;
     socket.dispatchEvent(new CloseEvent("close", { code: 1006, reason: "handshake never completed" }));

@@ -32,6 +32,9 @@ Deno.test("fly.toml routes to the port and health path the relay serves", async 
   assert(service.min_machines_running >= 1);
   assertEquals(service.concurrency.type, "connections");
   assert(service.concurrency.soft_limit <= service.concurrency.hard_limit);
+  // The proxy's cap binds first; the relay's own sits just above it, and per-address caps see clients.
+  assert(service.concurrency.hard_limit < Number(fly.env.DEVMODE_MAX_CONNECTIONS));
+  assertEquals(fly.env.DEVMODE_CLIENT_IP_HEADER, "fly-client-ip");
   assertEquals(fly.kill_signal, "SIGTERM");
 
   // The relay, configured as fly.toml's [env] says, answers the health check on that path.

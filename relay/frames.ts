@@ -19,13 +19,46 @@ export function isOpen(socket: WebSocket): boolean {
   return socket.readyState === WebSocket.OPEN;
 }
 
-/** Closes `socket` with `code` and `reason` unless it is already closing; never throws. */
-export function closeSocket(socket: WebSocket, code: number, reason: string): void {
+/**
+ * Closes `socket` with `code` and `reason` unless it is already closing;
+ * never throws. A peer that does not answer the close frame within
+ * `graceMs` has its connection dropped: Deno's server WebSocket otherwise
+ * waits for that answer forever, holding the descriptor and never firing
+ * `close` (denoland/deno#27924).
+ */
+export function closeSocket(socket: WebSocket, code: number, reason: string, graceMs: number): void {
   if (socket.readyState === WebSocket.CLOSING || socket.readyState === WebSocket.CLOSED) return;
   try {
     socket.close(code, reason);
   } catch {
     // The peer vanished while we were closing; nothing left to do.
+  }
+  const timer = setTimeout(() => dropConnection(socket), graceMs);
+  socket.addEventListener("close", () => clearTimeout(timer), { once: true });
+}
+
+/** The runtime's resource table, reached through `Deno[Deno.internal]` when this Deno has it. */
+type RuntimeInternals = { core?: { tryClose?: (rid: number) => void } };
+
+/**
+ * Drops the connection under a server WebSocket that is stuck closing. No
+ * public API does it, so this closes the socket's resource through the
+ * runtime's internals, checked at each step: on a Deno without them nothing
+ * happens, and the socket lingers until its peer goes.
+ */
+function dropConnection(socket: WebSocket): void {
+  if (socket.readyState === WebSocket.CLOSED) return;
+  const internalKey = (Deno as unknown as { internal?: symbol }).internal;
+  const internals = internalKey
+    ? (Deno as unknown as Record<symbol, RuntimeInternals>)[internalKey]
+    : undefined;
+  const ridKey = Object.getOwnPropertySymbols(socket).find((key) => key.description === "[[rid]]");
+  const rid = ridKey ? (socket as unknown as Record<symbol, unknown>)[ridKey] : undefined;
+  if (typeof rid !== "number" || typeof internals?.core?.tryClose !== "function") return;
+  try {
+    internals.core.tryClose(rid);
+  } catch {
+    // Already gone.
   }
 }
 

@@ -34,6 +34,8 @@ export interface RelayLimits {
   ackIntervalMs: number;
   /** Client frames kept while the client waits for its runner; beyond it they are dropped. */
   maxPendingClientBytes: number;
+  /** A peer that does not answer the relay's close frame by then has its connection dropped. */
+  closeGraceMs: number;
 }
 
 /** Production limits. */
@@ -51,6 +53,7 @@ export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
   ackDrainBytes: 64 * 1024,
   ackIntervalMs: 20,
   maxPendingClientBytes: 256 * 1024,
+  closeGraceMs: 5000,
 });
 
 /** Fills in defaults for the limits a caller did not set. */

@@ -8,6 +8,9 @@
  */
 import { HEALTH_PATH, loadRelayConfig, type RelayConfig, RelayConfigError } from "./config.ts";
 import { createHttpRelayBackend } from "./http_backend.ts";
+import { clientIp, ConnectionCaps } from "./edge.ts";
+import { serveResilient, surviveDescriptorExhaustion } from "./listener.ts";
+import { stderrLog } from "./log.ts";
 import { createRelay, type Relay, type RelayLimits, type RelayLog } from "./mod.ts";
 
 /** Re-verify interval when alone: revoked runners go within this (plus one verify request). */
@@ -40,6 +43,7 @@ export async function startStandaloneRelay(
 ): Promise<StandaloneRelay> {
   const config = loadRelayConfig(env);
   const kv = await Deno.openKv(config.kvUrl);
+  const log = options.log ?? stderrLog;
   const relay = createRelay({
     jwtSecret: config.jwtSecret,
     backend: createHttpRelayBackend({
@@ -50,10 +54,12 @@ export async function startStandaloneRelay(
     }),
     allowedOrigins: config.allowedOrigins,
     limits: { reverifyIntervalMs: STANDALONE_REVERIFY_MS, ...options.limits },
-    log: options.log,
+    log,
+    caps: new ConnectionCaps(config.edge),
+    clientIp: (req, info) => clientIp(req, info, config.edge.clientIpHeader),
   });
   let closing: Promise<void> | undefined;
-  const server = Deno.serve({ hostname: config.host, port: config.port, onListen() {} }, (req, info) => {
+  const server = serveResilient({ hostname: config.host, port: config.port, log }, (req, info) => {
     const handled = relay.handle(req, info);
     if (handled) return handled;
     if (new URL(req.url).pathname === HEALTH_PATH) {
@@ -89,7 +95,16 @@ if (import.meta.main) {
     console.error(`relay: ${error.message}`);
     Deno.exit(2);
   }
-  console.error(JSON.stringify({ event: "relay_listening", url: started.url, app: started.config.appUrl }));
+  surviveDescriptorExhaustion(stderrLog);
+  const { edge } = started.config;
+  console.error(JSON.stringify({
+    event: "relay_listening",
+    url: started.url,
+    app: started.config.appUrl,
+    openFileLimit: edge.fdLimit,
+    maxConnections: edge.maxConnections,
+    maxConnectionsPerIp: edge.maxConnectionsPerIp,
+  }));
   const stop = async () => {
     await started.close();
     Deno.exit(0);

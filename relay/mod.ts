@@ -19,6 +19,13 @@ import { jsonError, type RelayContext } from "./context.ts";
 import { type RelayLimits, resolveLimits } from "./limits.ts";
 import { type RelayLog, stderrLog } from "./log.ts";
 import { RelayMetrics } from "./metrics.ts";
+import {
+  ConnectionCaps,
+  DEFAULT_MAX_CONNECTIONS_PER_IP,
+  defaultMaxConnections,
+  raiseFdLimit,
+  refusalResponse,
+} from "./edge.ts";
 import { CloseCode } from "./protocol.ts";
 import { acceptRunner } from "./runner_link.ts";
 import { watchRevocations } from "./revocation.ts";
@@ -40,6 +47,14 @@ export interface RelayOptions {
   limits?: Partial<RelayLimits>;
   /** Receives structured log records; default JSON lines on stderr. */
   log?: RelayLog;
+  /**
+   * Connection caps shared with the server the relay is mounted in (the app
+   * counts its HTTP requests in the same caps); default: the relay's own, from
+   * the open-file limit.
+   */
+  caps?: ConnectionCaps;
+  /** The client's address (default: the connection's); what the per-address cap counts. */
+  clientIp?: (req: Request, info: Deno.ServeHandlerInfo) => string;
 }
 
 /** A relay, ready to be mounted in a server. */
@@ -66,6 +81,12 @@ export function createRelay(options: RelayOptions): Relay {
   const log = options.log ?? stderrLog;
   const now = options.now ?? Date.now;
   const broker = new Broker({ limits, metrics, log, backend: options.backend });
+  const caps = options.caps ??
+    new ConnectionCaps({
+      maxConnections: defaultMaxConnections(raiseFdLimit()),
+      maxConnectionsPerIp: DEFAULT_MAX_CONNECTIONS_PER_IP,
+    });
+  const clientIp = options.clientIp ?? ((_req, info) => (info.remoteAddr as Deno.NetAddr).hostname);
   const ctx: RelayContext = {
     jwtSecret: options.jwtSecret,
     backend: options.backend,
@@ -82,7 +103,7 @@ export function createRelay(options: RelayOptions): Relay {
   let shuttingDown: Promise<void> | undefined;
 
   return {
-    handle(req) {
+    handle(req, info) {
       const path = new URL(req.url).pathname;
       if (!RELAY_PATHS.includes(path)) return null;
       if (path === "/metrics") {
@@ -91,7 +112,20 @@ export function createRelay(options: RelayOptions): Relay {
         });
       }
       if (shuttingDown) return jsonError(503, "relay restarting");
-      return path === "/runner" ? acceptRunner(ctx, req) : acceptClient(ctx, req);
+      const release = caps.admit(clientIp(req, info));
+      if (typeof release === "string") {
+        metrics.authFailure(path === "/runner" ? "runner" : "client", `cap_${release}`);
+        return refusalResponse(release);
+      }
+      const accepted = path === "/runner" ? acceptRunner(ctx, req, release) : acceptClient(ctx, req, release);
+      // A refused link ends with its answer; an upgraded one releases its place when its socket closes.
+      return accepted.then((response) => {
+        if (response.status !== 101) release();
+        return response;
+      }, (error) => {
+        release();
+        throw error;
+      });
     },
     shutdown() {
       shuttingDown ??= (async () => {

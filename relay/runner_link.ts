@@ -24,8 +24,11 @@ function tokenOf(req: Request): string | undefined {
   return new URL(req.url).searchParams.get("token") || undefined;
 }
 
-/** Handles an upgrade request on `/runner`. */
-export async function acceptRunner(ctx: RelayContext, req: Request): Promise<Response> {
+/**
+ * Handles an upgrade request on `/runner`; `release` frees the connection's
+ * place under the caps once its socket closes.
+ */
+export async function acceptRunner(ctx: RelayContext, req: Request, release: () => void): Promise<Response> {
   const refused = checkUpgrade(ctx, req);
   if (refused) return refused;
   const token = tokenOf(req);
@@ -63,7 +66,7 @@ export async function acceptRunner(ctx: RelayContext, req: Request): Promise<Res
       runnerId: claims.runnerId,
     });
   }
-  const upgraded = upgrade(ctx, req);
+  const upgraded = upgrade(ctx, req, release);
   if ("refused" in upgraded) return upgraded.refused;
   const { socket, response } = upgraded;
 
@@ -71,7 +74,7 @@ export async function acceptRunner(ctx: RelayContext, req: Request): Promise<Res
     socket.onopen = () => {
       socket.send(encode({ type: "welcome", runnerId: claims.runnerId, protocol: PROTOCOL_VERSION }));
       ctx.metrics.closed(CloseCode.NORMAL);
-      closeSocket(socket, CloseCode.NORMAL, "probe ok");
+      closeSocket(socket, CloseCode.NORMAL, "probe ok", ctx.limits.closeGraceMs);
     };
     socket.onmessage = () => ctx.metrics.dropped("probe");
     socket.onerror = () => {};
@@ -97,7 +100,7 @@ export async function acceptRunner(ctx: RelayContext, req: Request): Promise<Res
     if (bytes > ctx.limits.maxFrameBytes) {
       ctx.metrics.dropped("too_big");
       ctx.metrics.closed(CloseCode.TOO_BIG);
-      return closeSocket(socket, CloseCode.TOO_BIG, "frame too big");
+      return closeSocket(socket, CloseCode.TOO_BIG, "frame too big", ctx.limits.closeGraceMs);
     }
     const decoded = decodeRunnerToRelay(event.data);
     if (!decoded.ok) {
@@ -106,7 +109,7 @@ export async function acceptRunner(ctx: RelayContext, req: Request): Promise<Res
       if (runner.strikes >= ctx.limits.malformedFrameLimit) {
         ctx.log({ event: "runner_policy_close", runnerId: runner.runnerId });
         ctx.metrics.closed(CloseCode.POLICY);
-        closeSocket(socket, CloseCode.POLICY, "too many malformed frames");
+        closeSocket(socket, CloseCode.POLICY, "too many malformed frames", ctx.limits.closeGraceMs);
       }
       return;
     }

@@ -7,7 +7,7 @@
  */
 import type { RelayBackend, RunnerIdentity } from "./backend.ts";
 import { utf8Length } from "./utf8.ts";
-import { createRelay, type Relay, type RelayLimits } from "./mod.ts";
+import { createRelay, type Relay, type RelayLimits, type RelayOptions } from "./mod.ts";
 import { type ClientLinkOptions, clientLinkQuery, encode, MetaLine } from "./protocol.ts";
 import { signClientToken, signRunnerToken } from "./tokens.ts";
 
@@ -127,7 +127,12 @@ export interface TestRelay {
 
 /** Serves a relay with a {@linkcode MemoryBackend} on a free loopback port. */
 export function startTestRelay(
-  options: { backend?: MemoryBackend; limits?: Partial<RelayLimits>; now?: () => number } = {},
+  options: {
+    backend?: MemoryBackend;
+    limits?: Partial<RelayLimits>;
+    now?: () => number;
+    caps?: RelayOptions["caps"];
+  } = {},
 ): TestRelay {
   const backend = options.backend ?? new MemoryBackend();
   const logs: Record<string, unknown>[] = [];
@@ -137,6 +142,7 @@ export function startTestRelay(
     allowedOrigins: [TEST_ORIGIN],
     limits: options.limits,
     now: options.now,
+    caps: options.caps,
     log: (record) => logs.push(record),
   });
   const requests: Request[] = [];
@@ -479,7 +485,7 @@ export interface SpawnedTask {
   child: Deno.ChildProcess;
   /** Everything it printed so far (stdout and stderr interleaved). */
   output(): string;
-  /** Waits for a printed line matching `match` and returns it. */
+  /** Waits (up to 30 s) for a printed line matching `match` and returns it. */
   line(match: (line: string) => boolean, what: string): Promise<string>;
   /** The process's resident set size in bytes (Linux `/proc`). */
   rss(): Promise<number>;
@@ -543,15 +549,21 @@ export async function spawnTask(
     child,
     output: () => text,
     async line(match, what) {
+      const deadline = Date.now() + 30_000;
       while (true) {
         const found = text.split("\n").find(match);
         if (found) return found;
         if (exited) throw new Error(`task ${name} exited before ${what}; output:\n${text}`);
+        if (Date.now() > deadline) {
+          throw new Error(`task ${name} printed no ${what} in 30 s; output:\n${text}`);
+        }
         await new Promise<void>((resolve) => {
           const wake = () => {
             waiters.delete(wake);
+            clearTimeout(timer);
             resolve();
           };
+          const timer = setTimeout(wake, deadline - Date.now());
           waiters.add(wake);
         });
       }
