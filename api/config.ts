@@ -9,7 +9,7 @@
  */
 import { join, resolve } from "node:path";
 import { DEFAULT_RUNNER_TOKEN_TTL_SECONDS } from "../relay/tokens.ts";
-import { type EdgeConfig, parseEdgeConfig } from "../relay/config.ts";
+import { type EdgeConfig, parseEdgeConfig, secretProblem } from "../relay/config.ts";
 
 /** A configuration problem, worded for the person starting the app. */
 export class ConfigError extends Error {
@@ -18,9 +18,6 @@ export class ConfigError extends Error {
     this.name = "ConfigError";
   }
 }
-
-/** Minimum length of `DEVMODE_JWT_SECRET` and `RELAY_INTERNAL_SECRET`, in bytes. */
-export const MIN_SECRET_BYTES = 32;
 
 /** The app's settings. */
 export interface AppConfig {
@@ -122,18 +119,15 @@ function parseBool(name: string, raw: string | undefined, fallback: boolean): bo
  */
 export function loadSecret(name: string, raw: string | undefined, file: string): Uint8Array {
   if (raw !== undefined && raw !== "") {
-    const bytes = new TextEncoder().encode(raw);
-    if (bytes.length < MIN_SECRET_BYTES) {
-      throw new ConfigError(`${name} must be at least ${MIN_SECRET_BYTES} bytes long (got ${bytes.length})`);
-    }
-    return bytes;
+    const problem = secretProblem(name, raw);
+    if (problem) throw new ConfigError(problem);
+    return new TextEncoder().encode(raw);
   }
   try {
     const stored = Deno.readTextFileSync(file).trim();
-    if (stored.length >= MIN_SECRET_BYTES) return new TextEncoder().encode(stored);
-    throw new ConfigError(
-      `${file} holds a secret shorter than ${MIN_SECRET_BYTES} bytes; delete it to generate a new one`,
-    );
+    const problem = secretProblem(file, stored);
+    if (problem === null) return new TextEncoder().encode(stored);
+    throw new ConfigError(`${problem}; or delete it to generate a new one`);
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }

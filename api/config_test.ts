@@ -1,6 +1,7 @@
 import { deepEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { join } from "node:path";
-import { ConfigError, loadAppConfig, MIN_SECRET_BYTES, sameSiteOrigins } from "./config.ts";
+import { ConfigError, loadAppConfig, sameSiteOrigins } from "./config.ts";
+import { loadRelayConfig, MIN_SECRET_BYTES } from "../relay/config.ts";
 
 async function withDataDir(fn: (dir: string) => void | Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "coda-config-" });
@@ -50,7 +51,7 @@ Deno.test("generated secrets are stored 0600 and reused; given ones are used as 
       assertEquals(Deno.statSync(join(dir, "jwt_secret")).mode! & 0o777, 0o600);
       assertEquals(Deno.statSync(join(dir, "relay_internal_secret")).mode! & 0o777, 0o600);
     }
-    const secret = "s".repeat(32);
+    const secret = "Kq3v9ZrX0tWb7nLm2YpD5sHc8JgF4uAe";
     const given = loadAppConfig({
       DEVMODE_DATA_DIR: dir,
       DEVMODE_JWT_SECRET: secret,
@@ -58,6 +59,49 @@ Deno.test("generated secrets are stored 0600 and reused; given ones are used as 
     });
     assertEquals(new TextDecoder().decode(given.jwtSecret), secret);
     assertEquals(given.relayInternalSecret, secret);
+  }));
+
+Deno.test("the app and the relay refuse the same weak secrets with the same words", () =>
+  withDataDir((dir) => {
+    const relayEnv = {
+      RELAY_INTERNAL_SECRET: "Zr8mQ2vX7kLp4WcN9tYb3HsD6gJf1uAe",
+      DEVMODE_APP_URL: "https://app.example.com",
+      DEVMODE_ALLOWED_ORIGINS: "https://app.example.com",
+    };
+    const weak: [string, string][] = [
+      [" ".repeat(32), "DEVMODE_JWT_SECRET must not be empty or whitespace"],
+      [" Kq3v9ZrX0tWb7nLm2YpD5sHc8JgF4uAe", "DEVMODE_JWT_SECRET must not start or end with whitespace"],
+      ["s".repeat(32), "DEVMODE_JWT_SECRET is a repeated pattern; generate one with `openssl rand -hex 32`"],
+      [
+        "test-secret-".repeat(4),
+        "DEVMODE_JWT_SECRET is a repeated pattern; generate one with `openssl rand -hex 32`",
+      ],
+      [
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
+        "DEVMODE_JWT_SECRET is too predictable (about 6 bits); generate one with `openssl rand -hex 32`",
+      ],
+    ];
+    for (const [value, message] of weak) {
+      throws(() => loadAppConfig({ DEVMODE_DATA_DIR: dir, DEVMODE_JWT_SECRET: value }), {
+        name: "ConfigError",
+        message,
+      });
+      throws(() => loadRelayConfig({ ...relayEnv, DEVMODE_JWT_SECRET: value }), {
+        name: "RelayConfigError",
+        message,
+      });
+    }
+    const strong = crypto.randomUUID() + crypto.randomUUID();
+    assertEquals(
+      new TextDecoder().decode(
+        loadAppConfig({ DEVMODE_DATA_DIR: dir, DEVMODE_JWT_SECRET: strong }).jwtSecret,
+      ),
+      strong,
+    );
+    assertEquals(
+      new TextDecoder().decode(loadRelayConfig({ ...relayEnv, DEVMODE_JWT_SECRET: strong }).jwtSecret),
+      strong,
+    );
   }));
 
 Deno.test("bad values stop with one clear line naming the variable", () =>

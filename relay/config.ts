@@ -40,6 +40,40 @@ export const DEFAULT_RELAY_PORT = 8080;
 export const HEALTH_PATH = "/healthz";
 /** Minimum secret length in bytes. */
 export const MIN_SECRET_BYTES = 32;
+/** Least estimated entropy of a secret, in bits (32 random bytes hold 256; hex of 16 holds 128). */
+export const MIN_SECRET_BITS = 96;
+
+/**
+ * Checks a shared secret (`DEVMODE_JWT_SECRET`, `RELAY_INTERNAL_SECRET`,
+ * `DEVMODE_METRICS_TOKEN`): the one rule the app and the relay both apply, so
+ * a value one of them accepts is never read differently by the other. It is
+ * taken byte for byte — surrounding whitespace is refused, not trimmed — and
+ * must be ≥ 32 bytes, not a repeated pattern, and hold ≥ 96 bits by a
+ * character-frequency estimate. Returns the message of what is wrong, or null.
+ */
+export function secretProblem(name: string, value: string): string | null {
+  if (value.trim() === "") return `${name} must not be empty or whitespace`;
+  if (value !== value.trim()) return `${name} must not start or end with whitespace`;
+  const bytes = new TextEncoder().encode(value).length;
+  if (bytes < MIN_SECRET_BYTES) {
+    return `${name} must be at least ${MIN_SECRET_BYTES} bytes long (got ${bytes})`;
+  }
+  const generate = "generate one with `openssl rand -hex 32`";
+  for (let period = 1; period <= value.length / 2; period++) {
+    if (value.length % period === 0 && value.slice(0, period).repeat(value.length / period) === value) {
+      return `${name} is a repeated pattern; ${generate}`;
+    }
+  }
+  const counts = new Map<string, number>();
+  for (const char of value) counts.set(char, (counts.get(char) ?? 0) + 1);
+  const length = [...value].length;
+  let bits = 0;
+  for (const count of counts.values()) bits -= count * Math.log2(count / length);
+  if (bits < MIN_SECRET_BITS) {
+    return `${name} is too predictable (about ${Math.floor(bits)} bits); ${generate}`;
+  }
+  return null;
+}
 
 /** The standalone relay's settings. */
 export interface RelayConfig {
@@ -103,11 +137,10 @@ function required(env: Record<string, string | undefined>, name: string): string
 }
 
 function secret(env: Record<string, string | undefined>, name: string): string {
-  const value = required(env, name);
-  const bytes = new TextEncoder().encode(value).length;
-  if (bytes < MIN_SECRET_BYTES) {
-    throw new RelayConfigError(`${name} must be at least ${MIN_SECRET_BYTES} bytes long (got ${bytes})`);
-  }
+  const value = env[name];
+  if (value === undefined || value === "") throw new RelayConfigError(`${name} is required`);
+  const problem = secretProblem(name, value);
+  if (problem) throw new RelayConfigError(problem);
   return value;
 }
 

@@ -42,8 +42,8 @@ Deno.test("fly.toml routes to the port and health path the relay serves", async 
     ...fly.env,
     HOST: "127.0.0.1",
     PORT: "0",
-    DEVMODE_JWT_SECRET: "j".repeat(32),
-    RELAY_INTERNAL_SECRET: "r".repeat(32),
+    DEVMODE_JWT_SECRET: "Jx7kQ2vR9mLp4WcN0tYb3HdD6gJf1uAe",
+    RELAY_INTERNAL_SECRET: "Rz8mQ2vX7kLp4WcN9tYb3HsD6gJf1uAq",
   }, { log: () => {} });
   try {
     const health = await fetch(`${relay.url}${service.checks[0].path}`);

@@ -114,8 +114,8 @@ Deno.test("standalone: verify down — the runner is refused (fail closed)", asy
 
 Deno.test("standalone: bad configuration fails fast with one clear line", async () => {
   const base = {
-    DEVMODE_JWT_SECRET: "s".repeat(32),
-    RELAY_INTERNAL_SECRET: "r".repeat(32),
+    DEVMODE_JWT_SECRET: "Sx7kQ2vR9mLp4WcN0tYb3HdD6gJf1uAe",
+    RELAY_INTERNAL_SECRET: "Rz8mQ2vX7kLp4WcN9tYb3HsD6gJf1uAq",
     DEVMODE_APP_URL: "https://app.example.com",
     DEVMODE_ALLOWED_ORIGINS: "https://app.example.com",
   };
