@@ -10,7 +10,7 @@ import { type AppConfig, type Env, loadAppConfig } from "./config.ts";
 import { createKvRelayBackend } from "./relay_backend.ts";
 import { createRelay, type Relay, type RelayLimits, type RelayLog } from "../relay/mod.ts";
 import { clientIp, ConnectionCaps, refusalResponse } from "../relay/edge.ts";
-import { serveResilient } from "../relay/listener.ts";
+import { serveMetrics, serveResilient } from "../relay/listener.ts";
 import { stderrLog } from "../relay/log.ts";
 import { createSpaHandler, ensureSpaBuilt } from "../spa/serve.ts";
 
@@ -75,7 +75,10 @@ export async function startApp(options: StartAppOptions = {}): Promise<StartedAp
     log,
     caps,
     clientIp: (req, info) => clientIp(req, info, config.edge.clientIpHeader),
+    metricsToken: config.edge.metricsToken,
   });
+  const metricsServer = config.edge.metricsAddr &&
+    serveMetrics(config.edge.metricsAddr, () => relay.metrics());
   const spa = createSpaHandler({
     distDir: SPA_DIST_DIR,
     relayUrl: config.relayUrl,
@@ -116,6 +119,7 @@ export async function startApp(options: StartAppOptions = {}): Promise<StartedAp
       closed ??= (async () => {
         await relay.shutdown();
         await server.shutdown();
+        await metricsServer?.shutdown();
         kv.close();
       })();
       return closed;

@@ -14,6 +14,8 @@
  * | `DEVMODE_CLIENT_IP_HEADER` | unset | header a trusted proxy puts the client address in |
  * | `DEVMODE_MAX_CONNECTIONS` | open-file limit − 128 | concurrent connections in total |
  * | `DEVMODE_MAX_CONNECTIONS_PER_IP` | 128 | concurrent connections from one address |
+ * | `DEVMODE_METRICS_TOKEN` | unset | bearer token `/metrics` requires; unset, loopback only |
+ * | `DEVMODE_METRICS_ADDR` | unset | `host:port` of a separate listener serving `/metrics` alone |
  *
  * @module
  */
@@ -100,6 +102,10 @@ export interface EdgeConfig extends ConnectionLimits {
   clientIpHeader: string | null;
   /** The open-file limit the caps were derived from (null: unknown). */
   fdLimit: FdLimit | null;
+  /** `DEVMODE_METRICS_TOKEN`: the bearer token `/metrics` requires (null: loopback only). */
+  metricsToken: string | null;
+  /** `DEVMODE_METRICS_ADDR` (`host:port`): a separate listener for `/metrics` alone. */
+  metricsAddr: { hostname: string; port: number } | null;
 }
 
 /**
@@ -122,9 +128,25 @@ export function parseEdgeConfig(
     if (!/^\d+$/.test(raw) || Number(raw) < 1) throw fail(`${name} must be a whole number ≥ 1, got "${raw}"`);
     return Number(raw);
   };
+  const metricsToken = env.DEVMODE_METRICS_TOKEN || null;
+  if (metricsToken !== null) {
+    const problem = secretProblem("DEVMODE_METRICS_TOKEN", metricsToken);
+    if (problem) throw fail(problem);
+  }
+  const rawMetricsAddr = env.DEVMODE_METRICS_ADDR?.trim() || null;
+  let metricsAddr = null;
+  if (rawMetricsAddr !== null) {
+    const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(rawMetricsAddr);
+    if (!match || Number(match[2]) > 65535) {
+      throw fail(`DEVMODE_METRICS_ADDR must be host:port, e.g. 127.0.0.1:9091, got "${rawMetricsAddr}"`);
+    }
+    metricsAddr = { hostname: match[1].replace(/^\[|\]$/g, ""), port: Number(match[2]) };
+  }
   return {
     clientIpHeader,
     fdLimit,
+    metricsToken,
+    metricsAddr,
     maxConnections: count("DEVMODE_MAX_CONNECTIONS", defaultMaxConnections(fdLimit)),
     maxConnectionsPerIp: count("DEVMODE_MAX_CONNECTIONS_PER_IP", DEFAULT_MAX_CONNECTIONS_PER_IP),
   };

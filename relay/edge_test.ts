@@ -1,6 +1,8 @@
 import { deepEqual as assertEquals, ok as assert, throws as assertThrows } from "node:assert/strict";
 import { parseEdgeConfig, RelayConfigError } from "./config.ts";
 import { ConnectionCaps } from "./edge.ts";
+import { startStandaloneRelay } from "./main.ts";
+import { isLoopback } from "./mod.ts";
 import { MetaLine } from "./protocol.ts";
 import {
   clientToken,
@@ -77,6 +79,8 @@ Deno.test("connection caps: defaults follow the open-file limit; bad values are 
   assertEquals(parseEdgeConfig({}, fail, { soft: 1024, hard: 4096 }), {
     clientIpHeader: null,
     fdLimit: { soft: 1024, hard: 4096 },
+    metricsToken: null,
+    metricsAddr: null,
     maxConnections: 896,
     maxConnectionsPerIp: 128,
   });
@@ -91,7 +95,14 @@ Deno.test("connection caps: defaults follow the open-file limit; bad values are 
       fail,
       null,
     ),
-    { clientIpHeader: "fly-client-ip", fdLimit: null, maxConnections: 50, maxConnectionsPerIp: 5 },
+    {
+      clientIpHeader: "fly-client-ip",
+      fdLimit: null,
+      metricsToken: null,
+      metricsAddr: null,
+      maxConnections: 50,
+      maxConnectionsPerIp: 5,
+    },
   );
   for (
     const [env, message] of [
@@ -101,8 +112,72 @@ Deno.test("connection caps: defaults follow the open-file limit; bad values are 
         'DEVMODE_MAX_CONNECTIONS_PER_IP must be a whole number ≥ 1, got "lots"',
       ],
       [{ DEVMODE_CLIENT_IP_HEADER: "x y" }, 'DEVMODE_CLIENT_IP_HEADER must be a header name, got "x y"'],
+      [
+        { DEVMODE_METRICS_ADDR: "9091" },
+        'DEVMODE_METRICS_ADDR must be host:port, e.g. 127.0.0.1:9091, got "9091"',
+      ],
+      [{ DEVMODE_METRICS_TOKEN: "metrics" }, "DEVMODE_METRICS_TOKEN must be at least 32 bytes long (got 7)"],
     ] as const
   ) {
     assertThrows(() => parseEdgeConfig(env, fail, null), { name: "RelayConfigError", message });
+  }
+});
+
+Deno.test("/metrics: a bearer token when DEVMODE_METRICS_TOKEN is set, else loopback connections only", async () => {
+  const token = crypto.randomUUID() + crypto.randomUUID();
+  const guarded = startTestRelay({ metricsToken: token });
+  const open = startTestRelay();
+  try {
+    const without = await fetch(`${guarded.httpUrl}/metrics`);
+    assertEquals([without.status, (await without.json()).error], [
+      401,
+      "metrics need Authorization: Bearer <DEVMODE_METRICS_TOKEN>",
+    ]);
+    const wrong = await fetch(`${guarded.httpUrl}/metrics`, {
+      headers: { authorization: `Bearer ${token}x` },
+    });
+    assertEquals(wrong.status, 401);
+    await wrong.body?.cancel();
+    const right = await fetch(`${guarded.httpUrl}/metrics`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert((await right.text()).includes("relay_websockets_open 0"));
+    const loopback = await fetch(`${open.httpUrl}/metrics`);
+    assertEquals(loopback.status, 200);
+    await loopback.body?.cancel();
+    // The same relay asked by a connection from elsewhere (as Deno.serve reports one).
+    const remote = await open.relay.handle(new Request(`${open.httpUrl}/metrics`), {
+      remoteAddr: { transport: "tcp", hostname: "203.0.113.9", port: 40000 },
+      completed: Promise.resolve(),
+    });
+    assertEquals(remote?.status, 403);
+    assertEquals(
+      [isLoopback("127.0.0.1"), isLoopback("::1"), isLoopback("::ffff:127.0.0.2"), isLoopback("10.0.0.1")],
+      [true, true, true, false],
+    );
+  } finally {
+    await guarded.close();
+    await open.close();
+  }
+});
+
+Deno.test("DEVMODE_METRICS_ADDR serves /metrics alone on its own listener", async () => {
+  const relay = await startStandaloneRelay({
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DEVMODE_JWT_SECRET: crypto.randomUUID() + crypto.randomUUID(),
+    RELAY_INTERNAL_SECRET: crypto.randomUUID() + crypto.randomUUID(),
+    DEVMODE_APP_URL: "http://127.0.0.1:9",
+    DEVMODE_ALLOWED_ORIGINS: "http://127.0.0.1:9",
+    DEVMODE_METRICS_ADDR: "127.0.0.1:0",
+  }, { log: () => {} });
+  try {
+    const metrics = await fetch(relay.metricsUrl!);
+    assert((await metrics.text()).includes("relay_runners_connected 0"));
+    const other = await fetch(relay.metricsUrl!.replace("/metrics", "/client"));
+    assertEquals(other.status, 404);
+    await other.body?.cancel();
+  } finally {
+    await relay.close();
   }
 });

@@ -110,3 +110,17 @@ export function surviveDescriptorExhaustion(log: RelayLog): void {
   globalThis.addEventListener("unhandledrejection", (event) => spare(event, event.reason));
   globalThis.addEventListener("error", (event) => spare(event, event.error));
 }
+
+/**
+ * Serves `/metrics` alone on `addr` (`DEVMODE_METRICS_ADDR`), for a scraper on
+ * a private network; everything else is 404.
+ */
+export function serveMetrics(
+  addr: { hostname: string; port: number },
+  render: () => Response,
+): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({ hostname: addr.hostname, port: addr.port, onListen() {} }, (req) => {
+    if (new URL(req.url).pathname === "/metrics") return render();
+    return Response.json({ error: "not found" }, { status: 404 });
+  });
+}

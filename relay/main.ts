@@ -9,7 +9,7 @@
 import { HEALTH_PATH, loadRelayConfig, type RelayConfig, RelayConfigError } from "./config.ts";
 import { createHttpRelayBackend } from "./http_backend.ts";
 import { clientIp, ConnectionCaps } from "./edge.ts";
-import { serveResilient, surviveDescriptorExhaustion } from "./listener.ts";
+import { serveMetrics, serveResilient, surviveDescriptorExhaustion } from "./listener.ts";
 import { stderrLog } from "./log.ts";
 import { createRelay, type Relay, type RelayLimits, type RelayLog } from "./mod.ts";
 
@@ -32,6 +32,8 @@ export interface StandaloneRelay {
   relayUrl: string;
   config: RelayConfig;
   relay: Relay;
+  /** `http://HOST:PORT/metrics` of the separate metrics listener, when `DEVMODE_METRICS_ADDR` is set. */
+  metricsUrl: string | null;
   /** Drains (peers closed 1012), stops the server and closes KV. */
   close(): Promise<void>;
 }
@@ -57,7 +59,10 @@ export async function startStandaloneRelay(
     log,
     caps: new ConnectionCaps(config.edge),
     clientIp: (req, info) => clientIp(req, info, config.edge.clientIpHeader),
+    metricsToken: config.edge.metricsToken,
   });
+  const metricsServer = config.edge.metricsAddr &&
+    serveMetrics(config.edge.metricsAddr, () => relay.metrics());
   let closing: Promise<void> | undefined;
   const server = serveResilient({ hostname: config.host, port: config.port, log }, (req, info) => {
     const handled = relay.handle(req, info);
@@ -75,10 +80,14 @@ export async function startStandaloneRelay(
     relayUrl: url.replace(/^http/, "ws"),
     config,
     relay,
+    metricsUrl: metricsServer
+      ? `http://${metricsServer.addr.hostname}:${metricsServer.addr.port}/metrics`
+      : null,
     close() {
       closing ??= (async () => {
         await relay.shutdown();
         await server.shutdown();
+        await metricsServer?.shutdown();
         kv.close();
       })();
       return closing;

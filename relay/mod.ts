@@ -55,6 +55,11 @@ export interface RelayOptions {
   caps?: ConnectionCaps;
   /** The client's address (default: the connection's); what the per-address cap counts. */
   clientIp?: (req: Request, info: Deno.ServeHandlerInfo) => string;
+  /**
+   * `DEVMODE_METRICS_TOKEN`: `/metrics` then requires `Authorization: Bearer
+   * <token>`. Without it `/metrics` answers only connections from loopback.
+   */
+  metricsToken?: string | null;
 }
 
 /** A relay, ready to be mounted in a server. */
@@ -64,8 +69,24 @@ export interface Relay {
    * path so the caller can serve it.
    */
   handle(req: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> | null;
+  /** The Prometheus text of every metric, for a separate metrics listener (`DEVMODE_METRICS_ADDR`). */
+  metrics(): Response;
   /** Stops accepting, closes every peer with 1012 (reconnect) and waits for them to go. */
   shutdown(): Promise<void>;
+}
+
+/** Whether `hostname` (a connection's address) is this machine's loopback. */
+export function isLoopback(hostname: string): boolean {
+  const address = hostname.replace(/^\[|\]$/g, "").toLowerCase();
+  return address === "::1" || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(address);
+}
+
+/** Compares two strings in time independent of where they differ. */
+function sameSecret(given: string, expected: string): boolean {
+  const [a, b] = [new TextEncoder().encode(given), new TextEncoder().encode(expected)];
+  let difference = a.length ^ b.length;
+  for (let i = 0; i < b.length; i++) difference |= (a[i] ?? 0) ^ b[i];
+  return difference === 0;
 }
 
 /** Paths the relay answers. */
@@ -107,9 +128,18 @@ export function createRelay(options: RelayOptions): Relay {
       const path = new URL(req.url).pathname;
       if (!RELAY_PATHS.includes(path)) return null;
       if (path === "/metrics") {
-        return new Response(metrics.render({ ...broker.gauges(), sockets: ctx.sockets.size }), {
-          headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-        });
+        if (options.metricsToken) {
+          const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.get("authorization") ?? "")?.[1] ?? "";
+          if (!sameSecret(bearer, options.metricsToken)) {
+            return jsonError(401, "metrics need Authorization: Bearer <DEVMODE_METRICS_TOKEN>");
+          }
+        } else if (!isLoopback((info.remoteAddr as Deno.NetAddr).hostname)) {
+          return jsonError(
+            403,
+            "metrics answer loopback only; set DEVMODE_METRICS_TOKEN or DEVMODE_METRICS_ADDR",
+          );
+        }
+        return this.metrics();
       }
       if (shuttingDown) return jsonError(503, "relay restarting");
       const release = caps.admit(clientIp(req, info));
@@ -125,6 +155,11 @@ export function createRelay(options: RelayOptions): Relay {
       }, (error) => {
         release();
         throw error;
+      });
+    },
+    metrics() {
+      return new Response(metrics.render({ ...broker.gauges(), sockets: ctx.sockets.size }), {
+        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
       });
     },
     shutdown() {

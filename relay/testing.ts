@@ -132,6 +132,7 @@ export function startTestRelay(
     limits?: Partial<RelayLimits>;
     now?: () => number;
     caps?: RelayOptions["caps"];
+    metricsToken?: string;
   } = {},
 ): TestRelay {
   const backend = options.backend ?? new MemoryBackend();
@@ -143,6 +144,7 @@ export function startTestRelay(
     limits: options.limits,
     now: options.now,
     caps: options.caps,
+    metricsToken: options.metricsToken,
     log: (record) => logs.push(record),
   });
   const requests: Request[] = [];
