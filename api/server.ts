@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { createApi } from "./app.ts";
 import { type AppConfig, type Env, loadAppConfig } from "./config.ts";
 import { createKvRelayBackend } from "./relay_backend.ts";
+import { secureDataDir } from "./data_dir.ts";
 import { createRelay, type Relay, type RelayLimits, type RelayLog } from "../relay/mod.ts";
 import { clientIp, ConnectionCaps, refusalResponse } from "../relay/edge.ts";
 import { serveMetrics, serveResilient } from "../relay/listener.ts";
@@ -63,6 +64,7 @@ export async function startApp(options: StartAppOptions = {}): Promise<StartedAp
     (req, info) => handler(req, info),
   );
   const config = loadAppConfig(env, server.addr.port);
+  config.notices.push(...secureDataDir(config.dataDir, config.kvUrl));
   const kv = await Deno.openKv(config.kvUrl);
   const api = createApi({ config, kv, now });
   const caps = new ConnectionCaps(config.edge);
