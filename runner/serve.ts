@@ -28,6 +28,7 @@ import {
   SessionIdSchema,
 } from "../relay/protocol.ts";
 import { utf8Length } from "../relay/utf8.ts";
+import { frameSize } from "../relay/frames.ts";
 import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
 import type { SessionSink } from "./session.ts";
 import type { Logger } from "./log.ts";
@@ -272,7 +273,7 @@ export function startServe(options: ServeOptions): Promise<ServeHandle> {
       });
     };
     socket.onmessage = (event) => {
-      if (typeof event.data === "string" && utf8Length(event.data) > MAX_FRAME_BYTES) {
+      if (frameSize(event.data) > MAX_FRAME_BYTES) {
         closeSocket(socket, CloseCode.TOO_BIG, "frame too big");
         return;
       }

@@ -71,3 +71,19 @@ Deno.test("serve: refuses a missing or wrong token and a foreign Origin", async 
     await Deno.remove(home, { recursive: true });
   }
 });
+
+Deno.test("serve: a text or binary frame over 1 MiB closes the client 1009", async () => {
+  const home = await Deno.makeTempDir();
+  const server = await serve(home);
+  try {
+    for (const frame of ["x".repeat(1024 * 1024 + 1), new Uint8Array(20 * 1024 * 1024)]) {
+      const client = new TestClient(server.clientUrl);
+      await client.opened;
+      client.socket.send(frame);
+      assertEquals(await client.closed, { code: 1009, reason: "frame too big" });
+    }
+  } finally {
+    await server.close();
+    await Deno.remove(home, { recursive: true });
+  }
+});
