@@ -50,7 +50,11 @@ export function createApi(deps: ApiDeps): Hono<ApiEnv> {
   app.notFound((c) => c.json({ error: "not found" }, 404));
   app.onError((error, c) => {
     if (error instanceof ApiError) {
-      return c.json({ ...error.extra, error: error.message }, error.status as ContentfulStatusCode);
+      return c.json(
+        { ...error.extra, error: error.message },
+        error.status as ContentfulStatusCode,
+        error.headers,
+      );
     }
     console.error(
       JSON.stringify({ event: "api.error", path: c.req.path, error: String(error?.name ?? error) }),

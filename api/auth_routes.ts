@@ -6,7 +6,7 @@
 import { type Context, Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import * as v from "valibot";
-import { type ApiDeps, type ApiEnv, ApiError, clientIp, readJson } from "./http.ts";
+import { type ApiDeps, type ApiEnv, ApiError, clientIp, readJson, tooManyRequests } from "./http.ts";
 import {
   createLoginSession,
   deleteLoginSession,
@@ -15,8 +15,17 @@ import {
 } from "./login_sessions.ts";
 import { checkOrigin, requireUser } from "./middleware.ts";
 import { dummyPasswordHash, verifyPassword } from "./passwords.ts";
-import { addressSubject, type AttemptLimit, refundAttempt, takeAttempt } from "./rate_limit.ts";
-import { createUser, findUserByEmail } from "./users.ts";
+import {
+  addressSubject,
+  type AttemptLimit,
+  type Backoff,
+  clearBackoff,
+  isRefusal,
+  refundAttempts,
+  takeAttempts,
+  takeBackoffAttempt,
+} from "./rate_limit.ts";
+import { createUser, findUserByEmail, normalizeEmail } from "./users.ts";
 
 /** Minimum password length. */
 export const MIN_PASSWORD_LENGTH = 10;
@@ -41,8 +50,33 @@ export const LoginSchema = v.object({
 
 const WRONG_CREDENTIALS = "wrong email or password";
 
-/** Failed sign-ins allowed per IP address in 10 minutes. */
-export const LOGIN_FAILURES_PER_IP: AttemptLimit = { scope: "login-ip", max: 20, windowMs: 10 * 60 * 1000 };
+/** Failed sign-ins allowed per IP address and account in 10 minutes: room for a person's typos. */
+export const LOGIN_FAILURES_PER_IP_ACCOUNT: AttemptLimit = {
+  scope: "login-ip-account",
+  max: 20,
+  windowMs: 10 * 60 * 1000,
+};
+
+/**
+ * Failed sign-ins allowed per IP address in 10 minutes, whatever the account: far above what the
+ * people behind one address mistype, so their failures never lock out someone else's right password.
+ */
+export const LOGIN_FAILURES_PER_IP: AttemptLimit = { scope: "login-ip", max: 100, windowMs: 10 * 60 * 1000 };
+
+/**
+ * Failed sign-ins per account, from every address together: after 30, each further attempt waits
+ * 1 minute, doubling per failure up to 15 minutes (about 100 guesses a day at most); forgotten after
+ * a day without failures or on a successful sign-in.
+ */
+export const LOGIN_ACCOUNT_BACKOFF: Backoff = {
+  scope: "login-account",
+  failuresBeforeDelay: 30,
+  firstDelayMs: 60 * 1000,
+  maxDelayMs: 15 * 60 * 1000,
+  forgetMs: 24 * 60 * 60 * 1000,
+};
+
+const TOO_MANY_SIGN_INS = "too many failed sign-ins; try again later";
 
 /** The auth routes, mounted at `/api/auth`. */
 export function authRoutes(deps: ApiDeps): Hono<ApiEnv> {
@@ -81,14 +115,25 @@ export function authRoutes(deps: ApiDeps): Hono<ApiEnv> {
     checkOrigin(c, config.allowedOrigins, false);
     const body = await readJson(c, LoginSchema);
     const ip = addressSubject(clientIp(c));
-    // Taken before the password is checked (and given back on success), so concurrent guesses
-    // cannot all pass the limit before any of them is counted.
-    const attempt = await takeAttempt(kv, LOGIN_FAILURES_PER_IP, ip, deps.now());
-    if (!attempt) throw new ApiError(429, "too many failed sign-ins; try again later");
-    const user = await findUserByEmail(kv, body.email);
+    // Counted by email whether or not such an account exists, so the limits do not tell which do.
+    const account = normalizeEmail(body.email);
+    // All taken before the password is hashed (and given back on success): a refused guess costs no
+    // hashing, and concurrent guesses cannot all pass the limits before any of them is counted.
+    const attempts = await takeAttempts(kv, [
+      { limit: LOGIN_FAILURES_PER_IP_ACCOUNT, subject: JSON.stringify([ip, account]) },
+      { limit: LOGIN_FAILURES_PER_IP, subject: ip },
+    ], deps.now());
+    if (isRefusal(attempts)) throw tooManyRequests(TOO_MANY_SIGN_INS, attempts.retryAfterMs);
+    const waiting = await takeBackoffAttempt(kv, LOGIN_ACCOUNT_BACKOFF, account, deps.now());
+    if (waiting) {
+      await refundAttempts(kv, attempts, deps.now());
+      throw tooManyRequests(TOO_MANY_SIGN_INS, waiting.retryAfterMs);
+    }
+    const user = await findUserByEmail(kv, account);
     const ok = await verifyPassword(body.password, user?.passwordHash ?? await dummyPasswordHash());
     if (!user || !ok) throw new ApiError(401, WRONG_CREDENTIALS);
-    await refundAttempt(kv, attempt, deps.now());
+    await refundAttempts(kv, attempts, deps.now());
+    await clearBackoff(kv, LOGIN_ACCOUNT_BACKOFF, account);
     await startSession(c, user.id);
     return c.json({ user: { id: user.id, email: user.email } });
   });

@@ -196,7 +196,7 @@ Deno.test("CSRF: only the configured public origin is accepted when it is not lo
   }, { env: { DEVMODE_PUBLIC_URL: "https://coda.example" } });
 });
 
-Deno.test("login: more than 20 failures per IP in 10 minutes is 429", async () => {
+Deno.test("login: more than 20 failures per IP and account in 10 minutes is 429 with Retry-After", async () => {
   await withApi(async (api) => {
     const user = await signup(api.url);
     const attempt = (password: string) =>
@@ -206,10 +206,12 @@ Deno.test("login: more than 20 failures per IP in 10 minutes is 429", async () =
       equal(response.status, 401);
       await response.body?.cancel();
     }
+    api.clock.advance(60 * 1000);
     const blocked = await attempt(user.password);
     equal(blocked.status, 429);
-    await blocked.body?.cancel();
-    api.clock.advance(10 * 60 * 1000);
+    equal(blocked.headers.get("retry-after"), "540");
+    ok((await blocked.json()).error);
+    api.clock.advance(9 * 60 * 1000);
     const allowed = await attempt(user.password);
     equal(allowed.status, 200);
     await allowed.body?.cancel();
@@ -252,4 +254,68 @@ Deno.test("login: stepping through the addresses of one IPv6 /64 does not escape
     address = () => "::ffff:198.51.100.7";
     equal(await attempt(user.password), 200, "another network is not affected");
   }, { clientIp: () => address() });
+});
+
+/** Signs in as `email` from the test's current address, answering the status and `Retry-After`. */
+async function loginStatus(url: string, email: string, password: string) {
+  const response = await apiRequest(url, "/api/auth/login", { body: { email, password } });
+  await response.body?.cancel();
+  return { status: response.status, retryAfter: response.headers.get("retry-after") };
+}
+
+Deno.test("login: failures for unknown emails from an address do not lock out a real user there", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    for (let i = 0; i < 20; i++) {
+      equal((await loginStatus(api.url, `nobody${i % 3}@example.test`, "wrong password")).status, 401);
+    }
+    // This used to be 429: the 20 failures were counted for the address alone.
+    equal((await loginStatus(api.url, user.email, user.password)).status, 200);
+  });
+});
+
+Deno.test("login: the address alone is refused only after 100 failures, with Retry-After", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const statuses = await Promise.all(
+      Array.from(
+        { length: 100 },
+        (_, i) => loginStatus(api.url, `nobody${i}@example.test`, "wrong password"),
+      ),
+    );
+    ok(statuses.every(({ status }) => status === 401));
+    assertEquals(await loginStatus(api.url, user.email, user.password), { status: 429, retryAfter: "600" });
+  });
+});
+
+Deno.test("login: guesses at one account from many addresses wait a growing delay, refused unhashed", async () => {
+  let next = 0;
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const guesses = async (count: number) => {
+      const started = performance.now();
+      const results = [];
+      for (let i = 0; i < count; i++) results.push(await loginStatus(api.url, user.email, `wrong ${i}`));
+      return { results, ms: performance.now() - started };
+    };
+    // Four addresses, 20 guesses each: every one used to be checked.
+    const checked = await guesses(30);
+    ok(checked.results.every(({ status }) => status === 401));
+    const refused = await guesses(50);
+    ok(refused.results.every((result) => result.status === 429 && result.retryAfter === "60"));
+    // A refused guess is answered before the password is hashed: 50 of them cost less than 30 hashes.
+    ok(refused.ms < checked.ms / 3, `${refused.ms} ms refused, ${checked.ms} ms checked`);
+    assertEquals(
+      await loginStatus(api.url, user.email, user.password),
+      { status: 429, retryAfter: "60" },
+      "while it waits, even the right password is not tried",
+    );
+    api.clock.advance(60 * 1000);
+    equal((await loginStatus(api.url, user.email, "wrong again")).status, 401);
+    assertEquals(await loginStatus(api.url, user.email, user.password), { status: 429, retryAfter: "120" });
+    api.clock.advance(120 * 1000);
+    equal((await loginStatus(api.url, user.email, user.password)).status, 200);
+    equal((await loginStatus(api.url, user.email, "typo after sign-in")).status, 401, "sign-in forgets");
+    equal((await loginStatus(api.url, user.email, user.password)).status, 200);
+  }, { clientIp: () => `198.51.100.${++next % 4}` });
 });

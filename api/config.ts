@@ -10,6 +10,7 @@
 import { join, resolve } from "node:path";
 import { DEFAULT_RUNNER_TOKEN_TTL_SECONDS } from "../relay/tokens.ts";
 import { type EdgeConfig, parseEdgeConfig, secretProblem } from "../relay/config.ts";
+import { DEFAULT_RECORDING_BYTES_PER_USER } from "./logs.ts";
 
 /** A configuration problem, worded for the person starting the app. */
 export class ConfigError extends Error {
@@ -50,6 +51,8 @@ export interface AppConfig {
   signup: "open" | "closed";
   /** Runner token lifetime in seconds (`DEVMODE_RUNNER_TOKEN_TTL`). */
   runnerTokenTtlSeconds: number;
+  /** Most bytes one user's recordings may hold together (`DEVMODE_RECORDING_BYTES_PER_USER`). */
+  recordingBytesPerUser: number;
   /** Connection caps and where client addresses come from (`DEVMODE_CLIENT_IP_HEADER`, …). */
   edge: EdgeConfig;
 }
@@ -196,6 +199,16 @@ export function loadAppConfig(env: Env = readEnv(), boundPort?: number): AppConf
     }
     runnerTokenTtlSeconds = Number(ttlRaw);
   }
+  const bytesRaw = env.DEVMODE_RECORDING_BYTES_PER_USER;
+  let recordingBytesPerUser = DEFAULT_RECORDING_BYTES_PER_USER;
+  if (bytesRaw !== undefined && bytesRaw !== "") {
+    if (!/^\d{1,15}$/.test(bytesRaw) || Number(bytesRaw) < 1) {
+      throw new ConfigError(
+        `DEVMODE_RECORDING_BYTES_PER_USER must be a number of bytes, at least 1, got "${bytesRaw}"`,
+      );
+    }
+    recordingBytesPerUser = Number(bytesRaw);
+  }
   const edge = parseEdgeConfig(env, (message) => new ConfigError(message));
   const notices: string[] = [];
   const relayEnabled = parseRelayEnabled(env, notices);
@@ -213,6 +226,7 @@ export function loadAppConfig(env: Env = readEnv(), boundPort?: number): AppConf
     notices,
     signup,
     runnerTokenTtlSeconds,
+    recordingBytesPerUser,
     edge,
   };
 }

@@ -23,6 +23,7 @@ Deno.test("defaults: localhost:8080, KV in the data dir, relay on the same port,
     assertEquals(config.relayEnabled, true);
     assertEquals(config.signup, "open");
     assertEquals(config.runnerTokenTtlSeconds, 30 * 24 * 3600);
+    assertEquals(config.recordingBytesPerUser, 256 * 1024 * 1024);
     assertEquals(config.edge.clientIpHeader, null);
     assertEquals(config.allowedOrigins, [
       "http://localhost:8080",
@@ -124,6 +125,8 @@ Deno.test("bad values stop with one clear line naming the variable", () =>
       [{ NEXT_PUBLIC_DEVMODE_RELAY_ENABLED: "maybe" }, /^NEXT_PUBLIC_DEVMODE_RELAY_ENABLED must be 1 or 0/],
       [{ DEVMODE_SIGNUP: "invite" }, /^DEVMODE_SIGNUP must be "open" or "closed"/],
       [{ DEVMODE_RUNNER_TOKEN_TTL: "5" }, /^DEVMODE_RUNNER_TOKEN_TTL must be a number of seconds/],
+      [{ DEVMODE_RECORDING_BYTES_PER_USER: "0" }, /^DEVMODE_RECORDING_BYTES_PER_USER must be a number/],
+      [{ DEVMODE_RECORDING_BYTES_PER_USER: "1G" }, /^DEVMODE_RECORDING_BYTES_PER_USER must be a number/],
       [{ DEVMODE_CLIENT_IP_HEADER: "x forwarded" }, /^DEVMODE_CLIENT_IP_HEADER must be a header name/],
     ];
     for (const [env, message] of cases) {

@@ -3,11 +3,14 @@
  * a dropped link) and nobody else can.
  *
  * Keys: `["devmode_sessions", sessionId]` → {@linkcode DevSession};
- * `["devmode_sessions_by_user", userId, createdAt, sessionId]` → `true` (newest first listing).
+ * `["devmode_sessions_by_user", userId, createdAt, sessionId]` → `true` (newest first listing);
+ * `["devmode_session_quota", userId]` → {@linkcode SessionQuota} (KV `expireIn` plus times checked
+ * against the injected clock).
  *
  * @module
  */
 import { randomId } from "./crypto.ts";
+import { tooManyRequests } from "./http.ts";
 
 /** A terminal session. */
 export interface DevSession {
@@ -23,17 +26,52 @@ export interface DevSession {
 /** Most sessions listed at once. */
 export const SESSION_LIST_LIMIT = 50;
 
+/** The sliding window {@linkcode MAX_NEW_SESSIONS} counts in: 10 minutes. */
+export const SESSION_WINDOW_MS = 10 * 60 * 1000;
+
+/**
+ * Most new sessions one user may create in any {@linkcode SESSION_WINDOW_MS}.
+ * A demanding user opens 20–50 terminals and reloads a few; 120 leaves room
+ * for that twice over, while a script creating hundreds a second (each one a
+ * session record and a recording to fill) is stopped after 120. Reattaching
+ * to an existing session does not count. How many sessions are attached at
+ * once is the relay's cap (`maxClientsPerUser`): this API never hears a
+ * session end, so it limits creation instead.
+ */
+export const MAX_NEW_SESSIONS = 120;
+
+/** Creation times of a user's sessions within the window, oldest first. */
+interface SessionQuota {
+  createdAt: number[];
+}
+
 /** Reads a session. */
 export async function getDevSession(kv: Deno.Kv, sessionId: string): Promise<DevSession | null> {
   return (await kv.get<DevSession>(["devmode_sessions", sessionId])).value;
 }
 
-/** Records a new session for `userId`. */
+/**
+ * Records a new session for `userId`, counting it against
+ * {@linkcode MAX_NEW_SESSIONS}. The count is checked and updated in the same
+ * atomic operation that writes the session, so concurrent requests cannot all
+ * pass one check. Throws a 429 `ApiError` (with `Retry-After`) when the quota is used up.
+ */
 export async function createDevSession(
   kv: Deno.Kv,
   input: { userId: string; ideaId: string; runnerId: string | null; now: number },
 ): Promise<DevSession> {
+  const quotaKey = ["devmode_session_quota", input.userId];
   for (;;) {
+    const quota = await kv.get<SessionQuota>(quotaKey);
+    const recent = (quota.value?.createdAt ?? []).filter((t) => t > input.now - SESSION_WINDOW_MS);
+    if (recent.length >= MAX_NEW_SESSIONS) {
+      throw tooManyRequests(
+        `session limit reached: at most ${MAX_NEW_SESSIONS} new sessions per ${
+          SESSION_WINDOW_MS / 60_000
+        } minutes`,
+        recent[0] + SESSION_WINDOW_MS - input.now,
+      );
+    }
     const session: DevSession = {
       sessionId: randomId(),
       userId: input.userId,
@@ -42,7 +80,11 @@ export async function createDevSession(
       createdAt: input.now,
     };
     const result = await kv.atomic()
+      .check(quota)
       .check({ key: ["devmode_sessions", session.sessionId], versionstamp: null })
+      .set(quotaKey, { createdAt: [...recent, input.now] } satisfies SessionQuota, {
+        expireIn: SESSION_WINDOW_MS,
+      })
       .set(["devmode_sessions", session.sessionId], session)
       .set(["devmode_sessions_by_user", session.userId, session.createdAt, session.sessionId], true)
       .commit();

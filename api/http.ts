@@ -32,12 +32,33 @@ export class ApiError extends Error {
   readonly status: number;
   /** Extra fields merged into the JSON body. */
   readonly extra: Record<string, unknown>;
-  constructor(status: number, message: string, extra: Record<string, unknown> = {}) {
+  /** Response headers the error carries (the app's error handler sends them). */
+  readonly headers: Record<string, string>;
+  constructor(
+    status: number,
+    message: string,
+    extra: Record<string, unknown> = {},
+    headers: Record<string, string> = {},
+  ) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.extra = extra;
+    this.headers = headers;
   }
+}
+
+/**
+ * A 429 whose `Retry-After` says, in whole seconds (at least 1), how long
+ * until the refused client may try again.
+ */
+export function tooManyRequests(
+  message: string,
+  retryAfterMs: number,
+  extra: Record<string, unknown> = {},
+): ApiError {
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  return new ApiError(429, message, extra, { "retry-after": String(seconds) });
 }
 
 /** Header the app server sets to the peer's address on every request (never client-controlled). */

@@ -1,6 +1,6 @@
 /**
  * `/api/devmode/logs`: runners upload recorded output (runner token);
- * owners list recordings and download them as asciicast v2.
+ * owners list recordings, download them as asciicast v2 and delete them.
  *
  * @module
  */
@@ -11,7 +11,7 @@ import { TokenError, verifyRunnerToken } from "../relay/tokens.ts";
 import type { RunnerIdentity } from "../relay/backend.ts";
 import { getDevSession } from "./devmode_sessions.ts";
 import { type ApiDeps, type ApiEnv, ApiError, readJson } from "./http.ts";
-import { appendLog, asciicastStream, getLogMeta, listLogs } from "./logs.ts";
+import { appendLog, asciicastStream, deleteLog, getLogMeta, listLogs } from "./logs.ts";
 import { requireUser } from "./middleware.ts";
 import { verifyRunnerJti } from "./runners.ts";
 
@@ -59,7 +59,12 @@ export function logRoutes(deps: ApiDeps): Hono<ApiEnv> {
   app.post("/ingest", async (c) => {
     const runner = await requireRunner(c, deps);
     const body = await readJson(c, IngestSchema);
-    const { bytes } = await appendLog(kv, { ...body, userId: runner.userId, runnerId: runner.runnerId });
+    const { bytes } = await appendLog(kv, {
+      ...body,
+      userId: runner.userId,
+      runnerId: runner.runnerId,
+      bytesPerUser: deps.config.recordingBytesPerUser,
+    });
     return c.json({ ok: true, bytes });
   });
 
@@ -78,6 +83,14 @@ export function logRoutes(deps: ApiDeps): Hono<ApiEnv> {
         "content-disposition": `attachment; filename="${sessionId}.cast"`,
       },
     });
+  });
+
+  app.delete("/:sessionId", requireUser(deps), async (c) => {
+    const meta = await getLogMeta(kv, c.req.param("sessionId"));
+    if (!meta) throw new ApiError(404, "no recording for this session");
+    if (meta.userId !== c.var.user.id) throw new ApiError(403, "this session belongs to someone else");
+    await deleteLog(kv, meta);
+    return c.json({ ok: true });
   });
 
   return app;

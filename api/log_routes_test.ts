@@ -167,3 +167,84 @@ Deno.test("logs ingest: malformed JSON and wrong types are 400, over 1 MiB is 41
     await expectStatus(ingest(api, runner.runnerToken, huge), 413);
   });
 });
+
+Deno.test("logs ingest: past the per-user storage total is 429; another user still records", async () => {
+  const limit = 100_000;
+  await withApi(async (api) => {
+    const ada = await setup(api);
+    const eve = await setup(api);
+    equal(api.config.recordingBytesPerUser, limit);
+    // The abuse: many sessions, each well under the per-recording cap, all ingesting at once.
+    const sessions = await Promise.all(
+      Array.from({ length: 4 }, () => createSession(api.url, ada.user.cookie, { ideaId: "i" })),
+    );
+    const batch = (sessionId: string) => ({ sessionId, chunks: [{ t: 1, data: "x".repeat(limit / 10) }] });
+    const responses = await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, i) => ingest(api, ada.runner.runnerToken, batch(sessions[i % 4].sessionId)),
+      ),
+    );
+    const bodies = await Promise.all(responses.map((response) => response.json()));
+    equal(responses.filter((response) => response.status === 200).length, 10);
+    responses.forEach((response, i) => {
+      if (response.status === 200) return;
+      equal(response.status, 429);
+      equal(
+        bodies[i].error,
+        `recording storage limit reached: ${limit} bytes per user; delete recordings to record more`,
+      );
+    });
+    const listed = await apiJson<{ bytes: number }[]>(api.url, "/api/devmode/logs", {
+      cookie: ada.user.cookie,
+    });
+    equal(listed.reduce((sum, { bytes }) => sum + bytes, 0), limit);
+    await expectStatus(
+      ingest(api, ada.runner.runnerToken, {
+        sessionId: ada.session.sessionId,
+        chunks: [{ t: 2, data: "y" }],
+      }),
+      429,
+    );
+    assertEquals(
+      await expectStatus(ingest(api, eve.runner.runnerToken, batch(eve.session.sessionId)), 200),
+      { ok: true, bytes: limit / 10 },
+    );
+  }, { env: { DEVMODE_RECORDING_BYTES_PER_USER: String(limit) } });
+});
+
+Deno.test("logs: deleting a recording gives its bytes back; the session records no more", async () => {
+  const limit = 100_000;
+  await withApi(async (api) => {
+    const { user, runner, session } = await setup(api);
+    const eve = await signup(api.url);
+    const other = await createSession(api.url, user.cookie, { ideaId: "i" });
+    const fill = (sessionId: string, bytes: number) =>
+      ingest(api, runner.runnerToken, { sessionId, chunks: [{ t: 1, data: "x".repeat(bytes) }] });
+    await expectStatus(fill(session.sessionId, 60_000), 200);
+    await expectStatus(fill(other.sessionId, 40_000), 200);
+    await expectStatus(fill(other.sessionId, 1), 429);
+    const path = `/api/devmode/logs/${session.sessionId}`;
+    await expectStatus(apiRequest(api.url, path, { method: "DELETE", cookie: eve.cookie }), 403);
+    await expectStatus(apiRequest(api.url, path, { method: "DELETE" }), 401);
+    assertEquals(
+      await expectStatus(apiRequest(api.url, path, { method: "DELETE", cookie: user.cookie }), 200),
+      { ok: true },
+    );
+    await expectStatus(apiRequest(api.url, path, { cookie: user.cookie }), 404);
+    await expectStatus(apiRequest(api.url, path, { method: "DELETE", cookie: user.cookie }), 404);
+    let chunks = 0;
+    for await (const _ of api.kv.list({ prefix: ["log_chunks", session.sessionId] })) chunks++;
+    equal(chunks, 0);
+    await expectStatus(fill(session.sessionId, 1), 410);
+    await expectStatus(fill(other.sessionId, 60_000), 200);
+    await expectStatus(fill(other.sessionId, 1), 429);
+    assertEquals(
+      (await apiJson<{ sessionId: string; bytes: number }[]>(api.url, "/api/devmode/logs", {
+        cookie: user.cookie,
+      }))
+        .map(({ sessionId, bytes }) => [sessionId, bytes]),
+      [[other.sessionId, limit]],
+    );
+  }, { env: { DEVMODE_RECORDING_BYTES_PER_USER: String(limit) } });
+});

@@ -6,10 +6,14 @@
  * - `["logs", sessionId]` → {@linkcode LogMeta}
  * - `["log_chunks", sessionId, seq]` → {@linkcode LogEvent}[] (each value at most ~48 KiB)
  * - `["logs_by_user", userId, sessionId]` → `true`
+ * - `["log_bytes_by_user", userId]` → number: bytes the user's recordings hold, updated in the
+ *   same atomic operation as each recording's {@linkcode LogMeta}
+ * - `["logs_deleted", sessionId]` → `true`: the owner deleted this session's recording; nothing
+ *   more is recorded for it
  *
  * @module
  */
-import { ApiError } from "./http.ts";
+import { ApiError, tooManyRequests } from "./http.ts";
 import { getDevSession } from "./devmode_sessions.ts";
 
 /** One recorded output: `[t, data]`, `t` in ms since the epoch. */
@@ -43,8 +47,18 @@ export interface LogSummary {
 export const CHUNK_CODE_UNITS = 24_000;
 /** Most output one session can record. */
 export const MAX_RECORDING_BYTES = 64 * 1024 * 1024;
+/**
+ * Default for the most output one user's recordings may hold together
+ * (`DEVMODE_RECORDING_BYTES_PER_USER`): four full recordings. Without it a
+ * script opening sessions could store 64 MiB for each of them.
+ */
+export const DEFAULT_RECORDING_BYTES_PER_USER = 256 * 1024 * 1024;
+/** `Retry-After` of a refusal for a full recording store: the runner's recorder backs off at least this long. */
+export const RECORDING_FULL_RETRY_MS = 5 * 60 * 1000;
 /** Chunk values written per atomic operation (KV caps the size of one operation). */
 const VALUES_PER_COMMIT = 8;
+/** Chunk keys deleted per atomic operation (KV caps the mutations of one operation). */
+const DELETES_PER_COMMIT = 100;
 
 /** Splits `data` into pieces of at most `max` code units without cutting a surrogate pair. */
 function splitData(data: string, max: number): string[] {
@@ -83,7 +97,9 @@ export function packEvents(events: LogEvent[], max = CHUNK_CODE_UNITS): LogEvent
 
 /**
  * Appends recorded output to a session's log. The session must belong to the
- * runner token's user (403) and exist (404).
+ * runner token's user (403) and exist (404); the recording stays within
+ * {@linkcode MAX_RECORDING_BYTES} (413) and all of the user's recordings
+ * within `bytesPerUser` (429), checked and counted in one atomic operation.
  */
 export async function appendLog(
   kv: Deno.Kv,
@@ -94,6 +110,8 @@ export async function appendLog(
     chunks: { t: number; data: string }[];
     cols?: number;
     rows?: number;
+    /** Most bytes all of the user's recordings may hold together. */
+    bytesPerUser: number;
   },
 ): Promise<{ bytes: number }> {
   const session = await getDevSession(kv, input.sessionId);
@@ -103,15 +121,30 @@ export async function appendLog(
   if (events.length === 0) return { bytes: 0 };
   const values = packEvents(events);
   const added = events.reduce((sum, [, data]) => sum + new TextEncoder().encode(data).length, 0);
+  const totalKey = ["log_bytes_by_user", input.userId];
+  const deletedKey = ["logs_deleted", input.sessionId];
   let firstSeq: number;
   for (;;) {
-    const entry = await kv.get<LogMeta>(["logs", input.sessionId]);
+    const [entry, total, deleted] = await kv.getMany<[LogMeta, number, true]>([
+      ["logs", input.sessionId],
+      totalKey,
+      deletedKey,
+    ]);
+    if (deleted.value) throw new ApiError(410, "this session's recording was deleted");
     const previous = entry.value;
     if (previous && previous.userId !== input.userId) {
       throw new ApiError(403, "this session belongs to someone else");
     }
     const bytes = (previous?.bytes ?? 0) + added;
     if (bytes > MAX_RECORDING_BYTES) throw new ApiError(413, "recording limit reached for this session");
+    const userBytes = (total.value ?? 0) + added;
+    if (userBytes > input.bytesPerUser) {
+      // Space comes back only when the user deletes recordings; a retry is cheap to refuse again.
+      throw tooManyRequests(
+        `recording storage limit reached: ${input.bytesPerUser} bytes per user; delete recordings to record more`,
+        RECORDING_FULL_RETRY_MS,
+      );
+    }
     const meta: LogMeta = {
       sessionId: input.sessionId,
       userId: input.userId,
@@ -123,8 +156,9 @@ export async function appendLog(
       rows: input.rows ?? previous?.rows ?? null,
     };
     const result = await kv.atomic()
-      .check(entry)
+      .check(entry, total, deleted)
       .set(["logs", input.sessionId], meta)
+      .set(totalKey, userBytes)
       .set(["logs_by_user", input.userId, input.sessionId], true)
       .commit();
     if (result.ok) {
@@ -133,13 +167,53 @@ export async function appendLog(
     }
   }
   for (let i = 0; i < values.length; i += VALUES_PER_COMMIT) {
-    const op = kv.atomic();
+    // A deletion committed meanwhile sweeps only the chunks written before it: later ones must not land.
+    const op = kv.atomic().check({ key: deletedKey, versionstamp: null });
     values.slice(i, i + VALUES_PER_COMMIT).forEach((value, j) => {
       op.set(["log_chunks", input.sessionId, firstSeq + i + j], value);
     });
     await op.commit();
   }
   return { bytes: added };
+}
+
+/**
+ * Deletes a session's recording and gives its bytes back to the owner's
+ * total. Nothing more is recorded for the session afterwards (ingest is 410),
+ * so a batch in flight cannot leave output behind: its chunk writes check the
+ * deletion mark, and the sweep runs after the mark is committed.
+ */
+export async function deleteLog(kv: Deno.Kv, meta: LogMeta): Promise<void> {
+  const totalKey = ["log_bytes_by_user", meta.userId];
+  for (;;) {
+    const [entry, total] = await kv.getMany<[LogMeta, number]>([["logs", meta.sessionId], totalKey]);
+    if (!entry.value) return;
+    const result = await kv.atomic()
+      .check(entry, total)
+      .delete(["logs", meta.sessionId])
+      .delete(["logs_by_user", meta.userId, meta.sessionId])
+      // Recordings stored before the total was kept were never counted in it.
+      .set(totalKey, Math.max(0, (total.value ?? 0) - entry.value.bytes))
+      .set(["logs_deleted", meta.sessionId], true)
+      .commit();
+    if (result.ok) break;
+  }
+  let keys: Deno.KvKey[] = [];
+  for await (const item of kv.list({ prefix: ["log_chunks", meta.sessionId] })) {
+    keys.push(item.key);
+    if (keys.length === DELETES_PER_COMMIT) {
+      await deleteKeys(kv, keys);
+      keys = [];
+    }
+  }
+  await deleteKeys(kv, keys);
+}
+
+async function deleteKeys(kv: Deno.Kv, keys: Deno.KvKey[]): Promise<void> {
+  if (keys.length === 0) return;
+  const op = kv.atomic();
+  for (const key of keys) op.delete(key);
+  await op.commit();
 }
 
 /** Reads a recording's bookkeeping. */

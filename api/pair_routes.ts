@@ -59,19 +59,13 @@ export function pairRoutes(deps: ApiDeps): Hono<ApiEnv> {
     if (site !== undefined && site !== "same-origin" && site !== "none") {
       throw new ApiError(403, "cross-site request refused");
     }
-    const info = await pairingInfo(
-      deps.kv,
-      codeParam(c.req.query("code")),
-      c.var.user.id,
-      clientIp(c),
-      deps.now(),
-    );
+    const info = await pairingInfo(deps.kv, codeParam(c.req.query("code")), c.var.user.id, deps.now());
     return c.json(info);
   });
 
   app.post("/approve", requireUser(deps), async (c) => {
     const body = await readJson(c, PairApproveSchema);
-    const { runnerId } = await approvePairing(deps, body, c.var.user, clientIp(c));
+    const { runnerId } = await approvePairing(deps, body, c.var.user);
     return c.json({ ok: true, runnerId });
   });
 

@@ -12,15 +12,9 @@
  */
 import { signRunnerToken } from "../relay/tokens.ts";
 import { randomId, secretsEqual, sha256Hex } from "./crypto.ts";
-import { type ApiDeps, ApiError, type SessionUser } from "./http.ts";
+import { type ApiDeps, ApiError, type SessionUser, tooManyRequests } from "./http.ts";
 import { formatCode, generateCode, normalizeCode } from "./pairing_code.ts";
-import {
-  addressSubject,
-  type AttemptLimit,
-  refundAttempt,
-  takeAttempt,
-  type TakenAttempt,
-} from "./rate_limit.ts";
+import { addressSubject, type AttemptLimit, isRefusal, refundAttempt, takeAttempt } from "./rate_limit.ts";
 import { addRunnerCreate, addRunnerRekey, getRunnerEntry, type RunnerRecord } from "./runners.ts";
 
 /** Compared against when a polled code is unknown, so both answers take the same work. */
@@ -32,14 +26,15 @@ export const PAIRING_TTL_MS = 10 * 60 * 1000;
 export const POLL_INTERVAL_SECONDS = 5;
 /** Polls may come this much early (network jitter) before they count as too fast. */
 export const POLL_SLACK_MS = 1000;
-/** Wrong codes allowed per user in 10 minutes. */
+/**
+ * Wrong codes allowed per user in 10 minutes. Only per user: look-ups need a sign-in, and a
+ * per-address count would let one account lock out every other account behind the same address.
+ */
 export const WRONG_CODES_PER_USER: AttemptLimit = {
   scope: "pair-code-user",
   max: 5,
   windowMs: 10 * 60 * 1000,
 };
-/** Wrong codes allowed per IP address in 10 minutes. */
-export const WRONG_CODES_PER_IP: AttemptLimit = { scope: "pair-code-ip", max: 5, windowMs: 10 * 60 * 1000 };
 
 /** Pairings one IP address may start in 10 minutes (a runner needs one per 10 minutes). */
 export const PAIR_STARTS_PER_IP: AttemptLimit = {
@@ -106,8 +101,9 @@ export async function startPairing(
   ip: string,
   now: number,
 ): Promise<PairingStarted> {
-  if (!(await takeAttempt(kv, PAIR_STARTS_PER_IP, addressSubject(ip), now))) {
-    throw new ApiError(429, "too many pairings started from this address; try again later");
+  const start = await takeAttempt(kv, PAIR_STARTS_PER_IP, addressSubject(ip), now);
+  if (isRefusal(start)) {
+    throw tooManyRequests("too many pairings started from this address; try again later", start.retryAfterMs);
   }
   const pollSecret = randomId(32);
   const pollSecretHash = await sha256Hex(pollSecret);
@@ -142,43 +138,25 @@ export async function startPairing(
 }
 
 /**
- * Takes one wrong-code attempt from the user's and the address's allowance
- * (429 when either is used up). Taken before the code is looked up, in one
- * atomic step each, so concurrent guesses cannot all slip past the limit;
- * they are given back when the code was right.
- */
-async function takeCodeAttempt(
-  kv: Deno.Kv,
-  userId: string,
-  ip: string,
-  now: number,
-): Promise<TakenAttempt[]> {
-  const byUser = await takeAttempt(kv, WRONG_CODES_PER_USER, userId, now);
-  if (!byUser) throw new ApiError(429, "too many wrong codes; try again later");
-  const byAddress = await takeAttempt(kv, WRONG_CODES_PER_IP, addressSubject(ip), now);
-  if (!byAddress) {
-    await refundAttempt(kv, byUser, now);
-    throw new ApiError(429, "too many wrong codes; try again later");
-  }
-  return [byUser, byAddress];
-}
-
-/**
  * Looks up a live pairing by typed code for a signed-in user. Wrong codes
- * count toward the per-user and per-IP limits (429 once used up), then 404.
+ * count toward the per-user limit (429 once used up), then 404. The attempt
+ * is taken before the code is looked up, in one atomic step, so concurrent
+ * guesses cannot all slip past the limit; it is given back when the code was right.
  */
 async function findForUser(
   kv: Deno.Kv,
   input: string,
   userId: string,
-  ip: string,
   now: number,
 ): Promise<Deno.KvEntry<PairingRecord>> {
-  const attempts = await takeCodeAttempt(kv, userId, ip, now);
+  const attempt = await takeAttempt(kv, WRONG_CODES_PER_USER, userId, now);
+  if (isRefusal(attempt)) {
+    throw tooManyRequests("too many wrong codes; try again later", attempt.retryAfterMs);
+  }
   const code = normalizeCode(input);
   const entry = code ? await kv.get<PairingRecord>(["pairings", code]) : null;
   if (!entry?.value || entry.value.expiresAt <= now) throw new ApiError(404, "unknown or expired code");
-  for (const attempt of attempts) await refundAttempt(kv, attempt, now);
+  await refundAttempt(kv, attempt, now);
   if (entry.value.status !== "pending") throw new ApiError(409, "this code was already approved");
   return entry as Deno.KvEntry<PairingRecord>;
 }
@@ -188,10 +166,9 @@ export async function pairingInfo(
   kv: Deno.Kv,
   input: string,
   userId: string,
-  ip: string,
   now: number,
 ): Promise<PairingInfo> {
-  const { value } = await findForUser(kv, input, userId, ip, now);
+  const { value } = await findForUser(kv, input, userId, now);
   return {
     code: formatCode(value.code),
     name: value.name,
@@ -212,12 +189,11 @@ export async function approvePairing(
   deps: ApiDeps,
   input: { code: string; runnerId?: string },
   user: SessionUser,
-  ip: string,
 ): Promise<{ runnerId: string }> {
   const { kv, now } = deps;
   for (;;) {
     const time = now();
-    const entry = await findForUser(kv, input.code, user.id, ip, time);
+    const entry = await findForUser(kv, input.code, user.id, time);
     const pairing = entry.value;
     const op = kv.atomic();
     let runnerId: string;
@@ -270,6 +246,14 @@ export const MISSING_POLL_SECRET =
   "missing X-Pair-Secret header: send the pollSecret that POST /api/devmode/pair/start returned, " +
   "as X-Pair-Secret; the code alone never releases the runner token (RFC 8628 section 5.2)";
 
+/** The RFC 8628 `slow_down` answer to a poll that came too soon. */
+function slowDown(): ApiError {
+  return tooManyRequests("polling too fast", POLL_INTERVAL_SECONDS * 1000, {
+    status: "slow_down",
+    interval: POLL_INTERVAL_SECONDS,
+  });
+}
+
 /**
  * A runner's poll. Only a poll with the right secret is answered (403
  * without one; a wrong one is answered like an unknown code, 404) and counted
@@ -300,7 +284,7 @@ export async function checkPairing(
   if (!record || !secretMatches) throw new ApiError(404, "unknown or expired code", { status: "expired" });
   if (record.expiresAt <= time) return { status: "expired" };
   if (record.lastPollAt !== null && time - record.lastPollAt < POLL_INTERVAL_SECONDS * 1000 - POLL_SLACK_MS) {
-    throw new ApiError(429, "polling too fast", { status: "slow_down", interval: POLL_INTERVAL_SECONDS });
+    throw slowDown();
   }
   const next: PairingRecord = {
     ...record,
@@ -311,9 +295,7 @@ export async function checkPairing(
     .check(entry)
     .set(entry.key, next, { expireIn: remainingMs(record, time) })
     .commit();
-  if (!result.ok) {
-    throw new ApiError(429, "polling too fast", { status: "slow_down", interval: POLL_INTERVAL_SECONDS });
-  }
+  if (!result.ok) throw slowDown();
   if (record.status !== "approved" || !record.approval) return { status: record.status } as PairingStatus;
   const { runnerId, userId, email } = record.approval;
   const runnerToken = await signRunnerToken(config.jwtSecret, { runnerId, userId, jti: record.id }, {

@@ -1,9 +1,11 @@
 /**
  * Counting attempts (wrong codes, failed sign-ins, pairing starts) in fixed
- * windows, in KV (so limits hold across restarts and concurrent requests).
+ * windows, and failures of one subject (an account) under a growing delay, in
+ * KV (so limits hold across restarts and concurrent requests).
  *
- * Keys: `["rate", scope, subject]` → {@linkcode Window} (KV `expireIn` plus
- * the window start checked against the injected clock).
+ * Keys: `["rate", scope, subject]` → {@linkcode Window}, and
+ * `["backoff", scope, subject]` → {@linkcode BackoffState} (KV `expireIn` plus
+ * the times checked against the injected clock).
  *
  * @module
  */
@@ -27,6 +29,16 @@ async function read(kv: Deno.Kv, limit: AttemptLimit, subject: string, now: numb
   return { entry, live };
 }
 
+/** A refused attempt: how long until the limit lets the subject try again (for `Retry-After`). */
+export interface Refusal {
+  retryAfterMs: number;
+}
+
+/** Whether a take was refused. */
+export function isRefusal<T extends object>(result: T | Refusal): result is Refusal {
+  return "retryAfterMs" in result;
+}
+
 /** An attempt taken with {@linkcode takeAttempt}, to give back with {@linkcode refundAttempt}. */
 export interface TakenAttempt {
   limit: AttemptLimit;
@@ -38,18 +50,18 @@ export interface TakenAttempt {
 /**
  * Takes one attempt for `subject` if any is left in the current window:
  * checking and counting are one atomic KV operation, so concurrent requests
- * cannot all pass a check made before any of them was counted. Resolves
- * `null` (nothing counted) when the limit is used up.
+ * cannot all pass a check made before any of them was counted. Resolves a
+ * {@linkcode Refusal} (nothing counted) when the limit is used up.
  */
 export async function takeAttempt(
   kv: Deno.Kv,
   limit: AttemptLimit,
   subject: string,
   now: number,
-): Promise<TakenAttempt | null> {
+): Promise<TakenAttempt | Refusal> {
   for (;;) {
     const { entry, live } = await read(kv, limit, subject, now);
-    if (live !== null && live.count >= limit.max) return null;
+    if (live !== null && live.count >= limit.max) return { retryAfterMs: live.start + limit.windowMs - now };
     const next: Window = live ? { start: live.start, count: live.count + 1 } : { start: now, count: 1 };
     const result = await kv.atomic()
       .check(entry)
@@ -76,6 +88,89 @@ export async function refundAttempt(kv: Deno.Kv, taken: TakenAttempt, now: numbe
       .commit();
     if (result.ok) return;
   }
+}
+
+/**
+ * Takes one attempt from each limit in turn; when one refuses, those already
+ * taken are given back, so a refused request counts nowhere.
+ */
+export async function takeAttempts(
+  kv: Deno.Kv,
+  wanted: { limit: AttemptLimit; subject: string }[],
+  now: number,
+): Promise<TakenAttempt[] | Refusal> {
+  const taken: TakenAttempt[] = [];
+  for (const { limit, subject } of wanted) {
+    const result = await takeAttempt(kv, limit, subject, now);
+    if (isRefusal(result)) {
+      await refundAttempts(kv, taken, now);
+      return result;
+    }
+    taken.push(result);
+  }
+  return taken;
+}
+
+/** Gives back every attempt {@linkcode takeAttempts} took. */
+export async function refundAttempts(kv: Deno.Kv, taken: TakenAttempt[], now: number): Promise<void> {
+  for (const attempt of taken) await refundAttempt(kv, attempt, now);
+}
+
+/**
+ * A growing delay for one subject (an account, whichever address it is tried
+ * from): after `failuresBeforeDelay` failures the subject waits `firstDelayMs`
+ * before its next attempt, and each further failure doubles the wait, up to
+ * `maxDelayMs`. Forgotten `forgetMs` after the last failure (at least
+ * `maxDelayMs`), or at once by {@linkcode clearBackoff}.
+ */
+export interface Backoff {
+  scope: string;
+  failuresBeforeDelay: number;
+  firstDelayMs: number;
+  maxDelayMs: number;
+  forgetMs: number;
+}
+
+/** Failures counted for one subject under a {@linkcode Backoff}. */
+interface BackoffState {
+  failures: number;
+  lastFailureAt: number;
+  /** No attempt before this time (ms since the epoch). */
+  waitUntil: number;
+}
+
+/**
+ * Counts one attempt as a failure in advance (in one atomic KV step, so
+ * concurrent attempts cannot all slip in before the delay is set), or
+ * resolves a {@linkcode Refusal} while the subject has to wait. A successful
+ * attempt then calls {@linkcode clearBackoff}.
+ */
+export async function takeBackoffAttempt(
+  kv: Deno.Kv,
+  backoff: Backoff,
+  subject: string,
+  now: number,
+): Promise<Refusal | null> {
+  const key = ["backoff", backoff.scope, subject];
+  for (;;) {
+    const entry = await kv.get<BackoffState>(key);
+    const live = entry.value && now - entry.value.lastFailureAt < backoff.forgetMs ? entry.value : null;
+    if (live !== null && live.waitUntil > now) return { retryAfterMs: live.waitUntil - now };
+    const failures = (live?.failures ?? 0) + 1;
+    const doublings = failures - backoff.failuresBeforeDelay;
+    const delayMs = doublings < 0 ? 0 : Math.min(backoff.maxDelayMs, backoff.firstDelayMs * 2 ** doublings);
+    const next: BackoffState = { failures, lastFailureAt: now, waitUntil: now + delayMs };
+    const result = await kv.atomic()
+      .check(entry)
+      .set(key, next, { expireIn: backoff.forgetMs })
+      .commit();
+    if (result.ok) return null;
+  }
+}
+
+/** Forgets the subject's failures (after it succeeded). */
+export async function clearBackoff(kv: Deno.Kv, backoff: Backoff, subject: string): Promise<void> {
+  await kv.delete(["backoff", backoff.scope, subject]);
 }
 
 /**

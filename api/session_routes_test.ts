@@ -1,6 +1,7 @@
 import { deepStrictEqual as assertEquals, equal, match, ok } from "node:assert/strict";
 import { verifyClientToken } from "../relay/tokens.ts";
 import { withApi } from "./_test_fixture.ts";
+import { MAX_NEW_SESSIONS, SESSION_WINDOW_MS } from "./devmode_sessions.ts";
 import { apiJson, apiRequest, createSession, pairRunner, signup } from "./testing.ts";
 
 Deno.test("sessions: a new session gets a 60 s client token for the relay", async () => {
@@ -106,5 +107,44 @@ Deno.test("sessions: GET lists the user's own sessions, newest first", async () 
       { sessionId: b.sessionId, ideaId: "second", runnerId: null, createdAt: api.clock.now() },
       { sessionId: a.sessionId, ideaId: "first", runnerId: null, createdAt: api.clock.now() - 1000 },
     ]);
+  });
+});
+
+Deno.test("sessions: creating past the per-user quota is 429 with Retry-After; others and reattach unaffected", async () => {
+  await withApi(async (api) => {
+    const ada = await signup(api.url);
+    const eve = await signup(api.url);
+    // The abuse: a burst of creations, all in flight at once, so the count must be atomic.
+    const responses = await Promise.all(
+      Array.from(
+        { length: MAX_NEW_SESSIONS + 30 },
+        () => apiRequest(api.url, "/api/devmode/sessions", { cookie: ada.cookie, body: { ideaId: "i" } }),
+      ),
+    );
+    const refused = responses.filter((response) => response.status === 429);
+    equal(responses.filter((response) => response.status === 201).length, MAX_NEW_SESSIONS);
+    equal(refused.length, 30);
+    for (const response of responses) {
+      const body = await response.json();
+      if (response.status !== 429) continue;
+      equal(body.error, `session limit reached: at most ${MAX_NEW_SESSIONS} new sessions per 10 minutes`);
+      equal(response.headers.get("retry-after"), String(SESSION_WINDOW_MS / 1000));
+    }
+    const listed = await apiJson<{ sessionId: string }[]>(api.url, "/api/devmode/sessions", {
+      cookie: ada.cookie,
+    });
+    await createSession(api.url, ada.cookie, { ideaId: "i", sessionId: listed[0].sessionId });
+    await createSession(api.url, eve.cookie, { ideaId: "i" });
+
+    api.clock.advance(SESSION_WINDOW_MS - 60_000);
+    const later = await apiRequest(api.url, "/api/devmode/sessions", {
+      cookie: ada.cookie,
+      body: { ideaId: "i" },
+    });
+    equal(later.status, 429);
+    equal(later.headers.get("retry-after"), "60");
+    await later.body?.cancel();
+    api.clock.advance(60_000);
+    await createSession(api.url, ada.cookie, { ideaId: "i" });
   });
 });

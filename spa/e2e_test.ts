@@ -227,7 +227,19 @@ Deno.test({
         await screenshot(page, "signup-form");
         await page.click("button[type=submit]");
         await page.waitForFunction(() => location.pathname === "/devmode/pair", { timeout: STEP_TIMEOUT_MS });
+        // The link only fills the code in: a look-up spends one of the account's attempts, so it waits for a click.
+        const lookUps: string[] = [];
+        page.on("request", (request) => {
+          if (request.url().includes("/api/devmode/pair/info")) lookUps.push(request.url());
+        });
+        const input = await page.waitForSelector("#pair-code");
+        await page.waitForNetworkIdle();
+        assertEqual(await input!.evaluate((el) => (el as HTMLInputElement).value), code);
+        assertEqual(await page.$(".facts"), null);
+        assertEqual(lookUps.length, 0);
+        await page.click("form button[type=submit]");
         await page.waitForSelector(".facts");
+        assertEqual(lookUps.length, 1);
         const shown = await page.$eval(".facts code", (el) => el.textContent ?? "");
         assertEqual(shown, code);
       });

@@ -31,7 +31,7 @@ function describePairError(error: unknown): string {
     case 409:
       return "This code was already approved. Start the runner again for a new code if it is not paired.";
     case 429:
-      return "Too many wrong codes. Wait 10 minutes before trying again.";
+      return "Too many wrong codes. Wait up to 10 minutes before trying again.";
     case 401:
       return "Your sign-in expired. Sign in again.";
     default:
@@ -47,6 +47,7 @@ type Step =
 /** The pairing page. */
 export function PairPage(props: PageProps): JSX.Element {
   const [code, setCode] = useState(() => formatCode(props.query.get("code") ?? ""));
+  const fromLink = normalizeCode(props.query.get("code") ?? "").length > 0;
   const [step, setStep] = useState<Step>({ kind: "enter" });
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -73,11 +74,6 @@ export function PairPage(props: PageProps): JSX.Element {
     void lookUpCode(code);
   };
 
-  // Arriving from the runner's link, go straight to what is being authorized; approving stays a click.
-  useEffect(() => {
-    if (normalizeCode(code).length === 8) void lookUpCode(code);
-  }, []);
-
   const approve = async () => {
     if (step.kind !== "confirm") return;
     setError(null);
@@ -97,9 +93,20 @@ export function PairPage(props: PageProps): JSX.Element {
       <h1>Enable Dev Mode</h1>
       {step.kind === "enter" && (
         <div class="card">
-          <p>
-            Start <code>coda-runner</code> on the machine you want to reach. It shows a code; enter it here.
-          </p>
+          {fromLink
+            ? (
+              // A link fills the code in but never looks it up: every look-up of a wrong code spends one of
+              // the account's few attempts, and any site can link here.
+              <p>
+                Check that this is the code your <code>coda-runner</code> shows, then continue.
+              </p>
+            )
+            : (
+              <p>
+                Start <code>coda-runner</code>{" "}
+                on the machine you want to reach. It shows a code; enter it here.
+              </p>
+            )}
           <form class="form" onSubmit={lookUp}>
             <label for="pair-code">Pairing code</label>
             <input
