@@ -45,7 +45,7 @@ export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
   pingIntervalMs: 25_000,
   deadPeerMs: 60_000,
   maxClientsPerUser: 32,
-  maxClientBufferedBytes: 1024 * 1024,
+  maxClientBufferedBytes: 2 * 1024 * 1024,
   maxRunnerBufferedBytes: 4 * 1024 * 1024,
   reverifyIntervalMs: 60_000,
   malformedFrameLimit: 10,

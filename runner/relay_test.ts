@@ -235,3 +235,24 @@ Deno.test("a second runner with the same credentials takes over; the first stops
     for (const home of homes) await Deno.remove(home, { recursive: true });
   }
 });
+
+Deno.test("a replay heavy in control characters reaches a new client without taking the runner's link down", async () => {
+  await using t = await setup();
+  const { client: first, sessionId } = await t.clientFor();
+  await waitFor(() => first.metas().includes(`coda:session:${sessionId}`), "session meta");
+  // 200,000 × \x01: 1.2 MB once JSON-escaped; 256 KiB of it made one 1.5 MiB frame, past the relay's 1 MiB limit.
+  first.send({
+    type: "stdin",
+    sessionId,
+    data: "head -c 200000 /dev/zero | tr '\\0' '\\1'; echo; echo done-$((4 * 5))\r",
+  });
+  await first.waitForOutput("done-20");
+  const { client: second } = await t.clientFor({ sessionId });
+  await second.waitForOutput("done-20");
+  assert(second.output().split("\x01").length - 1 >= 200_000, "the whole control-character run is replayed");
+  assert(!second.metas().some((line) => line.startsWith("coda:gap:")), second.metas().join());
+  assertEquals(t.runner.link.connections, 1);
+  assert(first.socket.readyState === WebSocket.OPEN && second.socket.readyState === WebSocket.OPEN);
+  await first.close();
+  await second.close();
+});

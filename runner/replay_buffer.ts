@@ -20,6 +20,23 @@ export interface ReplayChunk {
   bytes: number;
 }
 
+/** Characters JSON escapes: control characters (`\u0001` takes 6 bytes), `"` and `\`. */
+const JSON_ESCAPED = /[\u0000-\u001f"\\]/g;
+
+/**
+ * An upper bound of the bytes `data` takes inside a JSON frame: its UTF-8
+ * bytes plus 5 for each character JSON escapes. One regex scan, no encoding.
+ */
+export function encodedBound(data: string, bytes: number): number {
+  return bytes + 5 * (data.match(JSON_ESCAPED)?.length ?? 0);
+}
+
+/** A stored chunk with the running totals of {@linkcode encodedBound} at its start and end. */
+interface StoredChunk extends ReplayChunk {
+  encodedStart: number;
+  encodedEnd: number;
+}
+
 /** What a replay from a given offset contains. */
 export interface ReplaySlice {
   /** Chunks to send, in order; the first may start inside a stored chunk. */
@@ -34,10 +51,11 @@ export const DEFAULT_REPLAY_BYTES = 1024 * 1024;
 /** A ring buffer of output chunks bounded by total bytes. */
 export class ReplayBuffer {
   readonly #capacity: number;
-  #chunks: ReplayChunk[] = [];
+  #chunks: StoredChunk[] = [];
   #head = 0;
   #held = 0;
   #end = 0;
+  #encodedEnd = 0;
 
   /** `capacity`: the most bytes kept (a single larger chunk is still kept whole). */
   constructor(capacity: number = DEFAULT_REPLAY_BYTES) {
@@ -69,7 +87,10 @@ export class ReplayBuffer {
 
   /** Appends output; returns the stored chunk (with its offset). */
   append(data: string): ReplayChunk {
-    const chunk = { offset: this.#end, data, bytes: utf8Length(data) };
+    const bytes = utf8Length(data);
+    const encodedStart = this.#encodedEnd;
+    this.#encodedEnd += encodedBound(data, bytes);
+    const chunk = { offset: this.#end, data, bytes, encodedStart, encodedEnd: this.#encodedEnd };
     this.#chunks.push(chunk);
     this.#end += chunk.bytes;
     this.#held += chunk.bytes;
@@ -82,6 +103,26 @@ export class ReplayBuffer {
       this.#head = 0;
     }
     return chunk;
+  }
+
+  /**
+   * About how many bytes the output from `offset` to the end takes as JSON
+   * frames (an upper bound, pro rata inside a chunk): what flow control
+   * counts, since that is what fills the relay's and the client's buffers.
+   */
+  encodedSince(offset: number): number {
+    if (offset >= this.#end || this.chunkCount === 0) return 0;
+    let low = this.#head;
+    let high = this.#chunks.length - 1;
+    while (low < high) {
+      const middle = (low + high + 1) >> 1;
+      if (this.#chunks[middle].offset <= offset) low = middle;
+      else high = middle - 1;
+    }
+    const chunk = this.#chunks[low];
+    const encoded = chunk.encodedEnd - chunk.encodedStart;
+    const before = Math.max(0, offset - chunk.offset) / chunk.bytes;
+    return this.#encodedEnd - chunk.encodedStart - Math.floor(encoded * before);
   }
 
   /**

@@ -1,5 +1,5 @@
 import { deepEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
-import { ReplayBuffer } from "./replay_buffer.ts";
+import { encodedBound, ReplayBuffer } from "./replay_buffer.ts";
 
 Deno.test("offsets count UTF-8 bytes and slices resume exactly", () => {
   const buffer = new ReplayBuffer(1024);
@@ -38,4 +38,17 @@ Deno.test("memory stays bounded over many appends", () => {
   assertEquals(buffer.end, 200_000);
   assertEquals(buffer.heldBytes, 4096);
   assertThrows(() => new ReplayBuffer(0), RangeError);
+});
+
+Deno.test("encodedSince counts what the output takes as JSON, escapes included", () => {
+  const buffer = new ReplayBuffer(1024);
+  buffer.append("abcd");
+  buffer.append("\x01\x01");
+  buffer.append('é"');
+  // 4 + (2 + 2 × 5) + (3 + 5): the control bytes and the quote are escaped.
+  assertEquals(buffer.encodedSince(0), 24);
+  assertEquals(buffer.encodedSince(4), 20);
+  assertEquals(buffer.encodedSince(5), 14);
+  assertEquals(buffer.encodedSince(buffer.end), 0);
+  assertEquals(encodedBound("\x01\n\\x", 4), 19);
 });

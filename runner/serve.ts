@@ -29,6 +29,7 @@ import {
 } from "../relay/protocol.ts";
 import { utf8Length } from "../relay/utf8.ts";
 import { frameSize } from "../relay/frames.ts";
+import { DEFAULT_RELAY_LIMITS } from "../relay/limits.ts";
 import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
 import type { SessionSink } from "./session.ts";
 import type { Logger } from "./log.ts";
@@ -219,7 +220,10 @@ export function startServe(options: ServeOptions): Promise<ServeHandle> {
   const log = options.log;
   const accessToken = options.accessToken ?? newAccessToken();
   const malformedLimit = options.malformedFrameLimit ?? 10;
-  const local = new LocalClients(options.maxClientBufferedBytes ?? 1024 * 1024, log);
+  const local = new LocalClients(
+    options.maxClientBufferedBytes ?? DEFAULT_RELAY_LIMITS.maxClientBufferedBytes,
+    log,
+  );
   const manager = new SessionManager({ ...options.sessions, sink: local, log });
   local.manager = manager;
 

@@ -11,8 +11,10 @@
  *
  * @module
  */
-import { MetaLine, type RunnerToRelay } from "../relay/protocol.ts";
-import { ReplayBuffer } from "./replay_buffer.ts";
+import { MAX_FRAME_BYTES, MetaLine, type RunnerToRelay } from "../relay/protocol.ts";
+import { utf8Length } from "../relay/utf8.ts";
+import { encodedBound, ReplayBuffer } from "./replay_buffer.ts";
+import { DEFAULT_RELAY_LIMITS } from "../relay/limits.ts";
 import type { PtyProcess } from "./pty.ts";
 import type { Recorder } from "./recorder.ts";
 import type { Logger } from "./log.ts";
@@ -27,7 +29,7 @@ export interface SessionSink {
 
 /** Flow-control thresholds, in bytes. */
 export interface FlowLimits {
-  /** Pause above this many unacknowledged bytes (default 512 KiB). */
+  /** Pause above this many unacknowledged bytes, as encoded in frames (default 512 KiB). */
   highWatermark: number;
   /** Resume below this many (default 128 KiB). */
   lowWatermark: number;
@@ -45,8 +47,35 @@ export const DEFAULT_FLOW_LIMITS: FlowLimits = {
   linkPollMs: 20,
 };
 
-/** Replay frames are coalesced up to this many bytes. */
+/**
+ * Replay frames are coalesced up to this many bytes *as encoded*: JSON turns
+ * a control byte into `\u0001` (6 bytes), so 256 KiB of such output would be
+ * a 1.5 MiB frame, past the relay's 1 MiB limit (close 1009).
+ */
 const REPLAY_FRAME_BYTES = 256 * 1024;
+/**
+ * The most a replay sends, as encoded: within what the relay queues for one
+ * client (beyond it the client is closed 4413 before it could catch up). Older
+ * output is announced as a gap instead.
+ */
+const MAX_REPLAY_ENCODED_BYTES = DEFAULT_RELAY_LIMITS.maxClientBufferedBytes * 3 / 4;
+/** The most encoded output bytes in any one frame, leaving room for its envelope under MAX_FRAME_BYTES. */
+const FRAME_DATA_BYTES = MAX_FRAME_BYTES - 4096;
+
+/** UTF-8 bytes `data` takes inside a JSON frame, escapes included. */
+function encodedBytes(data: string): number {
+  return utf8Length(JSON.stringify(data)) - 2;
+}
+
+/** Splits `data` into pieces each at most `budget` bytes once encoded, never inside a surrogate pair. */
+function framePieces(data: string, budget: number): string[] {
+  // A UTF-16 unit never takes more than 6 bytes in JSON: live output is only measured when that bound is too loose.
+  if (data.length * 6 <= budget || data.length <= 1 || encodedBytes(data) <= budget) return [data];
+  let half = Math.floor(data.length / 2);
+  const code = data.charCodeAt(half - 1);
+  if (code >= 0xd800 && code <= 0xdbff) half++;
+  return [...framePieces(data.slice(0, half), budget), ...framePieces(data.slice(half), budget)];
+}
 
 /** Options of {@linkcode Session}. */
 export interface SessionOptions {
@@ -169,9 +198,21 @@ export class Session {
       meta(MetaLine.reset());
       from = 0;
     }
-    const { chunks, gap } = this.#buffer.slice(from);
+    const slice = this.#buffer.slice(from);
+    let { gap } = slice;
+    let chunks = slice.chunks;
+    let total = chunks.reduce((sum, chunk) => sum + encodedBound(chunk.data, chunk.bytes), 0);
+    let skip = 0;
+    while (total > MAX_REPLAY_ENCODED_BYTES && skip < chunks.length - 1) {
+      total -= encodedBound(chunks[skip].data, chunks[skip].bytes);
+      skip++;
+    }
+    if (skip > 0) {
+      gap = { from: gap?.from ?? from, to: chunks[skip].offset };
+      chunks = chunks.slice(skip);
+    }
     if (gap) meta(MetaLine.gap(gap.from, gap.to));
-    let frame: { offset: number; parts: string[]; bytes: number } | undefined;
+    let frame: { offset: number; parts: string[]; encoded: number } | undefined;
     const flush = () => {
       if (!frame) return;
       this.#sink.send({
@@ -184,10 +225,15 @@ export class Session {
       frame = undefined;
     };
     for (const chunk of chunks) {
-      if (frame && frame.bytes + chunk.bytes > REPLAY_FRAME_BYTES) flush();
-      frame ??= { offset: chunk.offset, parts: [], bytes: 0 };
-      frame.parts.push(chunk.data);
-      frame.bytes += chunk.bytes;
+      let offset = chunk.offset;
+      for (const piece of framePieces(chunk.data, REPLAY_FRAME_BYTES)) {
+        const encoded = encodedBytes(piece);
+        if (frame && frame.encoded + encoded > REPLAY_FRAME_BYTES) flush();
+        frame ??= { offset, parts: [], encoded: 0 };
+        frame.parts.push(piece);
+        frame.encoded += encoded;
+        offset += utf8Length(piece);
+      }
     }
     flush();
     this.#sink.send({ type: "attached", sessionId: this.sessionId, clientId, offset: this.#buffer.end });
@@ -311,7 +357,11 @@ export class Session {
     const chunk = this.#buffer.append(data);
     this.#recorder?.push(data);
     if (this.#clients.size > 0) {
-      this.#sink.send({ type: "stdout", sessionId: this.sessionId, data, offset: chunk.offset });
+      let offset = chunk.offset;
+      for (const piece of framePieces(data, FRAME_DATA_BYTES)) {
+        this.#sink.send({ type: "stdout", sessionId: this.sessionId, data: piece, offset });
+        offset += utf8Length(piece);
+      }
     }
     this.#updateFlow();
   }
@@ -350,7 +400,8 @@ export class Session {
 
   #updateFlow(): void {
     if (this.#ended) return;
-    const unacked = this.#buffer.end - this.#acked;
+    // Counted as encoded, not raw: 512 KiB of control characters is 3 MiB of JSON in the relay's buffers.
+    const unacked = this.#buffer.encodedSince(this.#acked);
     if (this.#clients.size === 0) this.#pausedForAcks = false;
     else if (!this.#pausedForAcks && unacked > this.#flow.highWatermark) this.#pausedForAcks = true;
     else if (this.#pausedForAcks && unacked < this.#flow.lowWatermark) this.#pausedForAcks = false;
