@@ -4,6 +4,7 @@ import { createApi } from "./app.ts";
 import { loadAppConfig } from "./config.ts";
 import { withApi } from "./_test_fixture.ts";
 import { apiRequest, signup } from "./testing.ts";
+import { startTestApp } from "./server.ts";
 
 Deno.test("healthz and config", async () => {
   await withApi(async (api) => {
@@ -100,5 +101,25 @@ Deno.test("unexpected errors are 500 JSON without details", async () => {
   } finally {
     console.error = originalError;
     await Deno.remove(dataDir, { recursive: true });
+  }
+});
+
+Deno.test("a JSON body cut off by its client is 400, not 500, on every JSON route", async () => {
+  const app = await startTestApp();
+  try {
+    const target = new URL(app.url);
+    for (const path of ["/api/auth/signup", "/api/auth/login", "/api/devmode/pair/start"]) {
+      const conn = await Deno.connect({ hostname: target.hostname, port: Number(target.port) });
+      await conn.write(new TextEncoder().encode(
+        `POST ${path} HTTP/1.1\r\nHost: ${target.host}\r\nOrigin: ${app.config.publicUrl}\r\n` +
+          'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"email":"a@',
+      ));
+      await conn.closeWrite();
+      const answer = new TextDecoder().decode(await new Response(conn.readable).arrayBuffer());
+      ok(answer.startsWith("HTTP/1.1 400"), `${path}: ${answer.split("\r\n")[0]}`);
+      ok(answer.includes("request body ended before its Content-Length"), answer);
+    }
+  } finally {
+    await app.close();
   }
 });

@@ -14,6 +14,7 @@ import {
   sessionCookieName,
 } from "./login_sessions.ts";
 import { checkOrigin, requireUser } from "./middleware.ts";
+import { recordSignOut } from "./relay_backend.ts";
 import { dummyPasswordHash, verifyPassword } from "./passwords.ts";
 import {
   addressSubject,
@@ -141,6 +142,8 @@ export function authRoutes(deps: ApiDeps): Hono<ApiEnv> {
   app.post("/logout", requireUser(deps), async (c) => {
     const id = getCookie(c, cookieName);
     if (id) await deleteLoginSession(kv, id);
+    // The terminals opened while signed in must not outlive the sign-in: relays close them (4401).
+    await recordSignOut(kv, c.var.user.id, deps.now());
     deleteCookie(c, cookieName, { path: "/", secure, httpOnly: true, sameSite: "Lax" });
     return c.json({ ok: true });
   });

@@ -91,7 +91,15 @@ export async function readJson<S extends v.GenericSchema>(
   schema: S,
   options: { allowEmpty?: boolean } = {},
 ): Promise<v.InferOutput<S>> {
-  const text = await c.req.text();
+  let text: string;
+  try {
+    text = await c.req.text();
+  } catch (error) {
+    // The client hung up mid-body (Deno reports BadResource or a connection error): its fault, not ours.
+    // Hono's body limit also surfaces here; its middleware answers 413.
+    if (error instanceof ApiError || (error as Error)?.name === "BodyLimitError") throw error;
+    throw new ApiError(400, "request body ended before its Content-Length");
+  }
   if (text.trim() === "") {
     if (options.allowEmpty) return parseWith(schema, {});
     throw new ApiError(400, "request body must be JSON");

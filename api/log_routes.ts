@@ -4,16 +4,13 @@
  *
  * @module
  */
-import { type Context, Hono } from "hono";
+import { Hono } from "hono";
 import * as v from "valibot";
 import { SessionIdSchema } from "../relay/protocol.ts";
-import { TokenError, verifyRunnerToken } from "../relay/tokens.ts";
-import type { RunnerIdentity } from "../relay/backend.ts";
 import { getDevSession } from "./devmode_sessions.ts";
 import { type ApiDeps, type ApiEnv, ApiError, readJson } from "./http.ts";
 import { appendLog, asciicastStream, deleteLog, getLogMeta, listLogs } from "./logs.ts";
-import { requireUser } from "./middleware.ts";
-import { verifyRunnerJti } from "./runners.ts";
+import { requireRunner, requireUser } from "./middleware.ts";
 
 const Dimension = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000));
 
@@ -31,25 +28,6 @@ export const IngestSchema = v.object({
   cols: v.optional(Dimension),
   rows: v.optional(Dimension),
 });
-
-/** Verifies the request's runner token (type, signature, expiry) and that its jti is still current. */
-async function requireRunner(c: Context, deps: ApiDeps): Promise<RunnerIdentity> {
-  const match = /^Bearer (\S+)$/.exec(c.req.header("authorization") ?? "");
-  if (!match) throw new ApiError(401, "runner token required (Authorization: Bearer)");
-  try {
-    const { claims } = await verifyRunnerToken(deps.config.jwtSecret, match[1], {
-      now: new Date(deps.now()),
-    });
-    const identity = await verifyRunnerJti(deps.kv, claims.jti);
-    if (!identity || identity.runnerId !== claims.runnerId || identity.userId !== claims.userId) {
-      throw new ApiError(401, "runner token revoked");
-    }
-    return identity;
-  } catch (error) {
-    if (error instanceof TokenError) throw new ApiError(401, `runner token ${error.reason}`);
-    throw error;
-  }
-}
 
 /** The log routes, mounted at `/api/devmode/logs`. */
 export function logRoutes(deps: ApiDeps): Hono<ApiEnv> {

@@ -6,7 +6,10 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
+import type { RunnerIdentity } from "../relay/backend.ts";
+import { TokenError, verifyRunnerToken } from "../relay/tokens.ts";
 import { type ApiDeps, type ApiEnv, ApiError } from "./http.ts";
+import { verifyRunnerJti } from "./runners.ts";
 import { readLoginSession, sessionCookieName } from "./login_sessions.ts";
 import { getUser } from "./users.ts";
 
@@ -39,4 +42,26 @@ export function requireUser(deps: ApiDeps): MiddlewareHandler<ApiEnv> {
     c.set("user", { id: user.id, email: user.email });
     await next();
   };
+}
+
+/**
+ * The runner behind the request's `Authorization: Bearer` runner token (type, signature, expiry,
+ * and a jti that is still current); 401 otherwise.
+ */
+export async function requireRunner(c: Context, deps: ApiDeps): Promise<RunnerIdentity> {
+  const match = /^Bearer (\S+)$/.exec(c.req.header("authorization") ?? "");
+  if (!match) throw new ApiError(401, "runner token required (Authorization: Bearer)");
+  try {
+    const { claims } = await verifyRunnerToken(deps.config.jwtSecret, match[1], {
+      now: new Date(deps.now()),
+    });
+    const identity = await verifyRunnerJti(deps.kv, claims.jti);
+    if (!identity || identity.runnerId !== claims.runnerId || identity.userId !== claims.userId) {
+      throw new ApiError(401, "runner token revoked");
+    }
+    return identity;
+  } catch (error) {
+    if (error instanceof TokenError) throw new ApiError(401, `runner token ${error.reason}`);
+    throw error;
+  }
 }

@@ -1,6 +1,6 @@
 /**
  * `/api/devmode/pair/*`: start (runner), check (runner, with its poll
- * secret), info and approve (signed-in user).
+ * secret), info and approve (signed-in user), unpair (runner, with its token).
  *
  * @module
  */
@@ -8,12 +8,17 @@ import { Hono } from "hono";
 import * as v from "valibot";
 import { RunnerIdSchema } from "../relay/protocol.ts";
 import { type ApiDeps, type ApiEnv, ApiError, clientIp, readJson } from "./http.ts";
-import { requireUser } from "./middleware.ts";
-import { MAX_RUNNER_NAME } from "./runners.ts";
+import { requireRunner, requireUser } from "./middleware.ts";
+import { cleanLabel, MAX_RUNNER_NAME, revokeRunner } from "./runners.ts";
 import { approvePairing, checkPairing, pairingInfo, startPairing } from "./pairing.ts";
 
+/** A label from an unauthenticated runner: unsafe characters dropped before the length is checked. */
 const Label = v.optional(
-  v.pipe(v.string(), v.trim(), v.maxLength(MAX_RUNNER_NAME, `at most ${MAX_RUNNER_NAME} characters`)),
+  v.pipe(
+    v.string(),
+    v.transform(cleanLabel),
+    v.maxLength(MAX_RUNNER_NAME, `at most ${MAX_RUNNER_NAME} characters`),
+  ),
 );
 
 /** Body of `POST /api/devmode/pair/start`. */
@@ -59,13 +64,26 @@ export function pairRoutes(deps: ApiDeps): Hono<ApiEnv> {
     if (site !== undefined && site !== "same-origin" && site !== "none") {
       throw new ApiError(403, "cross-site request refused");
     }
-    const info = await pairingInfo(deps.kv, codeParam(c.req.query("code")), c.var.user.id, deps.now());
+    const info = await pairingInfo(
+      deps.kv,
+      codeParam(c.req.query("code")),
+      { userId: c.var.user.id, ip: clientIp(c) },
+      deps.now(),
+    );
     return c.json(info);
   });
 
   app.post("/approve", requireUser(deps), async (c) => {
     const body = await readJson(c, PairApproveSchema);
     const { runnerId } = await approvePairing(deps, body, c.var.user);
+    return c.json({ ok: true, runnerId });
+  });
+
+  // A runner whose user did not recognize the account it was paired with (a leaked code approved
+  // by someone else) revokes itself: that account can no longer reach this machine.
+  app.post("/unpair", async (c) => {
+    const { runnerId } = await requireRunner(c, deps);
+    await revokeRunner(deps.kv, runnerId, deps.config.runnerTokenTtlSeconds, deps.now());
     return c.json({ ok: true, runnerId });
   });
 

@@ -79,6 +79,7 @@ Deno.test("full flow: info, approve, token exactly once, then consumed", async (
       ip: "127.0.0.1",
       requestedAt: api.clock.now(),
       expiresAt: started.expiresAt,
+      sameAddress: true,
     });
 
     const { runnerId } = await approvePairing(api.url, user.cookie, started.code);
@@ -427,4 +428,96 @@ Deno.test("pair/info from another site is refused and spends none of the user's 
     }
     equal((await approveStatus(api.url, user, started.code)).status, 200);
   });
+});
+
+Deno.test("pair/start drops bidi and control characters from labels before the approve page and the list see them", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    // U+202E makes "xunil" read as "linux"; U+2066 isolates, U+200B hides, BEL and ESC reach terminals.
+    const started = await startPairing(api.url, {
+      name: "\u202Eevil\u2066 laptop\u200B\n",
+      hostname: "host\u0007\u001b[2Jname",
+      os: "\u202Exunil",
+    });
+    const info = await apiJson<Record<string, unknown>>(
+      api.url,
+      `/api/devmode/pair/info?code=${started.code}`,
+      {
+        cookie: user.cookie,
+      },
+    );
+    assertEquals([info.name, info.hostname, info.os], ["evil laptop", "host[2Jname", "xunil"]);
+    await approvePairing(api.url, user.cookie, started.code);
+    const [runner] = await apiJson<Record<string, unknown>[]>(api.url, "/api/devmode/runners", {
+      cookie: user.cookie,
+    });
+    assertEquals([runner.name, runner.hostname, runner.os], ["evil laptop", "host[2Jname", "xunil"]);
+    // The cap counts what is kept: padding with invisible characters neither passes nor is needed.
+    const padded = await apiRequest(api.url, "/api/devmode/pair/start", {
+      body: { name: "\u202E".repeat(300) + "ok" },
+    });
+    equal(padded.status, 201);
+    await padded.body?.cancel();
+    const long = await apiRequest(api.url, "/api/devmode/pair/start", {
+      body: { os: "\u202E" + "x".repeat(256) },
+    });
+    equal(long.status, 400);
+    await long.body?.cancel();
+  });
+});
+
+Deno.test("pair/unpair: a runner revokes its own pairing with its token, and only its own", async () => {
+  await withApi(async (api) => {
+    const mallory = await signup(api.url);
+    const phished = await pairRunner(api.url, mallory.cookie);
+    const other = await pairRunner(api.url, mallory.cookie);
+    const unpair = (token?: string) =>
+      apiRequest(api.url, "/api/devmode/pair/unpair", {
+        method: "POST",
+        origin: null,
+        headers: token ? { authorization: `Bearer ${token}` } : {},
+      });
+    const anonymous = await unpair();
+    equal(anonymous.status, 401);
+    await anonymous.body?.cancel();
+    const done = await unpair(phished.runnerToken);
+    equal(done.status, 200);
+    assertEquals(await done.json(), { ok: true, runnerId: phished.runnerId });
+    const verified = await verifyStatus(api.url, api.config.relayInternalSecret, phished.jti);
+    equal(verified.body.valid, false);
+    const again = await unpair(phished.runnerToken);
+    equal(again.status, 401, "a revoked token cannot act again");
+    await again.body?.cancel();
+    const runners = await apiJson<{ runnerId: string }[]>(api.url, "/api/devmode/runners", {
+      cookie: mallory.cookie,
+    });
+    assertEquals(runners.map((r) => r.runnerId), [other.runnerId]);
+  });
+});
+
+Deno.test("pair/info says whether the runner asked from the approving browser's address", async () => {
+  let address = "203.0.113.9";
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    // A phishing link: Mallory started the pairing on her machine, Ada opens it from home.
+    const started = await startPairing(api.url, { hostname: "mallory-box" });
+    address = "198.51.100.7";
+    const info = await apiJson<Record<string, unknown>>(
+      api.url,
+      `/api/devmode/pair/info?code=${started.code}`,
+      {
+        cookie: user.cookie,
+      },
+    );
+    assertEquals([info.ip, info.sameAddress], ["203.0.113.9", false]);
+    const own = await startPairing(api.url, { hostname: "ada-pc" });
+    const ownInfo = await apiJson<Record<string, unknown>>(
+      api.url,
+      `/api/devmode/pair/info?code=${own.code}`,
+      {
+        cookie: user.cookie,
+      },
+    );
+    assertEquals([ownInfo.ip, ownInfo.sameAddress], ["198.51.100.7", true]);
+  }, { clientIp: () => address });
 });

@@ -85,10 +85,15 @@ export type PairingStatus =
   | { status: "expired" };
 
 /** What `pair/info` shows the approving user. */
-export type PairingInfo = Pick<
-  PairingRecord,
-  "code" | "name" | "hostname" | "os" | "ip" | "requestedAt" | "expiresAt"
->;
+export type PairingInfo =
+  & Pick<PairingRecord, "code" | "name" | "hostname" | "os" | "ip" | "requestedAt" | "expiresAt">
+  & {
+    /**
+     * Whether the runner asked from the approving browser's address. When not, the approve page
+     * warns: a phishing link carries a code started on the attacker's machine.
+     */
+    sameAddress: boolean;
+  };
 
 function remainingMs(record: PairingRecord, now: number): number {
   return Math.max(1000, record.expiresAt - now);
@@ -161,15 +166,16 @@ async function findForUser(
   return entry as Deno.KvEntry<PairingRecord>;
 }
 
-/** What is asking to be paired, for the approve page. */
+/** What is asking to be paired, for the approve page; `user.ip` is the approving browser's address. */
 export async function pairingInfo(
   kv: Deno.Kv,
   input: string,
-  userId: string,
+  user: { userId: string; ip: string },
   now: number,
 ): Promise<PairingInfo> {
-  const { value } = await findForUser(kv, input, userId, now);
+  const { value } = await findForUser(kv, input, user.userId, now);
   return {
+    sameAddress: value.ip === user.ip,
     code: formatCode(value.code),
     name: value.name,
     hostname: value.hostname,

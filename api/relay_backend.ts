@@ -2,18 +2,51 @@
  * The relay's backend when the relay runs inside the app: the same KV the
  * API writes, read directly.
  *
- * Keys of its own: `["client_jti", jti]` → `{expiresAt}` (used client tokens).
+ * Keys of its own:
+ * - `["client_jti", jti]` → used client tokens (`relay/jti_store.ts`, shared with standalone relays);
+ * - `["signed_out_at", userId]` → ms of the user's last sign-out (kept: a link may stay open for days);
+ * - `["sign_out_epoch"]` → `Deno.KvU64`, bumped on every sign-out (the in-app relay watches it).
  *
  * @module
  */
-import type { RelayBackend } from "../relay/backend.ts";
-import { CLOCK_TOLERANCE_SECONDS } from "../relay/tokens.ts";
+import { MAX_SIGN_OUT_QUERY, type RelayBackend } from "../relay/backend.ts";
+import { consumeJti } from "../relay/jti_store.ts";
 import { setPresence, verifyRunnerJti } from "./runners.ts";
 
-/** A used client token's jti. */
-interface UsedJti {
-  /** Until when the token could still verify (its exp plus the clock tolerance), ms. */
-  expiresAt: number;
+/** Most keys one `kv.getMany` reads. */
+const KV_GET_MANY_LIMIT = 10;
+
+/** Per KV handle, the checks of the relays in this process that read it (see {@linkcode recordSignOut}). */
+const localChecks = new WeakMap<Deno.Kv, Set<() => Promise<void>>>();
+
+/**
+ * Records that `userId` signed out at `now`: relays close the user's client
+ * links opened before. Resolves once the relays in this process have closed
+ * them: the KV watch reaches them too, but possibly after the sign-out has been
+ * answered, and a keystroke sent in between would still reach the shell.
+ */
+export async function recordSignOut(kv: Deno.Kv, userId: string, now: number): Promise<void> {
+  await kv.atomic()
+    .set(["signed_out_at", userId], now)
+    .sum(["sign_out_epoch"], 1n)
+    .commit();
+  await Promise.all([...localChecks.get(kv) ?? []].map((check) => check()));
+}
+
+/** When each of `userIds` last signed out (ms); users who never did are absent. */
+export async function readSignOuts(kv: Deno.Kv, userIds: readonly string[]): Promise<Map<string, number>> {
+  if (userIds.length > MAX_SIGN_OUT_QUERY) {
+    throw new RangeError(`at most ${MAX_SIGN_OUT_QUERY} users per query`);
+  }
+  const result = new Map<string, number>();
+  for (let i = 0; i < userIds.length; i += KV_GET_MANY_LIMIT) {
+    const chunk = userIds.slice(i, i + KV_GET_MANY_LIMIT);
+    const entries = await kv.getMany<number[]>(chunk.map((userId) => ["signed_out_at", userId]));
+    entries.forEach((entry, j) => {
+      if (typeof entry.value === "number") result.set(chunk[j], entry.value);
+    });
+  }
+  return result;
 }
 
 /** Creates the KV-backed {@linkcode RelayBackend}. `now` is ms since the epoch. */
@@ -21,27 +54,19 @@ export function createKvRelayBackend(kv: Deno.Kv, now: () => number): RelayBacke
   return {
     verifyRunnerJti: (jti) => verifyRunnerJti(kv, jti),
 
-    async consumeClientJti(jti, expiresAt) {
-      const until = expiresAt.getTime() + CLOCK_TOLERANCE_SECONDS * 1000;
-      const key = ["client_jti", jti];
-      for (;;) {
-        const entry = await kv.get<UsedJti>(key);
-        // KV expiry is lazy: a stale record no longer guards anything and may be replaced.
-        if (entry.value && entry.value.expiresAt > now()) return false;
-        const used: UsedJti = { expiresAt: until };
-        const result = await kv.atomic()
-          .check(entry)
-          .set(key, used, { expireIn: Math.max(1000, until - now()) })
-          .commit();
-        if (result.ok) return true;
-      }
-    },
+    consumeClientJti: (jti, expiresAt) => consumeJti(kv, jti, expiresAt, now),
+
+    signedOutAt: (userIds) => readSignOuts(kv, userIds),
 
     setPresence: (runnerId, userId, online) => setPresence(kv, runnerId, userId, online, now()),
 
     watchRevocations(onChange, signal) {
       if (signal.aborted) return;
-      const reader = kv.watch([["revocation_epoch"]]).getReader();
+      const checks = localChecks.get(kv) ?? new Set();
+      localChecks.set(kv, checks);
+      checks.add(onChange);
+      signal.addEventListener("abort", () => checks.delete(onChange), { once: true });
+      const reader = kv.watch([["revocation_epoch"], ["sign_out_epoch"]]).getReader();
       signal.addEventListener("abort", () => reader.cancel().catch(() => {}), { once: true });
       (async () => {
         let first = true;
@@ -49,7 +74,7 @@ export function createKvRelayBackend(kv: Deno.Kv, now: () => number): RelayBacke
           for (;;) {
             const { done } = await reader.read();
             if (done || signal.aborted) return;
-            // The first value is the epoch as it stands, not a change.
+            // The first value is the epochs as they stand, not a change.
             if (first) first = false;
             else onChange();
           }

@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals, equal, ok } from "node:assert/strict";
 import { withApi } from "./_test_fixture.ts";
 import { createKvRelayBackend } from "./relay_backend.ts";
-import { pairRunner, revokeRunner, signup } from "./testing.ts";
+import { apiRequest, pairRunner, revokeRunner, signup } from "./testing.ts";
 
 async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -61,7 +61,10 @@ Deno.test("watchRevocations: fires on revocations and re-pairing, stops on abort
     const backend = createKvRelayBackend(api.kv, api.clock.now);
     const controller = new AbortController();
     let changes = 0;
-    backend.watchRevocations!(() => changes++, controller.signal);
+    backend.watchRevocations!(() => {
+      changes++;
+      return Promise.resolve();
+    }, controller.signal);
     // The watch starts asynchronously: bump the epoch until it reports, so it is known to be live.
     while (changes === 0) {
       await api.kv.atomic().sum(["revocation_epoch"], 1n).commit();
@@ -79,5 +82,27 @@ Deno.test("watchRevocations: fires on revocations and re-pairing, stops on abort
     await revokeRunner(api.url, user.cookie, second.runnerId);
     await new Promise((resolve) => setTimeout(resolve, 300));
     equal(changes, stopped);
+  });
+});
+
+Deno.test("sign-out: recorded per user, acted on by this process's relays before logout answers", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const other = await signup(api.url);
+    const backend = createKvRelayBackend(api.kv, api.clock.now);
+    assertEquals(await backend.signedOutAt([user.userId, other.userId]), new Map());
+    const controller = new AbortController();
+    let seen: Map<string, number> | undefined;
+    backend.watchRevocations!(async () => {
+      seen = await backend.signedOutAt([user.userId, other.userId]);
+    }, controller.signal);
+    const response = await apiRequest(api.url, "/api/auth/logout", { method: "POST", cookie: user.cookie });
+    equal(response.status, 200);
+    await response.body?.cancel();
+    // Not waited for: the check ran before the answer was sent.
+    assertEquals(seen, new Map([[user.userId, api.clock.now()]]));
+    const ids = Array.from({ length: 25 }, (_, i) => `nobody-${i}`);
+    assertEquals(await backend.signedOutAt([...ids, user.userId]), new Map([[user.userId, api.clock.now()]]));
+    controller.abort();
   });
 });

@@ -19,6 +19,7 @@ Deno.test("runners: list shows the user's runners with presence", async () => {
       createdAt: api.clock.now(),
       lastSeenAt: null,
       online: false,
+      isDefault: false,
     }]);
     const backend = createKvRelayBackend(api.kv, api.clock.now);
     await backend.setPresence(runner.runnerId, ada.userId, true);

@@ -10,6 +10,7 @@
  * - `["revocation_epoch"]` → `Deno.KvU64`, bumped on every revocation (the in-app relay watches it)
  * - `["presence", runnerId]` → {@linkcode Presence} (written for the relay; 90 s)
  * - `["runner_last_seen", runnerId]` → ms since the epoch
+ * - `["default_runner", userId]` → runnerId the user marked as default (only ever set by the user)
  *
  * @module
  */
@@ -37,6 +38,8 @@ export interface RunnerView {
   createdAt: number;
   lastSeenAt: number | null;
   online: boolean;
+  /** The user marked it as the runner new terminals go to. */
+  isDefault: boolean;
 }
 
 /** A presence record. */
@@ -51,6 +54,18 @@ export const PRESENCE_TTL_MS = 90_000;
 
 /** Longest runner name (and hostname, OS label): a DNS name fits. */
 export const MAX_RUNNER_NAME = 255;
+
+/**
+ * Control, format (bidi overrides and isolates, zero-width marks) and line/paragraph separator
+ * characters: shown to the approving user, they could make "linux" of an attacker's U+202E-reversed
+ * OS string, hide text, or break a line the runner list draws.
+ */
+const UNSAFE_LABEL_CHARS = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
+
+/** A runner label (name, hostname, OS) with unsafe characters removed and surrounding space trimmed. */
+export function cleanLabel(label: string): string {
+  return label.replace(UNSAFE_LABEL_CHARS, "").trim();
+}
 
 function revokedFor(ttlSeconds: number): number {
   return (ttlSeconds + CLOCK_TOLERANCE_SECONDS) * 1000;
@@ -109,8 +124,42 @@ export async function verifyRunnerJti(kv: Deno.Kv, jti: string): Promise<RunnerI
   return { runnerId: runner.runnerId, userId: runner.userId };
 }
 
+/**
+ * The runner the user marked as default, if it still exists and is theirs. Pairing never sets it:
+ * a runner approved through someone else's link must not become where the next terminal goes.
+ */
+export async function getDefaultRunner(kv: Deno.Kv, userId: string): Promise<string | null> {
+  const marked = (await kv.get<string>(["default_runner", userId])).value;
+  if (marked === null) return null;
+  const runner = (await getRunnerEntry(kv, marked)).value;
+  return runner?.userId === userId ? marked : null;
+}
+
+/**
+ * Marks `runnerId` as the user's default runner, or (with `isDefault` false) clears the mark if it
+ * is on that runner. The caller checked that the runner is the user's.
+ */
+export async function setDefaultRunner(
+  kv: Deno.Kv,
+  userId: string,
+  runnerId: string,
+  isDefault: boolean,
+): Promise<void> {
+  const key = ["default_runner", userId];
+  if (isDefault) {
+    await kv.set(key, runnerId);
+    return;
+  }
+  for (;;) {
+    const entry = await kv.get<string>(key);
+    if (entry.value !== runnerId) return;
+    if ((await kv.atomic().check(entry).delete(key).commit()).ok) return;
+  }
+}
+
 /** The user's runners, oldest first, with presence. */
 export async function listRunners(kv: Deno.Kv, userId: string, now: number): Promise<RunnerView[]> {
+  const defaultRunner = await getDefaultRunner(kv, userId);
   const views: RunnerView[] = [];
   for await (const item of kv.list({ prefix: ["runners_by_user", userId] })) {
     const runnerId = item.key[2] as string;
@@ -121,14 +170,16 @@ export async function listRunners(kv: Deno.Kv, userId: string, now: number): Pro
     ]);
     if (!runner.value || runner.value.userId !== userId) continue;
     const online = presence.value !== null && presence.value.expiresAt > now;
+    // Cleaned again on the way out: records paired before labels were cleaned on the way in.
     views.push({
       runnerId,
-      name: runner.value.name,
-      hostname: runner.value.hostname,
-      os: runner.value.os,
+      name: cleanLabel(runner.value.name),
+      hostname: cleanLabel(runner.value.hostname),
+      os: cleanLabel(runner.value.os),
       createdAt: runner.value.createdAt,
       lastSeenAt: lastSeen.value ?? presence.value?.lastSeenAt ?? null,
       online,
+      isDefault: runnerId === defaultRunner,
     });
   }
   return views.sort((a, b) => a.createdAt - b.createdAt);

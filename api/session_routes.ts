@@ -12,7 +12,7 @@ import { randomId } from "./crypto.ts";
 import { createDevSession, type DevSession, getDevSession, listDevSessions } from "./devmode_sessions.ts";
 import { type ApiDeps, type ApiEnv, ApiError, readJson } from "./http.ts";
 import { requireUser } from "./middleware.ts";
-import { getRunnerEntry } from "./runners.ts";
+import { getDefaultRunner, getRunnerEntry } from "./runners.ts";
 
 /** Body of `POST /api/devmode/sessions`. */
 export const CreateSessionSchema = v.object({
@@ -40,10 +40,12 @@ export function sessionRoutes(deps: ApiDeps): Hono<ApiEnv> {
       if (!session) throw new ApiError(404, "session not found");
       if (session.userId !== user.id) throw new ApiError(403, "this session belongs to someone else");
     } else {
+      // No runner named: the one the user marked as default, else none, and the relay picks the
+      // runner paired longest ago. Never the newest: that may be one approved through a phishing link.
       session = await createDevSession(kv, {
         userId: user.id,
         ideaId: body.ideaId,
-        runnerId: body.runnerId ?? null,
+        runnerId: body.runnerId ?? await getDefaultRunner(kv, user.id),
         now: deps.now(),
       });
     }

@@ -148,3 +148,59 @@ Deno.test("sessions: creating past the per-user quota is 429 with Retry-After; o
     await createSession(api.url, ada.cookie, { ideaId: "i" });
   });
 });
+
+Deno.test("sessions: a runner paired later never becomes the default; the runner the user marked does", async () => {
+  await withApi(async (api) => {
+    const ada = await signup(api.url);
+    const eve = await signup(api.url);
+    const real = await pairRunner(api.url, ada.cookie, { name: "desk" });
+    const runnerOf = async (body: { ideaId: string; runnerId?: string } = { ideaId: "i" }) => {
+      const created = await createSession(api.url, ada.cookie, body);
+      const { claims } = await verifyClientToken(api.config.jwtSecret, created.token, {
+        now: new Date(api.clock.now()),
+      });
+      return claims.runnerId;
+    };
+    const mark = (runnerId: string, isDefault: boolean, cookie = ada.cookie) =>
+      apiRequest(api.url, `/api/devmode/runners/${runnerId}`, {
+        cookie,
+        method: "PATCH",
+        body: { default: isDefault },
+      });
+    const listed = () =>
+      apiJson<{ runnerId: string; isDefault: boolean }[]>(api.url, "/api/devmode/runners", {
+        cookie: ada.cookie,
+      });
+    equal((await mark(real.runnerId, true)).status, 200);
+    api.clock.advance(60_000);
+    // Mallory's runner, approved by Ada through a phishing link, after she chose her default.
+    const phished = await pairRunner(api.url, ada.cookie, { name: "desk" });
+    assertEquals((await listed()).map((r) => [r.runnerId, r.isDefault]), [
+      [real.runnerId, true],
+      [phished.runnerId, false],
+    ]);
+    equal(await runnerOf(), real.runnerId);
+    // Naming a runner still wins over the default.
+    equal(await runnerOf({ ideaId: "i", runnerId: phished.runnerId }), phished.runnerId);
+    // Another user cannot move Ada's default; a wrong body is 400.
+    equal((await mark(real.runnerId, false, eve.cookie)).status, 403);
+    const bad = await apiRequest(api.url, `/api/devmode/runners/${real.runnerId}`, {
+      cookie: ada.cookie,
+      method: "PATCH",
+      body: { default: "yes" },
+    });
+    equal(bad.status, 400);
+    await bad.body?.cancel();
+    // Cleared (or its runner revoked): no runner is named and the relay picks the one paired longest ago.
+    equal((await mark(phished.runnerId, false)).status, 200);
+    equal(await runnerOf(), real.runnerId, "clearing another runner's mark leaves the default alone");
+    equal((await mark(real.runnerId, false)).status, 200);
+    equal(await runnerOf(), undefined);
+    equal((await mark(phished.runnerId, true)).status, 200);
+    await apiJson(api.url, `/api/devmode/runners/${phished.runnerId}`, {
+      cookie: ada.cookie,
+      method: "DELETE",
+    });
+    equal(await runnerOf(), undefined);
+  });
+});

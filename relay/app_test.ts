@@ -1,6 +1,6 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startTestApp } from "../api/server.ts";
-import { apiJson, createSession, pairRunner, revokeRunner, signup } from "../api/testing.ts";
+import { apiJson, createSession, login, pairRunner, revokeRunner, signup } from "../api/testing.ts";
 import { CloseCode, MetaLine } from "./protocol.ts";
 import { type Peer, refusedUpgrade, ScriptedClient, ScriptedRunner, waitFor } from "./testing.ts";
 
@@ -58,6 +58,57 @@ Deno.test("in the app: a runner and a client talk through deno task start's serv
       authorization: `Bearer ${paired.runnerToken}`,
     });
     assertEquals([again.status, again.body.error], [403, "runner token revoked"]);
+  } finally {
+    await Promise.all(peers.map((peer) => peer.close()));
+    await app.close();
+  }
+});
+
+Deno.test("in the app: signing out closes the user's terminal links 4401 at once; stdin sent after never runs", async () => {
+  const app = await startTestApp();
+  const peers: Peer[] = [];
+  const track = <P extends Peer>(peer: P) => {
+    peers.push(peer);
+    return peer;
+  };
+  try {
+    const alice = await signup(app.url);
+    const bob = await signup(app.url);
+    const alicePaired = await pairRunner(app.url, alice.cookie);
+    const bobPaired = await pairRunner(app.url, bob.cookie);
+    const runner = track(new ScriptedRunner(app.relayUrl, alicePaired.runnerToken));
+    const bobRunner = track(new ScriptedRunner(app.relayUrl, bobPaired.runnerToken));
+    await runner.welcome();
+    await bobRunner.welcome();
+    const session = await createSession(app.url, alice.cookie, { ideaId: "idea-1" });
+    const client = track(new ScriptedClient(app.relayUrl, session.token));
+    await client.meta(MetaLine.session(session.sessionId));
+    const bobSession = await createSession(app.url, bob.cookie, { ideaId: "idea-b" });
+    const bobClient = track(new ScriptedClient(app.relayUrl, bobSession.token));
+    await bobClient.meta(MetaLine.session(bobSession.sessionId));
+
+    await apiJson(app.url, "/api/auth/logout", { method: "POST", cookie: alice.cookie });
+    // The attack: the page (or whoever holds the socket) keeps typing after the sign-out.
+    client.send({ type: "stdin", sessionId: session.sessionId, data: "touch /tmp/pwned\r" });
+    await waitFor(() => client.isClosed, "the link closed after the sign-out", 5000);
+    assertEquals(await client.closed, { code: CloseCode.UNAUTHORIZED, reason: "signed out" });
+    // The runner is told the client left; what the client sent reaches it before that or never.
+    await runner.next((m) => m.type === "detach" && m.sessionId === session.sessionId, "detach");
+    assertEquals(runner.stdin(session.sessionId), "");
+
+    // Another user's link is untouched.
+    bobClient.send({ type: "stdin", sessionId: bobSession.sessionId, data: "ls\r" });
+    await waitFor(() => bobRunner.stdin(bobSession.sessionId) === "ls\r", "bob's stdin");
+    assert(!bobClient.isClosed);
+
+    // Signed in again, a new link works and stays.
+    const cookie = await login(app.url, alice.email, alice.password);
+    const again = await createSession(app.url, cookie, { ideaId: "idea-1" });
+    const next = track(new ScriptedClient(app.relayUrl, again.token));
+    await next.meta(MetaLine.session(again.sessionId));
+    next.send({ type: "stdin", sessionId: again.sessionId, data: "pwd\r" });
+    await waitFor(() => runner.stdin(again.sessionId) === "pwd\r", "stdin after signing in again");
+    assert(!next.isClosed);
   } finally {
     await Promise.all(peers.map((peer) => peer.close()));
     await app.close();

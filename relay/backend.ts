@@ -6,6 +6,9 @@
  * @module
  */
 
+/** Most user ids asked about in one {@linkcode RelayBackend.signedOutAt} call (and one internal request). */
+export const MAX_SIGN_OUT_QUERY = 500;
+
 /** Who a runner token belongs to, as the app's records say. */
 export interface RunnerIdentity {
   runnerId: string;
@@ -25,12 +28,19 @@ export interface RelayBackend {
    * when it had been used before (the token is then refused).
    */
   consumeClientJti(jti: string, expiresAt: Date): Promise<boolean>;
+  /**
+   * When each of `userIds` (at most {@linkcode MAX_SIGN_OUT_QUERY}) last signed
+   * out, ms since the epoch; users who never did are absent. Rejects when the
+   * check could not be made.
+   */
+  signedOutAt(userIds: readonly string[]): Promise<Map<string, number>>;
   /** Records a runner online (refreshed at every heartbeat) or offline. Best effort. */
   setPresence(runnerId: string, userId: string, online: boolean): Promise<void>;
   /**
-   * Calls `onChange` whenever runner tokens may have been revoked, until
-   * `signal` aborts. Absent when the backend cannot watch; the relay then
-   * re-verifies connected runners periodically.
+   * Calls `onChange` whenever runner tokens may have been revoked or a user
+   * signed out, until `signal` aborts; it resolves once the relay has acted on
+   * the change. Absent when the backend cannot watch; the relay then re-checks
+   * connected runners and clients periodically.
    */
-  watchRevocations?(onChange: () => void, signal: AbortSignal): void;
+  watchRevocations?(onChange: () => Promise<void>, signal: AbortSignal): void;
 }

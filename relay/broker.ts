@@ -11,7 +11,7 @@
 import type { RelayBackend } from "./backend.ts";
 import { closeSocket, isOpen, trySend } from "./frames.ts";
 import { utf8Length } from "./utf8.ts";
-import type { RelayLimits } from "./limits.ts";
+import { type RelayLimits, RUNNER_ERROR_LOG_CHARS, RUNNER_ERROR_LOGS_PER_MINUTE } from "./limits.ts";
 import type { RelayLog } from "./log.ts";
 import type { RelayMetrics } from "./metrics.ts";
 import { ClientPeer, RunnerPeer } from "./peers.ts";
@@ -40,6 +40,8 @@ export interface BrokerDeps {
 /** Connections and the routing between them. */
 export class Broker {
   readonly #presenceWrites = new Set<Promise<void>>();
+  /** Per runner connection: when its current minute of `error` logging started and how many it logged. */
+  readonly #errorLogs = new WeakMap<RunnerPeer, { start: number; count: number }>();
   /** Current connection of each runner id. */
   readonly runners = new Map<string, RunnerPeer>();
   /** Authenticated clients. */
@@ -145,6 +147,30 @@ export class Broker {
     this.#close(runner.socket, code, reason);
   }
 
+  /**
+   * Closes the open client links of `userId` that `which` selects, with `code`
+   * (4401 `signed out` when the user signed out). Each leaves the broker at once,
+   * so no frame it sends from then on reaches a runner; its runner is told
+   * `detach`. Returns how many were closed.
+   */
+  closeUserClients(
+    userId: string,
+    code: number,
+    reason: string,
+    which: (client: ClientPeer) => boolean = () => true,
+  ): number {
+    let closed = 0;
+    for (const client of [...this.clients]) {
+      if (client.userId !== userId || client.state === "closed" || !isOpen(client.socket)) continue;
+      if (!which(client)) continue;
+      this.removeClient(client);
+      this.#close(client.socket, code, reason);
+      closed++;
+    }
+    if (closed > 0) this.#deps.log({ event: "user_clients_closed", userId, reason, count: closed });
+    return closed;
+  }
+
   /** Routes one validated frame from `runner`. */
   fromRunner(runner: RunnerPeer, message: RunnerToRelay, bytes: number): void {
     if (this.runners.get(runner.runnerId) !== runner) {
@@ -193,15 +219,23 @@ export class Broker {
       case "ping":
         trySend(runner.socket, encode({ type: "pong", t: message.t }));
         return;
-      case "error":
+      case "error": {
+        // A runner may send these at will: the log gets a bounded share, cut to size.
+        const now = Date.now();
+        const window = this.#errorLogs.get(runner);
+        if (!window || now - window.start >= 60_000) this.#errorLogs.set(runner, { start: now, count: 1 });
+        else if (++window.count > RUNNER_ERROR_LOGS_PER_MINUTE) {
+          return this.#deps.metrics.dropped("error_log_rate");
+        }
         this.#deps.log({
           event: "runner_error",
           runnerId: runner.runnerId,
           sessionId: message.sessionId,
-          code: message.code,
-          message: message.message,
+          code: message.code.slice(0, RUNNER_ERROR_LOG_CHARS.code),
+          message: message.message.slice(0, RUNNER_ERROR_LOG_CHARS.message),
         });
         return;
+      }
     }
   }
 
@@ -290,17 +324,25 @@ export class Broker {
 
   /* ---------------------------- internals ---------------------------- */
 
-  /** The token's runner if it is online and the user's, else the user's newest online runner. */
+  /**
+   * The token's runner if it is online and the user's, else the user's online runner paired longest
+   * ago (connected longest ago when the pairing times tie or are unknown). Never the newest: a runner
+   * paired or connected later must not silently receive the next terminal.
+   */
   #pickRunner(client: ClientPeer): RunnerPeer | undefined {
     if (client.claims.runnerId !== undefined) {
       const runner = this.runners.get(client.claims.runnerId);
       return runner && runner.userId === client.userId ? runner : undefined;
     }
-    let newest: RunnerPeer | undefined;
+    const age = (runner: RunnerPeer) => runner.pairedAt ?? Number.POSITIVE_INFINITY;
+    let oldest: RunnerPeer | undefined;
     for (const runner of this.runners.values()) {
-      if (runner.userId === client.userId && (!newest || runner.serial > newest.serial)) newest = runner;
+      if (runner.userId !== client.userId) continue;
+      if (
+        !oldest || age(runner) < age(oldest) || (age(runner) === age(oldest) && runner.serial < oldest.serial)
+      ) oldest = runner;
     }
-    return newest;
+    return oldest;
   }
 
   #targetOf(runner: RunnerPeer, sessionId: string, clientId: string): ClientPeer | undefined {

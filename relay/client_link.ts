@@ -16,6 +16,16 @@ import { ClientPeer } from "./peers.ts";
 import { CloseCode, decodeClientMessage, parseClientLinkOptions } from "./protocol.ts";
 import { type ClientClaims, TokenError, verifyClientToken } from "./tokens.ts";
 
+/** The app's records (used tokens, sign-outs) could not be read: refused, never let in unchecked. */
+function storeUnavailable(ctx: RelayContext, error: unknown): Response {
+  return refuseLink(ctx, "client", {
+    status: 503,
+    reason: "store_unavailable",
+    error: "could not check the token, retry with a new one",
+    detail: String(error),
+  });
+}
+
 /**
  * Handles an upgrade request on `/client`; `release` frees the connection's
  * place under the caps once its socket closes.
@@ -30,11 +40,23 @@ export async function acceptClient(ctx: RelayContext, req: Request, release: () 
   if (!token) return refuseLink(ctx, "client", { status: 401, reason: "missing", error: "token missing" });
   let claims: ClientClaims;
   let exp: number;
+  let iat: number;
   try {
-    ({ claims, exp } = await verifyClientToken(ctx.jwtSecret, token, { now: new Date(ctx.now()) }));
+    ({ claims, exp, iat } = await verifyClientToken(ctx.jwtSecret, token, { now: new Date(ctx.now()) }));
   } catch (error) {
     const reason = error instanceof TokenError ? error.reason : "invalid";
     return refuseLink(ctx, "client", { status: 401, reason, error: `token ${reason}` });
+  }
+  // A token minted before its user signed out (it lives 60 s) is as dead as the links the sign-out closed.
+  let signedOut: number | undefined;
+  try {
+    signedOut = (await ctx.backend.signedOutAt([claims.userId])).get(claims.userId);
+  } catch (error) {
+    return storeUnavailable(ctx, error);
+  }
+  // `iat` has whole seconds: only a token whose whole second precedes the sign-out is surely older.
+  if (signedOut !== undefined && (iat + 1) * 1000 <= signedOut) {
+    return refuseLink(ctx, "client", { status: 401, reason: "signed_out", error: "signed out" });
   }
   const overCap = () => ctx.broker.clientCount(claims.userId) >= ctx.limits.maxClientsPerUser;
   const tooMany = { status: 429, reason: "too_many", error: "too many connections for this user" };
@@ -43,12 +65,7 @@ export async function acceptClient(ctx: RelayContext, req: Request, release: () 
   try {
     fresh = await ctx.backend.consumeClientJti(claims.jti, new Date(exp * 1000));
   } catch (error) {
-    return refuseLink(ctx, "client", {
-      status: 503,
-      reason: "store_unavailable",
-      error: "could not check the token, retry with a new one",
-      detail: String(error),
-    });
+    return storeUnavailable(ctx, error);
   }
   if (!fresh) {
     return refuseLink(ctx, "client", { status: 401, reason: "reused", error: "token already used" });

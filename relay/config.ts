@@ -8,9 +8,8 @@
  * | `HOST` | 0.0.0.0 | interface (Fly's proxy reaches the machine on it) |
  * | `DEVMODE_JWT_SECRET` | required | HS256 key shared with the app, ≥ 32 bytes |
  * | `RELAY_INTERNAL_SECRET` | required | sent to the app as `X-Relay-Secret`, ≥ 32 bytes |
- * | `DEVMODE_APP_URL` | required | the app's origin, for runner verification and presence |
+ * | `DEVMODE_APP_URL` | required | the app's origin: runner verification, presence, used client tokens, sign-outs |
  * | `DEVMODE_ALLOWED_ORIGINS` | required | comma-separated exact origins browsers connect from |
- * | `DEVMODE_KV_URL` | `:memory:` | Deno KV for used client-token ids |
  * | `DEVMODE_CLIENT_IP_HEADER` | unset | header a trusted proxy puts the client address in |
  * | `DEVMODE_MAX_CONNECTIONS` | open-file limit − 128 | concurrent connections in total |
  * | `DEVMODE_MAX_CONNECTIONS_PER_IP` | 128 | concurrent connections from one address |
@@ -86,8 +85,6 @@ export interface RelayConfig {
   /** The app's origin, no trailing slash. */
   appUrl: string;
   allowedOrigins: string[];
-  /** Passed to `Deno.openKv`. */
-  kvUrl: string;
   /** Connection caps and where client addresses come from. */
   edge: EdgeConfig;
 }
@@ -201,7 +198,6 @@ export function loadRelayConfig(env: Record<string, string | undefined> = Deno.e
     relayInternalSecret,
     appUrl,
     allowedOrigins,
-    kvUrl: env.DEVMODE_KV_URL?.trim() || ":memory:",
     edge: parseEdgeConfig(env, (message) => new RelayConfigError(message)),
   };
 }

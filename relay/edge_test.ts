@@ -11,6 +11,7 @@ import {
   refusedUpgrade,
   runnerToken,
   ScriptedClient,
+  ScriptedRunner,
   startTestRelay,
   uniqueId,
   waitFor,
@@ -177,6 +178,49 @@ Deno.test("DEVMODE_METRICS_ADDR serves /metrics alone on its own listener", asyn
     const other = await fetch(relay.metricsUrl!.replace("/metrics", "/client"));
     assertEquals(other.status, 404);
     await other.body?.cancel();
+  } finally {
+    await relay.close();
+  }
+});
+
+Deno.test("runner error frames reach the log cut to size and at most 10 a minute", async () => {
+  const relay = startTestRelay();
+  const { token } = await runnerToken(relay.backend, "runner-noisy1", "user-1");
+  const runner = new ScriptedRunner(relay.url, token);
+  try {
+    await runner.welcome();
+    for (let i = 0; i < 50; i++) {
+      runner.send({ type: "error", code: "x".repeat(200), message: "y".repeat(10_000) });
+    }
+    await waitFor(
+      async () =>
+        (await (await fetch(`${relay.httpUrl}/metrics`)).text()).includes('reason="error_log_rate"} 40'),
+      "the 40 frames past the rate counted",
+    );
+    const logged = relay.logs.filter((record) => record.event === "runner_error");
+    assertEquals(logged.length, 10);
+    assert(
+      logged.every((record) =>
+        (record.message as string).length === 512 && (record.code as string).length === 64
+      ),
+    );
+  } finally {
+    await runner.close();
+    await relay.close();
+  }
+});
+
+Deno.test("a client token minted before its user signed out is refused 401 `signed out`", async () => {
+  const relay = startTestRelay();
+  try {
+    const before = await clientToken({ userId: "user-out1", sessionId: uniqueId("session") });
+    await relay.backend.signOut("user-out1", Date.now() + 2000);
+    const refused = await refusedUpgrade(`${relay.url}/client?token=${before}`);
+    assertEquals([refused.status, refused.body.error], [401, "signed out"]);
+    const other = await clientToken({ userId: "user-in01", sessionId: uniqueId("session") });
+    const client = new ScriptedClient(relay.url, other);
+    await client.meta(MetaLine.relay("waiting"));
+    await client.close();
   } finally {
     await relay.close();
   }

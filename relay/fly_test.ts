@@ -65,3 +65,20 @@ Deno.test("the Dockerfile fly.toml names runs deno task relay as a non-root user
   const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", root))).tasks;
   assert(/relay\/main\.ts$/.test(tasks.relay), tasks.relay);
 });
+
+Deno.test("the spec's `cd relay && fly launch` is answered by the README: no config in relay/, the image needs the root", async () => {
+  await Deno.stat(new URL("relay/fly.toml", root)).then(
+    () => assert(false, "a relay/fly.toml would deploy from a build context that lacks the workspace files"),
+    (error) => assert(error instanceof Deno.errors.NotFound),
+  );
+  const dockerfile = await Deno.readTextFile(new URL(fly.build.dockerfile, root));
+  for (const file of ["deno.json", "deno.lock", "import_map.json"]) {
+    assert(
+      new RegExp(`^COPY .*\\b${file.replace(".", "\\.")}\\b`, "m").test(dockerfile),
+      `the image copies ${file}`,
+    );
+  }
+  const readme = await Deno.readTextFile(new URL("relay/README.md", root));
+  assert(readme.includes("`cd relay && fly launch`"));
+  assert(readme.includes("fly launch --copy-config --no-deploy"));
+});

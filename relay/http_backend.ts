@@ -1,19 +1,22 @@
 /**
- * The relay's backend when it runs alone (on Fly.io): runner tokens are
- * verified with the app over HTTP, presence is reported to the app, and used
- * client-token jtis live in a local Deno KV.
+ * The relay's backend when it runs alone (on Fly.io): everything goes to the
+ * app over HTTP — runner tokens are verified, presence is reported, client-token
+ * jtis are consumed in the app's KV (the store the in-app relay uses too, so a
+ * token works once across both), and sign-outs are read.
  *
  * - `GET {appUrl}/api/devmode/tokens/runner/verify?jti=…` with `X-Relay-Secret`:
  *   200 `{valid:true, runnerId, userId}` accepts, 403 refuses; anything else,
  *   a network error or no answer within the timeout rejects (the relay then
  *   refuses the runner: fail closed). Positive answers are cached for `cacheMs`.
  * - `POST {appUrl}/api/devmode/internal/presence {runnerId, userId, online}`.
+ * - `POST {appUrl}/api/devmode/internal/client-jti {jti, expiresAt}` → `{fresh}`;
+ *   any failure rejects (the relay then refuses the client: fail closed).
+ * - `POST {appUrl}/api/devmode/internal/signed-out {userIds}` → `{signedOut: {userId: ms}}`.
  *
  * @module
  */
 import * as v from "valibot";
-import type { RelayBackend, RunnerIdentity } from "./backend.ts";
-import { consumeJti } from "./jti_store.ts";
+import { MAX_SIGN_OUT_QUERY, type RelayBackend, type RunnerIdentity } from "./backend.ts";
 
 /** Options of {@linkcode createHttpRelayBackend}. */
 export interface HttpBackendOptions {
@@ -21,8 +24,6 @@ export interface HttpBackendOptions {
   appUrl: string;
   /** `RELAY_INTERNAL_SECRET`, sent as `X-Relay-Secret`. */
   relaySecret: string;
-  /** Where used client jtis are recorded. */
-  kv: Deno.Kv;
   /** Clock, ms since the epoch. */
   now?: () => number;
   /** Per-request timeout (default 5 s). */
@@ -42,6 +43,10 @@ const VerifyAnswer = v.object({
   runnerId: v.string(),
   userId: v.string(),
 });
+
+const ClientJtiAnswer = v.object({ fresh: v.boolean() });
+
+const SignedOutAnswer = v.object({ signedOut: v.record(v.string(), v.number()) });
 
 /** Creates the HTTP-backed {@linkcode RelayBackend}. It offers no revocation watch. */
 export function createHttpRelayBackend(options: HttpBackendOptions): RelayBackend {
@@ -88,7 +93,24 @@ export function createHttpRelayBackend(options: HttpBackendOptions): RelayBacken
       return identity;
     },
 
-    consumeClientJti: (jti, expiresAt) => consumeJti(options.kv, jti, expiresAt, now),
+    async consumeClientJti(jti, expiresAt) {
+      const response = await callApp("/api/devmode/internal/client-jti", {
+        method: "POST",
+        json: { jti, expiresAt: expiresAt.getTime() },
+      });
+      return (await readAnswer(response, ClientJtiAnswer, "client-jti")).fresh;
+    },
+
+    async signedOutAt(userIds) {
+      if (userIds.length > MAX_SIGN_OUT_QUERY) {
+        throw new RangeError(`at most ${MAX_SIGN_OUT_QUERY} users per query`);
+      }
+      const response = await callApp("/api/devmode/internal/signed-out", {
+        method: "POST",
+        json: { userIds },
+      });
+      return new Map(Object.entries((await readAnswer(response, SignedOutAnswer, "signed-out")).signedOut));
+    },
 
     async setPresence(runnerId, userId, online) {
       const response = await callApp("/api/devmode/internal/presence", {
@@ -99,4 +121,22 @@ export function createHttpRelayBackend(options: HttpBackendOptions): RelayBacken
       if (!response.ok) throw new Error(`presence endpoint answered ${response.status}`);
     },
   };
+}
+
+/** The 200 body of an internal endpoint, parsed; anything else rejects. */
+async function readAnswer<S extends v.GenericSchema>(
+  response: Response,
+  schema: S,
+  endpoint: string,
+): Promise<v.InferOutput<S>> {
+  const body = await response.text();
+  if (response.status !== 200) throw new Error(`${endpoint} endpoint answered ${response.status}`);
+  let parsed;
+  try {
+    parsed = v.safeParse(schema, JSON.parse(body));
+  } catch {
+    throw new Error(`${endpoint} endpoint answered invalid JSON`);
+  }
+  if (!parsed.success) throw new Error(`${endpoint} endpoint answered an unexpected body`);
+  return parsed.output;
 }

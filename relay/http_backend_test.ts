@@ -1,4 +1,7 @@
 import { deepEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
+import { createKvRelayBackend } from "../api/relay_backend.ts";
+import { startTestApp } from "../api/server.ts";
+import { apiJson, signup } from "../api/testing.ts";
 import { createHttpRelayBackend } from "./http_backend.ts";
 
 const SECRET = "s".repeat(32);
@@ -21,17 +24,6 @@ function serveApp(answer: (path: string, jti: string | null) => Response | Promi
   return { url: `http://127.0.0.1:${server.addr.port}`, requests, close: () => server.shutdown() };
 }
 
-async function withKv(fn: (kv: Deno.Kv) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir();
-  const kv = await Deno.openKv(`${dir}/relay.kv`);
-  try {
-    await fn(kv);
-  } finally {
-    kv.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test("http backend: accepts 200 valid, refuses 403, caches positives for cacheMs", async () => {
   let clock = 1_000_000;
   const app = serveApp((path, jti) =>
@@ -41,11 +33,10 @@ Deno.test("http backend: accepts 200 valid, refuses 403, caches positives for ca
       ? Response.json({ valid: true, runnerId: "runner-0001", userId: "user-1" })
       : Response.json({ valid: false }, { status: 403 })
   );
-  await withKv(async (kv) => {
+  {
     const backend = createHttpRelayBackend({
       appUrl: app.url + "/",
       relaySecret: SECRET,
-      kv,
       now: () => clock,
       cacheMs: 1000,
     });
@@ -67,7 +58,7 @@ Deno.test("http backend: accepts 200 valid, refuses 403, caches positives for ca
       secret: SECRET,
       body: { runnerId: "runner-0001", userId: "user-1", online: true },
     });
-  });
+  }
   await app.close();
 });
 
@@ -80,19 +71,18 @@ Deno.test("http backend: fails closed on errors, odd answers, timeouts and a clo
     await new Promise((resolve) => setTimeout(resolve, 1500));
     return Response.json({ valid: true, runnerId: "runner-0001", userId: "user-1" });
   });
-  await withKv(async (kv) => {
-    const backend = createHttpRelayBackend({ appUrl: app.url, relaySecret: SECRET, kv, timeoutMs: 300 });
-    for (const next of ["401", "500", "odd", "slow"]) {
-      mode = next;
-      await rejects(backend.verifyRunnerJti("good"), next);
-    }
-    await rejects(backend.setPresence("runner-0001", "user-1", false));
-  });
+  const backend = createHttpRelayBackend({ appUrl: app.url, relaySecret: SECRET, timeoutMs: 300 });
+  for (const next of ["401", "500", "odd", "slow"]) {
+    mode = next;
+    await rejects(backend.verifyRunnerJti("good"), next);
+    await rejects(backend.consumeClientJti("jti", new Date(Date.now() + 60_000)), next);
+    await rejects(backend.signedOutAt(["user-1"]), next);
+  }
+  await rejects(backend.setPresence("runner-0001", "user-1", false));
   await app.close();
-  await withKv(async (kv) => {
-    const backend = createHttpRelayBackend({ appUrl: app.url, relaySecret: SECRET, kv });
-    await rejects(backend.verifyRunnerJti("good"));
-  });
+  await rejects(backend.verifyRunnerJti("good"));
+  await rejects(backend.consumeClientJti("jti", new Date(Date.now() + 60_000)));
+  await rejects(backend.signedOutAt(["user-1"]));
 });
 
 Deno.test("http backend: a redirecting app never gets X-Relay-Secret sent on, and the check fails", async () => {
@@ -100,32 +90,51 @@ Deno.test("http backend: a redirecting app never gets X-Relay-Secret sent on, an
   const app = serveApp((path) =>
     new Response(null, { status: 302, headers: { location: `${elsewhere.url}${path}?jti=good` } })
   );
-  await withKv(async (kv) => {
-    const backend = createHttpRelayBackend({ appUrl: app.url, relaySecret: SECRET, kv });
-    await rejects(backend.verifyRunnerJti("good"));
-    await rejects(backend.setPresence("runner-0001", "user-1", true));
-  });
+  const backend = createHttpRelayBackend({ appUrl: app.url, relaySecret: SECRET });
+  await rejects(backend.verifyRunnerJti("good"));
+  await rejects(backend.setPresence("runner-0001", "user-1", true));
   assertEquals(app.requests.map((r) => r.secret), [SECRET, SECRET]);
   assertEquals(elsewhere.requests, []);
   await app.close();
   await elsewhere.close();
 });
 
-Deno.test("http backend: each client jti is accepted once until its token expires", async () => {
-  let clock = Date.parse("2026-01-01T00:00:00Z");
-  await withKv(async (kv) => {
-    const backend = createHttpRelayBackend({
-      appUrl: "http://127.0.0.1:9",
-      relaySecret: SECRET,
-      kv,
-      now: () => clock,
-    });
-    const expiresAt = new Date(clock + 60_000);
+Deno.test("http backend: client jtis are consumed in the app's KV, the store the in-app relay uses", async () => {
+  const app = await startTestApp();
+  try {
+    const backend = createHttpRelayBackend({ appUrl: app.url, relaySecret: app.config.relayInternalSecret });
+    const inApp = createKvRelayBackend(app.kv, Date.now);
+    const expiresAt = new Date(Date.now() + 60_000);
     assert(await backend.consumeClientJti("jti-1", expiresAt));
-    assert(!(await backend.consumeClientJti("jti-1", expiresAt)));
-    assert(await backend.consumeClientJti("jti-2", expiresAt));
-    // Past expiry plus clock tolerance the record no longer guards anything (KV expiry is lazy).
-    clock += 60_000 + 60_000 + 1;
-    assert(await backend.consumeClientJti("jti-1", expiresAt));
-  });
+    assert(!(await backend.consumeClientJti("jti-1", expiresAt)), "twice through the app");
+    assert(!(await inApp.consumeClientJti("jti-1", expiresAt)), "then in the app");
+    assert(await inApp.consumeClientJti("jti-2", expiresAt));
+    assert(!(await backend.consumeClientJti("jti-2", expiresAt)), "used in the app, then alone");
+    const concurrent = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => (i % 2 ? inApp : backend).consumeClientJti("jti-3", expiresAt)),
+    );
+    assertEquals(concurrent.filter(Boolean).length, 1);
+  } finally {
+    await app.close();
+  }
+});
+
+Deno.test("http backend: sign-outs are read from the app", async () => {
+  const app = await startTestApp();
+  try {
+    const backend = createHttpRelayBackend({ appUrl: app.url, relaySecret: app.config.relayInternalSecret });
+    const user = await signup(app.url);
+    const other = await signup(app.url);
+    assertEquals(await backend.signedOutAt([user.userId, other.userId]), new Map());
+    const before = Date.now();
+    await apiJson(app.url, "/api/auth/logout", { method: "POST", cookie: user.cookie });
+    const signedOut = await backend.signedOutAt([user.userId, other.userId]);
+    assertEquals([...signedOut.keys()], [user.userId]);
+    assert(signedOut.get(user.userId)! >= before);
+    const wrong = createHttpRelayBackend({ appUrl: app.url, relaySecret: "w".repeat(32) });
+    await rejects(wrong.signedOutAt([user.userId]), /401/);
+    await rejects(wrong.consumeClientJti("jti", new Date(Date.now() + 60_000)), /401/);
+  } finally {
+    await app.close();
+  }
 });

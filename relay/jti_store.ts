@@ -1,6 +1,10 @@
 /**
- * One-use client tokens for the standalone relay: each jti is recorded in a
- * Deno KV until the token could no longer verify.
+ * One-use client tokens: each jti is recorded in the app's Deno KV until the
+ * token could no longer verify. The one store of both relays: the in-app relay
+ * calls it directly (`api/relay_backend.ts`), a standalone relay through
+ * `POST /api/devmode/internal/client-jti` — so a token used on one is refused on the other.
+ *
+ * Key: `["client_jti", jti]` → {@linkcode UsedJti}.
  *
  * @module
  */
@@ -24,9 +28,10 @@ export async function consumeJti(
   now: () => number,
 ): Promise<boolean> {
   const until = expiresAt.getTime() + CLOCK_TOLERANCE_SECONDS * 1000;
-  const key = ["relay_client_jti", jti];
+  const key = ["client_jti", jti];
   for (;;) {
     const entry = await kv.get<UsedJti>(key);
+    // A stale record no longer guards anything and may be replaced.
     if (entry.value && entry.value.expiresAt > now()) return false;
     const result = await kv.atomic()
       .check(entry)

@@ -38,6 +38,11 @@ export interface RelayLimits {
   closeGraceMs: number;
 }
 
+/** Runner `error` frames logged per runner and minute; more are only counted (`relay_frames_dropped_total`). */
+export const RUNNER_ERROR_LOGS_PER_MINUTE = 10;
+/** Characters of a runner `error` frame's `code` and `message` that reach the log. */
+export const RUNNER_ERROR_LOG_CHARS = { code: 64, message: 512 } as const;
+
 /** Production limits. */
 export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
   runnerWaitMs: 60_000,

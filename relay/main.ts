@@ -34,24 +34,24 @@ export interface StandaloneRelay {
   relay: Relay;
   /** `http://HOST:PORT/metrics` of the separate metrics listener, when `DEVMODE_METRICS_ADDR` is set. */
   metricsUrl: string | null;
-  /** Drains (peers closed 1012), stops the server and closes KV. */
+  /** Drains (peers closed 1012) and stops the server. */
   close(): Promise<void>;
 }
 
 /** Starts the relay from environment variables (throws {@linkcode RelayConfigError} on bad ones). */
+// Async with nothing to await since it opens no store: a bad configuration still rejects rather than throws.
+// deno-lint-ignore require-await
 export async function startStandaloneRelay(
   env: Record<string, string | undefined>,
   options: StandaloneOptions = {},
 ): Promise<StandaloneRelay> {
   const config = loadRelayConfig(env);
-  const kv = await Deno.openKv(config.kvUrl);
   const log = options.log ?? stderrLog;
   const relay = createRelay({
     jwtSecret: config.jwtSecret,
     backend: createHttpRelayBackend({
       appUrl: config.appUrl,
       relaySecret: config.relayInternalSecret,
-      kv,
       cacheMs: options.verifyCacheMs,
     }),
     allowedOrigins: config.allowedOrigins,
@@ -88,7 +88,6 @@ export async function startStandaloneRelay(
         await relay.shutdown();
         await server.shutdown();
         await metricsServer?.shutdown();
-        kv.close();
       })();
       return closing;
     },

@@ -35,6 +35,12 @@ export class RunnerPeer {
     /** The token's expiry, seconds since the epoch. */
     readonly exp: number,
     readonly socket: WebSocket,
+    /**
+     * When the runner was paired (its token's `iat`, seconds since the epoch), if known: a token
+     * naming no runner goes to the one paired longest ago, so a runner paired later (through a
+     * phishing link, say) never takes over the user's terminals by connecting.
+     */
+    readonly pairedAt?: number,
   ) {}
 }
 

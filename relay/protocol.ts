@@ -306,7 +306,10 @@ export const CloseCode = {
   INTERNAL: 1011,
   /** The server is restarting; reconnect. */
   RESTART: 1012,
-  /** Missing, malformed, expired, wrong-type or reused token. Do not retry with it. */
+  /**
+   * Missing, malformed, expired, wrong-type or reused token: do not retry with it. Reason
+   * `signed out`: the user signed out after the link opened; sign in again for a new token.
+   */
   UNAUTHORIZED: 4401,
   /** The runner token was revoked, or the runner is not this user's. */
   REVOKED: 4403,

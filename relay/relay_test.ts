@@ -133,7 +133,7 @@ relayTest("client and runner exchange the spec's messages", async (h) => {
   assert(metrics.includes("relay_runners_connected 1"), metrics);
 });
 
-relayTest("a client goes to its token's runner, else to its user's newest runner", async (h) => {
+relayTest("a client goes to its token's runner, else to its user's earliest runner", async (h) => {
   const older = await h.runner("runner-older1", "user-1");
   await older.welcome();
   const newer = await h.runner("runner-newer1", "user-1");
@@ -142,15 +142,15 @@ relayTest("a client goes to its token's runner, else to its user's newest runner
   await other.welcome();
   const s1 = uniqueId("session");
   await connectClient(h, { userId: "user-1", sessionId: s1 });
-  await newer.next((m) => m.type === "attach" && m.sessionId === s1);
+  await older.next((m) => m.type === "attach" && m.sessionId === s1);
   const s2 = uniqueId("session");
-  await connectClient(h, { userId: "user-1", sessionId: s2, runnerId: "runner-older1" });
-  await older.next((m) => m.type === "attach" && m.sessionId === s2);
+  await connectClient(h, { userId: "user-1", sessionId: s2, runnerId: "runner-newer1" });
+  await newer.next((m) => m.type === "attach" && m.sessionId === s2);
   const s3 = uniqueId("session");
   await connectClient(h, { userId: "user-2", sessionId: s3 });
   await other.next((m) => m.type === "attach" && m.sessionId === s3);
-  assert(!older.received.some((m) => m.sessionId === s1 || m.sessionId === s3));
-  assert(!newer.received.some((m) => m.sessionId === s2 || m.sessionId === s3));
+  assert(!older.received.some((m) => m.sessionId === s2 || m.sessionId === s3));
+  assert(!newer.received.some((m) => m.sessionId === s1 || m.sessionId === s3));
   assert(!other.received.some((m) => m.sessionId === s1 || m.sessionId === s2));
 });
 
@@ -613,3 +613,36 @@ relayTest("shutdown closes every peer with 1012", async (h) => {
   assertEquals(late.status, 503);
   await late.body?.cancel();
 });
+
+relayTest(
+  "a sign-out closes the user's links opened before it (4401), not later ones or others'",
+  async (h) => {
+    // Signed out before any link opened: nothing to close.
+    h.backend.signOuts.set("user-1", Date.now() - 1000);
+    const runner = await h.runner("runner-sign01", "user-1");
+    await runner.welcome();
+    const sessionId = uniqueId("session");
+    const before = await connectClient(h, { userId: "user-1", sessionId });
+    await before.meta(MetaLine.cwd("/home/test"));
+    const other = await connectClient(h, { userId: "user-2", sessionId: uniqueId("session") });
+    await other.meta(MetaLine.relay("waiting"));
+
+    await h.backend.signOut("user-1", Date.now());
+    // Acted on before signOut resolved: the link is out of the broker, whatever it sends now is dropped.
+    before.send({ type: "stdin", sessionId, data: "touch /tmp/pwned\r" });
+    await waitFor(() => before.isClosed, "the link closed", 5000);
+    assertEquals(await before.closed, { code: CloseCode.UNAUTHORIZED, reason: "signed out" });
+    await runner.next((m) => m.type === "detach" && m.sessionId === sessionId, "detach");
+    assertEquals(runner.stdin(sessionId), "");
+    assert(!other.isClosed);
+
+    const later = await connectClient(h, { userId: "user-1", sessionId });
+    await later.meta(MetaLine.cwd("/home/test"));
+    await h.backend.signOut("user-2", Date.now());
+    await waitFor(() => other.isClosed, "the other user's link closed", 5000);
+    assertEquals((await other.closed).code, CloseCode.UNAUTHORIZED);
+    assert(!later.isClosed, "opened after the sign-out");
+    later.send({ type: "stdin", sessionId, data: "pwd\r" });
+    await waitFor(() => runner.stdin(sessionId) === "pwd\r", "stdin of the later link");
+  },
+);

@@ -1,15 +1,18 @@
 /**
- * Live revocation: re-verifies connected runners whenever the backend reports
- * a possible revocation (KV watch, in the app), or periodically when it cannot
- * watch (standalone). A revoked or expired runner is disconnected with 4403 /
- * 4401 and its clients are told `coda:relay:revoked`.
+ * Live revocation: re-verifies connected runners and re-checks connected
+ * clients' users whenever the backend reports a possible revocation or
+ * sign-out (KV watch, in the app), and periodically (the only way when alone).
+ * A revoked or expired runner is disconnected with 4403 / 4401 and its clients
+ * are told `coda:relay:revoked`; a client link opened before its user signed
+ * out is closed 4401 `signed out`.
  *
  * @module
  */
-import type { RelayBackend } from "./backend.ts";
+import { MAX_SIGN_OUT_QUERY, type RelayBackend } from "./backend.ts";
 import type { Broker } from "./broker.ts";
 import type { RelayLimits } from "./limits.ts";
 import type { RelayLog } from "./log.ts";
+import type { ClientPeer } from "./peers.ts";
 import { CloseCode } from "./protocol.ts";
 import { CLOCK_TOLERANCE_SECONDS } from "./tokens.ts";
 
@@ -45,9 +48,58 @@ export async function reverifyRunners(options: RevocationOptions): Promise<void>
   }));
 }
 
+/** Reason sent with close 4401 to the links of a user who signed out. */
+export const SIGNED_OUT_REASON = "signed out";
+
+/**
+ * Closes the client links opened before their user's last sign-out. A link
+ * records no opening time, so each check bounds it: a link first seen by a
+ * check opened after the previous check started. A link that may have opened
+ * before the sign-out is closed (fail closed): one opened within a check
+ * interval after signing out and in again may go too, and reconnects.
+ */
+export class SignOutCheck {
+  /** Per link: it opened no earlier than this (ms since the epoch). */
+  readonly #openedAfter = new WeakMap<ClientPeer, number>();
+  #lastStart: number;
+
+  /** @param startedAt when the relay started: no link opened before. */
+  constructor(startedAt: number) {
+    this.#lastStart = startedAt;
+  }
+
+  /** Checks every connected client once; resolves when done. */
+  async run(options: RevocationOptions): Promise<void> {
+    const { broker, backend, log, now } = options;
+    const start = now();
+    const userIds = new Set<string>();
+    for (const client of broker.clients) {
+      if (!this.#openedAfter.has(client)) this.#openedAfter.set(client, this.#lastStart);
+      userIds.add(client.userId);
+    }
+    this.#lastStart = start;
+    const users = [...userIds];
+    for (let i = 0; i < users.length; i += MAX_SIGN_OUT_QUERY) {
+      let signedOut;
+      try {
+        signedOut = await backend.signedOutAt(users.slice(i, i + MAX_SIGN_OUT_QUERY));
+      } catch (error) {
+        log({ event: "sign_out_check_failed", error: String(error) });
+        continue;
+      }
+      for (const [userId, at] of signedOut) {
+        broker.closeUserClients(userId, CloseCode.UNAUTHORIZED, SIGNED_OUT_REASON, (client) => {
+          const openedAfter = this.#openedAfter.get(client);
+          return openedAfter !== undefined && openedAfter < at;
+        });
+      }
+    }
+  }
+}
+
 /**
  * Starts re-verification: on every backend change notification (when the
- * backend can watch), and every `reverifyIntervalMs`. Returns a function that stops it and
+ * backend can watch; the notification resolves once it is acted on), and every `reverifyIntervalMs`. Returns a function that stops it and
  * resolves once a check in progress is over.
  */
 export function watchRevocations(options: RevocationOptions): () => Promise<void> {
@@ -55,20 +107,23 @@ export function watchRevocations(options: RevocationOptions): () => Promise<void
   let running: Promise<void> = Promise.resolve();
   let again = false;
   let busy = false;
-  const check = () => {
-    if (controller.signal.aborted) return;
+  const signOuts = new SignOutCheck(options.now());
+  // Resolves once a check that started after this call is over (a running one goes round again).
+  const check = (): Promise<void> => {
+    if (controller.signal.aborted) return running;
     if (busy) {
       again = true;
-      return;
+      return running;
     }
     busy = true;
     running = (async () => {
       do {
         again = false;
-        await reverifyRunners(options);
+        await Promise.all([reverifyRunners(options), signOuts.run(options)]);
       } while (again && !controller.signal.aborted);
       busy = false;
     })();
+    return running;
   };
   options.backend.watchRevocations?.(check, controller.signal);
   // Also periodic with a watch: expired tokens are caught, and a watch that died is covered.

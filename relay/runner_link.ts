@@ -46,7 +46,7 @@ export async function acceptRunner(ctx: RelayContext, req: Request, release: () 
     const reason = error instanceof TokenError ? error.reason : "invalid";
     return refuseLink(ctx, "runner", { status: 401, reason, error: `token ${reason}` });
   }
-  const { claims, exp } = verified;
+  const { claims, exp, iat } = verified;
   let identity;
   try {
     identity = await ctx.backend.verifyRunnerJti(claims.jti);
@@ -88,6 +88,7 @@ export async function acceptRunner(ctx: RelayContext, req: Request, release: () 
     claims.jti,
     exp,
     socket,
+    iat,
   );
   let registered = false;
 

@@ -1,6 +1,6 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { type StartedApp, startTestApp } from "../api/server.ts";
-import { apiJson, createSession, pairRunner, revokeRunner, signup } from "../api/testing.ts";
+import { apiJson, createSession, login, pairRunner, revokeRunner, signup } from "../api/testing.ts";
 import { RelayConfigError } from "./config.ts";
 import { type StandaloneOptions, startStandaloneRelay } from "./main.ts";
 import { CloseCode, MetaLine } from "./protocol.ts";
@@ -142,4 +142,52 @@ Deno.test("standalone: bad configuration fails fast with one clear line", async 
     assert(error instanceof RelayConfigError, message);
     assertEquals(error.message, message);
   }
+});
+
+Deno.test("standalone: one client token attaches once across the in-app and the standalone relay", async () => {
+  await withApps({}, async (app, relay, track) => {
+    const user = await signup(app.url);
+    // Used on the in-app relay first, then tried on the standalone one.
+    const first = await createSession(app.url, user.cookie, { ideaId: "idea-1" });
+    const inApp = track(new ScriptedClient(app.relayUrl, first.token));
+    await inApp.meta(MetaLine.relay("waiting"));
+    const replayedAlone = await refusedUpgrade(`${relay.relayUrl}/client?token=${first.token}`);
+    assertEquals([replayedAlone.status, replayedAlone.body.error], [401, "token already used"]);
+    // And the other way round.
+    const second = await createSession(app.url, user.cookie, { ideaId: "idea-1" });
+    const alone = track(new ScriptedClient(relay.relayUrl, second.token));
+    await alone.meta(MetaLine.relay("waiting"));
+    const replayedInApp = await refusedUpgrade(`${app.relayUrl}/client?token=${second.token}`);
+    assertEquals([replayedInApp.status, replayedInApp.body.error], [401, "token already used"]);
+  });
+});
+
+Deno.test("standalone: signing out closes the user's links 4401 at the next re-check", async () => {
+  await withApps({ limits: { reverifyIntervalMs: 300 } }, async (app, relay, track) => {
+    const user = await signup(app.url);
+    const other = await signup(app.url);
+    const paired = await pairRunner(app.url, user.cookie);
+    const runner = track(new ScriptedRunner(relay.relayUrl, paired.runnerToken));
+    await runner.welcome();
+    const session = await createSession(app.url, user.cookie, { ideaId: "idea-1" });
+    const client = track(new ScriptedClient(relay.relayUrl, session.token));
+    await client.meta(MetaLine.session(session.sessionId));
+    const otherSession = await createSession(app.url, other.cookie, { ideaId: "idea-o" });
+    const otherClient = track(new ScriptedClient(relay.relayUrl, otherSession.token));
+    await otherClient.meta(MetaLine.relay("waiting"));
+
+    await apiJson(app.url, "/api/auth/logout", { method: "POST", cookie: user.cookie });
+    await waitFor(() => client.isClosed, "the link closed after the sign-out", 5000);
+    assertEquals(await client.closed, { code: CloseCode.UNAUTHORIZED, reason: "signed out" });
+    await runner.next((m) => m.type === "detach" && m.sessionId === session.sessionId, "detach");
+    assert(!otherClient.isClosed, "another user's link stays");
+
+    // Signed in again, a new link reaches the runner.
+    const cookie = await login(app.url, user.email, user.password);
+    const again = await createSession(app.url, cookie, { ideaId: "idea-1" });
+    const next = track(new ScriptedClient(relay.relayUrl, again.token));
+    await next.meta(MetaLine.session(again.sessionId));
+    next.send({ type: "stdin", sessionId: again.sessionId, data: "pwd\r" });
+    await waitFor(() => runner.stdin(again.sessionId) === "pwd\r", "stdin after signing in again");
+  });
 });

@@ -53,7 +53,7 @@ export function standaloneRelayEnv(
   };
 }
 
-/** A {@linkcode RelayBackend} held in memory, with revocation and presence visible to tests. */
+/** A {@linkcode RelayBackend} held in memory, with revocation, sign-outs and presence visible to tests. */
 export class MemoryBackend implements RelayBackend {
   /** jti → identity of current runner tokens. */
   readonly runners = new Map<string, RunnerIdentity>();
@@ -63,7 +63,7 @@ export class MemoryBackend implements RelayBackend {
   readonly presence = new Map<string, boolean>();
   /** Set to make verification reject (the app is down). */
   down = false;
-  readonly #watchers = new Set<() => void>();
+  readonly #watchers = new Set<() => Promise<void>>();
 
   /** @param watch whether to offer `watchRevocations` (like the KV backend) or not (like HTTP). */
   constructor(watch = true) {
@@ -96,6 +96,25 @@ export class MemoryBackend implements RelayBackend {
     return true;
   }
 
+  /** userId → when the user last signed out (ms since the epoch). */
+  readonly signOuts = new Map<string, number>();
+
+  /** Records a sign-out of `userId` at `at`; resolves once the watchers have acted on it. */
+  async signOut(userId: string, at: number): Promise<void> {
+    this.signOuts.set(userId, at);
+    await Promise.all([...this.#watchers].map((watcher) => watcher()));
+  }
+
+  signedOutAt(userIds: readonly string[]): Promise<Map<string, number>> {
+    if (this.down) return Promise.reject(new Error("sign-out check unavailable"));
+    const found = new Map<string, number>();
+    for (const userId of userIds) {
+      const at = this.signOuts.get(userId);
+      if (at !== undefined) found.set(userId, at);
+    }
+    return Promise.resolve(found);
+  }
+
   /** Number of presence reports received. */
   presenceReports = 0;
 
@@ -105,7 +124,7 @@ export class MemoryBackend implements RelayBackend {
     return Promise.resolve();
   }
 
-  watchRevocations?: (onChange: () => void, signal: AbortSignal) => void = (onChange, signal) => {
+  watchRevocations?: (onChange: () => Promise<void>, signal: AbortSignal) => void = (onChange, signal) => {
     this.#watchers.add(onChange);
     signal.addEventListener("abort", () => this.#watchers.delete(onChange), { once: true });
   };

@@ -114,6 +114,8 @@ export function signClientToken(
 export interface Verified<C> {
   claims: C;
   exp: number;
+  /** When it was issued, seconds since the epoch (for a runner token: when it was paired). */
+  iat: number;
 }
 
 async function verify<S extends typeof RunnerClaimsSchema | typeof ClientClaimsSchema>(
@@ -153,7 +155,7 @@ async function verify<S extends typeof RunnerClaimsSchema | typeof ClientClaimsS
   }
   const parsed = v.safeParse(schema, payload);
   if (!parsed.success) throw new TokenError("invalid", "token claims invalid");
-  return { claims: parsed.output as v.InferOutput<S>, exp: payload.exp as number };
+  return { claims: parsed.output as v.InferOutput<S>, exp: payload.exp as number, iat };
 }
 
 /** Verifies a runner token; throws {@linkcode TokenError}. Does not check revocation. */

@@ -27,6 +27,8 @@ export interface CliArgs {
   host?: string;
   /** `serve --allow-origin`, repeatable. */
   allowOrigins: string[];
+  /** `--yes`: keep a new pairing without asking to confirm its account (unattended installs). */
+  assumeYes: boolean;
 }
 
 /** The `--help` text. */
@@ -44,12 +46,14 @@ Usage:
                               default APP_URL and its localhost aliases)
 
 Options:
+  -y, --yes                   keep a new pairing without asking to confirm the account (unattended installs)
   --log-format text|json      log line format (default text)
   -h, --help                  show this help
   -V, --version               show the version
 
 Environment:
   APP_URL                     the Coda app (default http://localhost:8080), for pairing and recordings
+  CODA_RUNNER_ASSUME_YES=1    like --yes
   RELAY_URL, RUNNER_TOKEN     use this relay / token instead of the stored ones
   CODA_RUNNER_CONFIG          config file path (default: the OS's config directory)
   TTY_CWD                     directory new sessions start in (default: home)
@@ -70,7 +74,7 @@ const COMMANDS: Record<string, Command> = {
 
 /** Parses `args` (without the program name). */
 export function parseCliArgs(args: string[]): CliArgs {
-  const parsed: CliArgs = { command: "run", logFormat: "text", allowOrigins: [] };
+  const parsed: CliArgs = { command: "run", logFormat: "text", allowOrigins: [], assumeYes: false };
   let commandSeen = false;
   const serveOnly = (flag: string) => {
     if (parsed.command !== "serve") throw new UsageError(`${flag} is only valid with \`coda-runner serve\``);
@@ -96,6 +100,11 @@ export function parseCliArgs(args: string[]): CliArgs {
       case "--version":
         parsed.command = "version";
         return parsed;
+      case "-y":
+      case "--yes":
+        if (inline !== undefined) throw new UsageError(`${flag} takes no value`);
+        parsed.assumeYes = true;
+        break;
       case "--log-format": {
         const format = value();
         if (format !== "text" && format !== "json") {

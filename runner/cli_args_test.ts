@@ -13,8 +13,12 @@ Deno.test("commands and flags", () => {
       port: 9000,
       host: "0.0.0.0",
       allowOrigins: ["https://a.example"],
+      assumeYes: false,
     },
   );
+  assertEquals(parseCliArgs(["pair", "--yes"]).assumeYes, true);
+  assertEquals(parseCliArgs(["-y"]).assumeYes, true);
+  assertThrows(() => parseCliArgs(["--yes=no"]), /takes no value/);
 });
 
 Deno.test("unknown commands and flags are usage errors", () => {

@@ -13,7 +13,7 @@ import { type CliArgs, parseCliArgs, USAGE, UsageError } from "./cli_args.ts";
 import { type Env, loadRunnerEnv, RunnerConfigError, type RunnerEnvConfig } from "./config.ts";
 import { CorruptConfigError, type Credentials, defaultConfigPath, RunnerFileStore } from "./credentials.ts";
 import { createLogger, type Logger } from "./log.ts";
-import { pair, PairingError } from "./pairing.ts";
+import { pair, PairingError, unpair } from "./pairing.ts";
 import { probeRelay, RelayLink, STOP_MESSAGES } from "./link.ts";
 import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
 import { checkTmux, TmuxMissingError, type TmuxSettings } from "./tmux.ts";
@@ -23,16 +23,40 @@ import { VERSION } from "./version.ts";
 /** Exit codes. */
 export const ExitCode = { OK: 0, ERROR: 1, USAGE: 2, REFUSED: 3, INTERRUPTED: 130 } as const;
 
-/** Where the CLI writes: user-facing text to `out`, logs and errors to `err`. */
+/** Where the CLI writes: user-facing text to `out`, logs and errors to `err`; `ask` reads an answer. */
 export interface CliIo {
   out(text: string): void;
   err(text: string): void;
+  /** Shows `question` and resolves the line typed in answer, or `null` when there is no input. */
+  ask(question: string): Promise<string | null>;
 }
 
+/** Set to `1`, keeps a new pairing without asking (like `--yes`), for unattended installs. */
+export const ASSUME_YES_ENV = "CODA_RUNNER_ASSUME_YES";
+
 const encoder = new TextEncoder();
+
+/** Reads one line from standard input, byte by byte so nothing after it is consumed. */
+async function readStdinLine(): Promise<string | null> {
+  const decoder = new TextDecoder();
+  const byte = new Uint8Array(1);
+  let line = "";
+  for (;;) {
+    const read = await Deno.stdin.read(byte);
+    if (read === null) return line === "" ? null : line;
+    const text = decoder.decode(byte.subarray(0, read), { stream: true });
+    if (text === "\n") return line;
+    line += text;
+  }
+}
+
 const processIo: CliIo = {
   out: (text) => Deno.stdout.writeSync(encoder.encode(text + "\n")),
   err: (text) => Deno.stderr.writeSync(encoder.encode(text + "\n")),
+  ask: (question) => {
+    Deno.stdout.writeSync(encoder.encode(`${question} `));
+    return readStdinLine();
+  },
 };
 
 /** What a command needs. */
@@ -95,6 +119,36 @@ async function activeCredentials(ctx: CommandContext): Promise<ActiveCredentials
   return { ...stored, relayUrl: config.relayUrl ?? stored.relayUrl, fromEnv: false };
 }
 
+/** Resolves `answer`, or rejects with the abort reason when `signal` aborts first (Ctrl-C at a prompt). */
+function unlessAborted<T>(answer: Promise<T>, signal: AbortSignal): Promise<T> {
+  return Promise.race([answer, aborted(signal).then(() => Promise.reject(signal.reason))]);
+}
+
+/**
+ * Whether the user keeps a pairing with `email`: a leaked or phished code may have been approved
+ * by someone else's account, and this machine's terminals would then be theirs.
+ */
+async function keepPairing(ctx: CommandContext, email: string): Promise<boolean> {
+  if (ctx.args.assumeYes || ctx.env[ASSUME_YES_ENV] === "1") {
+    ctx.io.out(`Paired with ${email} (kept without asking: --yes or ${ASSUME_YES_ENV}=1).`);
+    return true;
+  }
+  for (;;) {
+    const answer = await unlessAborted(ctx.io.ask(`Paired with ${email} — keep? [Y/n]`), ctx.signal);
+    if (answer === null) {
+      ctx.io.err(
+        `No answer (standard input is closed), so the pairing is not kept. ` +
+          `For unattended installs pass --yes or set ${ASSUME_YES_ENV}=1.`,
+      );
+      return false;
+    }
+    const word = answer.trim().toLowerCase();
+    if (word === "" || word === "y" || word === "yes") return true;
+    if (word === "n" || word === "no") return false;
+    ctx.io.out("Please answer y or n.");
+  }
+}
+
 async function runPairing(ctx: CommandContext): Promise<Credentials> {
   const credentials = await pair({
     appUrl: ctx.config.appUrl,
@@ -103,8 +157,26 @@ async function runPairing(ctx: CommandContext): Promise<Credentials> {
     log: ctx.log,
     signal: ctx.signal,
   });
+  if (!await keepPairing(ctx, credentials.email)) {
+    // Nothing is saved either way: the token lives only in this process, which now ends.
+    const revoked = await unpair(credentials.appUrl, credentials.runnerToken, { signal: ctx.signal })
+      .then(() => true, (error) => {
+        if (ctx.signal.aborted) throw error;
+        ctx.log.warn("could not revoke the pairing", {
+          error: error instanceof Error ? error.message : String(error),
+        });
+        return false;
+      });
+    throw new CliFailure(
+      `Not kept: ${
+        revoked
+          ? `un-paired, ${credentials.email} can no longer reach this machine`
+          : "the token was not saved"
+      }. Run \`coda-runner pair\` to pair with your own account.`,
+    );
+  }
   await ctx.store.saveCredentials(credentials);
-  ctx.io.out(`Paired with ${credentials.email}. Credentials saved to ${ctx.store.path}.`);
+  ctx.io.out(`Credentials saved to ${ctx.store.path}.`);
   return credentials;
 }
 

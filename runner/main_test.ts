@@ -5,7 +5,7 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { startTestApp } from "../api/server.ts";
-import { approvePairing, createSession, revokeRunner, signup } from "../api/testing.ts";
+import { apiJson, approvePairing, createSession, revokeRunner, signup } from "../api/testing.ts";
 import { TestClient, waitFor } from "./_testing.ts";
 
 const MAIN = join(import.meta.dirname!, "main.ts");
@@ -17,12 +17,12 @@ class Cli {
   stderr = "";
   readonly status: Promise<Deno.CommandStatus>;
 
-  constructor(args: string[], env: Record<string, string>) {
+  constructor(args: string[], env: Record<string, string>, options: { stdin?: "piped" } = {}) {
     this.child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", MAIN, ...args],
       env,
       clearEnv: true,
-      stdin: "null",
+      stdin: options.stdin ?? "null",
       stdout: "piped",
       stderr: "piped",
     }).spawn();
@@ -32,6 +32,13 @@ class Cli {
     };
     const pumps = Promise.all([pump(this.child.stdout, "stdout"), pump(this.child.stderr, "stderr")]);
     this.status = pumps.then(() => this.child.status);
+  }
+
+  /** Types `line` and Enter on the CLI's standard input (started with `stdin: "piped"`). */
+  async type(line: string): Promise<void> {
+    const writer = this.child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(`${line}\n`));
+    writer.releaseLock();
   }
 
   async kill(signal: Deno.Signal = "SIGINT"): Promise<Deno.CommandStatus> {
@@ -55,6 +62,8 @@ Deno.test("CLI: pair end to end, store the credentials safely, reuse them, stop 
     APP_URL: app.url,
     RELAY_URL: app.relayUrl,
     CODA_RUNNER_CONFIG: configPath,
+    // Unattended, as an install script runs it: the pairing is kept without asking.
+    CODA_RUNNER_ASSUME_YES: "1",
     DENO_DIR: Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno"),
   };
   const processes: Cli[] = [];
@@ -145,6 +154,90 @@ Deno.test("CLI: bad usage exits 2, a corrupt config file says how to recover", a
     assertEquals((await version.status).code, 0);
     assert(/^coda-runner \d+\.\d+\.\d+/.test(version.stdout));
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("CLI: a code approved by someone else's account is refused at the prompt and revoked", async () => {
+  const app = await startTestApp();
+  const dir = await Deno.makeTempDir({ prefix: "coda-cli-" });
+  const configPath = join(dir, "config.json");
+  const env = {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    HOME: dir,
+    SHELL: "/bin/bash",
+    APP_URL: app.url,
+    RELAY_URL: app.relayUrl,
+    CODA_RUNNER_CONFIG: configPath,
+  };
+  const processes: Cli[] = [];
+  const cli = (args: string[]) => {
+    const started = new Cli(args, env, { stdin: "piped" });
+    processes.push(started);
+    return started;
+  };
+  const codeOf = (run: Cli) =>
+    waitFor(() => /devmode\/pair\?code=([A-Z0-9-]+)/.exec(run.stdout)?.[1], "a pairing code", 60_000);
+  try {
+    const mallory = await signup(app.url, "mallory@example.test");
+    const ada = await signup(app.url, "ada@example.test");
+    const victim = cli([]);
+    // The code leaked; Mallory approves it first.
+    await approvePairing(app.url, mallory.cookie, await codeOf(victim));
+    await waitFor(
+      () => victim.stdout.includes("Paired with mallory@example.test — keep? [Y/n]"),
+      "the confirmation prompt",
+      30_000,
+    );
+    assert(!victim.stderr.includes("connected to the relay"), "nothing is served before the answer");
+    await victim.type("n");
+    assertEquals((await victim.status).code, 1);
+    assert(victim.stderr.includes("mallory@example.test can no longer reach this machine"), victim.stderr);
+    assert(!victim.stderr.includes("connected to the relay"));
+    assertEquals(await Deno.stat(configPath).then(() => true, () => false), false, "nothing stored");
+    const listed = await apiJson<unknown[]>(app.url, "/api/devmode/runners", { cookie: mallory.cookie });
+    assertEquals(listed, [], "the pairing is revoked in the app");
+
+    // Ada's own approval, confirmed with Enter, is kept and served.
+    const own = cli(["pair"]);
+    await approvePairing(app.url, ada.cookie, await codeOf(own));
+    await waitFor(() => own.stdout.includes("Paired with ada@example.test — keep?"), "the prompt", 30_000);
+    await own.type("");
+    assertEquals((await own.status).code, 0);
+    const stored = JSON.parse(await Deno.readTextFile(configPath));
+    assertEquals(stored.credentials.email, "ada@example.test");
+  } finally {
+    for (const process of processes) await process.kill("SIGKILL");
+    await app.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("CLI: with no one to answer and no --yes, a new pairing is not kept", async () => {
+  const app = await startTestApp();
+  const dir = await Deno.makeTempDir({ prefix: "coda-cli-" });
+  const configPath = join(dir, "config.json");
+  const pairing = new Cli(["pair"], {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    HOME: dir,
+    APP_URL: app.url,
+    CODA_RUNNER_CONFIG: configPath,
+  });
+  try {
+    const user = await signup(app.url);
+    const code = await waitFor(
+      () => /devmode\/pair\?code=([A-Z0-9-]+)/.exec(pairing.stdout)?.[1],
+      "a pairing code",
+      60_000,
+    );
+    await approvePairing(app.url, user.cookie, code);
+    assertEquals((await pairing.status).code, 1);
+    assert(pairing.stderr.includes("pass --yes or set CODA_RUNNER_ASSUME_YES=1"), pairing.stderr);
+    assertEquals(await Deno.stat(configPath).then(() => true, () => false), false);
+    assertEquals(await apiJson<unknown[]>(app.url, "/api/devmode/runners", { cookie: user.cookie }), []);
+  } finally {
+    await pairing.kill("SIGKILL");
+    await app.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

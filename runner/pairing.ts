@@ -104,6 +104,31 @@ async function readJson(response: Response): Promise<Record<string, unknown>> {
   }
 }
 
+/**
+ * Revokes this runner's pairing through the app with its own token (`POST /api/devmode/pair/unpair`),
+ * so the account it was paired with can no longer reach this machine. Throws {@linkcode PairingError}
+ * when the app does not confirm.
+ */
+export async function unpair(
+  appUrl: string,
+  runnerToken: string,
+  options: { signal?: AbortSignal; fetch?: typeof fetch } = {},
+): Promise<void> {
+  const response = await (options.fetch ?? fetch)(`${appUrl}/api/devmode/pair/unpair`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${runnerToken}` },
+    signal: options.signal,
+  });
+  const body = await readJson(response);
+  if (!response.ok) {
+    throw new PairingError(
+      `the app did not revoke the pairing (HTTP ${response.status}${
+        typeof body.error === "string" ? `: ${body.error}` : ""
+      })`,
+    );
+  }
+}
+
 /** Runs the pairing flow until approved; returns the credentials to store (and the account). */
 export async function pair(options: PairOptions): Promise<Credentials & { email: string }> {
   const doFetch = options.fetch ?? fetch;

@@ -21,6 +21,7 @@ export interface ReplayChunk {
 }
 
 /** Characters JSON escapes: control characters (`\u0001` takes 6 bytes), `"` and `\`. */
+// deno-lint-ignore no-control-regex -- control characters are exactly what this counts
 const JSON_ESCAPED = /[\u0000-\u001f"\\]/g;
 
 /**

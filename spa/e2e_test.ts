@@ -12,6 +12,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { type StartedApp, startTestApp } from "../api/server.ts";
+import { apiJson, approvePairing, signup } from "../api/testing.ts";
 import { waitFor as relayWaitFor } from "../relay/testing.ts";
 import { buildSpa } from "./build.ts";
 import type { TerminalTestHook } from "./src/terminal/terminal_pane.tsx";
@@ -36,6 +37,8 @@ class RunnerProcess {
       env: {
         APP_URL: appUrl,
         CODA_RUNNER_CONFIG: join(home, "runner-config.json"),
+        // No one at its standard input to confirm the account: kept as an unattended install would.
+        CODA_RUNNER_ASSUME_YES: "1",
         SHELL: "/bin/bash",
         HOME: home,
         TERM: "xterm-256color",
@@ -450,6 +453,91 @@ Deno.test({
       for (const dir of [dataDir, home, profile, ...extraDirs]) {
         await Deno.remove(dir, { recursive: true }).catch(() => {});
       }
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "e2e: a pairing from another address is flagged; with two runners online and no default the user picks",
+  ignore: !chromiumPresent,
+  async fn() {
+    await Deno.mkdir(SCREENSHOTS, { recursive: true });
+    await buildSpa();
+    // The browser claims an address of its own through the trusted proxy header; the runners come from 127.0.0.1.
+    const app = await startTestApp({ env: { DEVMODE_CLIENT_IP_HEADER: "x-e2e-client-ip" } });
+    const homes = [
+      await Deno.makeTempDir({ prefix: "coda-e2e-home-a-" }),
+      await Deno.makeTempDir({ prefix: "coda-e2e-home-b-" }),
+    ];
+    const profile = await Deno.makeTempDir({ prefix: "coda-e2e-chromium-" });
+    const runners: RunnerProcess[] = [];
+    let browser: Browser | null = null;
+    try {
+      const user = await signup(app.url);
+      browser = await puppeteer.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        userDataDir: profile,
+        args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+      });
+      const page = await browser.newPage();
+      await page.setViewport({ width: 1200, height: 800 });
+      await page.setExtraHTTPHeaders({ "x-e2e-client-ip": "198.51.100.7" });
+      const [name, value] = user.cookie.split("=");
+      await page.setCookie({ name, value, url: app.url });
+
+      const first = new RunnerProcess(app.url, homes[0]);
+      runners.push(first);
+      await page.goto(`${app.url}/devmode/pair?code=${await first.pairingCode()}`);
+      await page.waitForSelector("#pair-code");
+      await page.click("form button[type=submit]");
+      const warning = await page.waitForSelector("[data-testid=pair-address-warning]");
+      const warned = await warning!.evaluate((el) => el.textContent ?? "");
+      assert(warned.includes("different address (127.0.0.1)"), warned);
+      await screenshot(page, "pair-other-address-warning");
+      await (await page.waitForSelector("xpath/.//button[contains(., 'Approve')]"))!.click();
+      await page.waitForSelector(".card.success");
+
+      const second = new RunnerProcess(app.url, homes[1]);
+      runners.push(second);
+      await approvePairing(app.url, user.cookie, await second.pairingCode());
+      type Listed = { runnerId: string; online: boolean };
+      const listed = await waitFor(async () => {
+        const list = await apiJson<Listed[]>(app.url, "/api/devmode/runners", { cookie: user.cookie });
+        return list.length === 2 && list.every((r) => r.online) ? list : null;
+      }, "both runners online");
+
+      await page.goto(`${app.url}/devmode/terminal`);
+      await page.waitForSelector("#runner-choose-hint");
+      await screenshot(page, "terminal-choose-runner");
+      await (await page.waitForSelector("xpath/.//button[contains(., 'Open terminal')]"))!.click();
+      assertEqual(await activeHook(page), null, "no terminal opens before a runner is chosen");
+      assert(await page.$("#runner-choose-hint"), "still asking");
+
+      await page.goto(`${app.url}/devmode/runners`);
+      const row = `[data-runner-id="${listed[0].runnerId}"]`;
+      await (await page.waitForSelector(
+        `xpath/.//li[@data-runner-id="${listed[0].runnerId}"]//button[contains(., 'Make default')]`,
+      ))!
+        .click();
+      await page.waitForSelector(`${row} [aria-pressed=true]`);
+      await page.goto(`${app.url}/devmode/terminal`);
+      await (await page.waitForSelector("xpath/.//button[contains(., 'Open terminal')]"))!.click();
+      assertEqual(await page.$("#runner-choose-hint"), null);
+      await waitForTerminal(page, "terminal online", (h) => h.status === "online" && /[$#] *$/m.test(h.text));
+      await typeInTerminal(page, "echo home=$HOME");
+      await waitForTerminal(
+        page,
+        "the default runner's shell",
+        (h) => countLines(h.text, `home=${homes[0]}`) === 1,
+      );
+      await screenshot(page, "terminal-on-default-runner");
+    } finally {
+      await browser?.close();
+      for (const runner of runners) await runner.stop();
+      await app.close();
+      for (const dir of [...homes, profile]) await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   },
 });

@@ -115,6 +115,9 @@ export const api = {
   runners: () => request<unknown>("GET", "/api/devmode/runners").then((r) => list<Runner>(r, "runners")),
   renameRunner: (runnerId: string, name: string) =>
     request<unknown>("PATCH", `/api/devmode/runners/${encodeURIComponent(runnerId)}`, { name }),
+  /** Marks the runner as where new terminals go (`true`), or clears that mark (`false`). */
+  setDefaultRunner: (runnerId: string, isDefault: boolean) =>
+    request<unknown>("PATCH", `/api/devmode/runners/${encodeURIComponent(runnerId)}`, { default: isDefault }),
   revokeRunner: (runnerId: string) =>
     request<unknown>("DELETE", `/api/devmode/runners/${encodeURIComponent(runnerId)}`),
   createSession: (body: { ideaId: string; runnerId?: string; sessionId?: string }) =>

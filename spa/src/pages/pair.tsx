@@ -137,6 +137,20 @@ export function PairPage(props: PageProps): JSX.Element {
             Approving lets the runner below open terminals for your account.{" "}
             <strong>Only approve a runner you started yourself just now.</strong>
           </p>
+          {!step.info.sameAddress && (
+            // A phishing link carries a code its sender started on their own machine; the address it came
+            // from is the one thing the sender cannot make look like the user's.
+            <p class="notice" role="alert" data-testid="pair-address-warning">
+              <strong>
+                This request came from a different address ({step.info.ip || "unknown"}) than this browser.
+              </strong>{" "}
+              That is expected if the runner is on another network (a server, a VM). If you did not just start
+              {" "}
+              <code>coda-runner</code>{" "}
+              there yourself — say, someone sent you this link — do not approve: whoever started it would get
+              terminals on your account.
+            </p>
+          )}
           <RunnerFacts code={step.code} info={step.info} />
           {error && <p class="error-text" role="alert">{error}</p>}
           <div class="actions">

@@ -1,7 +1,7 @@
 /**
  * `/devmode/runners`: the user's runners with an online indicator and last
- * seen, rename, revoke (with confirmation), and how to get one when there
- * are none.
+ * seen, rename, mark as default, revoke (with confirmation), and how to get
+ * one when there are none.
  *
  * @module
  */
@@ -103,6 +103,21 @@ function RunnerRow(props: { runner: Runner; onChange: () => Promise<void> }): JS
     }
   };
 
+  const toggleDefault = async () => {
+    setBusy(true);
+    try {
+      await api.setDefaultRunner(runner.runnerId, !runner.isDefault);
+      await props.onChange();
+    } catch (caught) {
+      showToast(
+        caught instanceof ApiError ? caught.message : "Could not change the default runner.",
+        "error",
+      );
+    } finally {
+      setBusy(false);
+    }
+  };
+
   const revoke = async () => {
     setBusy(true);
     try {
@@ -147,6 +162,7 @@ function RunnerRow(props: { runner: Runner; onChange: () => Promise<void> }): JS
           )
           : <h2 class="runner-name">{runner.name}</h2>}
         <span class={`badge ${runner.online ? "badge-ok" : ""}`}>{runner.online ? "Online" : "Offline"}</span>
+        {runner.isDefault && <span class="badge">Default</span>}
       </div>
       <p class="runner-meta muted">
         {[runner.hostname, runner.os].filter(Boolean).join(" · ")} · last seen{" "}
@@ -190,6 +206,15 @@ function RunnerRow(props: { runner: Runner; onChange: () => Promise<void> }): JS
               }}
             >
               Rename
+            </button>
+            <button
+              type="button"
+              class="button small ghost"
+              onClick={toggleDefault}
+              disabled={busy}
+              aria-pressed={runner.isDefault}
+            >
+              {runner.isDefault ? "Unset default" : "Make default"}
             </button>
             <button type="button" class="button small ghost danger-text" onClick={() => setConfirming(true)}>
               Revoke

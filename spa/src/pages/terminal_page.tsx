@@ -217,6 +217,16 @@ export function TerminalPage(props: TerminalPageProps): JSX.Element {
   );
 }
 
+/**
+ * How a runner is named in the picker: with its hostname, so two runners given the same name
+ * (one of them approved through someone else's link, say) can be told apart.
+ */
+function runnerLabel(runner: Runner): string {
+  const host = runner.hostname && runner.hostname !== runner.name ? ` · ${runner.hostname}` : "";
+  const state = [runner.online ? "online" : "offline", ...(runner.isDefault ? ["default"] : [])].join(", ");
+  return `${runner.name}${host} (${state})`;
+}
+
 function NewTerminal(props: {
   config: DevmodeConfig;
   manualOnly: boolean;
@@ -253,9 +263,19 @@ function NewTerminal(props: {
   const openIds = new Set(props.openTabs.map((t) => t.sessionId).filter(Boolean));
   const reattachable = recent.filter((s) => !openIds.has(s.sessionId)).slice(0, 5);
   const anyOnline = runners?.some((r) => r.online) ?? false;
+  const defaultRunner = runners?.find((r) => r.isDefault);
+  // Several online and none chosen as default: the user picks. Any automatic pick could be a runner
+  // approved through someone else's link, and it would get this terminal's keystrokes.
+  const mustChoose = !defaultRunner && (runners?.filter((r) => r.online).length ?? 0) > 1;
+  const [chooseError, setChooseError] = useState<string | null>(null);
 
   const openRelay = (event: Event) => {
     event.preventDefault();
+    if (mustChoose && !runnerId) {
+      setChooseError("Several of your runners are online. Choose the one this terminal opens on.");
+      return;
+    }
+    setChooseError(null);
     const idea = ideaId.trim() || "scratch";
     props.onOpen({ id: newTabId(), kind: "relay", ideaId: idea, runnerId: runnerId || undefined });
   };
@@ -315,18 +335,34 @@ function NewTerminal(props: {
             )}
             <form class="form" onSubmit={openRelay}>
               <label for="runner-select">Runner</label>
+              {mustChoose && (
+                <p class="notice" id="runner-choose-hint">
+                  Several of your runners are online and none is your default: choose one.{" "}
+                  <Link href="/devmode/runners">Mark a default</Link> to skip this.
+                </p>
+              )}
               <select
                 id="runner-select"
                 value={runnerId}
-                onChange={(e) => setRunnerId(e.currentTarget.value)}
+                required={mustChoose}
+                aria-describedby={mustChoose ? "runner-choose-hint" : undefined}
+                onChange={(e) => {
+                  setRunnerId(e.currentTarget.value);
+                  setChooseError(null);
+                }}
               >
-                <option value="">Default — the runner that connected last</option>
+                {mustChoose ? <option value="" disabled>Choose a runner…</option> : (
+                  <option value="">
+                    {defaultRunner ? `Default — ${defaultRunner.name}` : "Default — the runner paired first"}
+                  </option>
+                )}
                 {runners?.map((runner) => (
                   <option key={runner.runnerId} value={runner.runnerId}>
-                    {runner.name} ({runner.online ? "online" : "offline"})
+                    {runnerLabel(runner)}
                   </option>
                 ))}
               </select>
+              {chooseError && <p class="error-text" role="alert">{chooseError}</p>}
               <label for="idea-input">Idea</label>
               <input
                 id="idea-input"
