@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, equal, match, throws } from "node:assert/strict";
-import { base64url, fromBase64url, randomId, secretsEqual, sha256Hex, timingSafeEqual } from "./crypto.ts";
+import { base64url, fromBase64url, randomId, sha256Hex } from "./crypto.ts";
 
 Deno.test("base64url round-trips and rejects other alphabets", () => {
   const bytes = Uint8Array.from({ length: 40 }, (_, i) => i * 7);
@@ -15,12 +15,4 @@ Deno.test("randomId: 16 bytes → 22 base64url characters, unique", () => {
 
 Deno.test("sha256Hex", async () => {
   equal(await sha256Hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-});
-
-Deno.test("timingSafeEqual and secretsEqual", async () => {
-  equal(timingSafeEqual(new Uint8Array([1, 2]), new Uint8Array([1, 2])), true);
-  equal(timingSafeEqual(new Uint8Array([1, 2]), new Uint8Array([1, 3])), false);
-  equal(timingSafeEqual(new Uint8Array([1]), new Uint8Array([1, 2])), false);
-  equal(await secretsEqual("s".repeat(32), "s".repeat(32)), true);
-  equal(await secretsEqual("s".repeat(31), "s".repeat(32)), false);
 });

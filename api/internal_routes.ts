@@ -11,7 +11,7 @@ import { MAX_SIGN_OUT_QUERY } from "../relay/backend.ts";
 import { consumeJti } from "../relay/jti_store.ts";
 import { RunnerIdSchema } from "../relay/protocol.ts";
 import { CLIENT_TOKEN_TTL_SECONDS, CLOCK_TOLERANCE_SECONDS } from "../relay/tokens.ts";
-import { secretsEqual } from "./crypto.ts";
+import { secretsEqual } from "../relay/secrets.ts";
 import { type ApiDeps, type ApiEnv, ApiError, readJson } from "./http.ts";
 import { readSignOuts } from "./relay_backend.ts";
 import { setPresence, verifyRunnerJti } from "./runners.ts";
@@ -36,9 +36,9 @@ export const SignedOutSchema = v.object({
   userIds: v.pipe(v.array(UserIdSchema), v.maxLength(MAX_SIGN_OUT_QUERY)),
 });
 
-async function requireRelaySecret(c: Context, expected: string): Promise<void> {
+function requireRelaySecret(c: Context, expected: string): void {
   const given = c.req.header("x-relay-secret");
-  if (!given || !(await secretsEqual(given, expected))) {
+  if (!given || !secretsEqual(given, expected)) {
     throw new ApiError(401, "missing or wrong X-Relay-Secret");
   }
 }
@@ -48,7 +48,7 @@ export function internalRoutes(deps: ApiDeps): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
 
   app.get("/tokens/runner/verify", async (c) => {
-    await requireRelaySecret(c, deps.config.relayInternalSecret);
+    requireRelaySecret(c, deps.config.relayInternalSecret);
     const jti = c.req.query("jti");
     if (!jti || jti.length > 128) throw new ApiError(400, "jti query parameter is required");
     const identity = await verifyRunnerJti(deps.kv, jti);
@@ -57,14 +57,14 @@ export function internalRoutes(deps: ApiDeps): Hono<ApiEnv> {
   });
 
   app.post("/internal/presence", async (c) => {
-    await requireRelaySecret(c, deps.config.relayInternalSecret);
+    requireRelaySecret(c, deps.config.relayInternalSecret);
     const body = await readJson(c, PresenceSchema);
     await setPresence(deps.kv, body.runnerId, body.userId, body.online, deps.now());
     return c.body(null, 204);
   });
 
   app.post("/internal/client-jti", async (c) => {
-    await requireRelaySecret(c, deps.config.relayInternalSecret);
+    requireRelaySecret(c, deps.config.relayInternalSecret);
     const body = await readJson(c, ClientJtiSchema);
     // No verifiable client token expires later than this: a larger value would only pin the record.
     const latest = deps.now() + (CLIENT_TOKEN_TTL_SECONDS + CLOCK_TOLERANCE_SECONDS) * 1000;
@@ -73,7 +73,7 @@ export function internalRoutes(deps: ApiDeps): Hono<ApiEnv> {
   });
 
   app.post("/internal/signed-out", async (c) => {
-    await requireRelaySecret(c, deps.config.relayInternalSecret);
+    requireRelaySecret(c, deps.config.relayInternalSecret);
     const body = await readJson(c, SignedOutSchema);
     return c.json({ signedOut: Object.fromEntries(await readSignOuts(deps.kv, body.userIds)) });
   });

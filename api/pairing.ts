@@ -11,7 +11,8 @@
  * @module
  */
 import { signRunnerToken } from "../relay/tokens.ts";
-import { randomId, secretsEqual, sha256Hex } from "./crypto.ts";
+import { randomId, sha256Hex } from "./crypto.ts";
+import { secretsEqual } from "../relay/secrets.ts";
 import { type ApiDeps, ApiError, type SessionUser, tooManyRequests } from "./http.ts";
 import { formatCode, generateCode, normalizeCode } from "./pairing_code.ts";
 import { addressSubject, type AttemptLimit, isRefusal, refundAttempt, takeAttempt } from "./rate_limit.ts";
@@ -283,7 +284,7 @@ export async function checkPairing(
   // A wrong secret gets the very answer an unknown code gets: otherwise this unauthenticated,
   // unlimited endpoint would tell anyone which codes are live, and the wrong-code limits of
   // info/approve would only ever meet right guesses.
-  const secretMatches = await secretsEqual(
+  const secretMatches = secretsEqual(
     await sha256Hex(secret),
     record?.pollSecretHash ?? UNKNOWN_CODE_HASH,
   );

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { base64url, fromBase64url, timingSafeEqual } from "./crypto.ts";
+import { timingSafeEqual } from "node:crypto";
+import { base64url, fromBase64url } from "./crypto.ts";
 
 /** PBKDF2 iterations for new hashes (OWASP 2023 minimum for PBKDF2-HMAC-SHA256). */
 export const PBKDF2_ITERATIONS = 600_000;
@@ -50,7 +51,9 @@ export async function verifyPassword(password: string, stored: string): Promise<
   } catch {
     return false;
   }
-  return timingSafeEqual(await derive(password, salt, iterations), expected);
+  const derived = await derive(password, salt, iterations);
+  // node:crypto's compare throws on different lengths; a stored hash of another length simply does not match.
+  return derived.length === expected.length && timingSafeEqual(derived, expected);
 }
 
 let dummyHash: Promise<string> | undefined;

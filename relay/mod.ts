@@ -27,6 +27,7 @@ import {
   refusalResponse,
 } from "./edge.ts";
 import { CloseCode } from "./protocol.ts";
+import { secretsEqual } from "./secrets.ts";
 import { acceptRunner } from "./runner_link.ts";
 import { watchRevocations } from "./revocation.ts";
 
@@ -81,14 +82,6 @@ export function isLoopback(hostname: string): boolean {
   return address === "::1" || /^(::ffff:)?127\.\d+\.\d+\.\d+$/.test(address);
 }
 
-/** Compares two strings in time independent of where they differ. */
-function sameSecret(given: string, expected: string): boolean {
-  const [a, b] = [new TextEncoder().encode(given), new TextEncoder().encode(expected)];
-  let difference = a.length ^ b.length;
-  for (let i = 0; i < b.length; i++) difference |= (a[i] ?? 0) ^ b[i];
-  return difference === 0;
-}
-
 /** Paths the relay answers. */
 export const RELAY_PATHS: readonly string[] = ["/runner", "/client", "/metrics"];
 
@@ -130,7 +123,7 @@ export function createRelay(options: RelayOptions): Relay {
       if (path === "/metrics") {
         if (options.metricsToken) {
           const bearer = /^Bearer\s+(\S+)$/i.exec(req.headers.get("authorization") ?? "")?.[1] ?? "";
-          if (!sameSecret(bearer, options.metricsToken)) {
+          if (!secretsEqual(bearer, options.metricsToken)) {
             return jsonError(401, "metrics need Authorization: Bearer <DEVMODE_METRICS_TOKEN>");
           }
         } else if (!isLoopback((info.remoteAddr as Deno.NetAddr).hostname)) {

@@ -29,6 +29,7 @@ import {
 } from "../relay/protocol.ts";
 import { utf8Length } from "../relay/utf8.ts";
 import { frameSize } from "../relay/frames.ts";
+import { secretsEqual } from "../relay/secrets.ts";
 import { DEFAULT_RELAY_LIMITS } from "../relay/limits.ts";
 import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
 import type { SessionSink } from "./session.ts";
@@ -98,14 +99,6 @@ interface LocalClient {
 export function newAccessToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
   return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
-}
-
-function sameSecret(a: string, b: string): boolean {
-  const x = new TextEncoder().encode(a);
-  const y = new TextEncoder().encode(b);
-  let diff = x.length ^ y.length;
-  for (let i = 0; i < Math.max(x.length, y.length); i++) diff |= (x[i] ?? 0) ^ (y[i] ?? 0);
-  return diff === 0;
 }
 
 function jsonError(status: number, error: string): Response {
@@ -236,7 +229,7 @@ export function startServe(options: ServeOptions): Promise<ServeHandle> {
       return jsonError(403, "origin not allowed");
     }
     const token = url.searchParams.get("token");
-    if (!token || !sameSecret(token, accessToken)) {
+    if (!token || !secretsEqual(token, accessToken)) {
       log.warn("refused a connection without the access token");
       return jsonError(401, "missing or wrong access token");
     }
