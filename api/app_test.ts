@@ -3,8 +3,7 @@ import { join } from "node:path";
 import { createApi } from "./app.ts";
 import { loadAppConfig } from "./config.ts";
 import { withApi } from "./_test_fixture.ts";
-import { apiRequest, signup } from "./testing.ts";
-import { startTestApp } from "./server.ts";
+import { apiRequest, signup, startTestApp } from "./testing.ts";
 
 Deno.test("healthz and config", async () => {
   await withApi(async (api) => {

@@ -1,7 +1,6 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { join } from "node:path";
-import { startTestApp } from "./server.ts";
-import { signup } from "./testing.ts";
+import { signup, startTestApp } from "./testing.ts";
 
 const mode = (path: string) => Deno.statSync(path).mode! & 0o777;
 

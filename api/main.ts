@@ -1,6 +1,8 @@
 /**
- * `deno task start`: the app (API, relay and SPA) on one port. With `--dev`
- * (`deno task dev`) the SPA is also rebuilt whenever its sources change.
+ * `deno task start` (after `deno task build`): the app (API, relay and the
+ * built SPA) on one port. `deno task dev` runs it next to the SPA's watcher
+ * (`spa/build.ts --watch`), a process of its own so that the server's module
+ * graph holds no build tools.
  *
  * @module
  */
@@ -24,11 +26,6 @@ if (import.meta.main) {
         for (const notice of config.notices) console.warn(`Configuration: ${notice}`);
       },
     });
-    if (Deno.args.includes("--dev")) {
-      const { buildSpa } = await import("../spa/build.ts");
-      await buildSpa({ watch: true, minify: false });
-      console.log("Rebuilding the SPA on change (spa/src).");
-    }
     const stop = () => {
       console.log("Shutting down…");
       app.close().then(() => Deno.exit(0));

@@ -13,7 +13,7 @@ import { createRelay, type Relay, type RelayLimits, type RelayLog } from "../rel
 import { clientIp, ConnectionCaps, refusalResponse } from "../relay/edge.ts";
 import { serveMetrics, serveResilient } from "../relay/listener.ts";
 import { stderrLog } from "../relay/log.ts";
-import { createSpaHandler, ensureSpaBuilt } from "../spa/serve.ts";
+import { createSpaHandler } from "../spa/serve.ts";
 
 /** Header carrying the peer's address to the API; always overwritten, never taken from the request. */
 export const CLIENT_IP_HEADER = "x-coda-client-ip";
@@ -31,8 +31,6 @@ export interface StartAppOptions {
   relayLimits?: Partial<RelayLimits>;
   /** Where the relay's structured log records go (default: JSON lines on stderr). */
   relayLog?: RelayLog;
-  /** Build the SPA first when it is missing (default true; tests that need no pages skip it). */
-  buildSpa?: boolean;
   /** Called once with the bound address, for the startup message. */
   onListen?: (app: { url: string; config: AppConfig }) => void;
 }
@@ -50,12 +48,11 @@ export interface StartedApp {
   close(): Promise<void>;
 }
 
-/** Starts the app: loads configuration, opens KV, builds the SPA if needed, and serves. */
+/** Starts the app: loads configuration, opens KV, and serves (the SPA as `deno task build` left it). */
 export async function startApp(options: StartAppOptions = {}): Promise<StartedApp> {
   const env = options.env ?? Deno.env.toObject();
   const now = options.now ?? Date.now;
   const requested = loadAppConfig(env);
-  if (options.buildSpa ?? true) await ensureSpaBuilt(SPA_DIST_DIR);
 
   let handler: Deno.ServeHandler<Deno.NetAddr> = () => new Response("starting", { status: 503 });
   const log = options.relayLog ?? stderrLog;
@@ -125,37 +122,6 @@ export async function startApp(options: StartAppOptions = {}): Promise<StartedAp
         kv.close();
       })();
       return closed;
-    },
-  };
-}
-
-/** Options of {@linkcode startTestApp}. */
-export interface StartTestAppOptions extends Omit<StartAppOptions, "env"> {
-  /** Extra variables; `PORT` and `DEVMODE_DATA_DIR` given here are kept (to restart on the same port and data). */
-  env?: Env;
-}
-
-/**
- * Starts the app for a test: loopback, a free port, a temporary data directory
- * (removed on close unless the caller passed `DEVMODE_DATA_DIR`), no SPA build
- * unless `buildSpa` is set, and relay logs kept quiet unless `CODA_TEST_LOGS=1`
- * or `relayLog` is given.
- */
-export async function startTestApp(options: StartTestAppOptions = {}): Promise<StartedApp> {
-  const ownDataDir = !options.env?.DEVMODE_DATA_DIR;
-  const dataDir = options.env?.DEVMODE_DATA_DIR ?? await Deno.makeTempDir({ prefix: "coda-test-" });
-  const quiet: RelayLog = () => {};
-  const app = await startApp({
-    buildSpa: false,
-    relayLog: Deno.env.get("CODA_TEST_LOGS") === "1" ? undefined : quiet,
-    ...options,
-    env: { HOST: "127.0.0.1", PORT: "0", ...options.env, DEVMODE_DATA_DIR: dataDir },
-  });
-  return {
-    ...app,
-    async close() {
-      await app.close();
-      if (ownDataDir) await Deno.remove(dataDir, { recursive: true });
     },
   };
 }

@@ -1,6 +1,5 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { startTestApp } from "./server.ts";
-import { apiJson, approvePairing, signup, type StartedPairing } from "./testing.ts";
+import { apiJson, approvePairing, signup, type StartedPairing, startTestApp } from "./testing.ts";
 
 function startPairingVia(baseUrl: string, headers: Record<string, string>): Promise<StartedPairing> {
   return apiJson(baseUrl, "/api/devmode/pair/start", { body: { hostname: "h" }, headers, expected: 201 });
@@ -69,4 +68,18 @@ Deno.test("deno task start with a bad variable stops with one clear line and exi
   } finally {
     await Deno.remove(dataDir, { recursive: true });
   }
+});
+
+Deno.test("the server's module graph holds no build tools and no test helpers", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", "api/main.ts"],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert(output.success, new TextDecoder().decode(output.stderr));
+  const info: { modules: { specifier: string }[] } = JSON.parse(new TextDecoder().decode(output.stdout));
+  const specifiers = info.modules.map((module) => module.specifier);
+  assert(specifiers.some((specifier) => specifier.endsWith("/spa/serve.ts")), "the graph reaches the SPA");
+  assertEquals(specifiers.filter((specifier) => /esbuild|testing\.ts/.test(specifier)), []);
 });

@@ -21,6 +21,12 @@ export const CreateSessionSchema = v.object({
   sessionId: v.optional(SessionIdSchema),
 });
 
+/** What a client sends to `POST /api/devmode/sessions` (`runnerId` is left out, never `null`, for "no runner named"). */
+export type CreateSessionBody = v.InferInput<typeof CreateSessionSchema>;
+
+/** A session as `GET /api/devmode/sessions` lists it (`runnerId` is `null` when none was named). */
+export type RecentSession = Pick<DevSession, "sessionId" | "ideaId" | "runnerId" | "createdAt">;
+
 /** The session routes, mounted at `/api/devmode/sessions`. */
 export function sessionRoutes(deps: ApiDeps): Hono<ApiEnv> {
   const { kv, config } = deps;
@@ -62,7 +68,7 @@ export function sessionRoutes(deps: ApiDeps): Hono<ApiEnv> {
 
   app.get("/", async (c) => {
     const sessions = await listDevSessions(kv, c.var.user.id);
-    return c.json(sessions.map(({ sessionId, ideaId, runnerId, createdAt }) => ({
+    return c.json(sessions.map(({ sessionId, ideaId, runnerId, createdAt }): RecentSession => ({
       sessionId,
       ideaId,
       runnerId,

@@ -1,6 +1,7 @@
 /**
- * Test helpers that drive a running app over real HTTP: sign up, pair a
- * runner, mint session tokens, revoke. For the relay, runner and SPA tests.
+ * Test helpers: {@linkcode startTestApp} runs the app on loopback, and the
+ * rest drive it over real HTTP: sign up, pair a runner, mint session tokens,
+ * revoke. For the API, relay, runner and SPA tests; the server never imports it.
  *
  * Every cookie-authenticated write carries an `Origin` equal to the app's
  * origin, as a browser would send it.
@@ -16,6 +17,11 @@
  * @module
  */
 import { randomId } from "./crypto.ts";
+import type { Env } from "./config.ts";
+import { startApp, type StartAppOptions, type StartedApp } from "./server.ts";
+
+export type { StartedApp };
+import type { RelayLog } from "../relay/mod.ts";
 
 /** Options of {@linkcode apiRequest}. */
 export interface ApiRequestOptions {
@@ -207,4 +213,34 @@ export async function revokeRunner(baseUrl: string, cookie: string, runnerId: st
     cookie,
     method: "DELETE",
   });
+}
+
+/** Options of {@linkcode startTestApp}. */
+export interface StartTestAppOptions extends Omit<StartAppOptions, "env"> {
+  /** Extra variables; `PORT` and `DEVMODE_DATA_DIR` given here are kept (to restart on the same port and data). */
+  env?: Env;
+}
+
+/**
+ * Starts the app for a test: loopback, a free port, a temporary data directory
+ * (removed on close unless the caller passed `DEVMODE_DATA_DIR`), and relay
+ * logs kept quiet unless `CODA_TEST_LOGS=1` or `relayLog` is given. Pages are
+ * served from `spa/dist` as the last build left it.
+ */
+export async function startTestApp(options: StartTestAppOptions = {}): Promise<StartedApp> {
+  const ownDataDir = !options.env?.DEVMODE_DATA_DIR;
+  const dataDir = options.env?.DEVMODE_DATA_DIR ?? await Deno.makeTempDir({ prefix: "coda-test-" });
+  const quiet: RelayLog = () => {};
+  const app = await startApp({
+    relayLog: Deno.env.get("CODA_TEST_LOGS") === "1" ? undefined : quiet,
+    ...options,
+    env: { HOST: "127.0.0.1", PORT: "0", ...options.env, DEVMODE_DATA_DIR: dataDir },
+  });
+  return {
+    ...app,
+    async close() {
+      await app.close();
+      if (ownDataDir) await Deno.remove(dataDir, { recursive: true });
+    },
+  };
 }

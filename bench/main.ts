@@ -13,8 +13,7 @@
  *
  * @module
  */
-import { startTestApp } from "../api/server.ts";
-import { createSession, pairRunner, signup } from "../api/testing.ts";
+import { createSession, pairRunner, signup, startTestApp } from "../api/testing.ts";
 import { clientLinkQuery, decodeServerMessage } from "../relay/protocol.ts";
 import { startInProcessRunner } from "../runner/_testing.ts";
 import { WebSocket } from "ws";

@@ -1,6 +1,13 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { startTestApp } from "../api/server.ts";
-import { apiJson, createSession, login, pairRunner, revokeRunner, signup } from "../api/testing.ts";
+import {
+  apiJson,
+  createSession,
+  login,
+  pairRunner,
+  revokeRunner,
+  signup,
+  startTestApp,
+} from "../api/testing.ts";
 import { CloseCode, MetaLine } from "./protocol.ts";
 import { type Peer, refusedUpgrade, ScriptedClient, ScriptedRunner, waitFor } from "./testing.ts";
 

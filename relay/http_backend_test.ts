@@ -1,7 +1,6 @@
 import { deepEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
 import { createKvRelayBackend } from "../api/relay_backend.ts";
-import { startTestApp } from "../api/server.ts";
-import { apiJson, signup } from "../api/testing.ts";
+import { apiJson, signup, startTestApp } from "../api/testing.ts";
 import { createHttpRelayBackend } from "./http_backend.ts";
 
 const SECRET = "s".repeat(32);

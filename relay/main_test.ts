@@ -1,6 +1,5 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { startTestApp } from "../api/server.ts";
-import { createSession, pairRunner, signup } from "../api/testing.ts";
+import { createSession, pairRunner, signup, startTestApp } from "../api/testing.ts";
 import { CloseCode, MetaLine } from "./protocol.ts";
 import { ScriptedClient, ScriptedRunner, spawnTask, standaloneRelayEnv, waitFor } from "./testing.ts";
 

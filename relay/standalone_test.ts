@@ -1,6 +1,14 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { type StartedApp, startTestApp } from "../api/server.ts";
-import { apiJson, createSession, login, pairRunner, revokeRunner, signup } from "../api/testing.ts";
+import {
+  apiJson,
+  createSession,
+  login,
+  pairRunner,
+  revokeRunner,
+  signup,
+  type StartedApp,
+  startTestApp,
+} from "../api/testing.ts";
 import { RelayConfigError } from "./config.ts";
 import { type StandaloneOptions, startStandaloneRelay } from "./main.ts";
 import { CloseCode, MetaLine } from "./protocol.ts";

@@ -531,9 +531,11 @@ export async function spawnTask(
   const root = new URL("../", import.meta.url);
   const tasks = JSON.parse(await Deno.readTextFile(new URL("deno.json", root))).tasks as Record<
     string,
-    string
+    string | { command: string }
   >;
-  const [command, ...args] = tasks[name].split(/\s+/);
+  const task = tasks[name];
+  // Only the command runs: a dependency such as `start`'s `build` is the caller's business (CI builds first).
+  const [command, ...args] = (typeof task === "string" ? task : task.command).split(/\s+/);
   if (command !== "deno") throw new Error(`task ${name} does not start with deno`);
   const limits = options.nofile
     ? [

@@ -4,8 +4,14 @@
  */
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { dirname, join } from "node:path";
-import { startTestApp } from "../api/server.ts";
-import { apiJson, approvePairing, createSession, revokeRunner, signup } from "../api/testing.ts";
+import {
+  apiJson,
+  approvePairing,
+  createSession,
+  revokeRunner,
+  signup,
+  startTestApp,
+} from "../api/testing.ts";
 import { TestClient, waitFor } from "./_testing.ts";
 
 const MAIN = join(import.meta.dirname!, "main.ts");

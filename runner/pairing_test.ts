@@ -1,7 +1,6 @@
 /** Pairing against the real app API (in-process, real HTTP, a moved clock for expiry). */
 import { deepEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
-import { startTestApp } from "../api/server.ts";
-import { approvePairing, signup } from "../api/testing.ts";
+import { approvePairing, signup, startTestApp } from "../api/testing.ts";
 import { pair, pairingLink } from "./pairing.ts";
 import { silentLogger } from "./log.ts";
 import { waitFor } from "./_testing.ts";

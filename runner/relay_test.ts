@@ -3,8 +3,7 @@
  * real WebSockets, real PTYs, a real KV file.
  */
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { startTestApp } from "../api/server.ts";
-import { apiRequest, createSession, pairRunner, revokeRunner, signup } from "../api/testing.ts";
+import { apiRequest, createSession, pairRunner, revokeRunner, signup, startTestApp } from "../api/testing.ts";
 import { probeRelay } from "./link.ts";
 import { startInProcessRunner, TestClient, waitFor } from "./_testing.ts";
 

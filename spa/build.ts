@@ -7,8 +7,9 @@
  * `import_map.json` — the same pinned versions Deno uses — and are read from
  * the `node_modules` directory Deno maintains (`"nodeModulesDir": "auto"`).
  *
- * Run as `deno task build`; `deno task dev` calls {@linkcode buildSpa} with
- * `watch: true`.
+ * Run as `deno task build` (which `deno task start` runs first); `deno task
+ * dev` runs it with `--watch` in a process of its own, so the server never
+ * imports esbuild.
  *
  * @module
  */

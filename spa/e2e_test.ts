@@ -11,8 +11,7 @@ import { equal as assertEqual, ok as assert } from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
-import { type StartedApp, startTestApp } from "../api/server.ts";
-import { apiJson, approvePairing, signup } from "../api/testing.ts";
+import { apiJson, approvePairing, signup, type StartedApp, startTestApp } from "../api/testing.ts";
 import { waitFor as relayWaitFor } from "../relay/testing.ts";
 import { buildSpa } from "./build.ts";
 import type { TerminalTestHook } from "./src/terminal/terminal_pane.tsx";
@@ -324,6 +323,24 @@ Deno.test({
         );
         assertEqual(after.sessionId, before.sessionId);
         await screenshot(page, "terminal-reloaded");
+      });
+
+      await step("close the tab and reattach from Recent sessions (no runner named)", async () => {
+        const before = (await activeHook(page))!;
+        // Closed, the session is no longer open in a tab, so Recent sessions offers it.
+        await page.click(".tab.selected .tab-close");
+        const shortId = before.sessionId!.slice(0, 12);
+        const reattach = await page.waitForSelector(
+          `xpath/.//li[code[contains(., '${shortId}')]]//button[contains(., 'Reattach')]`,
+        );
+        await screenshot(page, "recent-sessions");
+        await reattach!.click();
+        const after = await waitForTerminal(
+          page,
+          "reattached from Recent sessions",
+          (h) => h.status === "online" && countLines(h.text, `hello-${marker}`) === 1,
+        );
+        assertEqual(after.sessionId, before.sessionId);
       });
 
       await step("restart the relay and see the terminal recover by itself", async () => {

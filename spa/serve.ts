@@ -6,8 +6,14 @@
  *
  * @module
  */
-import { extname, join } from "node:path";
-import { buildSpa } from "./build.ts";
+import { type Context, Hono } from "hono";
+import { serveStatic } from "hono/deno";
+import { secureHeaders } from "hono/secure-headers";
+
+/** The directives `secureHeaders` takes (hono does not export the type by name). */
+export type CspDirectives = NonNullable<
+  NonNullable<Parameters<typeof secureHeaders>[0]>["contentSecurityPolicy"]
+>;
 
 /** Options of {@linkcode createSpaHandler}. */
 export interface SpaHandlerOptions {
@@ -19,23 +25,14 @@ export interface SpaHandlerOptions {
   publicUrl: string;
 }
 
-const CONTENT_TYPES: Record<string, string> = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".json": "application/json; charset=utf-8",
-  ".svg": "image/svg+xml",
-  ".png": "image/png",
-  ".woff2": "font/woff2",
-  ".map": "application/json; charset=utf-8",
-  ".txt": "text/plain; charset=utf-8",
-};
-
 /** Cache policy of content-hashed files: their name changes whenever their bytes do. */
 export const IMMUTABLE_CACHE = "public, max-age=31536000, immutable";
 
+/** Build outputs whose names stay the same from build to build, so browsers revalidate them. */
+const UNHASHED_FILES = new Set(["index.html", "manifest.json"]);
+
 /**
- * The Content-Security-Policy of every SPA response.
+ * The Content-Security-Policy of every SPA response, as `secureHeaders` directives.
  *
  * `connect-src` allows the app's origin, the relay's origin and, for the
  * "Connect by URL" fallback, WebSockets to the user's own machine (the URL
@@ -46,7 +43,9 @@ export const IMMUTABLE_CACHE = "public, max-age=31536000, immutable";
  * decoration layers), which `'self'` alone would block and the terminal would
  * render unstyled. Scripts stay `'self'` only.
  */
-export function contentSecurityPolicy(options: Pick<SpaHandlerOptions, "relayUrl" | "publicUrl">): string {
+export function contentSecurityPolicy(
+  options: Pick<SpaHandlerOptions, "relayUrl" | "publicUrl">,
+): CspDirectives {
   const connect = new Set(["'self'"]);
   for (const url of [options.relayUrl, options.publicUrl]) {
     const origin = new URL(url).origin;
@@ -54,77 +53,67 @@ export function contentSecurityPolicy(options: Pick<SpaHandlerOptions, "relayUrl
     connect.add(origin.replace(/^http/, "ws"));
   }
   for (const local of ["ws://127.0.0.1:*", "ws://localhost:*"]) connect.add(local);
-  return [
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self' 'unsafe-inline'",
-    `connect-src ${[...connect].join(" ")}`,
-    "img-src 'self' data:",
-    "font-src 'self'",
-    "worker-src 'self'",
-    "frame-ancestors 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "object-src 'none'",
-  ].join("; ");
+  return {
+    defaultSrc: ["'self'"],
+    scriptSrc: ["'self'"],
+    styleSrc: ["'self'", "'unsafe-inline'"],
+    connectSrc: [...connect],
+    imgSrc: ["'self'", "data:"],
+    fontSrc: ["'self'"],
+    workerSrc: ["'self'"],
+    frameAncestors: ["'none'"],
+    baseUri: ["'none'"],
+    formAction: ["'self'"],
+    objectSrc: ["'none'"],
+  };
 }
 
-/** Builds the request handler for the SPA. It serves only files that exist directly in `distDir`. */
+/**
+ * Builds the request handler for the SPA: Hono's `serveStatic` for the files,
+ * `secureHeaders` on every answer. It serves only files that exist directly in
+ * `distDir`, and never builds: `deno task build` (or `dev`) does.
+ */
 export function createSpaHandler(options: SpaHandlerOptions): (req: Request) => Promise<Response> {
-  const csp = contentSecurityPolicy(options);
-  const securityHeaders = (headers: Headers) => {
-    headers.set("content-security-policy", csp);
-    headers.set("x-content-type-options", "nosniff");
-    headers.set("referrer-policy", "no-referrer");
-    headers.set("x-frame-options", "DENY");
-    headers.set("cross-origin-opener-policy", "same-origin");
-    return headers;
+  const app = new Hono();
+  app.use(secureHeaders({
+    contentSecurityPolicy: contentSecurityPolicy(options),
+    xFrameOptions: "DENY",
+    // HSTS belongs to whoever terminates TLS: the app also runs on plain-HTTP loopback, and
+    // `includeSubDomains` sent from here would bind every subdomain of the deployer's domain.
+    strictTransportSecurity: false,
+  }));
+  const withLength = (cacheControl: (name: string) => string) => async (path: string, c: Context) => {
+    c.header("cache-control", cacheControl(path.slice(path.lastIndexOf("/") + 1)));
+    c.header("content-length", String((await Deno.stat(path)).size));
   };
-  const json = (status: number, error: string, extra: Record<string, string> = {}) =>
-    new Response(JSON.stringify({ error }), {
-      status,
-      headers: securityHeaders(new Headers({ "content-type": CONTENT_TYPES[".json"], ...extra })),
-    });
-
-  const serveFile = async (req: Request, name: string, cacheControl: string): Promise<Response> => {
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(join(options.distDir, name), { read: true });
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) {
-        return name === "index.html"
-          ? json(503, "The browser app is not built yet; run `deno task build`.")
-          : json(404, "Not found");
-      }
-      throw error;
-    }
-    const { size } = await file.stat();
-    const headers = securityHeaders(
-      new Headers({
-        "content-type": CONTENT_TYPES[extname(name)] ?? "application/octet-stream",
-        "content-length": String(size),
-        "cache-control": cacheControl,
-      }),
-    );
-    if (req.method === "HEAD") {
-      file.close();
-      return new Response(null, { headers });
-    }
-    return new Response(file.readable, { headers });
-  };
+  const page = serveStatic({
+    root: options.distDir,
+    path: "index.html",
+    onFound: withLength(() => "no-cache"),
+  });
+  const asset = serveStatic({
+    root: options.distDir,
+    onFound: withLength((name) => UNHASHED_FILES.has(name) ? "no-cache" : IMMUTABLE_CACHE),
+  });
+  app.get("*", (c, next) => {
+    if (!isAssetPath(c.req.path)) return page(c, next);
+    return isPlainFileName(c.req.path.slice(1)) ? asset(c, next) : next();
+  });
+  app.get(
+    "*",
+    (c) =>
+      isAssetPath(c.req.path)
+        ? c.json({ error: "Not found" }, 404)
+        : c.json({ error: "The browser app is not built yet; run `deno task build`." }, 503),
+  );
+  app.all("*", (c) => c.json({ error: "Method not allowed" }, 405, { allow: "GET, HEAD" }));
 
   return async (req) => {
-    if (req.method !== "GET" && req.method !== "HEAD") {
-      return json(405, "Method not allowed", { allow: "GET, HEAD" });
-    }
-    const path = new URL(req.url).pathname;
-    const name = path.slice(1);
-    if (isAssetPath(path)) {
-      if (!isPlainFileName(name)) return json(404, "Not found");
-      const unhashed = name === "index.html" || name === "manifest.json";
-      return await serveFile(req, name, unhashed ? "no-cache" : IMMUTABLE_CACHE);
-    }
-    return await serveFile(req, "index.html", "no-cache");
+    if (req.method !== "HEAD") return await app.fetch(req);
+    // Hono answers HEAD by dropping the GET answer's body unread, which would keep the file open until GC.
+    const response = await app.fetch(new Request(req.url, { headers: req.headers }));
+    await response.body?.cancel();
+    return new Response(null, response);
   };
 }
 
@@ -137,15 +126,4 @@ function isAssetPath(path: string): boolean {
 /** Build outputs live directly in the output directory: no separators, no dot-files, no traversal. */
 function isPlainFileName(name: string): boolean {
   return /^[A-Za-z0-9_-][A-Za-z0-9_.-]*$/.test(name) && !name.includes("..");
-}
-
-/** Builds the SPA into `distDir` unless it already holds a build (an `index.html`). */
-export async function ensureSpaBuilt(distDir: string): Promise<void> {
-  try {
-    await Deno.stat(join(distDir, "index.html"));
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-    console.log(`Building the browser app into ${distDir}…`);
-    await buildSpa({ outDir: distDir });
-  }
 }

@@ -8,6 +8,7 @@
 import type { RunnerView } from "../../api/runners.ts";
 import type { PairingInfo } from "../../api/pairing.ts";
 import type { LogSummary } from "../../api/logs.ts";
+import type { CreateSessionBody, RecentSession as ListedSession } from "../../api/session_routes.ts";
 
 /** A non-2xx answer (or no answer: `status` 0). */
 export class ApiError extends Error {
@@ -42,13 +43,8 @@ export interface SessionTicket {
   token: string;
 }
 
-/** A session the user opened recently. */
-export interface RecentSession {
-  sessionId: string;
-  ideaId: string;
-  runnerId?: string;
-  createdAt?: number;
-}
+/** A session the user opened recently (the API's own type: `runnerId` is `null` when none was named). */
+export type RecentSession = ListedSession;
 
 /** A recorded session. */
 export type Recording = LogSummary;
@@ -120,8 +116,7 @@ export const api = {
     request<unknown>("PATCH", `/api/devmode/runners/${encodeURIComponent(runnerId)}`, { default: isDefault }),
   revokeRunner: (runnerId: string) =>
     request<unknown>("DELETE", `/api/devmode/runners/${encodeURIComponent(runnerId)}`),
-  createSession: (body: { ideaId: string; runnerId?: string; sessionId?: string }) =>
-    request<SessionTicket>("POST", "/api/devmode/sessions", body),
+  createSession: (body: CreateSessionBody) => request<SessionTicket>("POST", "/api/devmode/sessions", body),
   recentSessions: () =>
     request<unknown>("GET", "/api/devmode/sessions").then((r) => list<RecentSession>(r, "sessions")),
   recordings: () => request<unknown>("GET", "/api/devmode/logs").then((r) => list<Recording>(r, "logs")),

@@ -394,7 +394,8 @@ function NewTerminal(props: {
                             id: newTabId(),
                             kind: "relay",
                             ideaId: session.ideaId,
-                            runnerId: session.runnerId,
+                            // No runner named is left out: the API refuses `runnerId: null`.
+                            runnerId: session.runnerId ?? undefined,
                             sessionId: session.sessionId,
                           })}
                       >
