@@ -39,9 +39,37 @@ export function jsonError(status: number, error: string): Response {
   return Response.json({ error }, { status, headers });
 }
 
+/** Refusals logged per relay and minute; past it they are only counted (`relay_auth_failures_total`). */
+export const AUTH_FAILURE_LOGS_PER_MINUTE = 60;
+
+/** Per relay: when the current minute of refusal logging began, how many it logged, and how many it held back. */
+const refusalLogs = new WeakMap<RelayContext, { start: number; logged: number; held: number }>();
+
 /**
- * Refuses a link before any WebSocket exists: counted, logged, answered with
- * a JSON `{error}`. Nothing of the peer is held once the response is sent.
+ * Whether a refusal may be logged now: anyone can make the relay refuse, so
+ * the log gets a bounded share. The first line of a new minute says how many
+ * the last one held back.
+ */
+function mayLogRefusal(ctx: RelayContext): boolean {
+  const now = ctx.now();
+  const window = refusalLogs.get(ctx);
+  if (!window || now - window.start >= 60_000) {
+    if (window?.held) ctx.log({ event: "auth_failed_suppressed", count: window.held });
+    refusalLogs.set(ctx, { start: now, logged: 1, held: 0 });
+    return true;
+  }
+  if (window.logged < AUTH_FAILURE_LOGS_PER_MINUTE) {
+    window.logged++;
+    return true;
+  }
+  window.held++;
+  return false;
+}
+
+/**
+ * Refuses a link before any WebSocket exists: counted, logged (within
+ * {@linkcode AUTH_FAILURE_LOGS_PER_MINUTE}), answered with a JSON `{error}`.
+ * Nothing of the peer is held once the response is sent.
  */
 export function refuseLink(
   ctx: RelayContext,
@@ -49,6 +77,7 @@ export function refuseLink(
   refusal: { status: number; reason: string; error: string; runnerId?: string; detail?: string },
 ): Response {
   ctx.metrics.authFailure(endpoint, refusal.reason);
+  if (!mayLogRefusal(ctx)) return jsonError(refusal.status, refusal.error);
   ctx.log({
     event: "auth_failed",
     endpoint,

@@ -225,3 +225,23 @@ Deno.test("a client token minted before its user signed out is refused 401 `sign
     await relay.close();
   }
 });
+
+Deno.test("refused upgrades reach the log at most 60 a minute; the rest are counted", async () => {
+  let now = Date.now();
+  const relay = startTestRelay({ now: () => now });
+  try {
+    for (let i = 0; i < 100; i++) {
+      assertEquals((await refusedUpgrade(`${relay.url}/client?token=garbage-${i}`)).status, 401);
+    }
+    assertEquals(relay.logs.filter((record) => record.event === "auth_failed").length, 60);
+    const metrics = await (await fetch(`${relay.httpUrl}/metrics`)).text();
+    assert(metrics.includes('relay_auth_failures_total{endpoint="client",reason="invalid"} 100'), metrics);
+    now += 60_000;
+    await refusedUpgrade(`${relay.url}/client?token=garbage-next`);
+    assertEquals(relay.logs.filter((record) => record.event === "auth_failed_suppressed"), [
+      { event: "auth_failed_suppressed", count: 40 },
+    ]);
+  } finally {
+    await relay.close();
+  }
+});
