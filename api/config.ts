@@ -11,6 +11,7 @@ import { join, resolve } from "node:path";
 import { DEFAULT_RUNNER_TOKEN_TTL_SECONDS } from "../relay/tokens.ts";
 import { type EdgeConfig, parseEdgeConfig, secretProblem } from "../relay/config.ts";
 import { DEFAULT_RECORDING_BYTES_PER_USER } from "./logs.ts";
+import { parseUrl, sameSiteOrigins } from "../relay/urls.ts";
 
 /** A configuration problem, worded for the person starting the app. */
 export class ConfigError extends Error {
@@ -72,21 +73,6 @@ function parsePort(raw: string | undefined): number {
   return Number(raw);
 }
 
-function parseUrl(name: string, raw: string, protocols: string[]): string {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new ConfigError(`${name} must be a URL, got "${raw}"`);
-  }
-  if (!protocols.includes(url.protocol)) {
-    throw new ConfigError(
-      `${name} must start with ${protocols.map((p) => `${p}//`).join(" or ")}, got "${raw}"`,
-    );
-  }
-  return raw.replace(/\/+$/, "");
-}
-
 /** The spec's name for `DEVMODE_RELAY_ENABLED`, accepted as an alias. */
 export const SPEC_RELAY_ENABLED_VAR = "NEXT_PUBLIC_DEVMODE_RELAY_ENABLED";
 
@@ -143,19 +129,6 @@ export function loadSecret(name: string, raw: string | undefined, file: string):
   return new TextEncoder().encode(generated);
 }
 
-/** The origins that are "the same place" as `publicUrl` for a user (localhost aliases). */
-export function sameSiteOrigins(publicUrl: string): string[] {
-  const url = new URL(publicUrl);
-  const origins = [url.origin];
-  if (["localhost", "127.0.0.1", "[::1]"].includes(url.hostname)) {
-    for (const host of ["localhost", "127.0.0.1", "[::1]"]) {
-      const alias = `${url.protocol}//${host}${url.port ? `:${url.port}` : ""}`;
-      if (!origins.includes(alias)) origins.push(alias);
-    }
-  }
-  return origins;
-}
-
 /**
  * Parses the app's configuration. `port` is the port actually bound when it
  * differs from `PORT` (port 0 in tests), so default URLs point at the right place.
@@ -175,15 +148,18 @@ export function loadAppConfig(env: Env = readEnv(), boundPort?: number): AppConf
   const relayInternalSecret = new TextDecoder().decode(
     loadSecret("RELAY_INTERNAL_SECRET", env.RELAY_INTERNAL_SECRET, join(dataDir, "relay_internal_secret")),
   );
+  const fail = (message: string) => new ConfigError(message);
   const publicUrl = parseUrl(
     "DEVMODE_PUBLIC_URL",
     env.DEVMODE_PUBLIC_URL || `http://localhost:${effectivePort}`,
     ["http:", "https:"],
+    fail,
   );
   const relayUrl = parseUrl(
     "DEVMODE_RELAY_URL",
     env.DEVMODE_RELAY_URL || `ws://localhost:${effectivePort}`,
     ["ws:", "wss:"],
+    fail,
   );
   const signup = env.DEVMODE_SIGNUP || "open";
   if (signup !== "open" && signup !== "closed") {
@@ -209,7 +185,7 @@ export function loadAppConfig(env: Env = readEnv(), boundPort?: number): AppConf
     }
     recordingBytesPerUser = Number(bytesRaw);
   }
-  const edge = parseEdgeConfig(env, (message) => new ConfigError(message));
+  const edge = parseEdgeConfig(env, fail);
   const notices: string[] = [];
   const relayEnabled = parseRelayEnabled(env, notices);
   return {

@@ -1,6 +1,7 @@
 import { deepEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { join } from "node:path";
-import { ConfigError, loadAppConfig, sameSiteOrigins } from "./config.ts";
+import { ConfigError, loadAppConfig } from "./config.ts";
+import { sameSiteOrigins } from "../relay/urls.ts";
 import { loadRelayConfig, MIN_SECRET_BYTES } from "../relay/config.ts";
 
 async function withDataDir(fn: (dir: string) => void | Promise<void>): Promise<void> {

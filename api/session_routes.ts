@@ -6,7 +6,7 @@
  */
 import { Hono } from "hono";
 import * as v from "valibot";
-import { RunnerIdSchema, SessionIdSchema } from "../relay/protocol.ts";
+import { MAX_IDEA_ID_LENGTH, RunnerIdSchema, SessionIdSchema } from "../relay/protocol.ts";
 import { signClientToken } from "../relay/tokens.ts";
 import { randomId } from "./crypto.ts";
 import { createDevSession, type DevSession, getDevSession, listDevSessions } from "./devmode_sessions.ts";
@@ -16,7 +16,11 @@ import { getDefaultRunner, getRunnerEntry } from "./runners.ts";
 
 /** Body of `POST /api/devmode/sessions`. */
 export const CreateSessionSchema = v.object({
-  ideaId: v.pipe(v.string("ideaId is required"), v.minLength(1, "ideaId is required"), v.maxLength(200)),
+  ideaId: v.pipe(
+    v.string("ideaId is required"),
+    v.minLength(1, "ideaId is required"),
+    v.maxLength(MAX_IDEA_ID_LENGTH),
+  ),
   runnerId: v.optional(RunnerIdSchema),
   sessionId: v.optional(SessionIdSchema),
 });

@@ -32,6 +32,9 @@ export const RunnerIdSchema = v.pipe(
   v.regex(/^[A-Za-z0-9_-]{8,64}$/, "runnerId must be 8-64 characters of [A-Za-z0-9_-]"),
 );
 
+/** Longest idea id (the app's idea a session belongs to), in characters. */
+export const MAX_IDEA_ID_LENGTH = 200;
+
 const Dimension = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000));
 const Offset = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER));
 

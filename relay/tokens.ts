@@ -10,7 +10,7 @@
  */
 import * as v from "valibot";
 import { decodeJwt, errors, jwtVerify, SignJWT } from "jose";
-import { RunnerIdSchema, SessionIdSchema } from "./protocol.ts";
+import { MAX_IDEA_ID_LENGTH, RunnerIdSchema, SessionIdSchema } from "./protocol.ts";
 
 /** `iss` of every token. */
 export const TOKEN_ISSUER = "coda-devmode";
@@ -42,7 +42,7 @@ export const ClientClaimsSchema = v.object({
   userId: Id,
   sessionId: SessionIdSchema,
   runnerId: v.optional(RunnerIdSchema),
-  ideaId: v.optional(v.pipe(v.string(), v.maxLength(200))),
+  ideaId: v.optional(v.pipe(v.string(), v.maxLength(MAX_IDEA_ID_LENGTH))),
   /** Consumed by the relay on first use. */
   jti: Id,
 });

@@ -1,9 +1,12 @@
 /**
  * Reconnect delays: exponential backoff with full jitter, reset once a
- * connection carried traffic or stayed up long enough.
+ * connection carried traffic or stayed up long enough. The formula is
+ * {@linkcode backoffDelay}; this adds the attempt count and its reset.
  *
  * @module
  */
+
+import { backoffDelay } from "../relay/backoff.ts";
 
 /** Options of {@linkcode Backoff}. */
 export interface BackoffOptions {
@@ -34,12 +37,12 @@ export class Backoff {
 
   /** Upper bound of the next delay (without jitter). */
   get ceiling(): number {
-    return Math.min(this.#max, this.#initial * 2 ** Math.min(this.#attempt, 30));
+    return backoffDelay(this.#attempt, { baseMs: this.#initial, maxMs: this.#max, jitter: 0 }, this.#random);
   }
 
   /** The next delay: uniformly random in [0, ceiling). */
   next(): number {
-    const delay = Math.floor(this.#random() * this.ceiling);
+    const delay = backoffDelay(this.#attempt, { baseMs: this.#initial, maxMs: this.#max }, this.#random);
     this.#attempt++;
     return delay;
   }

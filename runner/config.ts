@@ -5,6 +5,7 @@
  * @module
  */
 import { DEFAULT_REPLAY_BYTES } from "./replay_buffer.ts";
+import { parseUrl } from "../relay/urls.ts";
 
 /** A configuration problem, worded for the person starting the runner. */
 export class RunnerConfigError extends Error {
@@ -47,21 +48,6 @@ function nonEmpty(raw: string | undefined): string | undefined {
   return value ? value : undefined;
 }
 
-function parseUrl(name: string, raw: string, protocols: string[]): string {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new RunnerConfigError(`${name} must be a URL, got "${raw}"`);
-  }
-  if (!protocols.includes(url.protocol)) {
-    throw new RunnerConfigError(
-      `${name} must start with ${protocols.map((p) => `${p}//`).join(" or ")}, got "${raw}"`,
-    );
-  }
-  return raw.replace(/\/+$/, "");
-}
-
 /**
  * Parses a duration: plain seconds (`900`) or a number with a unit
  * (`500ms`, `90s`, `15m`, `2h`). Returns milliseconds.
@@ -90,6 +76,7 @@ function parseBytes(name: string, raw: string): number {
 
 /** Reads the runner's configuration from `env`; throws {@linkcode RunnerConfigError}. */
 export function loadRunnerEnv(env: Env): RunnerEnvConfig {
+  const fail = (message: string) => new RunnerConfigError(message);
   const relayUrl = nonEmpty(env.RELAY_URL);
   const runnerToken = nonEmpty(env.RUNNER_TOKEN);
   const sync = nonEmpty(env.TTY_SYNC);
@@ -105,9 +92,9 @@ export function loadRunnerEnv(env: Env): RunnerEnvConfig {
   const grace = nonEmpty(env.DEVMODE_SESSION_GRACE);
   const replay = nonEmpty(env.CODA_REPLAY_BYTES);
   return {
-    relayUrl: relayUrl ? parseUrl("RELAY_URL", relayUrl, ["ws:", "wss:"]) : undefined,
+    relayUrl: relayUrl ? parseUrl("RELAY_URL", relayUrl, ["ws:", "wss:"], fail) : undefined,
     runnerToken,
-    appUrl: parseUrl("APP_URL", nonEmpty(env.APP_URL) ?? "http://localhost:8080", ["http:", "https:"]),
+    appUrl: parseUrl("APP_URL", nonEmpty(env.APP_URL) ?? "http://localhost:8080", ["http:", "https:"], fail),
     configPath: nonEmpty(env.CODA_RUNNER_CONFIG),
     ttyCwd: nonEmpty(env.TTY_CWD),
     tmux: sync === "tmux",

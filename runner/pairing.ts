@@ -12,6 +12,7 @@
 import type { Credentials } from "./credentials.ts";
 import { renderQr } from "./qr.ts";
 import type { Logger } from "./log.ts";
+import { backoffDelay, type BackoffOptions } from "../relay/backoff.ts";
 
 /** Pairing cannot continue (the app refused, or answered nonsense). */
 export class PairingError extends Error {
@@ -48,6 +49,9 @@ interface StartAnswer {
   pollSecret: string;
   interval: number;
 }
+
+/** Waits after the app is unreachable: 2 s after the first failure, doubling up to 30 s. */
+const PAIRING_RETRY: BackoffOptions = { baseMs: 1000, maxMs: 30_000, jitter: 0 };
 
 /** Waits `ms`, or rejects when `signal` aborts. */
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -149,7 +153,7 @@ export async function pair(options: PairOptions): Promise<Credentials & { email:
             error: error instanceof Error ? error.message : String(error),
           });
         }
-        await sleep(Math.min(30_000, 1000 * 2 ** Math.min(networkFailures, 5)), signal);
+        await sleep(backoffDelay(networkFailures, PAIRING_RETRY, Math.random), signal);
       }
     }
   };

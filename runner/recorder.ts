@@ -10,6 +10,7 @@
  * @module
  */
 import { utf8Length } from "../relay/utf8.ts";
+import { backoffDelay } from "../relay/backoff.ts";
 import type { Logger } from "./log.ts";
 
 /** One recorded piece of output, `t` when it was produced (ms since the epoch). */
@@ -60,7 +61,8 @@ export class Recorder {
   #queuedBytes = 0;
   #flushTimer: ReturnType<typeof setTimeout> | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
-  #retryDelay: number;
+  /** Failed sends in a row (the retry delay doubles with each). */
+  #retries = 0;
   #sending: Promise<void> | undefined;
   #abort = new AbortController();
   #stopped = false;
@@ -80,7 +82,6 @@ export class Recorder {
       ...options,
       fetch: options.fetch ?? fetch,
     };
-    this.#retryDelay = this.#options.retryMs;
   }
 
   /** Bytes waiting to be sent (pending batch plus queue). */
@@ -147,11 +148,14 @@ export class Recorder {
         }
         if (outcome === "sent") this.sent += batch.chunks.length;
         else this.dropped += batch.chunks.length;
-        this.#retryDelay = this.#options.retryMs;
+        this.#retries = 0;
         if (!this.#stopped && this.#queue.length > 0) this.#sendNext();
       } else if (!this.#stopped) {
-        const delay = this.#retryDelay;
-        this.#retryDelay = Math.min(this.#retryDelay * 2, this.#options.maxRetryMs);
+        const delay = backoffDelay(
+          this.#retries++,
+          { baseMs: this.#options.retryMs, maxMs: this.#options.maxRetryMs, jitter: 0 },
+          Math.random,
+        );
         this.#retryTimer = setTimeout(() => {
           this.#retryTimer = undefined;
           this.#sendNext();

@@ -22,6 +22,7 @@ import {
   decodeClientMessage,
   encode,
   MAX_FRAME_BYTES,
+  MAX_IDEA_ID_LENGTH,
   parseClientLinkOptions,
   type RunnerToRelay,
   type ServerMessage,
@@ -30,6 +31,7 @@ import {
 import { utf8Length } from "../relay/utf8.ts";
 import { frameSize } from "../relay/frames.ts";
 import { secretsEqual } from "../relay/secrets.ts";
+import { sameSiteOrigins } from "../relay/urls.ts";
 import { DEFAULT_RELAY_LIMITS } from "../relay/limits.ts";
 import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
 import type { SessionSink } from "./session.ts";
@@ -40,14 +42,7 @@ export const DEFAULT_SERVE_PORT = 7681;
 
 /** The app origins a browser may connect from by default. */
 export function defaultServeOrigins(appUrl = "http://localhost:8080"): string[] {
-  const url = new URL(appUrl);
-  const origins = new Set([url.origin]);
-  if (["localhost", "127.0.0.1", "[::1]"].includes(url.hostname)) {
-    for (const host of ["localhost", "127.0.0.1", "[::1]"]) {
-      origins.add(`${url.protocol}//${host}${url.port ? `:${url.port}` : ""}`);
-    }
-  }
-  return [...origins];
+  return sameSiteOrigins(appUrl);
 }
 
 /** Options of {@linkcode startServe}. */
@@ -243,7 +238,9 @@ export function startServe(options: ServeOptions): Promise<ServeHandle> {
       return jsonError(400, "session must be 8-64 characters of [A-Za-z0-9_-]");
     }
     const idea = url.searchParams.get("idea") ?? undefined;
-    if (idea !== undefined && idea.length > 200) return jsonError(400, "idea must be at most 200 characters");
+    if (idea !== undefined && idea.length > MAX_IDEA_ID_LENGTH) {
+      return jsonError(400, `idea must be at most ${MAX_IDEA_ID_LENGTH} characters`);
+    }
     const sessionId = requested ?? crypto.randomUUID().replaceAll("-", "");
     const { socket, response } = Deno.upgradeWebSocket(req, { idleTimeout: 30 });
     const client: LocalClient = {

@@ -8,7 +8,7 @@
  */
 import type { JSX } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { clientLinkQuery } from "../../../relay/protocol.ts";
+import { clientLinkQuery, MAX_IDEA_ID_LENGTH } from "../../../relay/protocol.ts";
 import { api, ApiError, type DevmodeConfig, type RecentSession, type Runner, type User } from "../api.ts";
 import { Link, navigate } from "../router.tsx";
 import { currentTheme, onThemeChange, type ThemeName } from "../theme.ts";
@@ -367,7 +367,7 @@ function NewTerminal(props: {
               <input
                 id="idea-input"
                 list="idea-options"
-                maxLength={200}
+                maxLength={MAX_IDEA_ID_LENGTH}
                 value={ideaId}
                 aria-describedby="idea-hint"
                 onInput={(e) => setIdeaId(e.currentTarget.value)}

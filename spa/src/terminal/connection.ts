@@ -17,7 +17,7 @@ import {
   encode,
   parseMetaLine,
 } from "../../../relay/protocol.ts";
-import { backoffDelay, type BackoffOptions, DEFAULT_BACKOFF } from "./backoff.ts";
+import { backoffDelay, type BackoffOptions } from "../../../relay/backoff.ts";
 import { dropUtf8Prefix, utf8Length } from "../../../relay/utf8.ts";
 
 /** Where to connect: a client-link URL that carries its token (`…/client?token=…`). */
@@ -99,12 +99,19 @@ export interface ConnectionOptions {
   sessionId?: string;
   /** Resume from this offset (default 0: the runner replays what it still has). */
   offset?: number;
+  /** Reconnect delays (default 0.5 s doubling to 15 s, equal jitter unless `jitter` is given). */
   backoff?: BackoffOptions;
   /** Source of jitter (tests pass a fixed one). */
   random?: () => number;
   /** Keystrokes kept while disconnected, in UTF-16 units (default 16 KiB). */
   maxPendingInput?: number;
 }
+
+/**
+ * Reconnect delays for browsers: 0.5 s, 1 s, 2 s, … up to 15 s, each in [50 %, 100 %]
+ * of that (equal jitter), so a relay restart is not met by every browser at once.
+ */
+const DEFAULT_BACKOFF: BackoffOptions = { baseMs: 500, maxMs: 15_000, jitter: 0.5 };
 
 const STOPPED = new Set<ConnectionStatus>([
   "ended",
@@ -473,7 +480,7 @@ export class TerminalConnection {
   #scheduleReconnect(detail: string): void {
     const delay = backoffDelay(
       this.#attempt++,
-      this.#options.backoff ?? DEFAULT_BACKOFF,
+      { ...DEFAULT_BACKOFF, ...this.#options.backoff },
       this.#options.random ?? Math.random,
     );
     this.#setState("reconnecting", { detail, retryAt: Date.now() + delay });

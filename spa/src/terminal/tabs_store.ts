@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { MAX_IDEA_ID_LENGTH } from "../../../relay/protocol.ts";
 
 /** A tab that can be restored. */
 export interface StoredTab {
@@ -42,7 +43,7 @@ function isStoredTab(value: unknown): value is StoredTab {
   if (!value || typeof value !== "object") return false;
   const tab = value as Record<string, unknown>;
   return typeof tab.id === "string" && ID.test(tab.id) &&
-    typeof tab.ideaId === "string" && tab.ideaId.length <= 200 &&
+    typeof tab.ideaId === "string" && tab.ideaId.length <= MAX_IDEA_ID_LENGTH &&
     (tab.runnerId === undefined || (typeof tab.runnerId === "string" && ID.test(tab.runnerId))) &&
     (tab.sessionId === undefined || (typeof tab.sessionId === "string" && ID.test(tab.sessionId))) &&
     (tab.cwd === undefined || typeof tab.cwd === "string");

@@ -1,5 +1,4 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { backoffDelay } from "./backoff.ts";
 import { applyModifiers, arrowSequence } from "./key_bar.tsx";
 import { parseManualUrl } from "./manual_url.ts";
 import { loadTabs, MAX_STORED_TABS, saveTabs, tabsKey, tabTitle } from "./tabs_store.ts";
@@ -7,14 +6,6 @@ import { loadTabs, MAX_STORED_TABS, saveTabs, tabsKey, tabTitle } from "./tabs_s
 const USER = "user_1";
 const TABS_KEY = tabsKey(USER);
 import { formatCode, normalizeCode } from "../pages/pair.tsx";
-
-Deno.test("backoff grows exponentially, is capped and jittered into [50%, 100%]", () => {
-  const options = { baseMs: 500, maxMs: 15_000 };
-  assertEquals([0, 1, 2, 3].map((n) => backoffDelay(n, options, () => 1)), [500, 1000, 2000, 4000]);
-  assertEquals(backoffDelay(20, options, () => 1), 15_000);
-  assertEquals(backoffDelay(0, options, () => 0), 250);
-  assertEquals(backoffDelay(1000, options, () => 0.5), 11_250);
-});
 
 Deno.test("sticky Ctrl and Alt transform the next key", () => {
   assertEquals(applyModifiers("c", { ctrl: true, alt: false }), "\x03");
