@@ -10,11 +10,11 @@
  *
  * @module
  */
+import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import type { RelayLog } from "./log.ts";
 
-/** First and longest wait before listening again, ms. */
-const RESTART_MIN_MS = 50;
-const RESTART_MAX_MS = 2000;
+/** Waits before listening again: 50 ms doubling to 2 s, fixed (one process, no stampede to spread). */
+const RESTART_BACKOFF: BackoffOptions = { baseMs: 50, maxMs: 2000, jitter: 0 };
 /** A listener that ran this long resets the backoff, ms. */
 const HEALTHY_AFTER_MS = 10_000;
 /** How long shutdown waits for connections to finish, ms. */
@@ -45,7 +45,7 @@ export function serveResilient(
 ): ResilientServer {
   const { log } = options;
   let stopping = false;
-  let delay = RESTART_MIN_MS;
+  let failures = 0;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const start = (port: number) => Deno.serve({ hostname: options.hostname, port, onListen() {} }, handler);
   let current = start(options.port);
@@ -55,12 +55,12 @@ export function serveResilient(
     const startedAt = Date.now();
     server.finished.catch((error) => {
       if (stopping) return;
-      if (Date.now() - startedAt > HEALTHY_AFTER_MS) delay = RESTART_MIN_MS;
+      if (Date.now() - startedAt > HEALTHY_AFTER_MS) failures = 0;
       log({
         event: "listener_failed",
         error: String(error),
         descriptorsExhausted: isDescriptorExhaustion(error),
-        restartInMs: delay,
+        restartInMs: backoffDelay(failures, RESTART_BACKOFF, Math.random),
       });
       restartLater();
     });
@@ -76,8 +76,7 @@ export function serveResilient(
         log({ event: "listener_restart_failed", error: String(error) });
         restartLater();
       }
-    }, delay);
-    delay = Math.min(RESTART_MAX_MS, delay * 2);
+    }, backoffDelay(failures++, RESTART_BACKOFF, Math.random));
   };
   watch(current);
 
