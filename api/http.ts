@@ -7,6 +7,7 @@
 import type { Context } from "hono";
 import * as v from "valibot";
 import type { AppConfig } from "./config.ts";
+import { describeIssues } from "../relay/protocol.ts";
 
 /** What the API needs to run: configuration, storage and a clock (ms since the epoch). */
 export interface ApiDeps {
@@ -61,18 +62,12 @@ export function tooManyRequests(
   return new ApiError(429, message, extra, { "retry-after": String(seconds) });
 }
 
-/** Header the app server sets to the peer's address on every request (never client-controlled). */
+/** Header the app server sets to the peer's address on every API request, overwriting any the client sent. */
 export const CLIENT_IP_HEADER = "x-coda-client-ip";
 
 /** The peer's address as the server recorded it, or `unknown`. */
 export function clientIp(c: Context): string {
   return c.req.header(CLIENT_IP_HEADER) || "unknown";
-}
-
-function describeIssues(issues: v.BaseIssue<unknown>[]): string {
-  const issue = issues[0];
-  const path = issue.path?.map((item) => String(item.key)).join(".");
-  return path ? `${path}: ${issue.message}` : issue.message;
 }
 
 /** Validates `input` against `schema`, or throws a 400 {@linkcode ApiError} naming the first problem. */

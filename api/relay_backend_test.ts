@@ -2,14 +2,7 @@ import { deepStrictEqual as assertEquals, equal, ok } from "node:assert/strict";
 import { withApi } from "./_test_fixture.ts";
 import { createKvRelayBackend } from "./relay_backend.ts";
 import { apiRequest, pairRunner, revokeRunner, signup } from "./testing.ts";
-
-async function waitFor(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+import { waitFor } from "../relay/testing.ts";
 
 Deno.test("consumeClientJti: once only, also under concurrency", async () => {
   await withApi(async (api) => {
@@ -68,15 +61,15 @@ Deno.test("watchRevocations: fires on revocations and re-pairing, stops on abort
     // The watch starts asynchronously: bump the epoch until it reports, so it is known to be live.
     while (changes === 0) {
       await api.kv.atomic().sum(["revocation_epoch"], 1n).commit();
-      await waitFor(() => changes > 0, 200).catch(() => {});
+      await waitFor(() => changes > 0, "the watch to report", 200).catch(() => {});
     }
     await new Promise((resolve) => setTimeout(resolve, 300));
     const live = changes;
     await revokeRunner(api.url, user.cookie, first.runnerId);
-    await waitFor(() => changes > live);
+    await waitFor(() => changes > live, "the revocation to be reported");
     const afterRevoke = changes;
     await pairRunner(api.url, user.cookie, { runnerId: second.runnerId });
-    await waitFor(() => changes > afterRevoke);
+    await waitFor(() => changes > afterRevoke, "the re-pairing to be reported");
     controller.abort();
     const stopped = changes;
     await revokeRunner(api.url, user.cookie, second.runnerId);

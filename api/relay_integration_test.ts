@@ -1,19 +1,12 @@
 import { equal } from "node:assert/strict";
 import { join } from "node:path";
 import { createRelay } from "../relay/mod.ts";
+import { waitFor } from "../relay/testing.ts";
 import { createApi } from "./app.ts";
 import { loadAppConfig } from "./config.ts";
 import { CLIENT_IP_HEADER } from "./http.ts";
 import { createKvRelayBackend } from "./relay_backend.ts";
 import { apiJson, pairRunner, revokeRunner, signup } from "./testing.ts";
-
-async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 Deno.test("a paired runner reaches the in-app relay; presence shows; revoking drops it with 4403", async () => {
   const dataDir = await Deno.makeTempDir({ prefix: "coda-api-relay-test-" });

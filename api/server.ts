@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { createApi } from "./app.ts";
 import { type AppConfig, type Env, loadAppConfig } from "./config.ts";
+import { CLIENT_IP_HEADER } from "./http.ts";
 import { createKvRelayBackend } from "./relay_backend.ts";
 import { secureDataDir } from "./data_dir.ts";
 import { createRelay, type Relay, type RelayLimits, type RelayLog } from "../relay/mod.ts";
@@ -14,9 +15,6 @@ import { clientIp, ConnectionCaps, refusalResponse } from "../relay/edge.ts";
 import { serveMetrics, serveResilient } from "../relay/listener.ts";
 import { stderrLog } from "../relay/log.ts";
 import { createSpaHandler } from "../spa/serve.ts";
-
-/** Header carrying the peer's address to the API; always overwritten, never taken from the request. */
-export const CLIENT_IP_HEADER = "x-coda-client-ip";
 
 /** Where the built SPA lives. */
 export const SPA_DIST_DIR = join(import.meta.dirname ?? ".", "..", "spa", "dist");

@@ -392,6 +392,16 @@ export function clientLinkQuery(token: string, options: ClientLinkOptions = {}):
 /** Result of decoding a frame: the message, or why it was rejected. */
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
 
+/**
+ * The first of valibot's issues as one line, `path: message` (`message` alone at the top level);
+ * the one wording for frames, API bodies and config files alike.
+ */
+export function describeIssues(issues: readonly [v.BaseIssue<unknown>, ...v.BaseIssue<unknown>[]]): string {
+  const [issue] = issues;
+  const path = v.getDotPath(issue);
+  return path ? `${path}: ${issue.message}` : issue.message;
+}
+
 /** Parses a JSON text frame against `schema`; never throws. */
 export function decode<S extends v.GenericSchema>(
   schema: S,
@@ -405,11 +415,7 @@ export function decode<S extends v.GenericSchema>(
     return { ok: false, error: "frame is not valid JSON" };
   }
   const result = v.safeParse(schema, json);
-  if (!result.success) {
-    const issue = result.issues[0];
-    const path = issue.path?.map((p) => String(p.key)).join(".");
-    return { ok: false, error: path ? `${path}: ${issue.message}` : issue.message };
-  }
+  if (!result.success) return { ok: false, error: describeIssues(result.issues) };
   return { ok: true, value: result.output };
 }
 

@@ -11,6 +11,7 @@
 import * as v from "valibot";
 import { dirname, join } from "node:path";
 import type { Env } from "./config.ts";
+import { describeIssues } from "../relay/protocol.ts";
 
 /** The config file is unreadable or invalid; the message says how to get out. */
 export class CorruptConfigError extends Error {
@@ -70,11 +71,7 @@ export async function readRunnerFile(path: string): Promise<RunnerFile> {
     throw new CorruptConfigError(path, "not valid JSON");
   }
   const parsed = v.safeParse(RunnerFileSchema, json);
-  if (!parsed.success) {
-    const issue = parsed.issues[0];
-    const where = issue.path?.map((p) => String(p.key)).join(".");
-    throw new CorruptConfigError(path, where ? `${where}: ${issue.message}` : issue.message);
-  }
+  if (!parsed.success) throw new CorruptConfigError(path, describeIssues(parsed.issues));
   return parsed.output;
 }
 

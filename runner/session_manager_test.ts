@@ -2,7 +2,7 @@ import { deepEqual as assertEquals, match as assertMatch, ok as assert, rejects 
 import { join } from "node:path";
 import { cdCommand, SessionManager } from "./session_manager.ts";
 import { RunnerFileStore } from "./credentials.ts";
-import { silentLogger } from "./log.ts";
+import { createLogger } from "./log.ts";
 import { CollectingSink, testShellEnv, waitFor } from "./_testing.ts";
 
 interface Harness {
@@ -10,6 +10,8 @@ interface Harness {
   sink: CollectingSink;
   home: string;
   store: RunnerFileStore;
+  /** Sessions the manager ended because the grace period passed without clients, in order. */
+  graceEnded: string[];
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -19,9 +21,17 @@ async function harness(
   const home = await Deno.makeTempDir({ prefix: "coda-runner-test-" });
   const sink = new CollectingSink();
   const store = new RunnerFileStore(join(home, "config", "config.json"));
+  const graceEnded: string[] = [];
+  const log = createLogger({
+    format: "json",
+    write: (line) => {
+      const record = JSON.parse(line);
+      if (record.msg === "no client for the grace period; ending session") graceEnded.push(record.sessionId);
+    },
+  });
   const manager = new SessionManager({
     sink,
-    log: silentLogger,
+    log,
     env: testShellEnv(home),
     home,
     graceMs: options.graceMs ?? 60_000,
@@ -34,6 +44,7 @@ async function harness(
     sink,
     home,
     store,
+    graceEnded,
     async [Symbol.asyncDispose]() {
       await manager.shutdown();
       await Deno.remove(home, { recursive: true });
@@ -220,13 +231,12 @@ Deno.test("flow control keeps memory bounded under yes, and Ctrl-C still stops i
     `grew ${stillPaused.produced - pausedAt} bytes while paused`,
   );
   assert(stillPaused.heldBytes <= 64 * 1024 + 128 * 1024);
-  // Acknowledge repeatedly: output flows again, the buffer stays bounded.
-  for (let i = 0; i < 20; i++) {
+  // Acknowledge repeatedly: output flows again through several watermarks, the buffer stays bounded.
+  await waitFor(() => {
     session.ack(session.stats().produced);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assert(session.stats().produced > stillPaused.produced, "output resumed after acks");
-  assert(session.stats().heldBytes <= 64 * 1024 + 128 * 1024);
+    assert(session.stats().heldBytes <= 64 * 1024 + 128 * 1024);
+    return session.stats().produced > stillPaused.produced + 4 * 64 * 1024;
+  }, "output to resume after acks");
   await h.manager.handle({ type: "stdin", sessionId: SID, data: "\x03" });
   await h.manager.handle({ type: "stdin", sessionId: SID, data: "echo stopped-$((6 * 7))\r" });
   await waitFor(() => {
@@ -266,7 +276,13 @@ Deno.test("a session without clients ends after the grace period, but not while 
   assert(h.manager.get(SID), "kept while the link is down");
   h.manager.linkUp();
   await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c2" });
-  await new Promise((r) => setTimeout(r, 600));
+  // A session left without clients after linkUp started this one's grace period: its grace period ends
+  // later than this one's would have (same length), so once it has, this one was spared.
+  const control = "session-0002";
+  await h.manager.handle({ type: "attach", sessionId: control, clientId: "c3" });
+  await h.manager.handle({ type: "detach", sessionId: control, clientId: "c3" });
+  await waitFor(() => h.graceEnded.includes(control), "the grace period of a session without clients");
+  assertEquals(h.graceEnded, [control], "kept while a client is attached");
   assert(h.manager.get(SID), "kept while a client is attached");
   await h.manager.handle({ type: "detach", sessionId: SID, clientId: "c2" });
   await waitFor(() => h.manager.get(SID) === undefined, "the grace period to end the session");

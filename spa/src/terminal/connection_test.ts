@@ -178,7 +178,10 @@ Deno.test("acks only after the terminal rendered, with UTF-8 byte offsets", asyn
   await waitFor(() => t.sink.pending.length === 2, "two writes");
   assertEquals(t.connection.offset, 16);
   assertEquals(t.connection.renderedOffset, 0);
-  await new Promise((resolve) => setTimeout(resolve, 50));
+  // Keystrokes go out on the same socket after any ack the writes could have caused, so once they arrive
+  // an ack sent on receipt would have arrived too.
+  t.connection.input("probe");
+  await waitFor(() => peer.received.some((m) => m.type === "stdin"), "the keystrokes sent after the writes");
   assertEquals(peer.received.filter((m) => m.type === "ack"), [], "no ack before rendering");
   t.sink.renderAll();
   await waitFor(() => peer.received.some((m) => m.type === "ack"), "ack");
