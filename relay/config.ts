@@ -19,13 +19,7 @@
  * @module
  */
 
-import {
-  type ConnectionLimits,
-  DEFAULT_MAX_CONNECTIONS_PER_IP,
-  defaultMaxConnections,
-  type FdLimit,
-  raiseFdLimit,
-} from "./edge.ts";
+import { type ConnectionLimits, defaultConnectionLimits, type FdLimit, raiseFdLimit } from "./edge.ts";
 
 /** A configuration problem, worded for the operator. */
 export class RelayConfigError extends Error {
@@ -139,13 +133,14 @@ export function parseEdgeConfig(
     }
     metricsAddr = { hostname: match[1].replace(/^\[|\]$/g, ""), port: Number(match[2]) };
   }
+  const defaults = defaultConnectionLimits(fdLimit);
   return {
     clientIpHeader,
     fdLimit,
     metricsToken,
     metricsAddr,
-    maxConnections: count("DEVMODE_MAX_CONNECTIONS", defaultMaxConnections(fdLimit)),
-    maxConnectionsPerIp: count("DEVMODE_MAX_CONNECTIONS_PER_IP", DEFAULT_MAX_CONNECTIONS_PER_IP),
+    maxConnections: count("DEVMODE_MAX_CONNECTIONS", defaults.maxConnections),
+    maxConnectionsPerIp: count("DEVMODE_MAX_CONNECTIONS_PER_IP", defaults.maxConnectionsPerIp),
   };
 }
 

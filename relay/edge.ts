@@ -24,13 +24,22 @@ const RLIMIT_NOFILE: Partial<Record<typeof Deno.build.os, { resource: number; li
   darwin: { resource: 8, libc: "libSystem.B.dylib" },
 };
 
+/** What {@linkcode raiseFdLimit} found, once per process (`undefined`: not asked yet). */
+let fdLimitOfProcess: FdLimit | null | undefined;
+
 /**
  * Raises this process's soft open-file limit to its hard limit where it can
  * (`setrlimit`; Deno does the same at start on most systems) and returns the
  * limit that holds, or `null` where it cannot be read: Windows, or no
  * `--allow-ffi` (Deno refuses `/proc/self/limits` without `--allow-all`).
+ * The work is done once per process; later calls return the same figure.
  */
 export function raiseFdLimit(): FdLimit | null {
+  fdLimitOfProcess ??= readAndRaiseFdLimit();
+  return fdLimitOfProcess;
+}
+
+function readAndRaiseFdLimit(): FdLimit | null {
   const target = RLIMIT_NOFILE[Deno.build.os];
   if (!target) return null;
   let libc;
@@ -66,18 +75,25 @@ export const FALLBACK_MAX_CONNECTIONS = 1024;
 /** Default concurrent connections from one client address. */
 export const DEFAULT_MAX_CONNECTIONS_PER_IP = 128;
 
-/** The default total cap: what the open-file limit leaves after {@linkcode RESERVED_DESCRIPTORS}. */
-export function defaultMaxConnections(limit: FdLimit | null): number {
-  if (!limit) return FALLBACK_MAX_CONNECTIONS;
-  return Math.max(16, Math.min(limit.soft, 1_000_000) - RESERVED_DESCRIPTORS);
-}
-
 /** Caps on concurrent connections. */
 export interface ConnectionLimits {
   /** In total (requests in flight plus WebSockets). */
   maxConnections: number;
   /** From one client address. */
   maxConnectionsPerIp: number;
+}
+
+/**
+ * The default caps: in total, what the open-file limit leaves after
+ * {@linkcode RESERVED_DESCRIPTORS}; per address, {@linkcode DEFAULT_MAX_CONNECTIONS_PER_IP}.
+ */
+export function defaultConnectionLimits(limit: FdLimit | null): ConnectionLimits {
+  return {
+    maxConnections: limit
+      ? Math.max(16, Math.min(limit.soft, 1_000_000) - RESERVED_DESCRIPTORS)
+      : FALLBACK_MAX_CONNECTIONS,
+    maxConnectionsPerIp: DEFAULT_MAX_CONNECTIONS_PER_IP,
+  };
 }
 
 /** Why a connection was not admitted. */

@@ -19,13 +19,7 @@ import { jsonError, type RelayContext } from "./context.ts";
 import { type RelayLimits, resolveLimits } from "./limits.ts";
 import { type RelayLog, stderrLog } from "./log.ts";
 import { RelayMetrics } from "./metrics.ts";
-import {
-  ConnectionCaps,
-  DEFAULT_MAX_CONNECTIONS_PER_IP,
-  defaultMaxConnections,
-  raiseFdLimit,
-  refusalResponse,
-} from "./edge.ts";
+import { ConnectionCaps, defaultConnectionLimits, raiseFdLimit, refusalResponse } from "./edge.ts";
 import { CloseCode } from "./protocol.ts";
 import { secretsEqual } from "./secrets.ts";
 import { acceptRunner } from "./runner_link.ts";
@@ -96,10 +90,7 @@ export function createRelay(options: RelayOptions): Relay {
   const now = options.now ?? Date.now;
   const broker = new Broker({ limits, metrics, log, backend: options.backend });
   const caps = options.caps ??
-    new ConnectionCaps({
-      maxConnections: defaultMaxConnections(raiseFdLimit()),
-      maxConnectionsPerIp: DEFAULT_MAX_CONNECTIONS_PER_IP,
-    });
+    new ConnectionCaps(defaultConnectionLimits(raiseFdLimit()));
   const clientIp = options.clientIp ?? ((_req, info) => (info.remoteAddr as Deno.NetAddr).hostname);
   const ctx: RelayContext = {
     jwtSecret: options.jwtSecret,
