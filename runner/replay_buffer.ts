@@ -18,6 +18,8 @@ export interface ReplayChunk {
   data: string;
   /** Its length in UTF-8 bytes. */
   bytes: number;
+  /** An upper bound of its size inside a JSON frame ({@linkcode encodedBound}). */
+  encoded: number;
 }
 
 /** Characters JSON escapes: control characters (`\u0001` takes 6 bytes), `"` and `\`. */
@@ -32,10 +34,28 @@ export function encodedBound(data: string, bytes: number): number {
   return bytes + 5 * (data.match(JSON_ESCAPED)?.length ?? 0);
 }
 
-/** A stored chunk with the running totals of {@linkcode encodedBound} at its start and end. */
+/** A stored chunk with the running total of {@linkcode encodedBound} before it. */
 interface StoredChunk extends ReplayChunk {
   encodedStart: number;
-  encodedEnd: number;
+}
+
+/**
+ * Splits `chunk` into pieces each at most `budget` bytes inside a JSON frame
+ * (by {@linkcode encodedBound}), never inside a surrogate pair; a chunk within
+ * the budget comes back whole.
+ */
+export function splitChunk(chunk: ReplayChunk, budget: number): ReplayChunk[] {
+  if (chunk.encoded <= budget || chunk.data.length <= 1) return [chunk];
+  let half = Math.floor(chunk.data.length / 2);
+  const code = chunk.data.charCodeAt(half - 1);
+  if (code >= 0xd800 && code <= 0xdbff) half++;
+  const piece = (offset: number, data: string): ReplayChunk => {
+    const bytes = utf8Length(data);
+    return { offset, data, bytes, encoded: encodedBound(data, bytes) };
+  };
+  const first = piece(chunk.offset, chunk.data.slice(0, half));
+  const second = piece(chunk.offset + first.bytes, chunk.data.slice(half));
+  return [...splitChunk(first, budget), ...splitChunk(second, budget)];
 }
 
 /** What a replay from a given offset contains. */
@@ -89,9 +109,14 @@ export class ReplayBuffer {
   /** Appends output; returns the stored chunk (with its offset). */
   append(data: string): ReplayChunk {
     const bytes = utf8Length(data);
-    const encodedStart = this.#encodedEnd;
-    this.#encodedEnd += encodedBound(data, bytes);
-    const chunk = { offset: this.#end, data, bytes, encodedStart, encodedEnd: this.#encodedEnd };
+    const chunk = {
+      offset: this.#end,
+      data,
+      bytes,
+      encoded: encodedBound(data, bytes),
+      encodedStart: this.#encodedEnd,
+    };
+    this.#encodedEnd += chunk.encoded;
     this.#chunks.push(chunk);
     this.#end += chunk.bytes;
     this.#held += chunk.bytes;
@@ -121,9 +146,8 @@ export class ReplayBuffer {
       else high = middle - 1;
     }
     const chunk = this.#chunks[low];
-    const encoded = chunk.encodedEnd - chunk.encodedStart;
     const before = Math.max(0, offset - chunk.offset) / chunk.bytes;
-    return this.#encodedEnd - chunk.encodedStart - Math.floor(encoded * before);
+    return this.#encodedEnd - chunk.encodedStart - Math.floor(chunk.encoded * before);
   }
 
   /**
@@ -153,5 +177,6 @@ function tail(chunk: ReplayChunk, skip: number): ReplayChunk {
   let at = skip;
   while (at < bytes.length && (bytes[at] & 0xc0) === 0x80) at++;
   const rest = bytes.subarray(at);
-  return { offset: chunk.offset + at, data: new TextDecoder().decode(rest), bytes: rest.length };
+  const data = new TextDecoder().decode(rest);
+  return { offset: chunk.offset + at, data, bytes: rest.length, encoded: encodedBound(data, rest.length) };
 }

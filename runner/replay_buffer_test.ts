@@ -1,5 +1,5 @@
 import { deepEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
-import { encodedBound, ReplayBuffer } from "./replay_buffer.ts";
+import { encodedBound, ReplayBuffer, splitChunk } from "./replay_buffer.ts";
 
 Deno.test("offsets count UTF-8 bytes and slices resume exactly", () => {
   const buffer = new ReplayBuffer(1024);
@@ -15,7 +15,7 @@ Deno.test("a slice inside a chunk starts at the next character boundary", () => 
   const buffer = new ReplayBuffer(1024);
   buffer.append("aé€b");
   const { chunks } = buffer.slice(2);
-  assertEquals(chunks[0], { offset: 3, data: "€b", bytes: 4 });
+  assertEquals(chunks[0], { offset: 3, data: "€b", bytes: 4, encoded: 4 });
 });
 
 Deno.test("old chunks are evicted past capacity and reported as a gap", () => {
@@ -51,4 +51,22 @@ Deno.test("encodedSince counts what the output takes as JSON, escapes included",
   assertEquals(buffer.encodedSince(5), 14);
   assertEquals(buffer.encodedSince(buffer.end), 0);
   assertEquals(encodedBound("\x01\n\\x", 4), 19);
+});
+
+Deno.test("splitChunk cuts a chunk into contiguous pieces within the budget, never inside a surrogate pair", () => {
+  const buffer = new ReplayBuffer(1 << 20);
+  buffer.append("x");
+  const chunk = buffer.append("\x01".repeat(1000) + "😀".repeat(300));
+  const pieces = splitChunk(chunk, 1024);
+  assertEquals(pieces.map((piece) => piece.data).join(""), chunk.data);
+  let offset = chunk.offset;
+  for (const piece of pieces) {
+    assertEquals(piece.offset, offset);
+    assertEquals(piece.encoded <= 1024, true);
+    assertEquals(piece.data.includes("\ufffd"), false);
+    assertEquals(/^[\udc00-\udfff]|[\ud800-\udbff]$/.test(piece.data), false);
+    offset += piece.bytes;
+  }
+  assertEquals(offset, buffer.end);
+  assertEquals(splitChunk(chunk, 1 << 20), [chunk]);
 });

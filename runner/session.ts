@@ -12,8 +12,7 @@
  * @module
  */
 import { MAX_FRAME_BYTES, MetaLine, type RunnerToRelay } from "../relay/protocol.ts";
-import { utf8Length } from "../relay/utf8.ts";
-import { encodedBound, ReplayBuffer } from "./replay_buffer.ts";
+import { ReplayBuffer, splitChunk } from "./replay_buffer.ts";
 import { DEFAULT_RELAY_LIMITS } from "../relay/limits.ts";
 import type { PtyProcess } from "./pty.ts";
 import type { Recorder } from "./recorder.ts";
@@ -61,21 +60,6 @@ const REPLAY_FRAME_BYTES = 256 * 1024;
 const MAX_REPLAY_ENCODED_BYTES = DEFAULT_RELAY_LIMITS.maxClientBufferedBytes * 3 / 4;
 /** The most encoded output bytes in any one frame, leaving room for its envelope under MAX_FRAME_BYTES. */
 const FRAME_DATA_BYTES = MAX_FRAME_BYTES - 4096;
-
-/** UTF-8 bytes `data` takes inside a JSON frame, escapes included. */
-function encodedBytes(data: string): number {
-  return utf8Length(JSON.stringify(data)) - 2;
-}
-
-/** Splits `data` into pieces each at most `budget` bytes once encoded, never inside a surrogate pair. */
-function framePieces(data: string, budget: number): string[] {
-  // A UTF-16 unit never takes more than 6 bytes in JSON: live output is only measured when that bound is too loose.
-  if (data.length * 6 <= budget || data.length <= 1 || encodedBytes(data) <= budget) return [data];
-  let half = Math.floor(data.length / 2);
-  const code = data.charCodeAt(half - 1);
-  if (code >= 0xd800 && code <= 0xdbff) half++;
-  return [...framePieces(data.slice(0, half), budget), ...framePieces(data.slice(half), budget)];
-}
 
 /** Options of {@linkcode Session}. */
 export interface SessionOptions {
@@ -201,12 +185,9 @@ export class Session {
     const slice = this.#buffer.slice(from);
     let { gap } = slice;
     let chunks = slice.chunks;
-    let total = chunks.reduce((sum, chunk) => sum + encodedBound(chunk.data, chunk.bytes), 0);
+    let total = chunks.reduce((sum, chunk) => sum + chunk.encoded, 0);
     let skip = 0;
-    while (total > MAX_REPLAY_ENCODED_BYTES && skip < chunks.length - 1) {
-      total -= encodedBound(chunks[skip].data, chunks[skip].bytes);
-      skip++;
-    }
+    while (total > MAX_REPLAY_ENCODED_BYTES && skip < chunks.length - 1) total -= chunks[skip++].encoded;
     if (skip > 0) {
       gap = { from: gap?.from ?? from, to: chunks[skip].offset };
       chunks = chunks.slice(skip);
@@ -224,16 +205,11 @@ export class Session {
       });
       frame = undefined;
     };
-    for (const chunk of chunks) {
-      let offset = chunk.offset;
-      for (const piece of framePieces(chunk.data, REPLAY_FRAME_BYTES)) {
-        const encoded = encodedBytes(piece);
-        if (frame && frame.encoded + encoded > REPLAY_FRAME_BYTES) flush();
-        frame ??= { offset, parts: [], encoded: 0 };
-        frame.parts.push(piece);
-        frame.encoded += encoded;
-        offset += utf8Length(piece);
-      }
+    for (const piece of chunks.flatMap((chunk) => splitChunk(chunk, REPLAY_FRAME_BYTES))) {
+      if (frame && frame.encoded + piece.encoded > REPLAY_FRAME_BYTES) flush();
+      frame ??= { offset: piece.offset, parts: [], encoded: 0 };
+      frame.parts.push(piece.data);
+      frame.encoded += piece.encoded;
     }
     flush();
     this.#sink.send({ type: "attached", sessionId: this.sessionId, clientId, offset: this.#buffer.end });
@@ -357,10 +333,13 @@ export class Session {
     const chunk = this.#buffer.append(data);
     this.#recorder?.push(data);
     if (this.#clients.size > 0) {
-      let offset = chunk.offset;
-      for (const piece of framePieces(data, FRAME_DATA_BYTES)) {
-        this.#sink.send({ type: "stdout", sessionId: this.sessionId, data: piece, offset });
-        offset += utf8Length(piece);
+      for (const piece of splitChunk(chunk, FRAME_DATA_BYTES)) {
+        this.#sink.send({
+          type: "stdout",
+          sessionId: this.sessionId,
+          data: piece.data,
+          offset: piece.offset,
+        });
       }
     }
     this.#updateFlow();
