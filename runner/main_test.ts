@@ -81,11 +81,7 @@ Deno.test("CLI: pair end to end, store the credentials safely, reuse them, stop 
   try {
     const user = await signup(app.url);
     const first = cli([]);
-    const code = await waitFor(
-      () => /devmode\/pair\?code=([A-Z0-9-]+)/.exec(first.stdout)?.[1],
-      "a pairing code",
-      60_000,
-    );
+    const code = await pairingCode(first);
     assert(first.stdout.includes("█"), "a QR code is drawn");
     await approvePairing(app.url, user.cookie, code);
     await waitFor(
@@ -182,14 +178,12 @@ Deno.test("CLI: a code approved by someone else's account is refused at the prom
     processes.push(started);
     return started;
   };
-  const codeOf = (run: Cli) =>
-    waitFor(() => /devmode\/pair\?code=([A-Z0-9-]+)/.exec(run.stdout)?.[1], "a pairing code", 60_000);
   try {
     const mallory = await signup(app.url, "mallory@example.test");
     const ada = await signup(app.url, "ada@example.test");
     const victim = cli([]);
     // The code leaked; Mallory approves it first.
-    await approvePairing(app.url, mallory.cookie, await codeOf(victim));
+    await approvePairing(app.url, mallory.cookie, await pairingCode(victim));
     await waitFor(
       () => victim.stdout.includes("Paired with mallory@example.test — keep? [Y/n]"),
       "the confirmation prompt",
@@ -206,7 +200,7 @@ Deno.test("CLI: a code approved by someone else's account is refused at the prom
 
     // Ada's own approval, confirmed with Enter, is kept and served.
     const own = cli(["pair"]);
-    await approvePairing(app.url, ada.cookie, await codeOf(own));
+    await approvePairing(app.url, ada.cookie, await pairingCode(own));
     await waitFor(() => own.stdout.includes("Paired with ada@example.test — keep?"), "the prompt", 30_000);
     await own.type("");
     assertEquals((await own.status).code, 0);
@@ -219,7 +213,13 @@ Deno.test("CLI: a code approved by someone else's account is refused at the prom
   }
 });
 
-Deno.test("CLI: with no one to answer and no --yes, a new pairing is not kept", async () => {
+/** The pairing code `run` printed, once it has. */
+function pairingCode(run: Cli): Promise<string> {
+  return waitFor(() => /devmode\/pair\?code=([A-Z0-9-]+)/.exec(run.stdout)?.[1], "a pairing code", 60_000);
+}
+
+/** A running app and `coda-runner pair` started against it with a fresh home; disposing stops both. */
+async function pairingRun() {
   const app = await startTestApp();
   const dir = await Deno.makeTempDir({ prefix: "coda-cli-" });
   const configPath = join(dir, "config.json");
@@ -229,44 +229,34 @@ Deno.test("CLI: with no one to answer and no --yes, a new pairing is not kept", 
     APP_URL: app.url,
     CODA_RUNNER_CONFIG: configPath,
   });
-  try {
-    const user = await signup(app.url);
-    const code = await waitFor(
-      () => /devmode\/pair\?code=([A-Z0-9-]+)/.exec(pairing.stdout)?.[1],
-      "a pairing code",
-      60_000,
-    );
-    await approvePairing(app.url, user.cookie, code);
-    assertEquals((await pairing.status).code, 1);
-    assert(pairing.stderr.includes("pass --yes or set CODA_RUNNER_ASSUME_YES=1"), pairing.stderr);
-    assertEquals(await Deno.stat(configPath).then(() => true, () => false), false);
-    assertEquals(await apiJson<unknown[]>(app.url, "/api/devmode/runners", { cookie: user.cookie }), []);
-  } finally {
-    await pairing.kill("SIGKILL");
-    await app.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  return {
+    app,
+    pairing,
+    /** Whether the runner stored a configuration. */
+    stored: () => Deno.stat(configPath).then(() => true, () => false),
+    async [Symbol.asyncDispose]() {
+      await pairing.kill("SIGKILL");
+      await app.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("CLI: with no one to answer and no --yes, a new pairing is not kept", async () => {
+  await using run = await pairingRun();
+  const user = await signup(run.app.url);
+  await approvePairing(run.app.url, user.cookie, await pairingCode(run.pairing));
+  assertEquals((await run.pairing.status).code, 1);
+  assert(run.pairing.stderr.includes("pass --yes or set CODA_RUNNER_ASSUME_YES=1"), run.pairing.stderr);
+  assertEquals(await run.stored(), false);
+  assertEquals(await apiJson<unknown[]>(run.app.url, "/api/devmode/runners", { cookie: user.cookie }), []);
 });
 
 Deno.test("CLI: Ctrl-C while waiting for approval exits 130 and stores nothing", async () => {
-  const app = await startTestApp();
-  const dir = await Deno.makeTempDir({ prefix: "coda-cli-" });
-  const configPath = join(dir, "config.json");
-  const pairing = new Cli(["pair"], {
-    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-    HOME: dir,
-    APP_URL: app.url,
-    CODA_RUNNER_CONFIG: configPath,
-  });
-  try {
-    await waitFor(() => pairing.stdout.includes("devmode/pair?code="), "a pairing code", 60_000);
-    assertEquals((await pairing.kill("SIGINT")).code, 130);
-    assertEquals(await Deno.stat(configPath).then(() => true, () => false), false);
-  } finally {
-    await pairing.kill("SIGKILL");
-    await app.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  await using run = await pairingRun();
+  await pairingCode(run.pairing);
+  assertEquals((await run.pairing.kill("SIGINT")).code, 130);
+  assertEquals(await run.stored(), false);
 });
 
 Deno.test("CLI: a RUNNER_TOKEN is never sent to an app nobody named (no APP_URL, nothing stored)", async () => {
