@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { backoffDelay } from "../relay/backoff.ts";
 
 /** An attempt counter for one scope and subject. */
 interface Window {
@@ -158,7 +159,11 @@ export async function takeBackoffAttempt(
     if (live !== null && live.waitUntil > now) return { retryAfterMs: live.waitUntil - now };
     const failures = (live?.failures ?? 0) + 1;
     const doublings = failures - backoff.failuresBeforeDelay;
-    const delayMs = doublings < 0 ? 0 : Math.min(backoff.maxDelayMs, backoff.firstDelayMs * 2 ** doublings);
+    const delayMs = doublings < 0 ? 0 : backoffDelay(
+      doublings,
+      { baseMs: backoff.firstDelayMs, maxMs: backoff.maxDelayMs, jitter: 0 },
+      Math.random,
+    );
     const next: BackoffState = { failures, lastFailureAt: now, waitUntil: now + delayMs };
     const result = await kv.atomic()
       .check(entry)

@@ -1,8 +1,8 @@
 /**
  * Retry delays, defined once for every caller (the runner's relay link, the
- * SPA's terminal connection, the recorder's ingest retries, the pairing poll
- * and the server's listener restarts): pure, so the SPA bundles it too and
- * tests fix `random`.
+ * SPA's terminal connection, the recorder's ingest retries, the pairing poll,
+ * the server's listener restarts and the per-account sign-in delay): pure, so
+ * the SPA bundles it too and tests fix `random`.
  *
  * @module
  */
