@@ -1,23 +1,20 @@
 /**
- * Small cryptographic helpers: random ids, SHA-256 digests and constant-time
- * comparison, all over WebCrypto.
+ * Small cryptographic helpers: unpadded base64url, random ids and SHA-256
+ * digests. Constant-time comparison is `secretsEqual` in relay/secrets.ts.
  *
  * @module
  */
 
 /** Encodes bytes as unpadded base64url. */
 export function base64url(bytes: Uint8Array): string {
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  return bytes.toBase64({ alphabet: "base64url", omitPadding: true });
 }
 
 /** Decodes unpadded base64url; throws on anything else. */
 export function fromBase64url(text: string): Uint8Array<ArrayBuffer> {
+  // fromBase64 tolerates padding and ASCII whitespace; stored values never carry either.
   if (!/^[A-Za-z0-9_-]*$/.test(text)) throw new TypeError("not base64url");
-  const base64 = text.replaceAll("-", "+").replaceAll("_", "/");
-  const binary = atob(base64 + "=".repeat((4 - (base64.length % 4)) % 4));
-  return Uint8Array.from(binary, (c) => c.charCodeAt(0));
+  return Uint8Array.fromBase64(text, { alphabet: "base64url" });
 }
 
 /** A random id of `bytes` random bytes as base64url (16 bytes → 22 characters). */

@@ -1,9 +1,11 @@
 /**
- * Command-line parsing for `coda-runner`: a subcommand and its flags. Any
- * unknown command or flag is a {@linkcode UsageError} (exit 2).
+ * Command-line parsing for `coda-runner`: a subcommand and its flags, split by
+ * `node:util`'s `parseArgs` in strict mode. Any unknown command or flag, or a
+ * missing or bad value, is a {@linkcode UsageError} (exit 2).
  *
  * @module
  */
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import type { LogFormat } from "./log.ts";
 
 /** Bad command line; the message says what was wrong. */
@@ -72,79 +74,88 @@ const COMMANDS: Record<string, Command> = {
   help: "help",
 };
 
+const OPTIONS = {
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+  yes: { type: "boolean", short: "y" },
+  "log-format": { type: "string" },
+  port: { type: "string" },
+  host: { type: "string" },
+  "allow-origin": { type: "string", multiple: true },
+} as const satisfies ParseArgsOptionsConfig;
+
+const SERVE_ONLY = ["port", "host", "allow-origin"] as const;
+
+/**
+ * A parseArgs strict-mode error in this CLI's words (`unknown option --x`, `--x needs a value`):
+ * its own unknown-option text advises `--` for arguments starting with `-`, which no command takes.
+ * A message it does not recognise is passed on as it is.
+ */
+function usageMessage(code: string, message: string): string {
+  const quoted = /'(?:-\w, )?([^' ]+)/.exec(message)?.[1];
+  if (quoted === undefined) return message;
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") return `unknown option ${quoted}`;
+  if (/argument missing/.test(message)) return `${quoted} needs a value`;
+  if (/argument is ambiguous/.test(message)) {
+    return `${quoted} needs a value (for one starting with "-", write ${quoted}=VALUE)`;
+  }
+  if (/does not take an argument/.test(message)) return `${quoted} takes no value`;
+  return message;
+}
+
+/** `args` split into {@linkcode OPTIONS} and positionals; a {@linkcode UsageError} for anything else. */
+function parseStrict(args: string[]) {
+  try {
+    return parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: true });
+  } catch (error) {
+    if (
+      !(error instanceof TypeError) || !("code" in error) || !String(error.code).startsWith("ERR_PARSE_ARGS_")
+    ) {
+      throw error;
+    }
+    throw new UsageError(usageMessage(String(error.code), error.message));
+  }
+}
+
 /** Parses `args` (without the program name). */
 export function parseCliArgs(args: string[]): CliArgs {
+  const { values, positionals } = parseStrict(args);
   const parsed: CliArgs = { command: "run", logFormat: "text", allowOrigins: [], assumeYes: false };
-  let commandSeen = false;
-  const serveOnly = (flag: string) => {
-    if (parsed.command !== "serve") throw new UsageError(`${flag} is only valid with \`coda-runner serve\``);
-  };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    const [flag, inline] = arg.startsWith("--") && arg.includes("=")
-      ? [arg.slice(0, arg.indexOf("=")), arg.slice(arg.indexOf("=") + 1)]
-      : [arg, undefined];
-    const value = (): string => {
-      const next = inline ?? args[++i];
-      if (next === undefined || (inline === undefined && next.startsWith("-"))) {
-        throw new UsageError(`${flag} needs a value`);
-      }
-      return next;
-    };
-    switch (flag) {
-      case "-h":
-      case "--help":
-        parsed.command = "help";
-        return parsed;
-      case "-V":
-      case "--version":
-        parsed.command = "version";
-        return parsed;
-      case "-y":
-      case "--yes":
-        if (inline !== undefined) throw new UsageError(`${flag} takes no value`);
-        parsed.assumeYes = true;
-        break;
-      case "--log-format": {
-        const format = value();
-        if (format !== "text" && format !== "json") {
-          throw new UsageError(`--log-format must be text or json, got "${format}"`);
-        }
-        parsed.logFormat = format;
-        break;
-      }
-      case "--port": {
-        serveOnly(flag);
-        const raw = value();
-        if (!/^\d+$/.test(raw) || Number(raw) > 65535) {
-          throw new UsageError(`--port must be a number from 0 to 65535, got "${raw}"`);
-        }
-        parsed.port = Number(raw);
-        break;
-      }
-      case "--host":
-        serveOnly(flag);
-        parsed.host = value();
-        break;
-      case "--allow-origin": {
-        serveOnly(flag);
-        const origin = value();
-        let url: URL;
-        try {
-          url = new URL(origin);
-        } catch {
-          throw new UsageError(`--allow-origin must be an origin like https://app.example, got "${origin}"`);
-        }
-        parsed.allowOrigins.push(url.origin);
-        break;
-      }
-      default:
-        if (arg.startsWith("-")) throw new UsageError(`unknown option ${flag}`);
-        if (commandSeen) throw new UsageError(`unexpected argument "${arg}"`);
-        if (!Object.hasOwn(COMMANDS, arg)) throw new UsageError(`unknown command "${arg}"`);
-        parsed.command = COMMANDS[arg];
-        commandSeen = true;
+  if (values.help) return { ...parsed, command: "help" };
+  if (values.version) return { ...parsed, command: "version" };
+  const [command, extra] = positionals;
+  if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
+  if (command !== undefined) {
+    if (!Object.hasOwn(COMMANDS, command)) throw new UsageError(`unknown command "${command}"`);
+    parsed.command = COMMANDS[command];
+  }
+  if (parsed.command !== "serve") {
+    const flag = SERVE_ONLY.find((name) => values[name] !== undefined);
+    if (flag) throw new UsageError(`--${flag} is only valid with \`coda-runner serve\``);
+  }
+  parsed.assumeYes = values.yes ?? false;
+  const format = values["log-format"];
+  if (format !== undefined) {
+    if (format !== "text" && format !== "json") {
+      throw new UsageError(`--log-format must be text or json, got "${format}"`);
     }
+    parsed.logFormat = format;
+  }
+  if (values.port !== undefined) {
+    if (!/^\d+$/.test(values.port) || Number(values.port) > 65535) {
+      throw new UsageError(`--port must be a number from 0 to 65535, got "${values.port}"`);
+    }
+    parsed.port = Number(values.port);
+  }
+  if (values.host !== undefined) parsed.host = values.host;
+  for (const origin of values["allow-origin"] ?? []) {
+    let url: URL;
+    try {
+      url = new URL(origin);
+    } catch {
+      throw new UsageError(`--allow-origin must be an origin like https://app.example, got "${origin}"`);
+    }
+    parsed.allowOrigins.push(url.origin);
   }
   return parsed;
 }

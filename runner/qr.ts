@@ -5,36 +5,12 @@
  *
  * @module
  */
-import QRCode from "qrcode";
+import { renderUnicodeCompact } from "uqr";
 
-interface QrMatrix {
-  size: number;
-  get(row: number, col: number): number | boolean;
-}
-
-const createQr = (QRCode as unknown as {
-  create(text: string, options: { errorCorrectionLevel: "L" | "M" | "Q" | "H" }): { modules: QrMatrix };
-}).create;
-
-/** Draws `text` as a QR code; lines joined with `\n`. `quiet`: blank modules around it. */
+/**
+ * Draws `text` as a QR code (error correction L); lines joined with `\n`.
+ * `quiet`: light modules around it, so a scanner finds its edge.
+ */
 export function renderQr(text: string, quiet = 2): string {
-  const { modules } = createQr(text, { errorCorrectionLevel: "L" });
-  const size = modules.size + quiet * 2;
-  const light = (row: number, col: number): boolean => {
-    const r = row - quiet;
-    const c = col - quiet;
-    if (r < 0 || c < 0 || r >= modules.size || c >= modules.size) return true;
-    return !modules.get(r, c);
-  };
-  const lines: string[] = [];
-  for (let row = 0; row < size; row += 2) {
-    let line = "";
-    for (let col = 0; col < size; col++) {
-      const top = light(row, col);
-      const bottom = row + 1 < size ? light(row + 1, col) : false;
-      line += top && bottom ? "█" : top ? "▀" : bottom ? "▄" : " ";
-    }
-    lines.push(line);
-  }
-  return lines.join("\n");
+  return renderUnicodeCompact(text, { ecc: "L", border: quiet });
 }
