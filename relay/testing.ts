@@ -395,7 +395,7 @@ async function sendUpgrade(
 ): Promise<{ conn: Deno.TcpConn; head: string; rest: Uint8Array }> {
   const target = new URL(url);
   const conn = await Deno.connect({ hostname: target.hostname, port: Number(target.port) });
-  const key = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(16))));
+  const key = crypto.getRandomValues(new Uint8Array(16)).toBase64();
   const request = [
     `GET ${target.pathname}${target.search} HTTP/1.1`,
     `Host: ${target.host}`,
@@ -618,4 +618,63 @@ export async function spawnTask(
       await collected;
     },
   };
+}
+
+/** A JWT secret the relay does not know: tokens signed with it are forged. */
+export const OTHER_SECRET: Uint8Array = new TextEncoder().encode("other-secret-".repeat(4));
+
+/** What a {@linkcode relayTest} body gets: a fresh relay and helpers whose peers are closed afterwards. */
+export interface RelayHarness {
+  relay: TestRelay;
+  backend: MemoryBackend;
+  /** Opens a scripted runner with a freshly minted, registered token. */
+  runner(runnerId: string, userId: string, via?: "header" | "query"): Promise<ScriptedRunner>;
+  /** Registers `peer` to be closed when the test ends. */
+  track<P extends Peer>(peer: P): P;
+  /** The relay's `/metrics` text. */
+  metrics(): Promise<string>;
+}
+
+/** Registers a `Deno.test` that runs `fn` against a fresh relay and closes every peer and the relay afterwards. */
+export function relayTest(
+  name: string,
+  fn: (h: RelayHarness) => Promise<void>,
+  options: { limits?: Partial<RelayLimits>; backend?: MemoryBackend } = {},
+): void {
+  Deno.test(name, async () => {
+    const relay = startTestRelay({ limits: options.limits, backend: options.backend });
+    const peers: Peer[] = [];
+    const track = <P extends Peer>(peer: P): P => {
+      peers.push(peer);
+      return peer;
+    };
+    const h: RelayHarness = {
+      relay,
+      backend: relay.backend,
+      async runner(runnerId, userId, via = "header") {
+        const { token } = await runnerToken(relay.backend, runnerId, userId);
+        return track(new ScriptedRunner(relay.url, token, via));
+      },
+      track,
+      async metrics() {
+        return await (await fetch(`${relay.httpUrl}/metrics`)).text();
+      },
+    };
+    try {
+      await fn(h);
+    } finally {
+      await Promise.all(peers.map((peer) => peer.close()));
+      await relay.close();
+    }
+  });
+}
+
+/** Opens a scripted client with a freshly signed token, closed when the test ends. */
+export async function connectClient(
+  h: RelayHarness,
+  claims: { userId: string; sessionId: string; runnerId?: string },
+  options: ConstructorParameters<typeof ScriptedClient>[2] = {},
+): Promise<ScriptedClient> {
+  const token = await clientToken(claims);
+  return h.track(new ScriptedClient(h.relay.url, token, options));
 }

@@ -117,13 +117,10 @@ Deno.test("a second client gets the replay, then both get live output", async ()
 Deno.test("resume by offset replays exactly the missing bytes", async () => {
   await using h = await harness();
   await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1" });
-  await h.manager.handle({ type: "stdin", sessionId: SID, data: "echo é-$((3 * 3))\r" });
-  await waitFor(() => h.sink.output(SID).includes("é-9"), "output");
-  await waitFor(async () => {
-    const before = h.manager.get(SID)!.stats().produced;
-    await new Promise((r) => setTimeout(r, 300));
-    return h.manager.get(SID)!.stats().produced === before;
-  }, "output to settle");
+  // `read` then waits for input without printing a prompt: once the output ends with the echoed line, the
+  // shell writes nothing more.
+  await h.manager.handle({ type: "stdin", sessionId: SID, data: "echo é-$((3 * 3)); read -r\r" });
+  await waitFor(() => h.sink.output(SID).endsWith("é-9\r\n"), "the output, then silence");
   const all = new TextEncoder().encode(h.sink.output(SID, "c1") + h.sink.output(SID).slice(0));
   const produced = h.manager.get(SID)!.stats().produced;
   const live = h.sink.frames.filter((f) => f.type === "stdout" && !f.clientId);
@@ -222,7 +219,13 @@ Deno.test("flow control keeps memory bounded under yes, and Ctrl-C still stops i
   const session = h.manager.get(SID)!;
   await waitFor(() => session.stats().paused, "the PTY to pause without acks");
   const pausedAt = session.stats().produced;
-  await new Promise((r) => setTimeout(r, 500));
+  // A second `yes` without clients is never paused: while it produces 1 MB, the first would have outgrown
+  // the bound below many times over had it not been paused.
+  const control = "session-0002";
+  await h.manager.handle({ type: "attach", sessionId: control, clientId: "c2" });
+  await h.manager.handle({ type: "stdin", sessionId: control, data: "yes | head -c 1048576\r" });
+  h.manager.get(control)!.detach("c2");
+  await waitFor(() => h.manager.get(control)!.stats().produced > 1024 * 1024, "1 MB from the unpaused yes");
   const stillPaused = session.stats();
   assert(stillPaused.paused);
   // node-pty may deliver what it had already read; no more than a few reads beyond the watermark.
@@ -272,7 +275,12 @@ Deno.test("a session without clients ends after the grace period, but not while 
   await using h = await harness({ graceMs: 300 });
   await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1" });
   h.manager.linkDown();
-  await new Promise((r) => setTimeout(r, 600));
+  // A session of a second manager, whose link is up, left without clients after this link went down: its
+  // grace period (same length) ends later than this one's would have, so once it has, this one was spared.
+  await using up = await harness({ graceMs: 300 });
+  await up.manager.handle({ type: "attach", sessionId: SID, clientId: "c9" });
+  await up.manager.handle({ type: "detach", sessionId: SID, clientId: "c9" });
+  await waitFor(() => up.graceEnded.includes(SID), "the grace period of a session on a link that is up");
   assert(h.manager.get(SID), "kept while the link is down");
   h.manager.linkUp();
   await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c2" });

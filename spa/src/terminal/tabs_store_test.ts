@@ -1,46 +1,8 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { applyModifiers, arrowSequence } from "./key_bar.tsx";
-import { parseManualUrl } from "./manual_url.ts";
 import { loadTabs, MAX_STORED_TABS, saveTabs, tabsKey, tabTitle } from "./tabs_store.ts";
 
 const USER = "user_1";
 const TABS_KEY = tabsKey(USER);
-import { formatCode, normalizeCode } from "../pages/pair.tsx";
-
-Deno.test("sticky Ctrl and Alt transform the next key", () => {
-  assertEquals(applyModifiers("c", { ctrl: true, alt: false }), "\x03");
-  assertEquals(applyModifiers("C", { ctrl: true, alt: false }), "\x03");
-  assertEquals(applyModifiers("[", { ctrl: true, alt: false }), "\x1b");
-  assertEquals(applyModifiers(" ", { ctrl: true, alt: false }), "\x00");
-  assertEquals(applyModifiers("b", { ctrl: false, alt: true }), "\x1bb");
-  assertEquals(applyModifiers("x", { ctrl: true, alt: true }), "\x1b\x18");
-  assertEquals(applyModifiers("hello", { ctrl: true, alt: false }), "hello");
-  assertEquals(arrowSequence("up", false), "\x1b[A");
-  assertEquals(arrowSequence("left", true), "\x1bOD");
-});
-
-Deno.test("parseManualUrl accepts the serve link and explains bad input", () => {
-  assertEquals(parseManualUrl(" ws://127.0.0.1:7681/client?token=abc "), {
-    ok: true,
-    url: "ws://127.0.0.1:7681/client?token=abc",
-  });
-  assertEquals(parseManualUrl("http://localhost:7681/client?token=abc"), {
-    ok: true,
-    url: "ws://localhost:7681/client?token=abc",
-  });
-  const bad = ["not a url", "ftp://x/client?token=a", "ws://127.0.0.1:7681/other?token=a", "ws://h/client"];
-  for (const input of bad) {
-    const result = parseManualUrl(input);
-    assert(!result.ok && result.error.length > 0, input);
-  }
-});
-
-Deno.test("pairing codes are normalized and displayed as XXXX-XXXX", () => {
-  assertEquals(normalizeCode(" k7qd-m2xp "), "K7QDM2XP");
-  assertEquals(normalizeCode("k7qd m2xp"), "K7QDM2XP");
-  assertEquals(formatCode("k7qdm2xp"), "K7QD-M2XP");
-  assertEquals(formatCode("k7q"), "K7Q");
-});
 
 class MemoryStorage {
   items = new Map<string, string>();
