@@ -16,6 +16,7 @@
  * @module
  */
 import { join } from "node:path";
+import { parseArgs } from "node:util";
 
 /** The targets built by default. */
 export const TARGETS = [
@@ -98,21 +99,19 @@ export async function compileRunner(target: Target, outDir?: string): Promise<st
 }
 
 function parseTargets(args: string[]): Target[] {
-  const targets: Target[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    const value = arg === "--target" ? args[++i] : arg.startsWith("--target=") ? arg.slice(9) : undefined;
-    if (value === undefined) {
-      throw new Error(
-        `unknown argument "${arg}"; usage: deno task compile [--target <${TARGETS.join("|")}>]`,
-      );
-    }
+  const usage = `usage: deno task compile [--target <${TARGETS.join("|")}>]…`;
+  let values: string[];
+  try {
+    values = parseArgs({ args, options: { target: { type: "string", multiple: true } } }).values.target ?? [];
+  } catch (error) {
+    throw new Error(`${(error as Error).message}; ${usage}`);
+  }
+  for (const value of values) {
     if (!(TARGETS as readonly string[]).includes(value)) {
       throw new Error(`unknown target "${value}"; one of: ${TARGETS.join(", ")}`);
     }
-    targets.push(value as Target);
   }
-  return targets.length ? targets : [...TARGETS];
+  return values.length ? values as Target[] : [...TARGETS];
 }
 
 if (import.meta.main) {
