@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { createApi } from "./app.ts";
 import { type AppConfig, type Env, loadAppConfig } from "./config.ts";
 import { CLIENT_IP_HEADER } from "./http.ts";
+import { contractChecker } from "./testing.ts";
 
 /** A clock the test moves by hand, starting at the real time. */
 export interface TestClock {
@@ -34,6 +35,8 @@ export interface TestApi {
   kv: Deno.Kv;
   clock: TestClock;
   dataDir: string;
+  /** The answers that left the contract so far (a test that provokes one empties it); close throws on any. */
+  contractViolations: string[];
   close(): Promise<void>;
 }
 
@@ -54,7 +57,8 @@ export async function startTestApi(
   );
   const config = loadAppConfig({ PORT: "0", DEVMODE_DATA_DIR: dataDir, ...options.env }, server.addr.port);
   const kv = await Deno.openKv(join(dataDir, "test.kv"));
-  const api = createApi({ config, kv, now: clock.now });
+  const contract = contractChecker();
+  const api = createApi({ config, kv, now: clock.now }, { around: contract.middleware });
   handler = (req, info) => {
     const headers = new Headers(req.headers);
     headers.set(CLIENT_IP_HEADER, options.clientIp?.() ?? (info.remoteAddr as Deno.NetAddr).hostname);
@@ -69,10 +73,12 @@ export async function startTestApi(
     kv,
     clock,
     dataDir,
+    contractViolations: contract.violations,
     async close() {
       await server.shutdown();
       kv.close();
       await Deno.remove(dataDir, { recursive: true });
+      contract.assertConforming();
     },
   };
 }

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { Hono } from "hono";
+import { Hono, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { authRoutes } from "./auth_routes.ts";
@@ -18,9 +18,16 @@ import { sessionRoutes } from "./session_routes.ts";
 /** Largest request body accepted, in bytes. */
 export const MAX_BODY_BYTES = 1024 * 1024;
 
+/** Options of {@linkcode createApi}. */
+export interface ApiOptions {
+  /** Runs around every request, outside all other middleware: tests check each answer against the contract. */
+  around?: MiddlewareHandler<ApiEnv>;
+}
+
 /** Builds the API. Every time-dependent decision uses `deps.now`. */
-export function createApi(deps: ApiDeps): Hono<ApiEnv> {
+export function createApi(deps: ApiDeps, options: ApiOptions = {}): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
+  if (options.around) app.use("*", options.around);
 
   app.use(
     "/api/*",

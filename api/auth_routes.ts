@@ -5,7 +5,7 @@
  */
 import { type Context, Hono } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
-import * as v from "valibot";
+import { LoginSchema, SignupSchema } from "./contract.ts";
 import { type ApiDeps, type ApiEnv, ApiError, clientIp, readJson, tooManyRequests } from "./http.ts";
 import {
   createLoginSession,
@@ -27,27 +27,6 @@ import {
   takeBackoffAttempt,
 } from "./rate_limit.ts";
 import { createUser, findUserByEmail, normalizeEmail } from "./users.ts";
-
-/** Minimum password length. */
-export const MIN_PASSWORD_LENGTH = 10;
-
-const EmailSchema = v.pipe(v.string(), v.trim(), v.maxLength(254), v.email("email is not a valid address"));
-
-/** Body of `POST /api/auth/signup`. */
-export const SignupSchema = v.object({
-  email: EmailSchema,
-  password: v.pipe(
-    v.string(),
-    v.minLength(MIN_PASSWORD_LENGTH, `password must be at least ${MIN_PASSWORD_LENGTH} characters`),
-    v.maxLength(1024, "password must be at most 1024 characters"),
-  ),
-});
-
-/** Body of `POST /api/auth/login`. */
-export const LoginSchema = v.object({
-  email: v.pipe(v.string(), v.maxLength(254)),
-  password: v.pipe(v.string(), v.maxLength(1024)),
-});
 
 const WRONG_CREDENTIALS = "wrong email or password";
 

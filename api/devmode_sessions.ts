@@ -10,7 +10,7 @@
  * @module
  */
 import { randomId } from "./crypto.ts";
-import { tooManyRequests } from "./http.ts";
+import { type Failure, failure, type Limited, type Result, success } from "./result.ts";
 
 /** A terminal session. */
 export interface DevSession {
@@ -40,37 +40,51 @@ export const SESSION_WINDOW_MS = 10 * 60 * 1000;
  */
 export const MAX_NEW_SESSIONS = 120;
 
+/** Why {@linkcode createDevSession} refused: the user created {@linkcode MAX_NEW_SESSIONS} within the window. */
+export type CreateSessionFailure = Limited<"session_limit">;
+
 /** Creation times of a user's sessions within the window, oldest first. */
 interface SessionQuota {
   createdAt: number[];
 }
+
+/** Why {@linkcode findOwnSession} refused. */
+export type OwnSessionFailure = Failure<"session_not_found" | "session_not_yours">;
 
 /** Reads a session. */
 export async function getDevSession(kv: Deno.Kv, sessionId: string): Promise<DevSession | null> {
   return (await kv.get<DevSession>(["devmode_sessions", sessionId])).value;
 }
 
+/** Reads a session that must belong to `userId`. */
+export async function findOwnSession(
+  kv: Deno.Kv,
+  sessionId: string,
+  userId: string,
+): Promise<Result<DevSession, OwnSessionFailure>> {
+  const session = await getDevSession(kv, sessionId);
+  if (!session) return failure("session_not_found");
+  if (session.userId !== userId) return failure("session_not_yours");
+  return success(session);
+}
+
 /**
  * Records a new session for `userId`, counting it against
  * {@linkcode MAX_NEW_SESSIONS}. The count is checked and updated in the same
  * atomic operation that writes the session, so concurrent requests cannot all
- * pass one check. Throws a 429 `ApiError` (with `Retry-After`) when the quota is used up.
+ * pass one check. Once the quota is used up, refuses with `session_limit`,
+ * retrying when the oldest counted creation leaves the window.
  */
 export async function createDevSession(
   kv: Deno.Kv,
   input: { userId: string; ideaId: string; runnerId: string | null; now: number },
-): Promise<DevSession> {
+): Promise<Result<DevSession, CreateSessionFailure>> {
   const quotaKey = ["devmode_session_quota", input.userId];
   for (;;) {
     const quota = await kv.get<SessionQuota>(quotaKey);
     const recent = (quota.value?.createdAt ?? []).filter((t) => t > input.now - SESSION_WINDOW_MS);
     if (recent.length >= MAX_NEW_SESSIONS) {
-      throw tooManyRequests(
-        `session limit reached: at most ${MAX_NEW_SESSIONS} new sessions per ${
-          SESSION_WINDOW_MS / 60_000
-        } minutes`,
-        recent[0] + SESSION_WINDOW_MS - input.now,
-      );
+      return failure("session_limit", recent[0] + SESSION_WINDOW_MS - input.now);
     }
     const session: DevSession = {
       sessionId: randomId(),
@@ -88,7 +102,7 @@ export async function createDevSession(
       .set(["devmode_sessions", session.sessionId], session)
       .set(["devmode_sessions_by_user", session.userId, session.createdAt, session.sessionId], true)
       .commit();
-    if (result.ok) return session;
+    if (result.ok) return success(session);
   }
 }
 

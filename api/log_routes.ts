@@ -5,29 +5,11 @@
  * @module
  */
 import { Hono } from "hono";
-import * as v from "valibot";
-import { SessionIdSchema } from "../relay/protocol.ts";
-import { getDevSession } from "./devmode_sessions.ts";
-import { type ApiDeps, type ApiEnv, ApiError, readJson } from "./http.ts";
-import { appendLog, asciicastStream, deleteLog, getLogMeta, listLogs } from "./logs.ts";
+import { IngestSchema } from "./contract.ts";
+import { type ApiDeps, type ApiEnv, readJson } from "./http.ts";
+import { appendLog, asciicastStream, deleteLog, findOwnLog, findRecording, listLogs } from "./logs.ts";
 import { requireRunner, requireUser } from "./middleware.ts";
-
-const Dimension = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(1000));
-
-/** Body of `POST /api/devmode/logs/ingest`. */
-export const IngestSchema = v.object({
-  sessionId: SessionIdSchema,
-  chunks: v.pipe(
-    v.array(v.object({
-      /** When the output was produced, ms since the epoch. */
-      t: v.pipe(v.number(), v.finite(), v.minValue(0), v.maxValue(Number.MAX_SAFE_INTEGER)),
-      data: v.string(),
-    })),
-    v.maxLength(100_000),
-  ),
-  cols: v.optional(Dimension),
-  rows: v.optional(Dimension),
-});
+import { unwrap } from "./refusals.ts";
 
 /** The log routes, mounted at `/api/devmode/logs`. */
 export function logRoutes(deps: ApiDeps): Hono<ApiEnv> {
@@ -37,12 +19,13 @@ export function logRoutes(deps: ApiDeps): Hono<ApiEnv> {
   app.post("/ingest", async (c) => {
     const runner = await requireRunner(c, deps);
     const body = await readJson(c, IngestSchema);
-    const { bytes } = await appendLog(kv, {
+    const appended = await appendLog(kv, {
       ...body,
       userId: runner.userId,
       runnerId: runner.runnerId,
       bytesPerUser: deps.config.recordingBytesPerUser,
     });
+    const { bytes } = unwrap(appended);
     return c.json({ ok: true, bytes });
   });
 
@@ -50,11 +33,7 @@ export function logRoutes(deps: ApiDeps): Hono<ApiEnv> {
 
   app.get("/:sessionId", requireUser(deps), async (c) => {
     const sessionId = c.req.param("sessionId");
-    const session = await getDevSession(kv, sessionId);
-    if (!session) throw new ApiError(404, "session not found");
-    if (session.userId !== c.var.user.id) throw new ApiError(403, "this session belongs to someone else");
-    const meta = await getLogMeta(kv, sessionId);
-    if (!meta) throw new ApiError(404, "no recording for this session");
+    const meta = unwrap(await findRecording(kv, sessionId, c.var.user.id));
     return new Response(asciicastStream(kv, meta), {
       headers: {
         "content-type": "application/x-asciicast",
@@ -64,9 +43,7 @@ export function logRoutes(deps: ApiDeps): Hono<ApiEnv> {
   });
 
   app.delete("/:sessionId", requireUser(deps), async (c) => {
-    const meta = await getLogMeta(kv, c.req.param("sessionId"));
-    if (!meta) throw new ApiError(404, "no recording for this session");
-    if (meta.userId !== c.var.user.id) throw new ApiError(403, "this session belongs to someone else");
+    const meta = unwrap(await findOwnLog(kv, c.req.param("sessionId"), c.var.user.id));
     await deleteLog(kv, meta);
     return c.json({ ok: true });
   });

@@ -13,8 +13,8 @@
  *
  * @module
  */
-import { ApiError, tooManyRequests } from "./http.ts";
-import { getDevSession } from "./devmode_sessions.ts";
+import { findOwnSession, getDevSession, type OwnSessionFailure } from "./devmode_sessions.ts";
+import { type Failure, failure, type Limited, type Result, success } from "./result.ts";
 
 /** One recorded output: `[t, data]`, `t` in ms since the epoch. */
 export type LogEvent = [number, string];
@@ -55,6 +55,16 @@ export const MAX_RECORDING_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_RECORDING_BYTES_PER_USER = 256 * 1024 * 1024;
 /** `Retry-After` of a refusal for a full recording store: the runner's recorder backs off at least this long. */
 export const RECORDING_FULL_RETRY_MS = 5 * 60 * 1000;
+/**
+ * Why {@linkcode appendLog} refused: `recording_full` when the session's recording is at
+ * {@linkcode MAX_RECORDING_BYTES}, `storage_full` when the user's recordings are at their limit
+ * (`bytesPerUser`, the limit that refused).
+ */
+export type AppendLogFailure =
+  | OwnSessionFailure
+  | Failure<"recording_deleted" | "recording_full">
+  | (Limited<"storage_full"> & { bytesPerUser: number });
+
 /** Chunk values written per atomic operation (KV caps the size of one operation). */
 const VALUES_PER_COMMIT = 8;
 /** Chunk keys deleted per atomic operation (KV caps the mutations of one operation). */
@@ -96,10 +106,10 @@ export function packEvents(events: LogEvent[], max = CHUNK_CODE_UNITS): LogEvent
 }
 
 /**
- * Appends recorded output to a session's log. The session must belong to the
- * runner token's user (403) and exist (404); the recording stays within
- * {@linkcode MAX_RECORDING_BYTES} (413) and all of the user's recordings
- * within `bytesPerUser` (429), checked and counted in one atomic operation.
+ * Appends recorded output to a session's log. The session must exist and
+ * belong to the runner token's user; the recording stays within
+ * {@linkcode MAX_RECORDING_BYTES} and all of the user's recordings within
+ * `bytesPerUser`, checked and counted in one atomic operation.
  */
 export async function appendLog(
   kv: Deno.Kv,
@@ -113,12 +123,11 @@ export async function appendLog(
     /** Most bytes all of the user's recordings may hold together. */
     bytesPerUser: number;
   },
-): Promise<{ bytes: number }> {
-  const session = await getDevSession(kv, input.sessionId);
-  if (!session) throw new ApiError(404, "session not found");
-  if (session.userId !== input.userId) throw new ApiError(403, "this session belongs to someone else");
+): Promise<Result<{ bytes: number }, AppendLogFailure>> {
+  const own = await findOwnSession(kv, input.sessionId, input.userId);
+  if (!own.ok) return own;
   const events: LogEvent[] = input.chunks.filter((c) => c.data.length > 0).map((c) => [c.t, c.data]);
-  if (events.length === 0) return { bytes: 0 };
+  if (events.length === 0) return success({ bytes: 0 });
   const values = packEvents(events);
   const added = events.reduce((sum, [, data]) => sum + new TextEncoder().encode(data).length, 0);
   const totalKey = ["log_bytes_by_user", input.userId];
@@ -130,20 +139,15 @@ export async function appendLog(
       totalKey,
       deletedKey,
     ]);
-    if (deleted.value) throw new ApiError(410, "this session's recording was deleted");
+    if (deleted.value) return failure("recording_deleted");
     const previous = entry.value;
-    if (previous && previous.userId !== input.userId) {
-      throw new ApiError(403, "this session belongs to someone else");
-    }
+    if (previous && previous.userId !== input.userId) return failure("session_not_yours");
     const bytes = (previous?.bytes ?? 0) + added;
-    if (bytes > MAX_RECORDING_BYTES) throw new ApiError(413, "recording limit reached for this session");
+    if (bytes > MAX_RECORDING_BYTES) return failure("recording_full");
     const userBytes = (total.value ?? 0) + added;
     if (userBytes > input.bytesPerUser) {
       // Space comes back only when the user deletes recordings; a retry is cheap to refuse again.
-      throw tooManyRequests(
-        `recording storage limit reached: ${input.bytesPerUser} bytes per user; delete recordings to record more`,
-        RECORDING_FULL_RETRY_MS,
-      );
+      return { ...failure("storage_full", RECORDING_FULL_RETRY_MS), bytesPerUser: input.bytesPerUser };
     }
     const meta: LogMeta = {
       sessionId: input.sessionId,
@@ -174,12 +178,12 @@ export async function appendLog(
     });
     await op.commit();
   }
-  return { bytes: added };
+  return success({ bytes: added });
 }
 
 /**
  * Deletes a session's recording and gives its bytes back to the owner's
- * total. Nothing more is recorded for the session afterwards (ingest is 410),
+ * total. Nothing more is recorded for the session afterwards (`recording_deleted`),
  * so a batch in flight cannot leave output behind: its chunk writes check the
  * deletion mark, and the sweep runs after the mark is committed.
  */
@@ -219,6 +223,36 @@ async function deleteKeys(kv: Deno.Kv, keys: Deno.KvKey[]): Promise<void> {
 /** Reads a recording's bookkeeping. */
 export async function getLogMeta(kv: Deno.Kv, sessionId: string): Promise<LogMeta | null> {
   return (await kv.get<LogMeta>(["logs", sessionId])).value;
+}
+
+/** Why {@linkcode findRecording} refused. */
+export type RecordingFailure = OwnSessionFailure | Failure<"no_recording">;
+
+/** The recording of one of `userId`'s sessions, to download: the session must still be on record. */
+export async function findRecording(
+  kv: Deno.Kv,
+  sessionId: string,
+  userId: string,
+): Promise<Result<LogMeta, RecordingFailure>> {
+  const own = await findOwnSession(kv, sessionId, userId);
+  if (!own.ok) return own;
+  const meta = await getLogMeta(kv, sessionId);
+  return meta ? success(meta) : failure("no_recording");
+}
+
+/** Why {@linkcode findOwnLog} refused. */
+export type OwnLogFailure = Failure<"no_recording" | "session_not_yours">;
+
+/** `userId`'s recording of a session, to delete: ownership is the recording's, whether or not the session is on record. */
+export async function findOwnLog(
+  kv: Deno.Kv,
+  sessionId: string,
+  userId: string,
+): Promise<Result<LogMeta, OwnLogFailure>> {
+  const meta = await getLogMeta(kv, sessionId);
+  if (!meta) return failure("no_recording");
+  if (meta.userId !== userId) return failure("session_not_yours");
+  return success(meta);
 }
 
 /** The user's recordings, newest first. */

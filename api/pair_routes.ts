@@ -5,34 +5,15 @@
  * @module
  */
 import { Hono } from "hono";
-import * as v from "valibot";
-import { RunnerIdSchema } from "../relay/protocol.ts";
-import { type ApiDeps, type ApiEnv, ApiError, clientIp, readJson } from "./http.ts";
+import { PairApproveSchema, PairCodeParamSchema, PairStartSchema } from "./contract.ts";
+import { type ApiDeps, type ApiEnv, ApiError, clientIp, parseWith, readJson } from "./http.ts";
 import { requireRunner, requireUser } from "./middleware.ts";
-import { cleanLabel, MAX_RUNNER_NAME, revokeRunner } from "./runners.ts";
+import { revokeRunner } from "./runners.ts";
 import { approvePairing, checkPairing, pairingInfo, startPairing } from "./pairing.ts";
-
-/** A label from an unauthenticated runner: unsafe characters dropped before the length is checked. */
-const Label = v.optional(
-  v.pipe(
-    v.string(),
-    v.transform(cleanLabel),
-    v.maxLength(MAX_RUNNER_NAME, `at most ${MAX_RUNNER_NAME} characters`),
-  ),
-);
-
-/** Body of `POST /api/devmode/pair/start`. */
-export const PairStartSchema = v.object({ name: Label, hostname: Label, os: Label });
-
-const CodeSchema = v.pipe(v.string("code is required"), v.maxLength(32, "code is too long"));
-
-/** Body of `POST /api/devmode/pair/approve`. */
-export const PairApproveSchema = v.object({ code: CodeSchema, runnerId: v.optional(RunnerIdSchema) });
+import { unwrap } from "./refusals.ts";
 
 function codeParam(code: string | undefined): string {
-  if (code === undefined || code === "") throw new ApiError(400, "code query parameter is required");
-  if (code.length > 32) throw new ApiError(400, "code is too long");
-  return code;
+  return parseWith(PairCodeParamSchema, code);
 }
 
 /** The pairing routes, mounted at `/api/devmode/pair`. */
@@ -48,12 +29,12 @@ export function pairRoutes(deps: ApiDeps): Hono<ApiEnv> {
       clientIp(c),
       deps.now(),
     );
-    return c.json(started, 201);
+    return c.json(unwrap(started), 201);
   });
 
   app.get("/check", async (c) => {
     const status = await checkPairing(deps, codeParam(c.req.query("code")), c.req.header("x-pair-secret"));
-    return c.json(status);
+    return c.json(unwrap(status));
   });
 
   app.get("/info", requireUser(deps), async (c) => {
@@ -70,12 +51,12 @@ export function pairRoutes(deps: ApiDeps): Hono<ApiEnv> {
       { userId: c.var.user.id, ip: clientIp(c) },
       deps.now(),
     );
-    return c.json(info);
+    return c.json(unwrap(info));
   });
 
   app.post("/approve", requireUser(deps), async (c) => {
     const body = await readJson(c, PairApproveSchema);
-    const { runnerId } = await approvePairing(deps, body, c.var.user);
+    const { runnerId } = unwrap(await approvePairing(deps, body, c.var.user));
     return c.json({ ok: true, runnerId });
   });
 

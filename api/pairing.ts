@@ -13,16 +13,15 @@
 import { signRunnerToken } from "../relay/tokens.ts";
 import { randomId, sha256Hex } from "./crypto.ts";
 import { secretsEqual } from "../relay/secrets.ts";
-import { type ApiDeps, ApiError, type SessionUser, tooManyRequests } from "./http.ts";
-import { formatCode, generateCode, normalizeCode } from "./pairing_code.ts";
+import type { ApiDeps, SessionUser } from "./http.ts";
+import { formatCode, generateCode, normalizeCode, PAIRING_TTL_MS } from "./pairing_code.ts";
 import { addressSubject, type AttemptLimit, isRefusal, refundAttempt, takeAttempt } from "./rate_limit.ts";
-import { addRunnerCreate, addRunnerRekey, getRunnerEntry, type RunnerRecord } from "./runners.ts";
+import { type Failure, failure, type Limited, type Result, success } from "./result.ts";
+import { addRunnerCreate, addRunnerRekey, findOwnRunner, type OwnRunnerFailure } from "./runners.ts";
 
 /** Compared against when a polled code is unknown, so both answers take the same work. */
 const UNKNOWN_CODE_HASH = "0".repeat(64);
 
-/** How long a pairing can be approved and collected. */
-export const PAIRING_TTL_MS = 10 * 60 * 1000;
 /** Seconds a runner waits between polls. */
 export const POLL_INTERVAL_SECONDS = 5;
 /** Polls may come this much early (network jitter) before they count as too fast. */
@@ -96,6 +95,20 @@ export type PairingInfo =
     sameAddress: boolean;
   };
 
+/** Why `pair/start` was refused: the address started too many pairings. */
+export type StartFailure = Limited<"start_limited">;
+
+/** Why a typed code was refused (`pair/info`, `pair/approve`). */
+export type CodeFailure = Limited<"wrong_code_limited"> | Failure<"unknown_code" | "already_approved">;
+
+/** Why `pair/approve` was refused. */
+export type ApproveFailure = CodeFailure | OwnRunnerFailure;
+
+/** Why a poll was refused; `slow_down` is RFC 8628's answer to a poll that came too soon. */
+export type CheckFailure =
+  | Failure<"missing_poll_secret" | "not_a_code" | "unknown_poll">
+  | Limited<"slow_down">;
+
 function remainingMs(record: PairingRecord, now: number): number {
   return Math.max(1000, record.expiresAt - now);
 }
@@ -106,11 +119,9 @@ export async function startPairing(
   runner: RunnerDescription,
   ip: string,
   now: number,
-): Promise<PairingStarted> {
+): Promise<Result<PairingStarted, StartFailure>> {
   const start = await takeAttempt(kv, PAIR_STARTS_PER_IP, addressSubject(ip), now);
-  if (isRefusal(start)) {
-    throw tooManyRequests("too many pairings started from this address; try again later", start.retryAfterMs);
-  }
+  if (isRefusal(start)) return failure("start_limited", start.retryAfterMs);
   const pollSecret = randomId(32);
   const pollSecretHash = await sha256Hex(pollSecret);
   for (;;) {
@@ -133,38 +144,37 @@ export async function startPairing(
       .set(["pairings", record.code], record, { expireIn: PAIRING_TTL_MS })
       .commit();
     if (result.ok) {
-      return {
+      return success({
         code: formatCode(record.code),
         expiresAt: record.expiresAt,
         pollSecret,
         interval: POLL_INTERVAL_SECONDS,
-      };
+      });
     }
   }
 }
 
 /**
  * Looks up a live pairing by typed code for a signed-in user. Wrong codes
- * count toward the per-user limit (429 once used up), then 404. The attempt
- * is taken before the code is looked up, in one atomic step, so concurrent
- * guesses cannot all slip past the limit; it is given back when the code was right.
+ * count toward the per-user limit (`wrong_code_limited` once used up), then
+ * are `unknown_code`. The attempt is taken before the code is looked up, in
+ * one atomic step, so concurrent guesses cannot all slip past the limit; it
+ * is given back when the code was right.
  */
 async function findForUser(
   kv: Deno.Kv,
   input: string,
   userId: string,
   now: number,
-): Promise<Deno.KvEntry<PairingRecord>> {
+): Promise<Result<Deno.KvEntry<PairingRecord>, CodeFailure>> {
   const attempt = await takeAttempt(kv, WRONG_CODES_PER_USER, userId, now);
-  if (isRefusal(attempt)) {
-    throw tooManyRequests("too many wrong codes; try again later", attempt.retryAfterMs);
-  }
+  if (isRefusal(attempt)) return failure("wrong_code_limited", attempt.retryAfterMs);
   const code = normalizeCode(input);
   const entry = code ? await kv.get<PairingRecord>(["pairings", code]) : null;
-  if (!entry?.value || entry.value.expiresAt <= now) throw new ApiError(404, "unknown or expired code");
+  if (!entry?.value || entry.value.expiresAt <= now) return failure("unknown_code");
   await refundAttempt(kv, attempt, now);
-  if (entry.value.status !== "pending") throw new ApiError(409, "this code was already approved");
-  return entry as Deno.KvEntry<PairingRecord>;
+  if (entry.value.status !== "pending") return failure("already_approved");
+  return success(entry as Deno.KvEntry<PairingRecord>);
 }
 
 /** What is asking to be paired, for the approve page; `user.ip` is the approving browser's address. */
@@ -173,9 +183,11 @@ export async function pairingInfo(
   input: string,
   user: { userId: string; ip: string },
   now: number,
-): Promise<PairingInfo> {
-  const { value } = await findForUser(kv, input, user.userId, now);
-  return {
+): Promise<Result<PairingInfo, CodeFailure>> {
+  const found = await findForUser(kv, input, user.userId, now);
+  if (!found.ok) return found;
+  const { value } = found.value;
+  return success({
     sameAddress: value.ip === user.ip,
     code: formatCode(value.code),
     name: value.name,
@@ -184,36 +196,35 @@ export async function pairingInfo(
     ip: value.ip,
     requestedAt: value.requestedAt,
     expiresAt: value.expiresAt,
-  };
+  });
 }
 
 /**
  * Approves a pairing for `user`: registers a new runner, or with `runnerId`
  * re-pairs one of the user's runners (its old token revoked). Two concurrent
- * approvals of one code: exactly one wins, the other gets 409.
+ * approvals of one code: exactly one wins, the other gets `already_approved`.
  */
 export async function approvePairing(
   deps: ApiDeps,
   input: { code: string; runnerId?: string },
   user: SessionUser,
-): Promise<{ runnerId: string }> {
+): Promise<Result<{ runnerId: string }, ApproveFailure>> {
   const { kv, now } = deps;
   for (;;) {
     const time = now();
-    const entry = await findForUser(kv, input.code, user.id, time);
+    const found = await findForUser(kv, input.code, user.id, time);
+    if (!found.ok) return found;
+    const entry = found.value;
     const pairing = entry.value;
     const op = kv.atomic();
     let runnerId: string;
     if (input.runnerId !== undefined) {
-      const runnerEntry = await getRunnerEntry(kv, input.runnerId);
-      if (!runnerEntry.value) throw new ApiError(404, "runner not found");
-      if (runnerEntry.value.userId !== user.id) {
-        throw new ApiError(403, "this runner belongs to someone else");
-      }
+      const runner = await findOwnRunner(kv, input.runnerId, user.id);
+      if (!runner.ok) return runner;
       runnerId = input.runnerId;
       addRunnerRekey(
         op,
-        runnerEntry as Deno.KvEntry<RunnerRecord>,
+        runner.value,
         { jti: pairing.id, hostname: pairing.hostname ?? undefined, os: pairing.os ?? undefined },
         deps.config.runnerTokenTtlSeconds,
         time,
@@ -239,32 +250,19 @@ export async function approvePairing(
       .check(entry)
       .set(entry.key, approved, { expireIn: remainingMs(pairing, time) })
       .commit();
-    if (result.ok) return { runnerId };
+    if (result.ok) return success({ runnerId });
   }
 }
 
-/**
- * The refusal of a poll without its secret, worded for a client written from
- * the spec (which polls with the code alone): RFC 8628 §5.2 says the user code
- * must never release the token by itself, so the poll also needs the secret
- * that only the runner got back from `pair/start`.
- */
-export const MISSING_POLL_SECRET =
-  "missing X-Pair-Secret header: send the pollSecret that POST /api/devmode/pair/start returned, " +
-  "as X-Pair-Secret; the code alone never releases the runner token (RFC 8628 section 5.2)";
-
-/** The RFC 8628 `slow_down` answer to a poll that came too soon. */
-function slowDown(): ApiError {
-  return tooManyRequests("polling too fast", POLL_INTERVAL_SECONDS * 1000, {
-    status: "slow_down",
-    interval: POLL_INTERVAL_SECONDS,
-  });
+/** The RFC 8628 `slow_down` refusal of a poll that came too soon. */
+function slowDown(): Limited<"slow_down"> {
+  return failure("slow_down", POLL_INTERVAL_SECONDS * 1000);
 }
 
 /**
- * A runner's poll. Only a poll with the right secret is answered (403
- * without one; a wrong one is answered like an unknown code, 404) and counted
- * toward the interval (429 `slow_down` when faster).
+ * A runner's poll. Only a poll with the right secret is answered
+ * (`missing_poll_secret` without one; a wrong one is `unknown_poll`, like an
+ * unknown code) and counted toward the interval (`slow_down` when faster).
  * The runner token is handed out exactly once: the switch to `consumed` is a
  * KV atomic check on the record's versionstamp, and the token is signed only
  * after that commit succeeded.
@@ -273,11 +271,11 @@ export async function checkPairing(
   deps: ApiDeps,
   input: string,
   secret: string | undefined,
-): Promise<PairingStatus> {
+): Promise<Result<PairingStatus, CheckFailure>> {
   const { kv, config } = deps;
-  if (!secret) throw new ApiError(403, MISSING_POLL_SECRET);
+  if (!secret) return failure("missing_poll_secret");
   const code = normalizeCode(input);
-  if (!code) throw new ApiError(400, "code is not a pairing code");
+  if (!code) return failure("not_a_code");
   const time = deps.now();
   const entry = await kv.get<PairingRecord>(["pairings", code]);
   const record = entry.value;
@@ -288,10 +286,10 @@ export async function checkPairing(
     await sha256Hex(secret),
     record?.pollSecretHash ?? UNKNOWN_CODE_HASH,
   );
-  if (!record || !secretMatches) throw new ApiError(404, "unknown or expired code", { status: "expired" });
-  if (record.expiresAt <= time) return { status: "expired" };
+  if (!record || !secretMatches) return failure("unknown_poll");
+  if (record.expiresAt <= time) return success({ status: "expired" });
   if (record.lastPollAt !== null && time - record.lastPollAt < POLL_INTERVAL_SECONDS * 1000 - POLL_SLACK_MS) {
-    throw slowDown();
+    return slowDown();
   }
   const next: PairingRecord = {
     ...record,
@@ -302,12 +300,14 @@ export async function checkPairing(
     .check(entry)
     .set(entry.key, next, { expireIn: remainingMs(record, time) })
     .commit();
-  if (!result.ok) throw slowDown();
-  if (record.status !== "approved" || !record.approval) return { status: record.status } as PairingStatus;
+  if (!result.ok) return slowDown();
+  if (record.status !== "approved" || !record.approval) {
+    return success({ status: record.status } as PairingStatus);
+  }
   const { runnerId, userId, email } = record.approval;
   const runnerToken = await signRunnerToken(config.jwtSecret, { runnerId, userId, jti: record.id }, {
     now: new Date(time),
     ttlSeconds: config.runnerTokenTtlSeconds,
   });
-  return { status: "approved", relayUrl: config.relayUrl, runnerId, runnerToken, user: { email } };
+  return success({ status: "approved", relayUrl: config.relayUrl, runnerId, runnerToken, user: { email } });
 }

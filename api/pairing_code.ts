@@ -1,6 +1,7 @@
 /**
  * Pairing codes: 8 characters of Crockford base32 (no I, L, O, U), 40 bits
- * from `crypto.getRandomValues`, shown as `XXXX-XXXX`.
+ * from `crypto.getRandomValues`, shown as `XXXX-XXXX`, valid for 10 minutes.
+ * Browser-safe (no Deno APIs): the SPA's pairing page uses it too.
  *
  * @module
  */
@@ -9,6 +10,8 @@
 export const CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /** Characters in a code. */
 export const CODE_LENGTH = 8;
+/** How long a pairing (and so its code) can be approved and collected. */
+export const PAIRING_TTL_MS = 10 * 60 * 1000;
 
 /** A new random code, unformatted (`CODE_LENGTH` characters). */
 export function generateCode(): string {

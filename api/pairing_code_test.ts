@@ -17,7 +17,12 @@ Deno.test("generated codes use the alphabet and format as XXXX-XXXX", () => {
   equal(seen.size, 200);
 });
 
-Deno.test("normalizeCode: case, hyphens, spaces and look-alikes", () => {
+Deno.test("normalizeCode: case, hyphens, spaces and look-alikes; formatCode shows XXXX-XXXX", () => {
+  equal(normalizeCode(" k7qd-m2xp "), "K7QDM2XP");
+  equal(normalizeCode("k7qd m2xp"), "K7QDM2XP");
+  equal(formatCode(normalizeCode("k7qdm2xp") ?? ""), "K7QD-M2XP");
+  // People copy O for 0 and I or L for 1: folded, as Crockford base32 does.
+  equal(normalizeCode("k7qo-m2il"), "K7Q0M211");
   equal(normalizeCode("abcd-ef12"), "ABCDEF12");
   equal(normalizeCode(" ab cd ef 12 "), "ABCDEF12");
   equal(normalizeCode("ABCDEF12"), "ABCDEF12");

@@ -16,6 +16,7 @@
  */
 import type { RunnerIdentity } from "../relay/backend.ts";
 import { CLOCK_TOLERANCE_SECONDS } from "../relay/tokens.ts";
+import { type Failure, failure, type Result, success } from "./result.ts";
 
 /** A paired runner. */
 export interface RunnerRecord {
@@ -74,6 +75,21 @@ function revokedFor(ttlSeconds: number): number {
 /** Reads a runner record with its versionstamp. */
 export function getRunnerEntry(kv: Deno.Kv, runnerId: string): Promise<Deno.KvEntryMaybe<RunnerRecord>> {
   return kv.get<RunnerRecord>(["runners", runnerId]);
+}
+
+/** Why {@linkcode findOwnRunner} refused. */
+export type OwnRunnerFailure = Failure<"runner_not_found" | "runner_not_yours">;
+
+/** Reads a runner that must belong to `userId`. */
+export async function findOwnRunner(
+  kv: Deno.Kv,
+  runnerId: string,
+  userId: string,
+): Promise<Result<Deno.KvEntry<RunnerRecord>, OwnRunnerFailure>> {
+  const entry = await getRunnerEntry(kv, runnerId);
+  if (!entry.value) return failure("runner_not_found");
+  if (entry.value.userId !== userId) return failure("runner_not_yours");
+  return success(entry as Deno.KvEntry<RunnerRecord>);
 }
 
 /** Adds the writes that register a new runner to `op` (fails the commit if the id is taken). */

@@ -5,7 +5,7 @@
  * @module
  */
 import { join } from "node:path";
-import { createApi } from "./app.ts";
+import { type ApiOptions, createApi } from "./app.ts";
 import { type AppConfig, type Env, loadAppConfig } from "./config.ts";
 import { CLIENT_IP_HEADER } from "./http.ts";
 import { createKvRelayBackend } from "./relay_backend.ts";
@@ -31,6 +31,8 @@ export interface StartAppOptions {
   relayLog?: RelayLog;
   /** Called once with the bound address, for the startup message. */
   onListen?: (app: { url: string; config: AppConfig }) => void;
+  /** Options of the API (tests check its answers against the contract). */
+  api?: ApiOptions;
 }
 
 /** A running app. */
@@ -61,7 +63,7 @@ export async function startApp(options: StartAppOptions = {}): Promise<StartedAp
   const config = loadAppConfig(env, server.addr.port);
   config.notices.push(...secureDataDir(config.dataDir, config.kvUrl));
   const kv = await Deno.openKv(config.kvUrl);
-  const api = createApi({ config, kv, now });
+  const api = createApi({ config, kv, now }, options.api);
   const caps = new ConnectionCaps(config.edge);
   const relay = createRelay({
     jwtSecret: config.jwtSecret,

@@ -5,31 +5,14 @@
  * @module
  */
 import { Hono } from "hono";
-import * as v from "valibot";
-import { MAX_IDEA_ID_LENGTH, RunnerIdSchema, SessionIdSchema } from "../relay/protocol.ts";
 import { signClientToken } from "../relay/tokens.ts";
+import { CreateSessionSchema, type RecentSession } from "./contract.ts";
 import { randomId } from "./crypto.ts";
-import { createDevSession, type DevSession, getDevSession, listDevSessions } from "./devmode_sessions.ts";
+import { createDevSession, type DevSession, findOwnSession, listDevSessions } from "./devmode_sessions.ts";
 import { type ApiDeps, type ApiEnv, ApiError, readJson } from "./http.ts";
 import { requireUser } from "./middleware.ts";
+import { unwrap } from "./refusals.ts";
 import { getDefaultRunner, getRunnerEntry } from "./runners.ts";
-
-/** Body of `POST /api/devmode/sessions`. */
-export const CreateSessionSchema = v.object({
-  ideaId: v.pipe(
-    v.string("ideaId is required"),
-    v.minLength(1, "ideaId is required"),
-    v.maxLength(MAX_IDEA_ID_LENGTH),
-  ),
-  runnerId: v.optional(RunnerIdSchema),
-  sessionId: v.optional(SessionIdSchema),
-});
-
-/** What a client sends to `POST /api/devmode/sessions` (`runnerId` is left out, never `null`, for "no runner named"). */
-export type CreateSessionBody = v.InferInput<typeof CreateSessionSchema>;
-
-/** A session as `GET /api/devmode/sessions` lists it (`runnerId` is `null` when none was named). */
-export type RecentSession = Pick<DevSession, "sessionId" | "ideaId" | "runnerId" | "createdAt">;
 
 /** The session routes, mounted at `/api/devmode/sessions`. */
 export function sessionRoutes(deps: ApiDeps): Hono<ApiEnv> {
@@ -44,20 +27,19 @@ export function sessionRoutes(deps: ApiDeps): Hono<ApiEnv> {
       const runner = (await getRunnerEntry(kv, body.runnerId)).value;
       if (!runner || runner.userId !== user.id) throw new ApiError(403, "runner is not one of yours");
     }
-    let session: DevSession | null;
+    let session: DevSession;
     if (body.sessionId !== undefined) {
-      session = await getDevSession(kv, body.sessionId);
-      if (!session) throw new ApiError(404, "session not found");
-      if (session.userId !== user.id) throw new ApiError(403, "this session belongs to someone else");
+      session = unwrap(await findOwnSession(kv, body.sessionId, user.id));
     } else {
       // No runner named: the one the user marked as default, else none, and the relay picks the
       // runner paired longest ago. Never the newest: that may be one approved through a phishing link.
-      session = await createDevSession(kv, {
+      const created = await createDevSession(kv, {
         userId: user.id,
         ideaId: body.ideaId,
         runnerId: body.runnerId ?? await getDefaultRunner(kv, user.id),
         now: deps.now(),
       });
+      session = unwrap(created);
     }
     const runnerId = body.runnerId ?? session.runnerId ?? undefined;
     const token = await signClientToken(config.jwtSecret, {

@@ -16,8 +16,23 @@
  *
  * @module
  */
+import { decodeJwt } from "jose";
+import type { MiddlewareHandler } from "hono";
+import { matchedRoutes } from "hono/route";
+import * as v from "valibot";
+import { describeIssues } from "../relay/protocol.ts";
+import {
+  type CreateSessionBody,
+  type PairStarted,
+  responseSchema,
+  routeContract,
+  type RunnerOk,
+  type SessionTicket,
+  type UserAnswer,
+} from "./contract.ts";
 import { randomId } from "./crypto.ts";
 import type { Env } from "./config.ts";
+import type { ApiEnv } from "./http.ts";
 import { startApp, type StartAppOptions, type StartedApp } from "./server.ts";
 
 export type { StartedApp };
@@ -104,7 +119,7 @@ export async function signup(
   if (response.status !== 201) throw new Error(`signup: ${response.status} ${text}`);
   const cookie = sessionCookie(response);
   if (!cookie) throw new Error("signup: no session cookie");
-  const { user } = JSON.parse(text) as { user: { id: string; email: string } };
+  const { user } = JSON.parse(text) as UserAnswer;
   return { cookie, userId: user.id, email: user.email, password };
 }
 
@@ -119,12 +134,7 @@ export async function login(baseUrl: string, email: string, password: string): P
 }
 
 /** Answer of `pair/start`. */
-export interface StartedPairing {
-  code: string;
-  expiresAt: number;
-  pollSecret: string;
-  interval: number;
-}
+export type StartedPairing = PairStarted;
 
 /** Starts a pairing as a runner would. */
 export function startPairing(
@@ -140,7 +150,7 @@ export function approvePairing(
   cookie: string,
   code: string,
   runnerId?: string,
-): Promise<{ ok: true; runnerId: string }> {
+): Promise<RunnerOk> {
   return apiJson(baseUrl, "/api/devmode/pair/approve", { cookie, body: { code, runnerId } });
 }
 
@@ -182,27 +192,22 @@ export async function pairRunner(
     throw new Error(`pairRunner: ${status} ${JSON.stringify(body)}`);
   }
   const runnerToken = body.runnerToken as string;
-  const payload = JSON.parse(atob(runnerToken.split(".")[1].replaceAll("-", "+").replaceAll("_", "/")));
   return {
     runnerId: body.runnerId as string,
     runnerToken,
     relayUrl: body.relayUrl as string,
-    jti: payload.jti,
+    jti: decodeJwt(runnerToken).jti as string,
   };
 }
 
 /** A client token for a session. */
-export interface CreatedSession {
-  relayUrl: string;
-  sessionId: string;
-  token: string;
-}
+export type CreatedSession = SessionTicket;
 
 /** Mints a client token: a new session, or with `sessionId` a fresh token for an existing one. */
 export function createSession(
   baseUrl: string,
   cookie: string,
-  body: { ideaId: string; runnerId?: string; sessionId?: string } = { ideaId: "test-idea" },
+  body: CreateSessionBody = { ideaId: "test-idea" },
 ): Promise<CreatedSession> {
   return apiJson(baseUrl, "/api/devmode/sessions", { cookie, body, expected: 201 });
 }
@@ -213,6 +218,51 @@ export async function revokeRunner(baseUrl: string, cookie: string, runnerId: st
     cookie,
     method: "DELETE",
   });
+}
+
+/** Checks the API's answers against the contract (`api/contract.ts`). */
+export interface ContractChecker {
+  /** For `createApi`'s `around` option: records a nonconforming answer and replaces it with a 500 naming it. */
+  middleware: MiddlewareHandler<ApiEnv>;
+  /** Every nonconforming answer so far, as `METHOD path → status: problem`. */
+  violations: string[];
+  /** Throws when any answer left its schema (also those the test never read). */
+  assertConforming(): void;
+}
+
+/** A {@linkcode ContractChecker}: every test app has one, so every API test exercises the schemas. */
+export function contractChecker(): ContractChecker {
+  const violations: string[] = [];
+  const problem = async (res: Response, route: ReturnType<typeof routeContract>) => {
+    if (!route) return null;
+    const schema = responseSchema(route, res.status);
+    if (schema === undefined) return "status not in the contract";
+    if (schema === null) return null;
+    let body: unknown;
+    try {
+      body = JSON.parse(await res.clone().text());
+    } catch {
+      return "body is not JSON";
+    }
+    const result = v.safeParse(schema, body);
+    return result.success ? null : describeIssues(result.issues);
+  };
+  return {
+    violations,
+    middleware: async (c, next) => {
+      await next();
+      // The last route that matched with a method of its own is the handler (middleware is `ALL`).
+      const handler = matchedRoutes(c).findLast((route) => route.method !== "ALL");
+      const found = await problem(c.res, handler && routeContract(handler.method, handler.path));
+      if (found === null) return;
+      const violation = `${c.req.method} ${c.req.path} → ${c.res.status}: ${found}`;
+      violations.push(violation);
+      c.res = c.json({ error: `contract violation: ${violation}` }, 500);
+    },
+    assertConforming() {
+      if (violations.length > 0) throw new Error(`answers left the contract:\n${violations.join("\n")}`);
+    },
+  };
 }
 
 /** Options of {@linkcode startTestApp}. */
@@ -231,9 +281,11 @@ export async function startTestApp(options: StartTestAppOptions = {}): Promise<S
   const ownDataDir = !options.env?.DEVMODE_DATA_DIR;
   const dataDir = options.env?.DEVMODE_DATA_DIR ?? await Deno.makeTempDir({ prefix: "coda-test-" });
   const quiet: RelayLog = () => {};
+  const contract = contractChecker();
   const app = await startApp({
     relayLog: Deno.env.get("CODA_TEST_LOGS") === "1" ? undefined : quiet,
     ...options,
+    api: { around: contract.middleware },
     env: { HOST: "127.0.0.1", PORT: "0", ...options.env, DEVMODE_DATA_DIR: dataDir },
   });
   return {
@@ -241,6 +293,7 @@ export async function startTestApp(options: StartTestAppOptions = {}): Promise<S
     async close() {
       await app.close();
       if (ownDataDir) await Deno.remove(dataDir, { recursive: true });
+      contract.assertConforming();
     },
   };
 }

@@ -9,23 +9,13 @@
  *
  * @module
  */
+import type { IngestBody } from "../api/contract.ts";
 import { utf8Length } from "../relay/utf8.ts";
 import { backoffDelay } from "../relay/backoff.ts";
 import type { Logger } from "./log.ts";
 
 /** One recorded piece of output, `t` when it was produced (ms since the epoch). */
-export interface RecordedChunk {
-  t: number;
-  data: string;
-}
-
-/** The ingest request body. */
-export interface IngestBody {
-  sessionId: string;
-  cols: number;
-  rows: number;
-  chunks: RecordedChunk[];
-}
+export type RecordedChunk = IngestBody["chunks"][number];
 
 /** Options of {@linkcode Recorder}. */
 export interface RecorderOptions {

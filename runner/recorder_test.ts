@@ -1,5 +1,6 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { type IngestBody, Recorder } from "./recorder.ts";
+import type { IngestBody } from "../api/contract.ts";
+import { Recorder } from "./recorder.ts";
 import { silentLogger } from "./log.ts";
 import { waitFor } from "./_testing.ts";
 

@@ -5,10 +5,24 @@
  *
  * @module
  */
-import type { RunnerView } from "../../api/runners.ts";
-import type { PairingInfo } from "../../api/pairing.ts";
-import type { LogSummary } from "../../api/logs.ts";
-import type { CreateSessionBody, RecentSession as ListedSession } from "../../api/session_routes.ts";
+// Types only: the contract's schemas (and valibot) stay out of the browser bundle.
+import type {
+  CreateSessionBody,
+  DevmodeConfig,
+  LogSummary,
+  MeAnswer,
+  OkAnswer,
+  PairInfo,
+  RecentSession,
+  RunnerOk,
+  RunnerUpdated,
+  RunnerView,
+  SessionTicket,
+  User,
+  UserAnswer,
+} from "../../api/contract.ts";
+
+export type { DevmodeConfig, PairInfo, RecentSession, SessionTicket, User };
 
 /** A non-2xx answer (or no answer: `status` 0). */
 export class ApiError extends Error {
@@ -24,36 +38,11 @@ export class ApiError extends Error {
   }
 }
 
-/** The signed-in user. */
-export interface User {
-  id: string;
-  email: string;
-}
-
-/** A paired runner as listed to its owner (the API's own type). */
+/** A paired runner as listed to its owner. */
 export type Runner = RunnerView;
-
-/** What a pairing code would authorize (`pair/info`). */
-export type PairInfo = PairingInfo;
-
-/** A ticket for a terminal session. */
-export interface SessionTicket {
-  relayUrl: string;
-  sessionId: string;
-  token: string;
-}
-
-/** A session the user opened recently (the API's own type: `runnerId` is `null` when none was named). */
-export type RecentSession = ListedSession;
 
 /** A recorded session. */
 export type Recording = LogSummary;
-
-/** Public configuration. */
-export interface DevmodeConfig {
-  relayEnabled: boolean;
-  relayUrl: string;
-}
 
 async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
   let response: Response;
@@ -86,40 +75,31 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
   return json as T;
 }
 
-/** Lists that may come bare or wrapped in an object (`{runners: [...]}`). */
-function list<T>(value: unknown, key: string): T[] {
-  if (Array.isArray(value)) return value as T[];
-  if (value && typeof value === "object" && Array.isArray((value as Record<string, unknown>)[key])) {
-    return (value as Record<string, T[]>)[key];
-  }
-  return [];
-}
-
 /** The API calls the pages make. */
 export const api = {
-  me: () => request<{ user: User }>("GET", "/api/auth/me").then((r) => r.user),
+  me: () => request<MeAnswer>("GET", "/api/auth/me").then((r) => r.user),
   signup: (email: string, password: string) =>
-    request<{ user: User }>("POST", "/api/auth/signup", { email, password }).then((r) => r.user),
+    request<UserAnswer>("POST", "/api/auth/signup", { email, password }).then((r) => r.user),
   login: (email: string, password: string) =>
-    request<{ user: User }>("POST", "/api/auth/login", { email, password }).then((r) => r.user),
-  logout: () => request<unknown>("POST", "/api/auth/logout", {}),
+    request<UserAnswer>("POST", "/api/auth/login", { email, password }).then((r) => r.user),
+  logout: () => request<OkAnswer>("POST", "/api/auth/logout", {}),
   config: () => request<DevmodeConfig>("GET", "/api/devmode/config"),
   pairInfo: (code: string) =>
     request<PairInfo>("GET", `/api/devmode/pair/info?code=${encodeURIComponent(code)}`),
-  pairApprove: (code: string) =>
-    request<{ ok: true; runnerId: string }>("POST", "/api/devmode/pair/approve", { code }),
-  runners: () => request<unknown>("GET", "/api/devmode/runners").then((r) => list<Runner>(r, "runners")),
+  pairApprove: (code: string) => request<RunnerOk>("POST", "/api/devmode/pair/approve", { code }),
+  runners: () => request<Runner[]>("GET", "/api/devmode/runners"),
   renameRunner: (runnerId: string, name: string) =>
-    request<unknown>("PATCH", `/api/devmode/runners/${encodeURIComponent(runnerId)}`, { name }),
+    request<RunnerUpdated>("PATCH", `/api/devmode/runners/${encodeURIComponent(runnerId)}`, { name }),
   /** Marks the runner as where new terminals go (`true`), or clears that mark (`false`). */
   setDefaultRunner: (runnerId: string, isDefault: boolean) =>
-    request<unknown>("PATCH", `/api/devmode/runners/${encodeURIComponent(runnerId)}`, { default: isDefault }),
+    request<RunnerUpdated>("PATCH", `/api/devmode/runners/${encodeURIComponent(runnerId)}`, {
+      default: isDefault,
+    }),
   revokeRunner: (runnerId: string) =>
-    request<unknown>("DELETE", `/api/devmode/runners/${encodeURIComponent(runnerId)}`),
+    request<RunnerOk>("DELETE", `/api/devmode/runners/${encodeURIComponent(runnerId)}`),
   createSession: (body: CreateSessionBody) => request<SessionTicket>("POST", "/api/devmode/sessions", body),
-  recentSessions: () =>
-    request<unknown>("GET", "/api/devmode/sessions").then((r) => list<RecentSession>(r, "sessions")),
-  recordings: () => request<unknown>("GET", "/api/devmode/logs").then((r) => list<Recording>(r, "logs")),
+  recentSessions: () => request<RecentSession[]>("GET", "/api/devmode/sessions"),
+  recordings: () => request<Recording[]>("GET", "/api/devmode/logs"),
   /** The asciicast v2 text of a recording. */
   async recording(sessionId: string): Promise<string> {
     const response = await fetch(`/api/devmode/logs/${encodeURIComponent(sessionId)}`, {

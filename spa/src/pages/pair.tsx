@@ -6,28 +6,20 @@
  */
 import type { JSX } from "preact";
 import { useEffect, useState } from "preact/hooks";
+import { CODE_LENGTH, formatCode, normalizeCode, PAIRING_TTL_MS } from "../../../api/pairing_code.ts";
 import { api, ApiError, formatTime, type PairInfo } from "../api.ts";
 import type { PageProps } from "../app.tsx";
 import { Link } from "../router.tsx";
 
-/** Upper-cases and drops spaces/hyphens: the API accepts either form, people type both. */
-export function normalizeCode(input: string): string {
-  return input.toUpperCase().replace(/[\s-]+/g, "");
-}
-
-/** `ABCDEFGH` → `ABCD-EFGH` for display. */
-export function formatCode(code: string): string {
-  const plain = normalizeCode(code);
-  return plain.length > 4 ? `${plain.slice(0, 4)}-${plain.slice(4)}` : plain;
-}
+const CODE_MINUTES = PAIRING_TTL_MS / 60_000;
 
 function describePairError(error: unknown): string {
   if (!(error instanceof ApiError)) return "Something went wrong. Try again.";
   switch (error.status) {
     case 400:
-      return "That does not look like a pairing code. Codes have 8 letters and digits, like K7QD-M2XP.";
+      return `That does not look like a pairing code. Codes have ${CODE_LENGTH} letters and digits, like K7QD-M2XP.`;
     case 404:
-      return "That code is wrong or has expired. Check the code your runner shows; codes last 10 minutes.";
+      return `That code is wrong or has expired. Check the code your runner shows; codes last ${CODE_MINUTES} minutes.`;
     case 409:
       return "This code was already approved. Start the runner again for a new code if it is not paired.";
     case 429:
@@ -46,8 +38,12 @@ type Step =
 
 /** The pairing page. */
 export function PairPage(props: PageProps): JSX.Element {
-  const [code, setCode] = useState(() => formatCode(props.query.get("code") ?? ""));
-  const fromLink = normalizeCode(props.query.get("code") ?? "").length > 0;
+  const linked = props.query.get("code") ?? "";
+  const [code, setCode] = useState(() => {
+    const plain = normalizeCode(linked);
+    return plain ? formatCode(plain) : linked;
+  });
+  const fromLink = linked.trim() !== "";
   const [step, setStep] = useState<Step>({ kind: "enter" });
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -55,8 +51,8 @@ export function PairPage(props: PageProps): JSX.Element {
   const lookUpCode = async (entered: string) => {
     setError(null);
     const plain = normalizeCode(entered);
-    if (plain.length !== 8) {
-      setError("Enter the 8-character code your runner shows, like K7QD-M2XP.");
+    if (plain === null) {
+      setError(`Enter the ${CODE_LENGTH}-character code your runner shows, like K7QD-M2XP.`);
       return;
     }
     setBusy(true);
