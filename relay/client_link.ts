@@ -11,9 +11,9 @@
  * @module
  */
 import { checkUpgrade, jsonError, refuseLink, type RelayContext, upgrade } from "./context.ts";
-import { closeSocket, frameSize } from "./frames.ts";
+import { closeSocket, frameSize, trySend } from "./frames.ts";
 import { ClientPeer } from "./peers.ts";
-import { CloseCode, decodeClientMessage, parseClientLinkOptions } from "./protocol.ts";
+import { CloseCode, decodeClientMessage, encode, parseClientLinkOptions } from "./protocol.ts";
 import { type ClientClaims, TokenError, verifyClientToken } from "./tokens.ts";
 
 /** The app's records (used tokens, sign-outs) could not be read: refused, never let in unchecked. */
@@ -105,6 +105,12 @@ export async function acceptClient(ctx: RelayContext, req: Request, release: () 
     if (client.state === "closed") return;
     const decoded = decodeClientMessage(event.data);
     if (!decoded.ok) return strike("malformed");
+    // Answered here, whether or not a runner is attached: the pong is about this link only. Not past the
+    // client's buffer cap, so a peer that pings without reading cannot make the relay hold its pongs.
+    if (decoded.value.type === "ping") {
+      if (socket.bufferedAmount > ctx.limits.maxClientBufferedBytes) return;
+      return void trySend(socket, encode({ type: "pong", t: decoded.value.t }));
+    }
     if (decoded.value.sessionId !== client.sessionId) return strike("foreign_session");
     ctx.broker.fromClient(client, decoded.value, bytes);
   };

@@ -9,7 +9,8 @@
  * - client link (`/client?token=…`): carries exactly one session. The spec's
  *   messages (`stdin`, `resize`, `record`, `pick-cwd` in; `stdout`, `meta` out)
  *   work with nothing else. Extras (`ack`, binary frames) are opted into with
- *   query parameters, see {@linkcode ClientLinkOptions}.
+ *   query parameters, see {@linkcode ClientLinkOptions}; a client that sends a
+ *   `ping` gets a `pong`, one that never does gets none.
  * - runner link (`/runner`): multiplexes every session of one runner and adds
  *   control messages (`attach`, `detach`, `attached`, `ack`, `end`, …).
  *
@@ -87,6 +88,24 @@ export const KillSchema = v.object({
   sessionId: SessionIdSchema,
 });
 
+/**
+ * Application heartbeat, from a runner or (optionally) a client. The relay (or
+ * `coda-runner serve`) answers {@linkcode PongSchema} at once, echoing `t`, so
+ * the sender notices a link that went silent (WebSocket pings are invisible to
+ * a page's and a runner's code) and can measure the round trip. It carries no
+ * `sessionId`: it is about the link, and is never forwarded.
+ */
+export const PingSchema = v.object({
+  type: v.literal("ping"),
+  t: v.optional(v.number()),
+});
+
+/** The answer to {@linkcode PingSchema}, to whichever peer sent it. */
+export const PongSchema = v.object({
+  type: v.literal("pong"),
+  t: v.optional(v.number()),
+});
+
 /** Any message a client may send. */
 export const ClientMessageSchema = v.variant("type", [
   StdinSchema,
@@ -95,6 +114,7 @@ export const ClientMessageSchema = v.variant("type", [
   PickCwdSchema,
   AckSchema,
   KillSchema,
+  PingSchema,
 ]);
 /** Any message a client may send. */
 export type ClientMessage = v.InferOutput<typeof ClientMessageSchema>;
@@ -128,7 +148,7 @@ export const MetaSchema = v.object({
 });
 
 /** Messages a client receives. */
-export const ServerMessageSchema = v.variant("type", [StdoutSchema, MetaSchema]);
+export const ServerMessageSchema = v.variant("type", [StdoutSchema, MetaSchema, PongSchema]);
 /** Messages a client receives. */
 export type ServerMessage = v.InferOutput<typeof ServerMessageSchema>;
 
@@ -190,21 +210,6 @@ export const ErrorSchema = v.object({
   sessionId: v.optional(SessionIdSchema),
   code: v.string(),
   message: v.string(),
-});
-
-/**
- * Runner → relay heartbeat. The relay answers {@linkcode PongSchema} at once
- * (echoing `t`), so a runner notices a dead link within 60 s even when idle.
- */
-export const PingSchema = v.object({
-  type: v.literal("ping"),
-  t: v.optional(v.number()),
-});
-
-/** Relay → runner: the answer to {@linkcode PingSchema}. */
-export const PongSchema = v.object({
-  type: v.literal("pong"),
-  t: v.optional(v.number()),
 });
 
 /** Messages the relay sends a runner. */

@@ -40,7 +40,7 @@ Usage:
   coda-runner                 pair this machine if needed, then connect and wait for sessions
   coda-runner pair            pair again (a new code to approve in the app)
   coda-runner status          show the account, runner, relay, token expiry and whether the relay accepts it
-  coda-runner logout          forget the stored credentials
+  coda-runner logout          revoke this runner in the app and forget its credentials
   coda-runner serve           serve terminals directly (manual URL fallback, no relay)
       --port N                port to listen on (default 7681)
       --host H                interface to listen on (default 127.0.0.1)
@@ -63,6 +63,7 @@ Environment:
   CODA_TMUX_SOCKET            tmux socket name (default coda): tmux -L coda attach -t coda-<session>
   DEVMODE_SESSION_GRACE       how long a session without clients lives (default 15m)
   CODA_REPLAY_BYTES           replay buffer per session (default 1MiB)
+  BROWSER                     the program that opens the pairing link on Enter (default: the OS's)
 `;
 
 const COMMANDS: Record<string, Command> = {

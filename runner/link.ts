@@ -185,6 +185,8 @@ export class RelayLink implements SessionSink {
       });
       this.#socket = socket;
       let refusedStatus: number | undefined;
+      let opened = false;
+      let connectError: string | undefined;
       onRefusedUpgrade(socket, (status) => {
         refusedStatus = status;
         log.warn("the relay refused the connection", { status });
@@ -227,6 +229,7 @@ export class RelayLink implements SessionSink {
       this.#wake = () => finish();
 
       socket.onopen = () => {
+        opened = true;
         clearTimeout(connectTimer);
         lastFrameAt = Date.now();
       };
@@ -253,8 +256,9 @@ export class RelayLink implements SessionSink {
         carriedTraffic = welcomed;
         void handler.onMessage(message);
       };
-      socket.onerror = () => {
+      socket.onerror = (event) => {
         // A close event always follows; it decides what happens next.
+        connectError = describeSocketError(event);
       };
       socket.onclose = (event) => {
         const reason = refusedStatus === undefined ? closeReason(event.code) : refusalReason(refusedStatus);
@@ -265,13 +269,34 @@ export class RelayLink implements SessionSink {
           this.stop(reason);
           return;
         }
-        if (!this.#stopped) {
+        // A refused upgrade was reported when it came. 1006 from a link that never opened says
+        // nothing, so the socket's error says why it did not.
+        const unexplained = !this.#stopped && refusedStatus === undefined;
+        if (unexplained && opened) {
           log.warn("lost the relay link", { code: event.code, reason: event.reason || undefined });
+        } else if (unexplained) {
+          log.warn(`cannot connect to ${this.#options.relayUrl}: ${connectError ?? "no answer"}`);
         }
         finish();
       };
     });
   }
+}
+
+/** Why a connection could not be made, from the `ws` error event: its system error code in words. */
+function describeSocketError(event: Event): string {
+  const error = (event as Event & { error?: { code?: unknown; message?: unknown } }).error;
+  const words: Record<string, string> = {
+    ECONNREFUSED: "connection refused (is the relay running, and is RELAY_URL right?)",
+    ENOTFOUND: "no such host (check RELAY_URL)",
+    EAI_AGAIN: "the host name could not be resolved (check the network and RELAY_URL)",
+    ETIMEDOUT: "the connection timed out",
+    ECONNRESET: "the connection was reset",
+    EHOSTUNREACH: "the host is unreachable",
+    ENETUNREACH: "the network is unreachable",
+  };
+  if (typeof error?.code === "string" && Object.hasOwn(words, error.code)) return words[error.code];
+  return typeof error?.message === "string" && error.message ? error.message : "the connection failed";
 }
 
 /**

@@ -197,3 +197,28 @@ Deno.test("link: relay restarts seconds apart after real traffic keep the first 
   const idle = await reconnectDelays([], 4);
   assertEquals(idle, [19, 39, 79, 159]);
 });
+
+Deno.test("link: a relay that is not there is reported as such, not as a lost link", async () => {
+  // A port that was just free: nothing listens on it.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const url = `ws://127.0.0.1:${listener.addr.port}`;
+  listener.close();
+  const lines: string[] = [];
+  const link = new RelayLink({
+    relayUrl: url,
+    runnerToken: "header.payload.sig",
+    log: createLogger({ write: (line) => lines.push(line) }),
+    backoff: { initialMs: 5, maxMs: 10 },
+    handler: { onMessage() {}, onUp() {}, onDown() {} },
+  });
+  const done = link.run();
+  try {
+    await waitFor(() => lines.length >= 2, "two connection attempts");
+    const warning = lines.find((line) => line.startsWith("warn: "));
+    assert(warning?.startsWith(`warn: cannot connect to ${url}: connection refused`), lines.join("\n"));
+    assert(!lines.some((line) => line.includes("lost the relay link")), lines.join("\n"));
+  } finally {
+    link.stop();
+    assertEquals(await done, "stopped");
+  }
+});

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { delimiter, join } from "node:path";
 import { peekExpiry } from "../relay/tokens.ts";
 import { type CliArgs, parseCliArgs, USAGE, UsageError } from "./cli_args.ts";
 import { type Env, loadRunnerEnv, RunnerConfigError, type RunnerEnvConfig } from "./config.ts";
@@ -23,12 +24,23 @@ import { VERSION } from "./version.ts";
 /** Exit codes. */
 export const ExitCode = { OK: 0, ERROR: 1, USAGE: 2, REFUSED: 3, INTERRUPTED: 130 } as const;
 
+/** What the CLI knows about the terminal it runs in. */
+export interface TerminalFacts {
+  /** Standard input is a terminal: someone can press Enter. */
+  interactive: boolean;
+  /** The terminal's height in lines, when standard output is one. */
+  rows?: number;
+}
+
 /** Where the CLI writes: user-facing text to `out`, logs and errors to `err`; `ask` reads an answer. */
 export interface CliIo {
   out(text: string): void;
   err(text: string): void;
   /** Shows `question` and resolves the line typed in answer, or `null` when there is no input. */
   ask(question: string): Promise<string | null>;
+  /** Resolves the next line typed, or `null` when there is no input. */
+  readLine(): Promise<string | null>;
+  terminal(): TerminalFacts;
 }
 
 /** Set to `1`, keeps a new pairing without asking (like `--yes`), for unattended installs. */
@@ -50,14 +62,98 @@ async function readStdinLine(): Promise<string | null> {
   }
 }
 
+let pendingLine: Promise<string | null> | undefined;
+
+/**
+ * The next line of standard input, one read at a time: a line the Enter-to-open offer was still
+ * waiting for when pairing finished goes to the question that follows instead.
+ */
+function nextStdinLine(): Promise<string | null> {
+  pendingLine ??= readStdinLine().finally(() => pendingLine = undefined);
+  return pendingLine;
+}
+
+function terminalRows(): number | undefined {
+  if (!Deno.stdout.isTerminal()) return undefined;
+  try {
+    return Deno.consoleSize().rows;
+  } catch {
+    return undefined;
+  }
+}
+
 const processIo: CliIo = {
   out: (text) => Deno.stdout.writeSync(encoder.encode(text + "\n")),
   err: (text) => Deno.stderr.writeSync(encoder.encode(text + "\n")),
   ask: (question) => {
     Deno.stdout.writeSync(encoder.encode(`${question} `));
-    return readStdinLine();
+    return nextStdinLine();
   },
+  readLine: nextStdinLine,
+  terminal: () => ({ interactive: Deno.stdin.isTerminal(), rows: terminalRows() }),
 };
+
+/** Whether an executable `name` is on `PATH`. */
+async function onPath(name: string, env: Env): Promise<boolean> {
+  for (const dir of (env.PATH ?? "").split(delimiter)) {
+    if (!dir) continue;
+    const info = await Deno.stat(join(dir, name)).catch(() => undefined);
+    if (info?.isFile && ((info.mode ?? 0o111) & 0o111) !== 0) return true;
+  }
+  return false;
+}
+
+/**
+ * The command that opens a URL in a browser here (the URL is its last argument), or `undefined`
+ * where none can: `$BROWSER` when set, as `gh` and `git` honor it; else `open` on macOS (not over
+ * SSH, where it would open on the remote screen), `start` on Windows, and `xdg-open` elsewhere
+ * when there is a display to open on.
+ */
+export async function browserOpener(
+  env: Env,
+  os: typeof Deno.build.os = Deno.build.os,
+): Promise<string[] | undefined> {
+  if (env.BROWSER?.trim()) return [env.BROWSER.trim()];
+  if (os === "windows") return ["cmd", "/c", "start", ""];
+  if (os === "darwin") return env.SSH_CONNECTION || env.SSH_TTY ? undefined : ["open"];
+  if (!env.DISPLAY && !env.WAYLAND_DISPLAY) return undefined;
+  return await onPath("xdg-open", env) ? ["xdg-open"] : undefined;
+}
+
+/** Opens `url` with `opener`; resolves whether that worked (a browser it starts may run on). */
+function openInBrowser(opener: string[], url: string): Promise<boolean> {
+  try {
+    const child = new Deno.Command(opener[0], {
+      args: [...opener.slice(1), url],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    return child.status.then((status) => status.success, () => false);
+  } catch {
+    return Promise.resolve(false);
+  }
+}
+
+/** Until `pairing` settles, each Enter opens the current link in the browser; pairing goes on regardless. */
+async function openOnEnter(
+  ctx: CommandContext,
+  opener: string[],
+  currentLink: () => string | undefined,
+  pairing: Promise<unknown>,
+): Promise<void> {
+  const settled = pairing.then(() => "settled" as const, () => "settled" as const);
+  for (;;) {
+    const line = await Promise.race([ctx.io.readLine(), settled]);
+    if (line === "settled" || line === null) return;
+    const link = currentLink();
+    if (!link) continue;
+    ctx.io.out("Opening the link in your browser…");
+    void openInBrowser(opener, link).then((opened) => {
+      if (!opened) ctx.io.out(`Could not open a browser; open ${link} yourself.`);
+    });
+  }
+}
 
 /** What a command needs. */
 interface CommandContext {
@@ -124,12 +220,17 @@ function unlessAborted<T>(answer: Promise<T>, signal: AbortSignal): Promise<T> {
   return Promise.race([answer, aborted(signal).then(() => Promise.reject(signal.reason))]);
 }
 
+/** `--yes` or {@linkcode ASSUME_YES_ENV}: nobody is expected to answer or press anything. */
+function unattended(ctx: CommandContext): boolean {
+  return ctx.args.assumeYes || ctx.env[ASSUME_YES_ENV] === "1";
+}
+
 /**
  * Whether the user keeps a pairing with `email`: a leaked or phished code may have been approved
  * by someone else's account, and this machine's terminals would then be theirs.
  */
 async function keepPairing(ctx: CommandContext, email: string): Promise<boolean> {
-  if (ctx.args.assumeYes || ctx.env[ASSUME_YES_ENV] === "1") {
+  if (unattended(ctx)) {
     ctx.io.out(`Paired with ${email} (kept without asking: --yes or ${ASSUME_YES_ENV}=1).`);
     return true;
   }
@@ -150,21 +251,28 @@ async function keepPairing(ctx: CommandContext, email: string): Promise<boolean>
 }
 
 async function runPairing(ctx: CommandContext): Promise<Credentials> {
-  const credentials = await pair({
+  const previous = await ctx.store.read().then((file) => file.credentials, () => undefined);
+  const terminal = ctx.io.terminal();
+  // Unattended runs read nothing: a runner started with `--yes &` would be stopped (SIGTTIN) by a read.
+  const opener = terminal.interactive && !unattended(ctx) ? await browserOpener(ctx.env) : undefined;
+  let link: string | undefined;
+  const pairing = pair({
     appUrl: ctx.config.appUrl,
     machine: machineInfo(ctx.env),
     print: ctx.io.out,
     log: ctx.log,
     signal: ctx.signal,
+    fit: { rows: terminal.rows, offerOpen: opener !== undefined },
+    onLink: (current) => link = current,
   });
+  if (opener) void openOnEnter(ctx, opener, () => link, pairing);
+  const credentials = await pairing;
   if (!await keepPairing(ctx, credentials.email)) {
     // Nothing is saved either way: the token lives only in this process, which now ends.
     const revoked = await unpair(credentials.appUrl, credentials.runnerToken, { signal: ctx.signal })
       .then(() => true, (error) => {
         if (ctx.signal.aborted) throw error;
-        ctx.log.warn("could not revoke the pairing", {
-          error: error instanceof Error ? error.message : String(error),
-        });
+        ctx.log.warn("could not revoke the pairing", { error: describeFailure(error) });
         return false;
       });
     throw new CliFailure(
@@ -177,7 +285,40 @@ async function runPairing(ctx: CommandContext): Promise<Credentials> {
   }
   await ctx.store.saveCredentials(credentials);
   ctx.io.out(`Credentials saved to ${ctx.store.path}.`);
+  if (previous && previous.appUrl === credentials.appUrl && previous.runnerId !== credentials.runnerId) {
+    await replacePreviousRunner(ctx, previous);
+  }
   return credentials;
+}
+
+/**
+ * Removes the runner this machine was paired as before a re-pairing, with its own (now forgotten)
+ * token, so the app lists the machine once. Its terminals are this machine's either way.
+ */
+async function replacePreviousRunner(ctx: CommandContext, previous: Credentials): Promise<void> {
+  try {
+    await unpair(previous.appUrl, previous.runnerToken, { signal: revokeSignal(ctx) });
+    ctx.io.out(`Removed this machine's previous runner (${previous.runnerId}) from the app.`);
+  } catch (error) {
+    if (ctx.signal.aborted) throw error;
+    // 401: the old token was already revoked or expired; the app may still list the runner.
+    ctx.io.out(
+      `The app may still list this machine's previous runner (${previous.runnerId}); remove it there ` +
+        `(${describeFailure(error)}).`,
+    );
+  }
+}
+
+/** How long revoking a pairing in the app may take before it counts as unreachable. */
+const REVOKE_TIMEOUT_MS = 10_000;
+
+/** Ctrl-C, or an app that does not answer within {@linkcode REVOKE_TIMEOUT_MS}. */
+function revokeSignal(ctx: CommandContext): AbortSignal {
+  return AbortSignal.any([ctx.signal, AbortSignal.timeout(REVOKE_TIMEOUT_MS)]);
+}
+
+function describeFailure(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function checkExpiry(token: string): void {
@@ -260,13 +401,28 @@ async function commandRun(ctx: CommandContext): Promise<number> {
   });
   ctx.signal.addEventListener("abort", () => link.stop(), { once: true });
   const reason = await link.run();
-  await manager.shutdown();
+  const rePaired = reason === "revoked" && await pairedAgain(ctx, credentials);
+  // A runner removed from its account ends its tmux sessions: nobody can reach them through Coda any
+  // more. Any other stop leaves them for the next runner (an expired token is fixed by pairing again),
+  // and so does a revocation by `coda-runner pair` on this machine, whose new runner re-adopts them.
+  await manager.shutdown({ endTmux: reason === "revoked" && !rePaired });
   if (ctx.signal.aborted) return ExitCode.INTERRUPTED;
+  if (rePaired) {
+    ctx.io.err("This machine was paired again (`coda-runner pair`); run `coda-runner` to connect with it.");
+    return ExitCode.REFUSED;
+  }
   if (reason !== "stopped") {
     ctx.io.err(STOP_MESSAGES[reason]);
     return ExitCode.REFUSED;
   }
   return ExitCode.OK;
+}
+
+/** Whether the config file now holds other credentials than the stored ones this runner used. */
+async function pairedAgain(ctx: CommandContext, used: ActiveCredentials): Promise<boolean> {
+  if (used.fromEnv) return false;
+  const stored = await ctx.store.read().then((file) => file.credentials, () => undefined);
+  return stored !== undefined && stored.runnerToken !== used.runnerToken;
 }
 
 async function commandPair(ctx: CommandContext): Promise<number> {
@@ -311,16 +467,44 @@ async function commandStatus(ctx: CommandContext): Promise<number> {
   return result === "unreachable" ? ExitCode.ERROR : ExitCode.REFUSED;
 }
 
+/**
+ * Revokes the stored pairing in the app (`pair/unpair`, with the runner's own token) and forgets it.
+ * The credentials are forgotten even when the app cannot be reached: logging out is how a machine is
+ * let go of, and it may never reach the app again. The token then stays valid until the runner is
+ * removed in the app, which the message says, with exit 1 so a script notices.
+ */
 async function commandLogout(ctx: CommandContext): Promise<number> {
   const before = await ctx.store.read().then((file) => file.credentials, () => undefined);
-  await ctx.store.clearCredentials();
-  ctx.io.out(
-    before
-      ? `Forgot the credentials for ${before.email ?? before.runnerId}. ` +
-        "The runner stays listed in the app until you remove it there."
-      : "No stored credentials; nothing to forget.",
+  if (!before) {
+    await ctx.store.clearCredentials();
+    ctx.io.out("No stored credentials; nothing to forget.");
+    return ExitCode.OK;
+  }
+  const who = before.email ?? before.runnerId;
+  const revoked = await unpair(before.appUrl, before.runnerToken, { signal: revokeSignal(ctx) }).then(
+    () => "revoked" as const,
+    (error) => {
+      if (ctx.signal.aborted) throw error;
+      // 401: the app no longer accepts the token (already revoked, or expired); nothing is left to revoke.
+      if (error instanceof PairingError && error.status === 401) return "dead" as const;
+      return describeFailure(error);
+    },
   );
-  return ExitCode.OK;
+  await ctx.store.clearCredentials();
+  if (revoked === "revoked" || revoked === "dead") {
+    ctx.io.out(
+      revoked === "revoked"
+        ? `Logged out: revoked this runner in the app (${who}) and forgot its credentials.`
+        : `Logged out: the app no longer accepted this runner's token (${who}), so nothing was left to ` +
+          "revoke; forgot its credentials (remove the runner in the app if it is still listed).",
+    );
+    return ExitCode.OK;
+  }
+  ctx.io.err(
+    `Forgot the credentials for ${who}, but could not revoke them in the app at ${before.appUrl} ` +
+      `(${revoked}): the token stays valid until you remove this runner (${before.runnerId}) in the app.`,
+  );
+  return ExitCode.ERROR;
 }
 
 async function commandServe(ctx: CommandContext): Promise<number> {

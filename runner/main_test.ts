@@ -4,14 +4,21 @@
  */
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { dirname, join } from "node:path";
+import pty from "@lydell/node-pty";
 import {
   apiJson,
   approvePairing,
   createSession,
+  pairRunner,
   revokeRunner,
   signup,
   startTestApp,
+  type TestUser,
 } from "../api/testing.ts";
+import type { StartedApp } from "../api/testing.ts";
+import { browserOpener } from "./main.ts";
+import { OPEN_PROMPT } from "./pairing.ts";
+import { hasTmuxSession, type TmuxSettings } from "./tmux.ts";
 import { TestClient, waitFor } from "./_testing.ts";
 
 const MAIN = join(import.meta.dirname!, "main.ts");
@@ -83,6 +90,7 @@ Deno.test("CLI: pair end to end, store the credentials safely, reuse them, stop 
     const first = cli([]);
     const code = await pairingCode(first);
     assert(first.stdout.includes("█"), "a QR code is drawn");
+    assert(!first.stdout.includes(OPEN_PROMPT), "no Enter to press without a terminal");
     await approvePairing(app.url, user.cookie, code);
     await waitFor(
       () => first.stdout.includes(`Paired with ${user.email}`),
@@ -259,6 +267,17 @@ Deno.test("CLI: Ctrl-C while waiting for approval exits 130 and stores nothing",
   assertEquals(await run.stored(), false);
 });
 
+Deno.test("CLI: Cancel on the approve page stops `coda-runner pair` at its next poll, exit 1", async () => {
+  await using run = await pairingRun();
+  const user = await signup(run.app.url);
+  const code = await pairingCode(run.pairing);
+  await apiJson(run.app.url, "/api/devmode/pair/deny", { cookie: user.cookie, body: { code } });
+  assertEquals((await run.pairing.status).code, 1);
+  assert(run.pairing.stderr.includes("The request was denied in the browser."), run.pairing.stderr);
+  assert(!run.pairing.stdout.includes("Here is a fresh one"), run.pairing.stdout);
+  assertEquals(await run.stored(), false);
+});
+
 Deno.test("CLI: a RUNNER_TOKEN is never sent to an app nobody named (no APP_URL, nothing stored)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "coda-cli-" });
   const env = {
@@ -276,6 +295,252 @@ Deno.test("CLI: a RUNNER_TOKEN is never sent to an app nobody named (no APP_URL,
     await named.status;
     assert(named.stdout.includes("App:      http://127.0.0.1:9"), named.stdout);
   } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** The base environment of a CLI run against `app` with its config at `configPath`. */
+function cliEnv(app: StartedApp, home: string, configPath: string): Record<string, string> {
+  return {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    HOME: home,
+    SHELL: "/bin/bash",
+    APP_URL: app.url,
+    RELAY_URL: app.relayUrl,
+    CODA_RUNNER_CONFIG: configPath,
+    DENO_DIR: Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno"),
+  };
+}
+
+/** Stores credentials of a runner paired for `user` (with the API directly) where the CLI reads them. */
+async function storePairedRunner(app: StartedApp, user: TestUser, configPath: string, appUrl = app.url) {
+  const paired = await pairRunner(app.url, user.cookie);
+  const credentials = {
+    relayUrl: paired.relayUrl,
+    runnerId: paired.runnerId,
+    runnerToken: paired.runnerToken,
+    appUrl,
+    email: user.email,
+  };
+  await Deno.mkdir(dirname(configPath), { recursive: true });
+  await Deno.writeTextFile(configPath, JSON.stringify({ version: 1, credentials, cwds: {} }));
+  return paired;
+}
+
+/** The runners the app lists for `user`. */
+function listedRunners(app: StartedApp, user: TestUser): Promise<{ runnerId: string }[]> {
+  return apiJson<{ runnerId: string }[]>(app.url, "/api/devmode/runners", { cookie: user.cookie });
+}
+
+Deno.test("CLI: in an 80×24 terminal the link and code stay on screen, and Enter opens the browser", async () => {
+  const app = await startTestApp();
+  const dir = await Deno.makeTempDir({ prefix: "coda-cli-" });
+  const configPath = join(dir, "config.json");
+  const opened = join(dir, "opened.txt");
+  const browser = join(dir, "browser.sh");
+  await Deno.writeTextFile(browser, `#!/bin/sh\nprintf '%s' "$1" > '${opened}'\n`, { mode: 0o755 });
+  let screen = "";
+  const exit = Promise.withResolvers<number>();
+  const terminal = pty.spawn(Deno.execPath(), ["run", "-A", MAIN, "pair"], {
+    name: "xterm-256color",
+    cols: 80,
+    rows: 24,
+    cwd: dir,
+    // No DISPLAY: only $BROWSER can open the link.
+    env: { ...cliEnv(app, dir, configPath), BROWSER: browser },
+  });
+  terminal.onData((data) => screen += data);
+  terminal.onExit(({ exitCode }) => exit.resolve(exitCode));
+  try {
+    const user = await signup(app.url);
+    await waitFor(() => screen.includes("Waiting for approval"), "the pairing screen", 60_000);
+    const lines = screen.replaceAll("\r", "").split("\n");
+    const link = /\S+devmode\/pair\?code=[A-Z0-9-]+/.exec(screen)![0];
+    const code = new URL(link).searchParams.get("code")!;
+    assert(lines.every((line) => [...line].length <= 80), "no line wraps");
+    const visible = lines.slice(-24);
+    const qrTop = visible.findIndex((line) => line.includes("█"));
+    assert(
+      qrTop >= 0 && visible.slice(0, qrTop).every((line) => !line.includes("█")),
+      "the whole QR code shows",
+    );
+    assert(visible.some((line) => line.includes(link)), "the link is on screen");
+    assert(visible.some((line) => line.includes(code.split("").join(" "))), "the code is on screen");
+    assert(visible.some((line) => line.includes(OPEN_PROMPT)), "Enter is offered");
+
+    terminal.write("\r");
+    assertEquals(await waitFor(() => Deno.readTextFile(opened).catch(() => undefined), "the browser"), link);
+    await approvePairing(app.url, user.cookie, code);
+    await waitFor(() => screen.includes(`Paired with ${user.email} — keep? [Y/n]`), "the prompt", 30_000);
+    terminal.write("y\r");
+    assertEquals(await exit.promise, 0);
+    assertEquals(JSON.parse(await Deno.readTextFile(configPath)).credentials.email, user.email);
+  } finally {
+    try {
+      terminal.kill("SIGKILL");
+    } catch {
+      // Already exited.
+    }
+    await app.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("CLI: the browser is offered only where one can be opened", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "coda-cli-" });
+  try {
+    await Deno.writeTextFile(join(dir, "xdg-open"), "#!/bin/sh\n", { mode: 0o755 });
+    assertEquals(await browserOpener({ PATH: dir, DISPLAY: ":0" }, "linux"), ["xdg-open"]);
+    assertEquals(await browserOpener({ PATH: dir, WAYLAND_DISPLAY: "wayland-0" }, "linux"), ["xdg-open"]);
+    assertEquals(await browserOpener({ PATH: dir, SSH_CONNECTION: "1 2 3 4" }, "linux"), undefined);
+    assertEquals(await browserOpener({ PATH: "/nonexistent", DISPLAY: ":0" }, "linux"), undefined);
+    assertEquals(await browserOpener({ SSH_TTY: "/dev/pts/1" }, "darwin"), undefined);
+    assertEquals(await browserOpener({}, "darwin"), ["open"]);
+    assertEquals(await browserOpener({}, "windows"), ["cmd", "/c", "start", ""]);
+    assertEquals(await browserOpener({ BROWSER: "w3m", SSH_TTY: "/dev/pts/1" }, "linux"), ["w3m"]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("CLI: logout revokes the runner in the app; an unreachable app is said and exits 1", async () => {
+  const app = await startTestApp();
+  const dir = await Deno.makeTempDir({ prefix: "coda-cli-" });
+  const configPath = join(dir, "config.json");
+  const env = cliEnv(app, dir, configPath);
+  try {
+    const user = await signup(app.url);
+    const paired = await storePairedRunner(app, user, configPath);
+    assertEquals((await listedRunners(app, user)).map((r) => r.runnerId), [paired.runnerId]);
+    const logout = new Cli(["logout"], env);
+    assertEquals((await logout.status).code, 0, logout.stderr);
+    assert(logout.stdout.includes("revoked this runner in the app"), logout.stdout);
+    assertEquals(await listedRunners(app, user), [], "the runner is gone from the app");
+    assertEquals(JSON.parse(await Deno.readTextFile(configPath)).credentials, undefined);
+
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const gone = `http://127.0.0.1:${listener.addr.port}`;
+    listener.close();
+    const stranded = await storePairedRunner(app, user, configPath, gone);
+    const offline = new Cli(["logout"], env);
+    assertEquals((await offline.status).code, 1);
+    assert(offline.stderr.includes(`could not revoke them in the app at ${gone}`), offline.stderr);
+    assert(offline.stderr.includes("the token stays valid until you remove this runner"), offline.stderr);
+    assertEquals(JSON.parse(await Deno.readTextFile(configPath)).credentials, undefined, "forgotten anyway");
+    assertEquals((await listedRunners(app, user)).map((r) => r.runnerId), [stranded.runnerId]);
+  } finally {
+    await app.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("CLI: pairing a paired machine again replaces its runner instead of adding another", async () => {
+  const app = await startTestApp();
+  const dir = await Deno.makeTempDir({ prefix: "coda-cli-" });
+  const configPath = join(dir, "config.json");
+  const processes: Cli[] = [];
+  try {
+    const user = await signup(app.url);
+    const before = await storePairedRunner(app, user, configPath);
+    const again = new Cli(["pair", "--yes"], cliEnv(app, dir, configPath));
+    processes.push(again);
+    await approvePairing(app.url, user.cookie, await pairingCode(again));
+    assertEquals((await again.status).code, 0, again.stderr);
+    const stored = JSON.parse(await Deno.readTextFile(configPath)).credentials;
+    assert(stored.runnerId !== before.runnerId);
+    assertEquals((await listedRunners(app, user)).map((r) => r.runnerId), [stored.runnerId]);
+    assert(
+      again.stdout.includes(`Removed this machine's previous runner (${before.runnerId})`),
+      again.stdout,
+    );
+  } finally {
+    for (const process of processes) await process.kill("SIGKILL");
+    await app.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("CLI: a runner removed from the account ends its tmux sessions", async () => {
+  const app = await startTestApp();
+  const dir = await Deno.makeTempDir({ prefix: "coda-cli-" });
+  const configPath = join(dir, "config.json");
+  const tmux: TmuxSettings = { binary: "tmux", socket: `coda-test-${crypto.randomUUID().slice(0, 8)}` };
+  const processes: Cli[] = [];
+  try {
+    const user = await signup(app.url);
+    const paired = await storePairedRunner(app, user, configPath);
+    const runner = new Cli([], {
+      ...cliEnv(app, dir, configPath),
+      TTY_SYNC: "tmux",
+      CODA_TMUX_SOCKET: tmux.socket,
+    });
+    processes.push(runner);
+    await waitFor(() => runner.stderr.includes("connected to the relay"), "the relay link", 60_000);
+    const session = await createSession(app.url, user.cookie, {
+      ideaId: "idea-1",
+      runnerId: paired.runnerId,
+    });
+    const client = new TestClient(`${app.relayUrl}/client?token=${session.token}`);
+    await client.opened;
+    client.send({ type: "stdin", sessionId: session.sessionId, data: "echo tmux-$((6 * 7))\r" });
+    await client.waitForOutput("tmux-42");
+    assert(await hasTmuxSession(tmux, session.sessionId));
+    await revokeRunner(app.url, user.cookie, paired.runnerId);
+    assertEquals((await runner.status).code, 3, runner.stderr);
+    assertEquals(await hasTmuxSession(tmux, session.sessionId), false, "the shell is gone with the pairing");
+    await client.close();
+  } finally {
+    for (const process of processes) await process.kill("SIGKILL");
+    await new Deno.Command("tmux", {
+      args: ["-L", tmux.socket, "kill-server"],
+      stdout: "null",
+      stderr: "null",
+    })
+      .output();
+    await app.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("CLI: a runner revoked because this machine was paired again leaves its tmux sessions", async () => {
+  const app = await startTestApp();
+  const dir = await Deno.makeTempDir({ prefix: "coda-cli-" });
+  const configPath = join(dir, "config.json");
+  const tmux: TmuxSettings = { binary: "tmux", socket: `coda-test-${crypto.randomUUID().slice(0, 8)}` };
+  const env = { ...cliEnv(app, dir, configPath), TTY_SYNC: "tmux", CODA_TMUX_SOCKET: tmux.socket };
+  const processes: Cli[] = [];
+  try {
+    const user = await signup(app.url);
+    const paired = await storePairedRunner(app, user, configPath);
+    const runner = new Cli([], env);
+    processes.push(runner);
+    await waitFor(() => runner.stderr.includes("connected to the relay"), "the relay link", 60_000);
+    const session = await createSession(app.url, user.cookie, {
+      ideaId: "idea-1",
+      runnerId: paired.runnerId,
+    });
+    const client = new TestClient(`${app.relayUrl}/client?token=${session.token}`);
+    await client.opened;
+    client.send({ type: "stdin", sessionId: session.sessionId, data: "echo kept-$((6 * 7))\r" });
+    await client.waitForOutput("kept-42");
+    await client.close();
+
+    const again = new Cli(["pair", "--yes"], env);
+    processes.push(again);
+    await approvePairing(app.url, user.cookie, await pairingCode(again));
+    assertEquals((await again.status).code, 0, again.stderr);
+    assertEquals((await runner.status).code, 3, runner.stderr);
+    assert(runner.stderr.includes("This machine was paired again"), runner.stderr);
+    assert(await hasTmuxSession(tmux, session.sessionId), "the new runner can re-adopt the shell");
+  } finally {
+    for (const process of processes) await process.kill("SIGKILL");
+    await new Deno.Command("tmux", {
+      args: ["-L", tmux.socket, "kill-server"],
+      stdout: "null",
+      stderr: "null",
+    })
+      .output();
+    await app.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -9,6 +9,8 @@
  *
  * @module
  */
+import * as v from "valibot";
+import { ErrorBodySchema, PairStartedSchema, PairStatusSchema, SlowDownSchema } from "../api/contract.ts";
 import type { Credentials } from "./credentials.ts";
 import { renderQr } from "./qr.ts";
 import type { Logger } from "./log.ts";
@@ -16,9 +18,12 @@ import { backoffDelay, type BackoffOptions } from "../relay/backoff.ts";
 
 /** Pairing cannot continue (the app refused, or answered nonsense). */
 export class PairingError extends Error {
-  constructor(message: string) {
+  /** The app's HTTP status, when it answered. */
+  readonly status: number | undefined;
+  constructor(message: string, status?: number) {
     super(message);
     this.name = "PairingError";
+    this.status = status;
   }
 }
 
@@ -40,21 +45,20 @@ export interface PairOptions {
   signal: AbortSignal;
   /** Draw the QR code (default true). */
   qr?: boolean;
+  /** The terminal the screen is shown in (its height; whether Enter opens the link). */
+  fit?: ScreenFit;
+  /** Called with each new code's link (a fresh code replaces an expired one). */
+  onLink?: (link: string) => void;
   fetch?: typeof fetch;
-}
-
-interface StartAnswer {
-  code: string;
-  expiresAt: number;
-  pollSecret: string;
-  interval: number;
+  /** Waits `ms` or rejects when `signal` aborts (default: a real timer; tests skip the poll interval). */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
 /** Waits after the app is unreachable: 2 s after the first failure, doubling up to 30 s. */
 const PAIRING_RETRY: BackoffOptions = { baseMs: 1000, maxMs: 30_000, jitter: 0 };
 
 /** Waits `ms`, or rejects when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+function realSleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
     const timer = setTimeout(() => {
@@ -74,38 +78,58 @@ export function pairingLink(appUrl: string, code: string): string {
   return `${appUrl}/devmode/pair?code=${encodeURIComponent(code)}`;
 }
 
-/** The text shown while waiting for approval. */
-export function pairingScreen(appUrl: string, code: string, expiresAt: number, withQr: boolean): string {
-  const link = pairingLink(appUrl, code);
-  const spaced = code.split("").join(" ");
-  const width = spaced.length + 8;
-  const minutes = Math.max(1, Math.round((expiresAt - Date.now()) / 60_000));
-  return [
-    "",
-    "To connect this machine to your Coda account, open:",
-    "",
-    `    ${link}`,
-    "",
-    "and check that it shows this code:",
-    "",
-    `    ┌${"─".repeat(width)}┐`,
-    `    │    ${spaced}    │`,
-    `    └${"─".repeat(width)}┘`,
-    "",
-    ...(withQr ? [renderQr(link), ""] : []),
-    `The code is valid for ${minutes} minutes. Waiting for approval… (Ctrl-C to cancel)`,
-    "",
-  ].join("\n");
+/** What the pairing screen knows about the terminal it is shown in. */
+export interface ScreenFit {
+  /** The terminal's height in lines, when standard output is a terminal. */
+  rows?: number;
+  /** Offer to open the link on Enter (standard input is a terminal and a browser can be opened). */
+  offerOpen?: boolean;
 }
 
-async function readJson(response: Response): Promise<Record<string, unknown>> {
+/** The line that offers to open the link (main reads the Enter). */
+export const OPEN_PROMPT = "Press Enter to open it in your browser.";
+
+/**
+ * The text shown while waiting for approval. What the user needs comes last, so it is what stays on
+ * screen: the QR code first, then the link and the code. In a terminal of known height the QR code is
+ * drawn only when it fits whole above the text (a 17-line code in 24 lines pushed the link off screen).
+ */
+export function pairingScreen(
+  appUrl: string,
+  code: string,
+  expiresAt: number,
+  withQr: boolean,
+  fit: ScreenFit = {},
+): string {
+  const link = pairingLink(appUrl, code);
+  const minutes = Math.max(1, Math.round((expiresAt - Date.now()) / 60_000));
+  const text = [
+    "To connect this machine to your Coda account, open this link:",
+    `    ${link}`,
+    `and check that it shows the code  ${code.split("").join(" ")}`,
+    ...(fit.offerOpen ? [OPEN_PROMPT] : []),
+    `The code is valid for ${minutes} minutes. Waiting for approval… (Ctrl-C to cancel)`,
+  ];
+  const qr = withQr ? renderQr(link).split("\n") : [];
+  // One more line for the cursor, which sits below the last one.
+  const qrFits = fit.rows === undefined || qr.length + text.length + 1 <= fit.rows;
+  return [...(qrFits ? qr : []), ...text].join("\n");
+}
+
+/** The answer's JSON, or `undefined` when it is not JSON. */
+async function readJson(response: Response): Promise<unknown> {
   const text = await response.text();
   try {
-    const value = JSON.parse(text);
-    return value && typeof value === "object" ? value as Record<string, unknown> : {};
+    return JSON.parse(text);
   } catch {
-    return {};
+    return undefined;
   }
+}
+
+/** `HTTP 403: message` for a refusal, the message only when the app sent one. */
+function describeRefusal(status: number, body: unknown): string {
+  const parsed = v.safeParse(ErrorBodySchema, body);
+  return `HTTP ${status}${parsed.success ? `: ${parsed.output.error}` : ""}`;
 }
 
 /**
@@ -126,16 +150,19 @@ export async function unpair(
   const body = await readJson(response);
   if (!response.ok) {
     throw new PairingError(
-      `the app did not revoke the pairing (HTTP ${response.status}${
-        typeof body.error === "string" ? `: ${body.error}` : ""
-      })`,
+      `the app did not revoke the pairing (${describeRefusal(response.status, body)})`,
+      response.status,
     );
   }
 }
 
+/** What pairing fails with when the user pressed Cancel on the approve page. */
+export const PAIRING_DENIED = "The request was denied in the browser.";
+
 /** Runs the pairing flow until approved; returns the credentials to store (and the account). */
 export async function pair(options: PairOptions): Promise<Credentials & { email: string }> {
   const doFetch = options.fetch ?? fetch;
+  const sleep = options.sleep ?? realSleep;
   const { appUrl, signal, log } = options;
   let networkFailures = 0;
 
@@ -149,9 +176,12 @@ export async function pair(options: PairOptions): Promise<Credentials & { email:
         if (signal.aborted) throw signal.reason;
         networkFailures++;
         if (networkFailures === 1) {
-          log.warn(`cannot reach ${appUrl}; retrying`, {
-            error: error instanceof Error ? error.message : String(error),
-          });
+          log.warn(
+            `cannot reach the Coda app at ${appUrl}: start it, or set APP_URL to its address (retrying)`,
+            {
+              error: error instanceof Error ? error.message : String(error),
+            },
+          );
         }
         await sleep(backoffDelay(networkFailures, PAIRING_RETRY, Math.random), signal);
       }
@@ -167,18 +197,15 @@ export async function pair(options: PairOptions): Promise<Credentials & { email:
     const started = await readJson(startResponse);
     if (startResponse.status !== 201 && startResponse.status !== 200) {
       throw new PairingError(
-        `the app refused to start pairing (HTTP ${startResponse.status}${
-          typeof started.error === "string" ? `: ${started.error}` : ""
-        })`,
+        `the app refused to start pairing (${describeRefusal(startResponse.status, started)})`,
       );
     }
-    if (typeof started.code !== "string" || typeof started.pollSecret !== "string") {
-      throw new PairingError(`the app at ${appUrl} did not answer like a Coda app`);
-    }
-    const answer = started as unknown as StartAnswer;
-    let intervalMs = Math.max(1, Number(answer.interval) || 5) * 1000;
-    const expiresAt = Number(answer.expiresAt) || Date.now() + 600_000;
-    options.print(pairingScreen(appUrl, answer.code, expiresAt, options.qr ?? true));
+    const parsedStart = v.safeParse(PairStartedSchema, started);
+    if (!parsedStart.success) throw new PairingError(`the app at ${appUrl} did not answer like a Coda app`);
+    const answer = parsedStart.output;
+    let intervalMs = Math.max(1, answer.interval) * 1000;
+    options.print(pairingScreen(appUrl, answer.code, answer.expiresAt, options.qr ?? true, options.fit));
+    options.onLink?.(pairingLink(appUrl, answer.code));
 
     let expired = false;
     while (!expired) {
@@ -188,8 +215,8 @@ export async function pair(options: PairOptions): Promise<Credentials & { email:
       });
       const body = await readJson(response);
       if (response.status === 429) {
-        const suggested = Number(body.interval) * 1000;
-        intervalMs = Math.max(intervalMs + 5000, Number.isFinite(suggested) ? suggested : 0);
+        const slowDown = v.safeParse(SlowDownSchema, body);
+        intervalMs = Math.max(intervalMs + 5000, slowDown.success ? slowDown.output.interval * 1000 : 0);
         log.debug("the app asked to poll more slowly", { intervalMs });
         continue;
       }
@@ -197,23 +224,19 @@ export async function pair(options: PairOptions): Promise<Credentials & { email:
         log.warn("the app had a problem answering; retrying", { status: response.status });
         continue;
       }
-      const status = body.status;
+      const parsed = response.status === 200 ? v.safeParse(PairStatusSchema, body) : undefined;
+      const status = parsed?.success ? parsed.output.status : undefined;
       if (status === "pending") continue;
-      if (status === "approved") {
-        const user = body.user as { email?: unknown } | undefined;
-        const email = typeof user?.email === "string" ? user.email : "your account";
-        if (
-          typeof body.relayUrl !== "string" || typeof body.runnerId !== "string" ||
-          typeof body.runnerToken !== "string"
-        ) {
-          throw new PairingError("the app approved the pairing but sent incomplete credentials");
-        }
+      // Cancel on the approve page: a fresh code would only ask again what the user just refused.
+      if (status === "denied") throw new PairingError(PAIRING_DENIED);
+      if (parsed?.success && parsed.output.status === "approved") {
+        const { relayUrl, runnerId, runnerToken, user } = parsed.output;
         return {
-          relayUrl: body.relayUrl,
-          runnerId: body.runnerId,
-          runnerToken: body.runnerToken,
+          relayUrl,
+          runnerId,
+          runnerToken,
           appUrl,
-          email,
+          email: user.email,
           pairedAt: new Date().toISOString(),
         };
       }
@@ -227,9 +250,7 @@ export async function pair(options: PairOptions): Promise<Credentials & { email:
         continue;
       }
       throw new PairingError(
-        `unexpected answer while waiting for approval (HTTP ${response.status}${
-          typeof body.error === "string" ? `: ${body.error}` : ""
-        })`,
+        `unexpected answer while waiting for approval (${describeRefusal(response.status, body)})`,
       );
     }
   }

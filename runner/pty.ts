@@ -6,6 +6,7 @@
  */
 import pty from "@lydell/node-pty";
 import { tmuxSessionArgs, type TmuxSettings } from "./tmux.ts";
+import { type IntegratedShellKind, integratedShell, integrationDir, shellKind } from "./shell_integration.ts";
 
 /** The parts of a node-pty process the runner uses. */
 export interface PtyProcess {
@@ -17,6 +18,11 @@ export interface PtyProcess {
   pause(): void;
   resume(): void;
   kill(signal?: string): void;
+  /**
+   * Set when the shell runs with Coda's shell integration
+   * (`shell_integration.ts`): which shell, and the nonce its prompt marks carry.
+   */
+  readonly shellIntegration?: { kind: IntegratedShellKind; nonce: string };
 }
 
 /** What a session's process is started with. */
@@ -62,18 +68,35 @@ export function sessionEnv(
   return env;
 }
 
-/** Starts the session's process in a PTY. */
+/**
+ * Starts the session's process in a PTY. bash, zsh and fish get the shell
+ * integration, unless in tmux (tmux keeps the marks to itself) or when its
+ * init files cannot be written (then the shell starts as before).
+ */
 export function spawnPty(request: SpawnRequest): PtyProcess {
   const env = sessionEnv(request);
   const shell = userShell(env);
-  const [file, args] = request.tmux
-    ? [request.tmux.binary, tmuxSessionArgs(request.tmux, { ...request, shell, env })]
-    : [shell.file, shell.args];
-  return pty.spawn(file, args, {
-    name: "xterm-256color",
-    cols: request.cols,
-    rows: request.rows,
-    cwd: request.cwd,
-    env,
-  });
+  if (request.tmux) {
+    const args = tmuxSessionArgs(request.tmux, { ...request, shell, env });
+    return pty.spawn(request.tmux.binary, args, ptyOptions(request, env));
+  }
+  const integrated = Deno.build.os === "windows" ? undefined : withIntegration(shell.file, env);
+  if (!integrated) return pty.spawn(shell.file, shell.args, ptyOptions(request, env));
+  const process = pty.spawn(integrated.file, integrated.args, ptyOptions(request, integrated.env));
+  return Object.assign(process, { shellIntegration: { kind: integrated.kind, nonce: integrated.nonce } });
+}
+
+function withIntegration(file: string, env: Record<string, string>) {
+  if (!shellKind(file)) return undefined;
+  try {
+    return integratedShell(file, env, integrationDir());
+  } catch {
+    // No place for the init files (read-only temp, no such directory): a shell without integration
+    // still works, and pick-cwd then behaves as it always did.
+    return undefined;
+  }
+}
+
+function ptyOptions(request: SpawnRequest, env: Record<string, string>) {
+  return { name: "xterm-256color", cols: request.cols, rows: request.rows, cwd: request.cwd, env };
 }

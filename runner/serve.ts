@@ -92,8 +92,7 @@ interface LocalClient {
 
 /** A new random access token (256 bits, base64url). */
 export function newAccessToken(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  return crypto.getRandomValues(new Uint8Array(32)).toBase64({ alphabet: "base64url", omitPadding: true });
 }
 
 function jsonError(status: number, error: string): Response {
@@ -272,11 +271,16 @@ export function startServe(options: ServeOptions): Promise<ServeHandle> {
         return;
       }
       const decoded = decodeClientMessage(event.data);
-      if (!decoded.ok || decoded.value.sessionId !== sessionId) {
+      if (!decoded.ok || (decoded.value.type !== "ping" && decoded.value.sessionId !== sessionId)) {
         client.malformed++;
         if (client.malformed >= malformedLimit) {
           closeSocket(socket, CloseCode.POLICY, "too many malformed frames");
         }
+        return;
+      }
+      if (decoded.value.type === "ping") {
+        // Answered as the relay does: the SPA's heartbeat talks to this process directly.
+        if (socket.readyState === WebSocket.OPEN) socket.send(encode({ type: "pong", t: decoded.value.t }));
         return;
       }
       void manager.handle(decoded.value);

@@ -15,6 +15,7 @@ import { MAX_FRAME_BYTES, MetaLine, type RunnerToRelay } from "../relay/protocol
 import { ReplayBuffer, splitChunk } from "./replay_buffer.ts";
 import { DEFAULT_RELAY_LIMITS } from "../relay/limits.ts";
 import type { PtyProcess } from "./pty.ts";
+import { ShellTracker } from "./shell_integration.ts";
 import type { Recorder } from "./recorder.ts";
 import type { Logger } from "./log.ts";
 
@@ -60,6 +61,12 @@ const REPLAY_FRAME_BYTES = 256 * 1024;
 const MAX_REPLAY_ENCODED_BYTES = DEFAULT_RELAY_LIMITS.maxClientBufferedBytes * 3 / 4;
 /** The most encoded output bytes in any one frame, leaving room for its envelope under MAX_FRAME_BYTES. */
 const FRAME_DATA_BYTES = MAX_FRAME_BYTES - 4096;
+/**
+ * How long the start of a shell-integration sequence at the end of a read
+ * waits for the rest: a quiet program that wrote a lone ESC still gets it
+ * shown.
+ */
+const HELD_OUTPUT_MS = 50;
 
 /** Options of {@linkcode Session}. */
 export interface SessionOptions {
@@ -96,7 +103,10 @@ export interface SessionStats {
 export class Session {
   readonly sessionId: string;
   readonly ideaId: string | undefined;
-  /** The session's working directory (as started, or after `pick-cwd`). */
+  /**
+   * The session's working directory: as started, then as the shell reports
+   * it (shell integration), or as `pick-cwd` set it (shells without).
+   */
   cwd: string;
   cols: number;
   rows: number;
@@ -119,6 +129,11 @@ export class Session {
   #graceSuspended = false;
   #recorder: Recorder | undefined;
   #ended = false;
+  /** Let go of by {@linkcode release}: the local client's exit does not end the session. */
+  #released = false;
+  /** The shell's state from its integration marks; `undefined` without integration. */
+  readonly #shell: ShellTracker | undefined;
+  #heldTimer: ReturnType<typeof setTimeout> | undefined;
   /** Resolves when the process has exited. */
   readonly exited: Promise<{ exitCode: number; signal?: number }>;
 
@@ -136,6 +151,12 @@ export class Session {
     this.#graceMs = options.graceMs;
     this.#onEnd = options.onEnd;
     this.#terminate = options.terminate;
+    const integration = options.pty.shellIntegration;
+    this.#shell = integration && new ShellTracker(integration.kind, integration.nonce, (path) => {
+      if (path === this.cwd) return;
+      this.cwd = path;
+      this.broadcastMeta(MetaLine.cwd(path));
+    });
     this.#pty.onData((data) => this.#output(data));
     this.exited = new Promise((resolve) => {
       this.#pty.onExit((exit) => {
@@ -144,6 +165,11 @@ export class Session {
       });
     });
     this.#startGrace();
+  }
+
+  /** The shell's prompt and command state, when it runs with shell integration. */
+  get shell(): ShellTracker | undefined {
+    return this.#shell;
   }
 
   /** Whether the shell has exited. */
@@ -246,7 +272,9 @@ export class Session {
 
   /** Writes keystrokes to the PTY. */
   write(data: string): void {
-    if (!this.#ended) this.#pty.write(data);
+    if (this.#ended) return;
+    this.#shell?.input();
+    this.#pty.write(data);
   }
 
   /** Resizes the PTY. */
@@ -303,6 +331,7 @@ export class Session {
    */
   release(escalateMs = 5000): void {
     if (this.#ended) return;
+    this.#released = true;
     this.#resumePty();
     this.#signal("SIGHUP");
     this.#escalate(escalateMs);
@@ -329,7 +358,22 @@ export class Session {
     }
   }
 
-  #output(data: string): void {
+  #output(raw: string): void {
+    if (!this.#shell) {
+      this.#emit(raw);
+      return;
+    }
+    clearTimeout(this.#heldTimer);
+    this.#heldTimer = undefined;
+    // The stripped stream is the session's stream: offsets, the replay buffer and recordings all count it.
+    const data = this.#shell.filter(raw);
+    if (this.#shell.holding) this.#heldTimer = setTimeout(() => this.#emit(this.#shell!.flush()), HELD_OUTPUT_MS);
+    if (data) this.#emit(data);
+    else this.#updateFlow();
+  }
+
+  #emit(data: string): void {
+    if (!data) return;
     const chunk = this.#buffer.append(data);
     this.#recorder?.push(data);
     if (this.#clients.size > 0) {
@@ -347,15 +391,26 @@ export class Session {
 
   #exit(exit: { exitCode: number; signal?: number }): void {
     if (this.#ended) return;
+    clearTimeout(this.#heldTimer);
+    if (this.#shell) this.#emit(this.#shell.flush());
+    this.#shell?.close();
     this.#ended = true;
     this.#stopGrace();
     clearTimeout(this.#linkTimer);
     clearTimeout(this.#killTimer);
     this.#killTimer = undefined;
     const code = exit.signal ? null : exit.exitCode;
-    this.#log.info("session ended", { sessionId: this.sessionId, exitCode: code ?? `signal ${exit.signal}` });
-    this.#sink.send({ type: "meta", sessionId: this.sessionId, data: MetaLine.exit(code) });
-    this.#sink.send({ type: "end", sessionId: this.sessionId, exitCode: code });
+    if (this.#released) {
+      // Only the tmux client exited (with its own status, 1 on SIGHUP); the shell runs on.
+      this.#log.info("let go of the session; it keeps running in tmux", { sessionId: this.sessionId });
+    } else {
+      this.#log.info("session ended", {
+        sessionId: this.sessionId,
+        exitCode: code ?? `signal ${exit.signal}`,
+      });
+      this.#sink.send({ type: "meta", sessionId: this.sessionId, data: MetaLine.exit(code) });
+      this.#sink.send({ type: "end", sessionId: this.sessionId, exitCode: code });
+    }
     this.#clients.clear();
     const recorder = this.#recorder;
     this.#recorder = undefined;

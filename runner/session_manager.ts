@@ -9,8 +9,9 @@ import { isAbsolute, join, resolve } from "node:path";
 import { MetaLine, type RelayToRunner } from "../relay/protocol.ts";
 import { type FlowLimits, Session, type SessionSink } from "./session.ts";
 import { type PtyProcess, spawnPty } from "./pty.ts";
-import { hasTmuxSession, killTmuxSession, type TmuxSettings } from "./tmux.ts";
+import { hasTmuxSession, killTmuxSession, listTmuxSessions, type TmuxSettings } from "./tmux.ts";
 import { Recorder } from "./recorder.ts";
+import { fishQuote } from "./shell_integration.ts";
 import type { RunnerFileStore } from "./credentials.ts";
 import type { Logger } from "./log.ts";
 
@@ -51,6 +52,12 @@ const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
 export function cdCommand(path: string, os: typeof Deno.build.os = Deno.build.os): string {
   return os === "windows" ? `cd /d "${path}"\r` : ` cd -- ${shellQuote(path)}\r`;
 }
+
+/**
+ * How long `pick-cwd` waits for a shell with integration to show its first
+ * prompt, and then for the prompt after the `cd` it typed.
+ */
+const PROMPT_WAIT_MS = 5000;
 
 /** Runs every session of this runner. */
 export class SessionManager {
@@ -116,17 +123,24 @@ export class SessionManager {
 
   /**
    * Stops every session this process holds. Plain sessions are killed; tmux
-   * sessions are only let go (they keep running for the next runner).
+   * sessions are only let go (they keep running for the next runner), unless
+   * `endTmux`: then every Coda session on the runner's tmux server ends, also
+   * those an earlier runner left and this one never re-adopted.
    */
-  async shutdown(): Promise<void> {
+  async shutdown(options: { endTmux?: boolean } = {}): Promise<void> {
     this.#closing = true;
     await Promise.allSettled(this.#queues.values());
+    const tmux = this.#options.tmux;
     const sessions = [...this.#sessions.values()];
     await Promise.all(sessions.map(async (session) => {
-      if (this.#options.tmux) session.release(3000);
+      if (tmux && !options.endTmux) session.release(3000);
       else await session.kill(3000);
       await session.exited;
     }));
+    if (tmux && options.endTmux) {
+      for (const sessionId of await listTmuxSessions(tmux)) await killTmuxSession(tmux, sessionId);
+      this.#options.log.info("ended the tmux sessions", { socket: tmux.socket });
+    }
   }
 
   async #handle(message: RelayToRunner): Promise<void> {
@@ -311,9 +325,34 @@ export class SessionManager {
         return;
       }
     }
-    session.cwd = path;
-    session.write(cdCommand(path));
-    session.broadcastMeta(MetaLine.cwd(path));
+    const shell = session.shell;
+    if (!shell) {
+      // No shell integration (sh, tmux, Windows): nothing says what the shell is doing, so type as before.
+      session.cwd = path;
+      session.write(cdCommand(path));
+      session.broadcastMeta(MetaLine.cwd(path));
+      return;
+    }
+    if (shell.state === "starting") await shell.nextPrompt(PROMPT_WAIT_MS);
+    const refusal = shell.state === "starting"
+      ? "the shell has not shown its prompt yet"
+      : shell.state === "running"
+      ? "a command is running"
+      : shell.typed
+      ? "there is typed input at the prompt"
+      : undefined;
+    if (refusal) {
+      session.broadcastMeta(MetaLine.error(`pick-cwd: ${refusal}`));
+      return;
+    }
+    // Keys typed while the last command ran may wait at the prompt: Ctrl-U (every shell's
+    // kill-to-line-start) clears them rather than letting them prefix the cd.
+    const clear = shell.typedAhead ? "\u0015" : "";
+    session.write(clear + (shell.kind === "fish" ? ` cd -- ${fishQuote(path)}\r` : cdCommand(path)));
+    // The shell reports where it is at its next prompt, which broadcasts coda:cwd when it moved.
+    if (!await shell.nextPrompt(PROMPT_WAIT_MS) || session.cwd !== path) {
+      session.broadcastMeta(MetaLine.error(`pick-cwd: the shell did not change to ${path}`));
+    }
   }
 }
 

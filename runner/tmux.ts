@@ -25,9 +25,12 @@ export class TmuxMissingError extends Error {
   }
 }
 
+/** What starts the tmux session name of every Coda session. */
+const SESSION_PREFIX = "coda-";
+
 /** The tmux session name of a Coda session. */
 export function tmuxSessionName(sessionId: string): string {
-  return `coda-${sessionId}`;
+  return `${SESSION_PREFIX}${sessionId}`;
 }
 
 /** Arguments that create the session or attach to it when it already exists. */
@@ -90,4 +93,13 @@ export async function hasTmuxSession(settings: TmuxSettings, sessionId: string):
 /** Ends the tmux session of `sessionId` (its shell gets SIGHUP). */
 export async function killTmuxSession(settings: TmuxSettings, sessionId: string): Promise<void> {
   await run(settings, ["kill-session", "-t", `=${tmuxSessionName(sessionId)}`]);
+}
+
+/** The ids of the Coda sessions on the runner's tmux server (none when it is not running). */
+export async function listTmuxSessions(settings: TmuxSettings): Promise<string[]> {
+  const output = await run(settings, ["list-sessions", "-F", "#{session_name}"]);
+  if (!output.success) return [];
+  return new TextDecoder().decode(output.stdout).split("\n")
+    .filter((name) => name.startsWith(SESSION_PREFIX))
+    .map((name) => name.slice(SESSION_PREFIX.length));
 }

@@ -4,6 +4,15 @@
  * turns meta lines into events, and reconnects (fresh token, same session,
  * resume from the offset) until the session is really over.
  *
+ * It pings the relay (`ping`/`pong`) to measure the round trip and to notice a
+ * relay that went silent with the socket still open: past
+ * {@linkcode HeartbeatOptions.silentMs} it says so, past
+ * {@linkcode HeartbeatOptions.reconnectMs} it drops the socket and reconnects
+ * (once the socket has answered a ping: a server without the heartbeat is
+ * left alone, as the runner does).
+ * Keystrokes typed while the link is down are never sent by themselves: they
+ * are held (shown by the pane) until the user sends or discards them.
+ *
  * It knows nothing about xterm.js or the DOM: the terminal is a
  * {@linkcode TerminalSink}, tokens come from a {@linkcode TicketSource}.
  *
@@ -82,9 +91,48 @@ export interface ConnectionState {
   retryAt?: number;
 }
 
+/** How the link itself is doing, from the heartbeat. */
+export interface LinkHealth {
+  /** Time since the last frame of any kind from the relay, as of the last check (ms). */
+  silentForMs: number;
+  /** Round trip of the last answered `ping` on this socket (ms). */
+  rttMs?: number;
+  /** Set while the silence is past {@linkcode HeartbeatOptions.silentMs}: what to tell the user. */
+  detail?: string;
+}
+
+/** Timings of the heartbeat, all in milliseconds. */
+export interface HeartbeatOptions {
+  /** A `ping` goes out this often while the socket is open; silence is checked as often. */
+  intervalMs: number;
+  /** Silence past this is reported ("no answer from the relay for N s"). */
+  silentMs: number;
+  /** Silence past this (an upgrade taking this long included) drops the socket and reconnects. */
+  reconnectMs: number;
+}
+
+/**
+ * Ping every 2 s, report 5 s of silence (so the user hears of a stalled relay within 7 s),
+ * reconnect after 15 s. Normal output never pauses the relay's answers that long.
+ */
+export const DEFAULT_HEARTBEAT: Readonly<HeartbeatOptions> = Object.freeze({
+  intervalMs: 2_000,
+  silentMs: 5_000,
+  reconnectMs: 15_000,
+});
+
+/**
+ * Pings sent on a socket that has answered none before pinging stops: an older relay or
+ * `coda-runner serve` counts each as a malformed frame and closes the link at its 10th.
+ */
+const UNANSWERED_PING_LIMIT = 3;
+
 /** What the connection reports. */
 export type ConnectionEvent =
   | { type: "state"; state: ConnectionState }
+  | { type: "link"; link: LinkHealth }
+  /** Keystrokes typed while the link was down, held until {@linkcode TerminalConnection.sendPendingInput}. */
+  | { type: "pending-input"; data: string }
   | { type: "session"; sessionId: string }
   | { type: "cwd"; path: string }
   | { type: "record"; on: boolean }
@@ -105,6 +153,8 @@ export interface ConnectionOptions {
   random?: () => number;
   /** Keystrokes kept while disconnected, in UTF-16 units (default 16 KiB). */
   maxPendingInput?: number;
+  /** Heartbeat timings (default {@linkcode DEFAULT_HEARTBEAT}). */
+  heartbeat?: Partial<HeartbeatOptions>;
 }
 
 /**
@@ -156,6 +206,12 @@ export class TerminalConnection {
   #receivedAtConnect = 0;
   #pendingInput: string[] = [];
   #pendingInputLength = 0;
+  #pendingOverflow = false;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #lastFrameAt = 0;
+  #pongSeen = false;
+  #unansweredPings = 0;
+  #link: LinkHealth = { silentForMs: 0 };
   #state: ConnectionState = { status: "closed", detail: STATE_TEXT.closed };
   #disposed = false;
 
@@ -182,6 +238,14 @@ export class TerminalConnection {
   get state(): ConnectionState {
     return this.#state;
   }
+  /** The heartbeat's view of the link. */
+  get link(): LinkHealth {
+    return this.#link;
+  }
+  /** Keystrokes typed while the link was down and not sent yet. */
+  get pendingInput(): string {
+    return this.#pendingInput.join("");
+  }
 
   /** Connects (again). Also the "Retry" button after a stop, and "retry now" while waiting to reconnect. */
   start(): void {
@@ -196,7 +260,10 @@ export class TerminalConnection {
     void this.#connect();
   }
 
-  /** Sends keystrokes; kept (up to a limit) while the link is down and sent once the session is back. */
+  /**
+   * Sends keystrokes. While the link is down they are held (up to a limit), never sent by
+   * themselves: the shell would run what the user typed blind, seconds later.
+   */
   input(data: string): void {
     if (this.#canSend()) {
       this.#send({ type: "stdin", sessionId: this.#sessionId!, data });
@@ -204,9 +271,30 @@ export class TerminalConnection {
     }
     if (STOPPED.has(this.#state.status)) return;
     const limit = this.#options.maxPendingInput ?? 16 * 1024;
-    if (this.#pendingInputLength + data.length > limit) return;
+    if (this.#pendingInputLength + data.length > limit) {
+      if (!this.#pendingOverflow) {
+        this.#options.sink.notice("[typing while disconnected: the rest was dropped]");
+      }
+      this.#pendingOverflow = true;
+      return;
+    }
     this.#pendingInput.push(data);
     this.#pendingInputLength += data.length;
+    this.#pendingChanged();
+  }
+
+  /** Sends the held keystrokes (the user saw them and confirmed); `false` while the link is still down. */
+  sendPendingInput(): boolean {
+    if (!this.#canSend()) return false;
+    const data = this.pendingInput;
+    this.#clearPendingInput();
+    if (data) this.#send({ type: "stdin", sessionId: this.#sessionId!, data });
+    return true;
+  }
+
+  /** Forgets the held keystrokes. */
+  discardPendingInput(): void {
+    this.#clearPendingInput();
   }
 
   /** Tells the runner the terminal's new size. */
@@ -240,16 +328,7 @@ export class TerminalConnection {
     this.#disposed = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const socket = this.#socket;
-    this.#socket = null;
-    if (socket) {
-      socket.onclose =
-        socket.onmessage =
-        socket.onerror =
-        socket.onopen =
-          null;
-      socket.close(1000, "client closed");
-    }
+    this.#abandonSocket("client closed");
     this.#setState("closed");
   }
 
@@ -265,6 +344,81 @@ export class TerminalConnection {
   #setState(status: ConnectionStatus, extra: Partial<ConnectionState> = {}): void {
     this.#state = { status, detail: STATE_TEXT[status], ...extra };
     this.#options.onEvent({ type: "state", state: this.#state });
+    if (STOPPED.has(status)) this.#clearPendingInput();
+  }
+
+  #pendingChanged(): void {
+    this.#options.onEvent({ type: "pending-input", data: this.pendingInput });
+  }
+
+  #clearPendingInput(): void {
+    this.#pendingOverflow = false;
+    if (this.#pendingInput.length === 0) return;
+    this.#pendingInput = [];
+    this.#pendingInputLength = 0;
+    this.#pendingChanged();
+  }
+
+  #setLink(link: LinkHealth): void {
+    this.#link = link;
+    this.#options.onEvent({ type: "link", link });
+  }
+
+  /** Lets go of the current socket without waiting for its close handshake (a stalled peer never answers). */
+  #abandonSocket(reason: string): void {
+    clearInterval(this.#heartbeat);
+    this.#heartbeat = undefined;
+    const socket = this.#socket;
+    this.#socket = null;
+    if (!socket) return;
+    socket.onclose =
+      socket.onmessage =
+      socket.onerror =
+      socket.onopen =
+        null;
+    socket.close(1000, reason);
+  }
+
+  /** Pings on `socket` and watches how long it has been silent. */
+  #startHeartbeat(socket: WebSocket): void {
+    const timings = { ...DEFAULT_HEARTBEAT, ...this.#options.heartbeat };
+    this.#lastFrameAt = Date.now();
+    this.#setLink({ silentForMs: 0 });
+    clearInterval(this.#heartbeat);
+    this.#pongSeen = false;
+    this.#unansweredPings = 0;
+    this.#heartbeat = setInterval(() => {
+      if (this.#socket !== socket) return;
+      // Before the upgrade completes this bounds how long it may take. Once open, silence only means
+      // something from a peer that answers pings (an idle older server sends nothing at all).
+      const watched = socket.readyState === WebSocket.CONNECTING || this.#pongSeen;
+      const silentForMs = Date.now() - this.#lastFrameAt;
+      const detail = `No answer from the relay for ${Math.round(silentForMs / 1000)} s`;
+      if (watched && silentForMs >= timings.reconnectMs) {
+        this.#abandonSocket("no answer");
+        this.#scheduleReconnect(`${detail}; reconnecting…`);
+        return;
+      }
+      if (watched && silentForMs >= timings.silentMs) {
+        this.#setLink({ ...this.#link, silentForMs, detail: `${detail}.` });
+      }
+      this.#ping(socket);
+    }, timings.intervalMs);
+  }
+
+  #ping(socket: WebSocket): void {
+    if (socket.readyState !== WebSocket.OPEN) return;
+    if (!this.#pongSeen && this.#unansweredPings >= UNANSWERED_PING_LIMIT) return;
+    if (!this.#pongSeen) this.#unansweredPings++;
+    socket.send(encode({ type: "ping", t: Date.now() }));
+  }
+
+  /** Any frame proves the relay alive; a `pong` also measures the round trip (`t` is when its ping left). */
+  #heard(pong: { t?: number } | undefined): void {
+    this.#lastFrameAt = Date.now();
+    if (pong) this.#pongSeen = true;
+    const rttMs = pong?.t === undefined ? this.#link.rttMs : Math.max(0, Date.now() - pong.t);
+    if (pong || this.#link.detail !== undefined) this.#setLink({ silentForMs: 0, rttMs });
   }
 
   async #connect(): Promise<void> {
@@ -310,10 +464,16 @@ export class TerminalConnection {
       if (this.#socket === socket) this.#onFrame(event.data);
     };
     let opened = false;
-    socket.onopen = () => opened = true;
+    socket.onopen = () => {
+      opened = true;
+      this.#ping(socket);
+    };
+    this.#startHeartbeat(socket);
     socket.onclose = (event) => {
       if (this.#socket !== socket) return;
       this.#socket = null;
+      clearInterval(this.#heartbeat);
+      this.#heartbeat = undefined;
       if (opened) this.#onClose(event.code, event.reason);
       else this.#onRefused();
     };
@@ -338,10 +498,11 @@ export class TerminalConnection {
 
   #onFrame(frame: unknown): void {
     const decoded = decodeServerMessage(frame);
+    this.#heard(decoded.ok && decoded.value.type === "pong" ? decoded.value : undefined);
     if (!decoded.ok) return;
     const message = decoded.value;
     if (message.type === "stdout") this.#onStdout(message.data, message.offset);
-    else this.#onMeta(message.data);
+    else if (message.type === "meta") this.#onMeta(message.data);
   }
 
   #onStdout(data: string, offset: number | undefined): void {
@@ -433,10 +594,6 @@ export class TerminalConnection {
     if (this.#state.status !== "online") this.#setState("online");
     const size = this.#options.sink.size();
     if (size) this.resize(size.cols, size.rows);
-    const pending = this.#pendingInput;
-    this.#pendingInput = [];
-    this.#pendingInputLength = 0;
-    for (const data of pending) this.input(data);
     this.#scheduleAck();
   }
 
@@ -490,6 +647,20 @@ export class TerminalConnection {
       void this.#connect();
     }, delay);
   }
+}
+
+/**
+ * Keystrokes as a person can read them, for showing held input: Enter as ⏎, other control
+ * characters in caret notation (`^C`, `^[`), cut to `max` characters with an ellipsis.
+ */
+export function visibleInput(data: string, max = 80): string {
+  const shown = Array.from(data, (c) => {
+    const code = c.charCodeAt(0);
+    if (c === "\r") return "⏎";
+    if (code === 0x7f) return "^?";
+    return code < 0x20 ? `^${String.fromCharCode(code + 64)}` : c;
+  }).join("");
+  return shown.length > max ? `${shown.slice(0, max - 1)}…` : shown;
 }
 
 function errorText(error: unknown): string {

@@ -1,12 +1,26 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { CloseCode, MetaLine, parseClientLinkOptions } from "../../../relay/protocol.ts";
 import {
+  clientToken,
+  runnerToken,
+  ScriptedRunner,
+  startTestRelay,
+  uniqueId,
+  waitFor,
+} from "../../../relay/testing.ts";
+import {
   type ConnectionState,
   type ConnectionStatus,
+  type HeartbeatOptions,
+  type LinkHealth,
   TerminalConnection,
   type TerminalSink,
   TicketError,
+  visibleInput,
 } from "./connection.ts";
+import { startServe } from "../../../runner/serve.ts";
+import { silentLogger } from "../../../runner/log.ts";
+import { testShellEnv } from "../../../runner/_testing.ts";
 
 /** One client connection the fake relay accepted. */
 interface Peer {
@@ -16,8 +30,11 @@ interface Peer {
   closed: Promise<void>;
 }
 
-/** A real WebSocket server on 127.0.0.1:0 that speaks the relay's client side, driven by the test. */
-function startFakeRelay() {
+/**
+ * A real WebSocket server on 127.0.0.1:0 that speaks the relay's client side, driven by the test.
+ * `answerPings: false` plays a server from before the heartbeat: pings are recorded, never answered.
+ */
+function startFakeRelay(answerPings = true) {
   const peers: Peer[] = [];
   const waiters: (() => void)[] = [];
   /** Tokens whose upgrade is refused with 429, as the relay refuses a user over the cap. */
@@ -33,7 +50,12 @@ function startFakeRelay() {
       received: [],
       closed: new Promise((resolve) => socket.addEventListener("close", () => resolve())),
     };
-    socket.onmessage = (event) => peer.received.push(JSON.parse(event.data));
+    socket.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      // Answered and not recorded, as the relay answers and never forwards them.
+      if (message.type === "ping" && answerPings) socket.send(JSON.stringify({ type: "pong", t: message.t }));
+      else peer.received.push(message);
+    };
     socket.onopen = () => {
       peers.push(peer);
       waiters.splice(0).forEach((wake) => wake());
@@ -58,14 +80,6 @@ function startFakeRelay() {
       await server.shutdown();
     },
   };
-}
-
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 /** A terminal that records what it was given; the test decides when writes count as rendered. */
@@ -97,6 +111,32 @@ class RecordingSink implements TerminalSink {
 
 const SESSION = "sess_0123456789";
 
+/** The test connections' backoff: short, and its largest delay bounds every retry they schedule. */
+const BACKOFF = { baseMs: 20, maxMs: 100 };
+
+/**
+ * Returns once every retry the test connections scheduled so far has started: a control connection
+ * dropped now schedules its own retry with the largest delay of {@linkcode BACKOFF}, and timers fire in
+ * deadline order, so its reconnect is the event that comes after any retry that must not happen.
+ */
+async function afterEveryScheduledRetry(): Promise<void> {
+  const relay = startFakeRelay();
+  const control = new TerminalConnection({
+    tickets: () => Promise.resolve({ url: `${relay.url}?token=control` }),
+    sink: new RecordingSink(),
+    onEvent: () => {},
+    backoff: { baseMs: BACKOFF.maxMs, maxMs: BACKOFF.maxMs, jitter: 0 },
+  });
+  try {
+    control.start();
+    (await relay.peer(1)).socket.close(1011, "control drop");
+    await relay.peer(2);
+  } finally {
+    control.dispose();
+    await relay.close();
+  }
+}
+
 function send(peer: Peer, message: Record<string, unknown>) {
   peer.socket.send(JSON.stringify({ sessionId: SESSION, ...message }));
 }
@@ -104,12 +144,18 @@ const meta = (peer: Peer, data: string) => send(peer, { type: "meta", data });
 const stdout = (peer: Peer, data: string, offset: number) => send(peer, { type: "stdout", data, offset });
 
 function setup(
-  options: { tickets?: (sessionId: string | undefined) => Promise<{ url: string }> } = {},
+  options: {
+    tickets?: (sessionId: string | undefined) => Promise<{ url: string }>;
+    answerPings?: boolean;
+    heartbeat?: Partial<HeartbeatOptions>;
+  } = {},
 ) {
-  const relay = startFakeRelay();
+  const relay = startFakeRelay(options.answerPings);
   const sink = new RecordingSink();
   const states: ConnectionState[] = [];
   const events: string[] = [];
+  const pending: string[] = [];
+  const links: LinkHealth[] = [];
   let issued = 0;
   const ticketSessions: (string | undefined)[] = [];
   const connection = new TerminalConnection({
@@ -121,10 +167,13 @@ function setup(
     sink,
     onEvent: (event) => {
       if (event.type === "state") states.push(event.state);
+      else if (event.type === "pending-input") pending.push(event.data);
+      else if (event.type === "link") links.push(event.link);
       else events.push(JSON.stringify(event));
     },
-    backoff: { baseMs: 20, maxMs: 100 },
+    backoff: BACKOFF,
     random: () => 0.5,
+    heartbeat: options.heartbeat,
   });
   const status = () => states.at(-1)?.status;
   const waitStatus = (want: ConnectionStatus) => waitFor(() => status() === want, `status ${want}`);
@@ -133,6 +182,8 @@ function setup(
     sink,
     states,
     events,
+    pending,
+    links,
     connection,
     ticketSessions,
     status,
@@ -228,7 +279,7 @@ Deno.test("reconnects after a relay restart with a fresh token from the last off
   await t.waitStatus("online");
 });
 
-Deno.test("keystrokes typed while disconnected are sent once the session is back", async () => {
+Deno.test("keystrokes typed while disconnected are held; discarding them sends nothing", async () => {
   await using t = setup();
   t.connection.start();
   const first = await t.relay.peer(1);
@@ -236,16 +287,21 @@ Deno.test("keystrokes typed while disconnected are sent once the session is back
   await t.waitStatus("online");
   first.socket.close(1011, "boom");
   await t.waitStatus("reconnecting");
-  t.connection.input("typed-offline");
+  t.connection.input("rm -rf ");
+  t.connection.input("build\r");
+  assertEquals(t.pending, ["rm -rf ", "rm -rf build\r"]);
+  assertEquals(t.connection.sendPendingInput(), false, "nothing to send to while down");
   const second = await t.relay.peer(2);
-  assertEquals(second.received.length, 0);
   meta(second, MetaLine.session(SESSION));
-  await waitFor(() => second.received.some((m) => m.type === "stdin"), "flushed input");
-  assertEquals(second.received.find((m) => m.type === "stdin"), {
-    type: "stdin",
-    sessionId: SESSION,
-    data: "typed-offline",
-  });
+  await t.waitStatus("online");
+  assertEquals(t.connection.pendingInput, "rm -rf build\r", "still held once back");
+  t.connection.discardPendingInput();
+  assertEquals(t.pending.at(-1), "");
+  t.connection.input("live\r");
+  await waitFor(() => second.received.some((m) => m.type === "stdin"), "the live keystrokes");
+  assertEquals(second.received.filter((m) => m.type === "stdin"), [
+    { type: "stdin", sessionId: SESSION, data: "live\r" },
+  ]);
 });
 
 Deno.test("4401 retries once with a fresh token, then explains", async () => {
@@ -255,7 +311,8 @@ Deno.test("4401 retries once with a fresh token, then explains", async () => {
   (await t.relay.peer(2)).socket.close(CloseCode.UNAUTHORIZED, "token expired");
   await t.waitStatus("unauthorized");
   assertEquals(t.relay.peers[1].params.get("token"), "tok-2");
-  await new Promise((resolve) => setTimeout(resolve, 150));
+  await afterEveryScheduledRetry();
+  assertEquals(t.ticketSessions.length, 2, "no third ticket");
   assertEquals(t.relay.peers.length, 2, "no third attempt");
   assert(t.states.at(-1)!.detail.includes("token expired"));
 });
@@ -279,14 +336,16 @@ Deno.test("4403 means revoked and 4404 means no runner; neither retries by itsel
   t.connection.start();
   (await t.relay.peer(1)).socket.close(CloseCode.NO_RUNNER, "no runner online");
   await t.waitStatus("no-runner");
-  await new Promise((resolve) => setTimeout(resolve, 150));
+  await afterEveryScheduledRetry();
+  assertEquals(t.ticketSessions.length, 1);
   assertEquals(t.relay.peers.length, 1);
   t.connection.start();
   const second = await t.relay.peer(2);
   meta(second, MetaLine.relay("revoked"));
   second.socket.close(CloseCode.REVOKED, "runner revoked");
   await t.waitStatus("revoked");
-  await new Promise((resolve) => setTimeout(resolve, 150));
+  await afterEveryScheduledRetry();
+  assertEquals(t.ticketSessions.length, 2);
   assertEquals(t.relay.peers.length, 2);
   assert(t.states.at(-1)!.detail.includes("Pair it again"));
 });
@@ -321,7 +380,8 @@ Deno.test("relay meta lines drive the state; exit then 1000 ends without reconne
   peer.socket.close(CloseCode.NORMAL, "session ended");
   await t.waitStatus("ended");
   assertEquals(t.states.at(-1)!.exitCode, "3");
-  await new Promise((resolve) => setTimeout(resolve, 150));
+  await afterEveryScheduledRetry();
+  assertEquals(t.ticketSessions.length, 1);
   assertEquals(t.relay.peers.length, 1);
   assert(t.events.includes(JSON.stringify({ type: "record", on: true })));
   assert(t.events.includes(JSON.stringify({ type: "error", message: "no such folder" })));
@@ -368,4 +428,241 @@ Deno.test("a ticket error stops; a transient ticket failure is retried with back
   await t.waitStatus("revoked");
   assertEquals(t.states.at(-1)!.detail, "Runner revoked; pair again.");
   assertEquals(calls, 3);
+});
+
+/**
+ * A TCP proxy on 127.0.0.1:0 in front of `targetPort`. `stall()` stops it moving bytes either way
+ * with every connection left open, as a SIGSTOPped relay would; `drop()` cuts every connection; while
+ * `refusing`, new connections are closed at once.
+ */
+function startProxy(targetPort: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const conns = new Set<Deno.Conn>();
+  const tasks: Promise<void>[] = [];
+  let stalled: PromiseWithResolvers<void> | undefined;
+  const proxy = {
+    url: `ws://127.0.0.1:${listener.addr.port}`,
+    refusing: false,
+    stall() {
+      stalled ??= Promise.withResolvers();
+    },
+    resume() {
+      stalled?.resolve();
+      stalled = undefined;
+    },
+    drop() {
+      for (const conn of conns) conn.close();
+      conns.clear();
+    },
+    async close() {
+      listener.close();
+      proxy.resume();
+      proxy.drop();
+      await Promise.all(tasks);
+    },
+  };
+  const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      while (true) {
+        await stalled?.promise;
+        const n = await from.read(buffer);
+        if (n === null) break;
+        await stalled?.promise;
+        for (let sent = 0; sent < n;) sent += await to.write(buffer.subarray(sent, n));
+      }
+    } catch {
+      // One side was closed: the other goes too, below.
+    }
+    for (const conn of [from, to]) {
+      if (conns.delete(conn)) conn.close();
+    }
+  };
+  tasks.push((async () => {
+    try {
+      for await (const inbound of listener) {
+        if (proxy.refusing) {
+          inbound.close();
+          continue;
+        }
+        const outbound = await Deno.connect({ hostname: "127.0.0.1", port: targetPort });
+        conns.add(inbound);
+        conns.add(outbound);
+        tasks.push(pipe(inbound, outbound), pipe(outbound, inbound));
+      }
+    } catch {
+      // The listener was closed.
+    }
+  })());
+  return proxy;
+}
+
+/** A real relay with a scripted runner, reached through a {@linkcode startProxy} proxy. */
+async function setupRelay(options: { heartbeat?: Partial<HeartbeatOptions> } = {}) {
+  const relay = startTestRelay();
+  const proxy = startProxy(Number(new URL(relay.url).port));
+  const userId = uniqueId("user");
+  const sessionId = uniqueId("session");
+  const runner = new ScriptedRunner(
+    relay.url,
+    (await runnerToken(relay.backend, uniqueId("runner"), userId)).token,
+  );
+  await runner.welcome();
+  const states: ConnectionState[] = [];
+  const links: LinkHealth[] = [];
+  const pending: string[] = [];
+  const connection = new TerminalConnection({
+    tickets: async () => ({
+      url: `${proxy.url}/client?token=${await clientToken({ userId, sessionId })}`,
+      sessionId,
+    }),
+    sink: new RecordingSink(),
+    onEvent: (event) => {
+      if (event.type === "state") states.push(event.state);
+      else if (event.type === "link") links.push(event.link);
+      else if (event.type === "pending-input") pending.push(event.data);
+    },
+    backoff: BACKOFF,
+    random: () => 0.5,
+    heartbeat: options.heartbeat,
+  });
+  const status = () => states.at(-1)?.status;
+  return {
+    proxy,
+    runner,
+    sessionId,
+    connection,
+    states,
+    links,
+    pending,
+    status,
+    waitStatus: (want: ConnectionStatus) => waitFor(() => status() === want, `status ${want}`),
+    stdin: () => runner.stdin(sessionId),
+    async [Symbol.asyncDispose]() {
+      connection.dispose();
+      await proxy.close();
+      await runner.close();
+      await relay.close();
+    },
+  };
+}
+
+Deno.test("keystrokes typed while the relay link is down never reach the PTY unless the user sends them", async () => {
+  await using t = await setupRelay();
+  t.connection.start();
+  await t.waitStatus("online");
+  t.proxy.refusing = true;
+  t.proxy.drop();
+  await t.waitStatus("reconnecting");
+  t.connection.input("echo typed-while-down\r");
+  t.proxy.refusing = false;
+  await t.waitStatus("online");
+  // Sent after any flush of held input would have been, on the same socket: once it is in, that would be too.
+  t.connection.input("echo live\r");
+  await waitFor(() => t.stdin().includes("echo live"), "the live keystrokes at the runner");
+  assertEquals(t.stdin(), "echo live\r", "the held keystrokes were not run");
+  assertEquals(t.pending, ["echo typed-while-down\r"], "shown to the user as held");
+  assertEquals(t.connection.pendingInput, "echo typed-while-down\r");
+  assert(t.connection.sendPendingInput(), "sent once the user confirms");
+  await waitFor(() => t.stdin().includes("typed-while-down"), "the confirmed keystrokes at the runner");
+  assertEquals(t.stdin(), "echo live\recho typed-while-down\r");
+  assertEquals(t.pending.at(-1), "", "nothing held any more");
+});
+
+Deno.test("a stalled relay is reported with how long it has been silent, then the connection reconnects", async () => {
+  const heartbeat = { intervalMs: 50, silentMs: 400, reconnectMs: 1500 };
+  await using t = await setupRelay({ heartbeat });
+  t.connection.start();
+  await t.waitStatus("online");
+  t.proxy.stall();
+  const stalledAt = Date.now();
+  const silent = await waitFor(() => t.links.find((link) => link.detail !== undefined), "the silence report");
+  const reportedAfter = Date.now() - stalledAt;
+  assert(silent.silentForMs >= heartbeat.silentMs, `silent for ${silent.silentForMs} ms`);
+  assert(
+    reportedAfter <= heartbeat.silentMs + 2 * heartbeat.intervalMs + 200,
+    `reported after ${reportedAfter} ms`,
+  );
+  assert(/^No answer from the relay for \d+ s\.$/.test(silent.detail!), silent.detail);
+  assertEquals(t.status(), "online", "the socket is still open: only silent");
+  await t.waitStatus("reconnecting");
+  // Silence counts from the last frame, which came at most one ping interval (and a round trip) before the stall.
+  assert(
+    Date.now() - stalledAt >= heartbeat.reconnectMs - 2 * heartbeat.intervalMs,
+    "not before the threshold",
+  );
+  assert(t.states.at(-1)!.detail.startsWith("No answer from the relay for"), t.states.at(-1)!.detail);
+  t.proxy.resume();
+  await t.waitStatus("online");
+  const measured = await waitFor(() => t.links.findLast((link) => link.rttMs !== undefined), "a round trip");
+  assertEquals(t.links.at(-1)!.detail, undefined, "the report cleared");
+  assert(measured.rttMs! < heartbeat.silentMs, `round trip ${measured.rttMs} ms`);
+});
+
+Deno.test("the relay answers pings itself: never forwarded, never counted as malformed", async () => {
+  await using t = await setupRelay({ heartbeat: { intervalMs: 20, silentMs: 10_000, reconnectMs: 20_000 } });
+  t.connection.start();
+  // More pings than the malformed frames the relay tolerates (10) before it closes a link 1008.
+  await waitFor(
+    () => t.links.filter((link) => link.rttMs !== undefined).length > 12,
+    "a dozen answered pings",
+  );
+  assertEquals(t.states.map((state) => state.status), ["connecting", "online"]);
+  assertEquals(t.runner.received.filter((message) => message.type === "ping"), []);
+});
+
+Deno.test("coda-runner serve answers the heartbeat too: the round trip is measured, the link stays up", async () => {
+  const home = await Deno.makeTempDir();
+  const server = await startServe({
+    port: 0,
+    allowedOrigins: [],
+    log: silentLogger,
+    sessions: { env: testShellEnv(home), home, graceMs: 60_000, replayBytes: 1024 * 1024 },
+  });
+  const states: ConnectionState[] = [];
+  const links: LinkHealth[] = [];
+  const connection = new TerminalConnection({
+    tickets: () => Promise.resolve({ url: server.clientUrl }),
+    sink: new RecordingSink(),
+    onEvent: (event) => {
+      if (event.type === "state") states.push(event.state);
+      else if (event.type === "link") links.push(event.link);
+    },
+    heartbeat: { intervalMs: 20, silentMs: 10_000, reconnectMs: 20_000 },
+  });
+  try {
+    connection.start();
+    // More pings than the malformed frames serve tolerates (10) before it closes a link 1008.
+    await waitFor(
+      () => links.filter((link) => link.rttMs !== undefined).length > 12,
+      "a dozen answered pings",
+    );
+    assertEquals(states.map((state) => state.status), ["connecting", "online"]);
+  } finally {
+    connection.dispose();
+    await server.close();
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("a server from before the heartbeat: three unanswered pings, then none; its silence is no alarm", async () => {
+  const heartbeat = { intervalMs: 10, silentMs: 30, reconnectMs: 60 };
+  await using t = setup({ answerPings: false, heartbeat });
+  t.connection.start();
+  const peer = await t.relay.peer(1);
+  meta(peer, MetaLine.session(SESSION));
+  await t.waitStatus("online");
+  await waitFor(() => peer.received.filter((m) => m.type === "ping").length >= 3, "three pings");
+  // Nothing is to happen, so there is no event to await: ten reconnect thresholds of an idle link.
+  await new Promise((resolve) => setTimeout(resolve, 10 * heartbeat.reconnectMs));
+  assertEquals(peer.received.filter((m) => m.type === "ping").length, 3, "no more pings to be struck for");
+  assertEquals(t.relay.peers.length, 1, "no reconnect");
+  assertEquals(t.status(), "online");
+  assertEquals(t.links.filter((link) => link.detail !== undefined), [], "no silence reported");
+});
+
+Deno.test("held keystrokes are shown readably: Enter, control keys, and a cut", () => {
+  assertEquals(visibleInput("ls -la\r"), "ls -la⏎");
+  assertEquals(visibleInput("\x03\x1b[A\x7f"), "^C^[[A^?");
+  assertEquals(visibleInput("x".repeat(100), 10), `${"x".repeat(9)}…`);
 });
