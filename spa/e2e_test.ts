@@ -12,7 +12,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { apiJson, approvePairing, signup, type StartedApp, startTestApp } from "../api/testing.ts";
-import { waitFor as relayWaitFor } from "../relay/testing.ts";
+import { waitFor } from "../relay/testing.ts";
 import { buildSpa } from "./build.ts";
 import type { TerminalTestHook } from "./src/terminal/terminal_pane.tsx";
 
@@ -20,6 +20,8 @@ const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const CHROMIUM = "/usr/bin/chromium";
 const SCREENSHOTS = join(ROOT, "test-output", "e2e");
 const STEP_TIMEOUT_MS = 45_000;
+/** How often a wait polls the page (each poll is a round trip to Chromium). */
+const POLL_MS = 100;
 
 const chromiumPresent = await Deno.stat(CHROMIUM).then(() => true, () => false);
 /** Opt-out for machines without Chromium; it only skips when Chromium is really absent, so CI always runs the suite. */
@@ -74,13 +76,20 @@ class RunnerProcess {
     const match = await waitFor(
       () => /\/devmode\/pair\?code=([A-Za-z0-9%-]+)/.exec(this.#output),
       "pairing code",
+      STEP_TIMEOUT_MS,
+      POLL_MS,
     );
     return decodeURIComponent(match[1]);
   }
 
   /** The URL `coda-runner serve` printed for the manual connection. */
   async serveUrl(): Promise<string> {
-    const match = await waitFor(() => /ws:\/\/\S+\/client\?token=\S+/.exec(this.#output), "serve URL");
+    const match = await waitFor(
+      () => /ws:\/\/\S+\/client\?token=\S+/.exec(this.#output),
+      "serve URL",
+      STEP_TIMEOUT_MS,
+      POLL_MS,
+    );
     return match[0];
   }
 
@@ -93,10 +102,6 @@ class RunnerProcess {
     await this.#child.status;
     await this.#reading;
   }
-}
-
-function waitFor<T>(check: () => T | Promise<T>, what: string, timeoutMs = STEP_TIMEOUT_MS) {
-  return relayWaitFor(check, what, timeoutMs, 100);
 }
 
 function freePort(): number {
@@ -149,6 +154,7 @@ async function waitForTerminal(
       },
       what,
       timeoutMs,
+      POLL_MS,
     );
   } catch (error) {
     const snapshot = last as (TerminalTestHook & { text: string }) | null;
@@ -167,6 +173,19 @@ async function typeInTerminal(page: Page, text: string): Promise<void> {
   await page.focus(`#pane-${hook.tabId} textarea.xterm-helper-textarea`);
   await page.keyboard.type(text);
   await page.keyboard.press("Enter");
+}
+
+/** The query in the page's address bar. */
+function search(page: Page): Promise<string> {
+  return page.evaluate(() => location.search);
+}
+
+/** Clicks the middle of what `selector` finds with the mouse, as a person would (whatever lies on top gets it). */
+async function mouseClick(page: Page, selector: string): Promise<void> {
+  const element = await page.waitForSelector(selector, { timeout: STEP_TIMEOUT_MS });
+  const box = await element!.boundingBox();
+  assert(box, `${selector} is displayed`);
+  await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
 }
 
 /** Lines of the terminal that are exactly `line` (ignoring trailing spaces). */
@@ -277,8 +296,11 @@ Deno.test({
         await page.click("button[aria-label='Switch to the dark theme']");
       });
 
-      await step("open a terminal and see typed output rendered", async () => {
-        await page.goto(`${app.url}/devmode/terminal`);
+      await step("open a terminal from the runner's link and see typed output rendered", async () => {
+        // The runners page links to `/devmode/terminal?runner=…`.
+        await page.click(".runner a[href^='/devmode/terminal?runner=']");
+        await page.waitForSelector("#runner-select");
+        assert((await search(page)).startsWith("?runner="));
         const open = await page.waitForSelector("xpath/.//button[contains(., 'Open terminal')]");
         await open!.click();
         await waitForTerminal(
@@ -327,6 +349,8 @@ Deno.test({
 
       await step("reload the page and reattach with the earlier output", async () => {
         const before = (await activeHook(page))!;
+        // The address bar names the tab's session, not the runner form the tab was opened from.
+        assertEqual(await search(page), `?session=${before.sessionId}`);
         await page.reload();
         const after = await waitForTerminal(
           page,
@@ -334,13 +358,48 @@ Deno.test({
           (h) => h.status === "online" && countLines(h.text, `hello-${marker}`) === 1,
         );
         assertEqual(after.sessionId, before.sessionId);
+        assertEqual(after.tabId, before.tabId);
         await screenshot(page, "terminal-reloaded");
       });
+
+      await step(
+        "terminal queries are answered live once, and not again when the output is replayed",
+        async () => {
+          // Device attributes, foreground and background colour, a DEC mode, the cursor position: what vim asks.
+          // `read` takes the live answers so they do not reach the prompt.
+          await typeInTerminal(
+            page,
+            `printf '\\e[c\\e]10;?\\a\\e]11;?\\a\\e[?2$p\\e[6n'; read -rs -t 2 -d '' a; ` +
+              `[[ $a == *rgb:* ]] && echo answered-${marker}`,
+          );
+          await waitForTerminal(page, "live answers", (h) => countLines(h.text, `answered-${marker}`) === 1);
+          await page.reload();
+          await waitForTerminal(
+            page,
+            "reattached with the queries replayed",
+            (h) => h.status === "online" && countLines(h.text, `answered-${marker}`) === 1,
+          );
+          await typeInTerminal(page, `echo clean-${marker}`);
+          const after = await waitForTerminal(
+            page,
+            "the echo ran",
+            (h) => countLines(h.text, `clean-${marker}`) === 1 || /not found|syntax error/.test(h.text),
+          );
+          const lines = after.text.split("\n").map((l) => l.trimEnd());
+          const typed = lines[lines.indexOf(`clean-${marker}`) - 1];
+          assert(
+            new RegExp(`[$#] echo clean-${marker}$`).test(typed ?? ""),
+            `the shell got only the echo:\n${lines.filter(Boolean).slice(-6).join("\n")}`,
+          );
+          await screenshot(page, "terminal-queries-replayed");
+        },
+      );
 
       await step("close the tab and reattach from Recent sessions (no runner named)", async () => {
         const before = (await activeHook(page))!;
         // Closed, the session is no longer open in a tab, so Recent sessions offers it.
         await page.click(".tab.selected .tab-close");
+        await page.waitForFunction(() => location.search === "", { timeout: STEP_TIMEOUT_MS });
         const shortId = before.sessionId!.slice(0, 12);
         const reattach = await page.waitForSelector(
           `xpath/.//li[code[contains(., '${shortId}')]]//button[contains(., 'Reattach')]`,
@@ -353,6 +412,7 @@ Deno.test({
           (h) => h.status === "online" && countLines(h.text, `hello-${marker}`) === 1,
         );
         assertEqual(after.sessionId, before.sessionId);
+        assertEqual(await search(page), `?session=${before.sessionId}`);
       });
 
       await step("restart the relay and see the terminal recover by itself", async () => {
@@ -411,11 +471,16 @@ Deno.test({
 
         const player = await browser!.newPage();
         await player.setViewport({ width: 1200, height: 800 });
-        await waitFor(async () => {
-          await player.goto(`${app.url}/devmode/recordings`);
-          await player.waitForSelector(".recording, .empty", { timeout: STEP_TIMEOUT_MS });
-          return await player.$(`.recording[data-session-id="${hook.sessionId}"]`);
-        }, "the recording to be listed");
+        await waitFor(
+          async () => {
+            await player.goto(`${app.url}/devmode/recordings`);
+            await player.waitForSelector(".recording, .empty", { timeout: STEP_TIMEOUT_MS });
+            return await player.$(`.recording[data-session-id="${hook.sessionId}"]`);
+          },
+          "the recording to be listed",
+          STEP_TIMEOUT_MS,
+          POLL_MS,
+        );
         await player.click(`.recording[data-session-id="${hook.sessionId}"] button`);
         await player.waitForFunction(
           (text) => document.querySelector(".player-host .xterm-rows")?.textContent?.includes(text),
@@ -450,6 +515,20 @@ Deno.test({
         await page.bringToFront();
       });
 
+      await step("the shell exits; a mouse click on the card's New session opens one", async () => {
+        const before = (await activeHook(page))!;
+        await typeInTerminal(page, "exit");
+        await waitForTerminal(page, "session ended", (h) => h.status === "ended");
+        await screenshot(page, "terminal-ended");
+        await mouseClick(page, `#pane-${before.tabId} .overlay button::-p-text(New session)`);
+        const after = await waitForTerminal(
+          page,
+          "a new session online",
+          (h) => h.status === "online" && h.sessionId !== undefined && h.sessionId !== before.sessionId,
+        );
+        assertEqual(await search(page), `?session=${after.sessionId}`);
+      });
+
       await step("revoke the runner and see the terminal explain it", async () => {
         const other = await browser!.newPage();
         await other.setViewport({ width: 1200, height: 800 });
@@ -471,6 +550,8 @@ Deno.test({
           { timeout: STEP_TIMEOUT_MS },
         );
         await screenshot(page, "terminal-revoked");
+        await mouseClick(page, ".overlay a::-p-text(Pair again)");
+        await page.waitForFunction(() => location.pathname === "/devmode/pair", { timeout: STEP_TIMEOUT_MS });
       });
 
       assertEqual(pageErrors.filter((e) => !/WebSocket|Failed to load resource/.test(e)).join("\n"), "");
@@ -533,10 +614,15 @@ Deno.test({
       runners.push(second);
       await approvePairing(app.url, user.cookie, await second.pairingCode());
       type Listed = { runnerId: string; online: boolean };
-      const listed = await waitFor(async () => {
-        const list = await apiJson<Listed[]>(app.url, "/api/devmode/runners", { cookie: user.cookie });
-        return list.length === 2 && list.every((r) => r.online) ? list : null;
-      }, "both runners online");
+      const listed = await waitFor(
+        async () => {
+          const list = await apiJson<Listed[]>(app.url, "/api/devmode/runners", { cookie: user.cookie });
+          return list.length === 2 && list.every((r) => r.online) ? list : null;
+        },
+        "both runners online",
+        STEP_TIMEOUT_MS,
+        POLL_MS,
+      );
 
       await page.goto(`${app.url}/devmode/terminal`);
       await page.waitForSelector("#runner-choose-hint");

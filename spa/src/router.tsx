@@ -27,6 +27,17 @@ export function navigate(to: string, options: { replace?: boolean } = {}): void 
   globalThis.scrollTo?.(0, 0);
 }
 
+/**
+ * Rewrites the query in the address bar without a history entry or a scroll, so that a reload
+ * comes back to what the page shows.
+ */
+export function replaceQuery(query: URLSearchParams): void {
+  const search = query.size ? `?${query}` : "";
+  if (search === globalThis.location.search) return;
+  history.replaceState(null, "", globalThis.location.pathname + search + globalThis.location.hash);
+  listeners.forEach((listener) => listener());
+}
+
 /** Re-renders on navigation and returns the current location. */
 export function useLocation(): Location {
   const [location, setLocation] = useState(current);

@@ -10,10 +10,17 @@ import type { JSX } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { clientLinkQuery, MAX_IDEA_ID_LENGTH } from "../../../relay/protocol.ts";
 import { api, ApiError, type DevmodeConfig, type RecentSession, type Runner, type User } from "../api.ts";
-import { Link, navigate } from "../router.tsx";
+import { Link, navigate, replaceQuery } from "../router.tsx";
 import { currentTheme, onThemeChange, type ThemeName } from "../theme.ts";
 import { type ConnectionStatus, TicketError, type TicketSource } from "../terminal/connection.ts";
-import { loadTabs, newTabId, saveTabs, type StoredTab, tabTitle } from "../terminal/tabs_store.ts";
+import {
+  isStoredId,
+  loadTabs,
+  newTabId,
+  saveTabs,
+  type StoredTab,
+  tabTitle,
+} from "../terminal/tabs_store.ts";
 import { STATUS_LABEL, TerminalPane } from "../terminal/terminal_pane.tsx";
 import { parseManualUrl } from "../terminal/manual_url.ts";
 
@@ -34,6 +41,31 @@ export interface TerminalPageProps {
 }
 
 const NEW = "new";
+/** The query parameter naming the session of the tab shown, so that a reload comes back to it. */
+const SESSION_PARAM = "session";
+/** The idea a terminal opens for when none is given. */
+const DEFAULT_IDEA = "scratch";
+
+/**
+ * The tabs a page load starts with: the stored ones, showing the tab of `?session=` (reopened when
+ * this browser has no tab for it, e.g. a link from another one), else the form for `?runner=`, else
+ * the tab that was active.
+ */
+function initialTabs(userId: string | undefined, query: URLSearchParams): { tabs: Tab[]; activeId: string } {
+  if (!userId) return { tabs: [], activeId: NEW };
+  const stored = loadTabs(globalThis.localStorage, userId);
+  const tabs = stored.tabs.map((t): Tab => ({ ...t, kind: "relay" }));
+  const sessionId = query.get(SESSION_PARAM);
+  if (sessionId && isStoredId(sessionId)) {
+    const named = tabs.find((t) => t.sessionId === sessionId);
+    if (named) return { tabs, activeId: named.id };
+    // The API reattaches with the session's own idea; this one only titles the tab until its folder is known.
+    const reopened: Tab = { id: newTabId(), kind: "relay", ideaId: DEFAULT_IDEA, sessionId };
+    return { tabs: [...tabs, reopened], activeId: reopened.id };
+  }
+  if (query.get("runner")) return { tabs, activeId: NEW };
+  return { tabs, activeId: stored.activeId ?? NEW };
+}
 
 /** Turns a failed `POST /api/devmode/sessions` into a stop (or rethrows it as retryable). */
 function ticketError(error: unknown): unknown {
@@ -71,15 +103,10 @@ function relayTickets(tab: Tab): TicketSource {
 /** The terminal page. */
 export function TerminalPage(props: TerminalPageProps): JSX.Element {
   const userId = props.manualOnly ? undefined : props.user?.id;
-  const [tabs, setTabs] = useState<Tab[]>(() =>
-    userId
-      ? loadTabs(globalThis.localStorage, userId).tabs.map((t) => ({ ...t, kind: "relay" as const }))
-      : []
-  );
-  const [activeId, setActiveId] = useState<string>(() => {
-    const stored = userId ? loadTabs(globalThis.localStorage, userId).activeId : null;
-    return props.query.get("runner") ? NEW : stored ?? NEW;
-  });
+  const [initial] = useState(() => initialTabs(userId, props.query));
+  const [preselectRunner] = useState(() => props.query.get("runner") ?? undefined);
+  const [tabs, setTabs] = useState<Tab[]>(initial.tabs);
+  const [activeId, setActiveId] = useState<string>(initial.activeId);
   const [statuses, setStatuses] = useState<Record<string, ConnectionStatus>>({});
   const [theme, setTheme] = useState<ThemeName>(currentTheme);
   useEffect(() => onThemeChange(setTheme), []);
@@ -90,6 +117,15 @@ export function TerminalPage(props: TerminalPageProps): JSX.Element {
       tabs: tabs.filter((t) => t.kind === "relay"),
       activeId: activeId === NEW ? null : activeId,
     });
+  }, [tabs, activeId]);
+
+  useEffect(() => {
+    if (props.manualOnly) return;
+    const active = tabs.find((t) => t.id === activeId);
+    const query = new URLSearchParams();
+    if (active?.kind === "relay" && active.sessionId) query.set(SESSION_PARAM, active.sessionId);
+    else if (activeId === NEW && preselectRunner) query.set("runner", preselectRunner);
+    replaceQuery(query);
   }, [tabs, activeId]);
 
   const tickets = useRef(new Map<string, TicketSource>());
@@ -193,7 +229,7 @@ export function TerminalPage(props: TerminalPageProps): JSX.Element {
             config={props.config}
             manualOnly={props.manualOnly}
             signedIn={!!props.user}
-            preselectRunner={props.query.get("runner") ?? undefined}
+            preselectRunner={preselectRunner}
             openTabs={tabs}
             onOpen={open}
           />
@@ -239,7 +275,7 @@ function NewTerminal(props: {
   const [runners, setRunners] = useState<Runner[] | null>(null);
   const [recent, setRecent] = useState<RecentSession[]>([]);
   const [runnerId, setRunnerId] = useState(props.preselectRunner ?? "");
-  const [ideaId, setIdeaId] = useState("scratch");
+  const [ideaId, setIdeaId] = useState(DEFAULT_IDEA);
   const [manualUrl, setManualUrl] = useState("");
   const [manualError, setManualError] = useState<string | null>(null);
   const [loadError, setLoadError] = useState<string | null>(null);
@@ -276,7 +312,7 @@ function NewTerminal(props: {
       return;
     }
     setChooseError(null);
-    const idea = ideaId.trim() || "scratch";
+    const idea = ideaId.trim() || DEFAULT_IDEA;
     props.onOpen({ id: newTabId(), kind: "relay", ideaId: idea, runnerId: runnerId || undefined });
   };
 

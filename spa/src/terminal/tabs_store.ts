@@ -39,6 +39,11 @@ export type TabStorage = Pick<Storage, "getItem" | "setItem">;
 
 const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
+/** Whether `value` has the shape of a session (or tab, runner) id, e.g. one read from the address bar. */
+export function isStoredId(value: string): boolean {
+  return ID.test(value);
+}
+
 function isStoredTab(value: unknown): value is StoredTab {
   if (!value || typeof value !== "object") return false;
   const tab = value as Record<string, unknown>;

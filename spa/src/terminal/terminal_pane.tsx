@@ -14,8 +14,10 @@ import { Link } from "../router.tsx";
 import {
   type ConnectionState,
   type ConnectionStatus,
+  type LinkHealth,
   TerminalConnection,
   type TicketSource,
+  visibleInput,
 } from "./connection.ts";
 import { applyModifiers, arrowSequence, KeyBar, type Modifiers } from "./key_bar.tsx";
 import { createTerminal, type TerminalHandle } from "./xterm_setup.ts";
@@ -86,8 +88,14 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
   const handle = useRef<TerminalHandle | null>(null);
   const connection = useRef<TerminalConnection | null>(null);
   const modifiers = useRef<Modifiers>({ ctrl: false, alt: false });
+  // Whether xterm's replies to queries in newly received output go to the shell. A link to an existing
+  // session first replays output that was answered when it was live (or by another client): until the
+  // person acts on this link, this client is a viewer and answers nothing.
+  const answering = useRef(!props.tab.sessionId);
   const [state, setState] = useState<ConnectionState>({ status: "connecting", detail: "Connecting…" });
   const [recording, setRecording] = useState(false);
+  const [link, setLink] = useState<LinkHealth>({ silentForMs: 0 });
+  const [pendingInput, setPendingInput] = useState("");
   const [panel, setPanel] = useState<"none" | "search" | "cwd">("none");
   const [keyBar, setKeyBar] = useState(TOUCH);
   const [mods, setMods] = useState<Modifiers>({ ctrl: false, alt: false });
@@ -107,19 +115,27 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
     const { term } = terminal;
     terminal.fitToContainer();
 
+    // Each time a link comes online after the first, it attached to the existing session and replays.
+    let attached = false;
+    let linkOnline = false;
     const conn = new TerminalConnection({
       tickets: (sessionId) => latest.current.tickets(sessionId),
       sessionId: latest.current.tab.sessionId,
       sink: {
-        write: (data, rendered) => term.write(data, rendered),
+        write: (data, rendered) => terminal.write(data, answering.current, rendered),
         reset: () => term.reset(),
-        notice: (text) => term.write(`\r\n\x1b[2m${text}\x1b[0m\r\n`),
+        notice: (text) => terminal.write(`\r\n\x1b[2m${text}\x1b[0m\r\n`, false),
         size: () =>
           element.clientWidth > 0 && element.clientHeight > 0 ? { cols: term.cols, rows: term.rows } : null,
       },
       onEvent: (event) => {
         switch (event.type) {
           case "state":
+            if (event.state.status === "online" && !linkOnline) {
+              if (attached) answering.current = false;
+              attached = true;
+            }
+            linkOnline = event.state.status === "online";
             setState(event.state);
             latest.current.onStatus(event.state.status);
             return;
@@ -135,13 +151,20 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
           case "error":
             showToast(`Runner: ${event.message}`, "error");
             return;
+          case "link":
+            setLink(event.link);
+            return;
+          case "pending-input":
+            setPendingInput(event.data);
+            return;
         }
       },
     });
     connection.current = conn;
 
     const subscriptions = [
-      term.onData((data) => {
+      terminal.onInput((data, fromPerson) => {
+        if (fromPerson) answering.current = true;
         const mod = modifiers.current;
         if (mod.ctrl || mod.alt) {
           setModifiers({ ctrl: false, alt: false });
@@ -216,7 +239,7 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
   const paste = async () => {
     try {
       const text = await navigator.clipboard.readText();
-      if (text) handle.current?.term.paste(text);
+      if (text) handle.current?.paste(text);
     } catch {
       showToast("The browser did not allow reading the clipboard. Use Ctrl+Shift+V or the context menu.");
     }
@@ -236,6 +259,7 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
     const sequence = key === "esc" ? "\x1b" : key === "tab" ? "\t" : arrowSequence(key, applicationCursor);
     const mod = modifiers.current;
     setModifiers({ ctrl: false, alt: false });
+    answering.current = true;
     connection.current?.input(mod.alt ? "\x1b" + sequence : sequence);
     term.focus();
   };
@@ -258,6 +282,9 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
         <span class={`status status-${state.status}`} role="status" aria-live="polite" title={state.detail}>
           <span class="dot" aria-hidden="true" />
           {STATUS_LABEL[state.status]}
+          {online && link.rttMs !== undefined && (
+            <span class="muted" title="Round trip to the relay">&nbsp;· {link.rttMs} ms</span>
+          )}
         </span>
         <span class="cwd" title={props.tab.cwd}>{props.tab.cwd ?? ""}</span>
         <span class="toolbar-spacer" />
@@ -314,6 +341,39 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
           }}
           onClose={focusTerminal}
         />
+      )}
+      {link.detail && !stopped && state.status !== "reconnecting" && (
+        <div class="banner" role="status">
+          <span>{link.detail} Reconnecting if it stays silent…</span>
+        </div>
+      )}
+      {pendingInput && (
+        <div class="banner" role="alert">
+          <span>
+            Typed while disconnected, not sent: <code>{visibleInput(pendingInput)}</code>
+          </span>
+          <button
+            type="button"
+            class="button small"
+            disabled={!online}
+            onClick={() => {
+              connection.current?.sendPendingInput();
+              handle.current?.term.focus();
+            }}
+          >
+            Send
+          </button>
+          <button
+            type="button"
+            class="button small ghost"
+            onClick={() => {
+              connection.current?.discardPendingInput();
+              handle.current?.term.focus();
+            }}
+          >
+            Discard
+          </button>
+        </div>
       )}
       {transient && (
         <div class="banner" role="status">

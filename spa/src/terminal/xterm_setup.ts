@@ -24,6 +24,23 @@ export interface TerminalHandle {
   /** Fits the terminal to its container if the container is visible; true when it did. */
   fitToContainer(): boolean;
   setTheme(theme: ThemeName): void;
+  /**
+   * Writes session output; `answer` says whether the replies xterm.js makes to
+   * terminal queries in it (device attributes, colours, mode and cursor
+   * reports…) may go out as input. Output the session sent before this client
+   * attached was already answered when it was live: answering its replay again
+   * types the replies into the shell. All output must go through here, so
+   * {@linkcode TerminalHandle.onInput} knows which write xterm is parsing.
+   */
+  write(data: string, answer: boolean, parsed?: () => void): void;
+  /** Pastes as the person would; the paste is input even while a replay is being written. */
+  paste(text: string): void;
+  /**
+   * Input for the session: what the person types, pastes or clicks
+   * (`fromPerson`), and xterm's replies to queries in output written with
+   * `answer`; replies to other output are dropped.
+   */
+  onInput(listener: (data: string, fromPerson: boolean) => void): { dispose(): void };
   dispose(): void;
 }
 
@@ -113,6 +130,28 @@ export function createTerminal(container: HTMLElement, options: CreateTerminalOp
     });
   }
 
+  // Whether each write still queued in xterm may be answered; xterm parses writes in order and calls
+  // a write's callback right after parsing it, so the head is the write being parsed.
+  const answers: boolean[] = [];
+  let pasting = false;
+  const write = (data: string, answer: boolean, parsed?: () => void) => {
+    answers.push(answer);
+    term.write(data, () => {
+      answers.shift();
+      parsed?.();
+    });
+  };
+  const onInput = (listener: (data: string, fromPerson: boolean) => void) => {
+    const forward = (data: string) => {
+      // Keys, paste, mouse and focus reach onData inside the browser's event handlers; replies to
+      // queries are made while xterm parses output, in its own tasks. IME text, which xterm commits
+      // from a timer, is dropped only while output written without `answer` is being parsed.
+      const fromPerson = pasting || isPersonEvent(globalThis.event);
+      if (fromPerson || answers.length === 0 || answers[0]) listener(data, fromPerson);
+    };
+    return term.onData(forward);
+  };
+
   const fitToContainer = () => {
     if (container.clientWidth === 0 || container.clientHeight === 0) return false;
     fit.fit();
@@ -128,6 +167,21 @@ export function createTerminal(container: HTMLElement, options: CreateTerminalOp
     setTheme: (theme) => {
       term.options.theme = TERMINAL_THEMES[theme];
     },
+    write,
+    paste: (text) => {
+      pasting = true;
+      try {
+        term.paste(text);
+      } finally {
+        pasting = false;
+      }
+    },
+    onInput,
     dispose: () => term.dispose(),
   };
+}
+
+/** Events a person causes (keys, text input, clipboard, pointer, focus), as opposed to a socket message or a timer. */
+function isPersonEvent(event: Event | undefined): boolean {
+  return event instanceof UIEvent || event instanceof ClipboardEvent;
 }
