@@ -8,10 +8,10 @@
  * @module
  */
 import { join, resolve } from "node:path";
-import { DEFAULT_RUNNER_TOKEN_TTL_SECONDS } from "../relay/tokens.ts";
-import { type EdgeConfig, parseEdgeConfig, secretProblem } from "../relay/config.ts";
+import { DEFAULT_RUNNER_TOKEN_TTL_SECONDS } from "@coda/relay/tokens";
+import { type EdgeConfig, parseEdgeConfig, secretProblem } from "@coda/relay";
 import { DEFAULT_RECORDING_BYTES_PER_USER } from "./logs.ts";
-import { parseUrl, sameSiteOrigins } from "../relay/urls.ts";
+import { parseUrl, sameSiteOrigins } from "@coda/relay/urls";
 
 /** A configuration problem, worded for the person starting the app. */
 export class ConfigError extends Error {

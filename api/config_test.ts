@@ -1,8 +1,8 @@
 import { deepEqual as assertEquals, ok as assert, throws } from "node:assert/strict";
 import { join } from "node:path";
 import { ConfigError, loadAppConfig } from "./config.ts";
-import { sameSiteOrigins } from "../relay/urls.ts";
-import { loadRelayConfig, MIN_SECRET_BYTES } from "../relay/config.ts";
+import { sameSiteOrigins } from "@coda/relay/urls";
+import { loadRelayConfig, MIN_SECRET_BYTES } from "@coda/relay";
 
 async function withDataDir(fn: (dir: string) => void | Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "coda-config-" });

@@ -9,9 +9,8 @@
  * @module
  */
 import * as v from "valibot";
-import { MAX_SIGN_OUT_QUERY } from "../relay/backend.ts";
-import { MAX_IDEA_ID_LENGTH, RunnerIdSchema, SessionIdSchema } from "../relay/protocol.ts";
-import { cleanLabel, MAX_RUNNER_NAME } from "./runners.ts";
+import { MAX_SIGN_OUT_QUERY } from "@coda/relay/backend";
+import { MAX_FRAME_BYTES, MAX_IDEA_ID_LENGTH, RunnerIdSchema, SessionIdSchema } from "@coda/relay/protocol";
 
 /** Minimum password length. */
 export const MIN_PASSWORD_LENGTH = 10;
@@ -78,6 +77,21 @@ export type OkAnswer = v.InferOutput<typeof OkSchema>;
 
 // ---- /api/devmode/pair
 
+/** Longest runner name (and hostname, OS label): a DNS name fits. */
+export const MAX_RUNNER_NAME = 255;
+
+/**
+ * Control, format (bidi overrides and isolates, zero-width marks) and line/paragraph separator
+ * characters: shown to the approving user, they could make "linux" of an attacker's U+202E-reversed
+ * OS string, hide text, or break a line the runner list draws.
+ */
+const UNSAFE_LABEL_CHARS = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
+
+/** A runner label (name, hostname, OS) with unsafe characters removed and surrounding space trimmed. */
+export function cleanLabel(label: string): string {
+  return label.replace(UNSAFE_LABEL_CHARS, "").trim();
+}
+
 /** A label from an unauthenticated runner: unsafe characters dropped before the length is checked. */
 const Label = v.optional(
   v.pipe(
@@ -121,6 +135,8 @@ export const PairStatusSchema = v.variant("status", [
   }),
   v.object({ status: v.literal("consumed") }),
   v.object({ status: v.literal("expired") }),
+  /** The user pressed Cancel on the approve page (`pair/deny`): stop polling, do not start again. */
+  v.object({ status: v.literal("denied") }),
 ]);
 /** Answer of `GET /api/devmode/pair/check`. */
 export type PairStatus = v.InferOutput<typeof PairStatusSchema>;
@@ -157,6 +173,11 @@ export const PairApproveSchema = v.object({
   runnerId: v.optional(RunnerIdSchema),
 });
 
+/** Body of `POST /api/devmode/pair/deny`: the code the user refused on the approve page. */
+export const PairDenySchema = v.object({
+  code: v.pipe(v.string("code is required"), v.maxLength(MAX_TYPED_CODE, "code is too long")),
+});
+
 /** Answer of writes about one runner (approve, unpair, revoke). */
 export const RunnerOkSchema = v.object({ ok: Ok, runnerId: v.string() });
 /** Answer of writes about one runner. */
@@ -186,14 +207,23 @@ export const SessionTicketSchema = v.object({
 /** A ticket for a terminal session. */
 export type SessionTicket = v.InferOutput<typeof SessionTicketSchema>;
 
-/** A session as `GET /api/devmode/sessions` lists it (`runnerId` is `null` when none was named). */
+/**
+ * A session as `GET /api/devmode/sessions` lists it: only sessions that can be reattached (not
+ * ended, on one of the user's runners that is online).
+ */
 export const RecentSessionSchema = v.object({
   sessionId: v.string(),
   ideaId: v.string(),
-  runnerId: v.nullable(v.string()),
+  /** The runner it runs on (reattach names it). */
+  runnerId: v.string(),
+  /** That runner's name, as the runner list shows it. */
+  runnerName: v.string(),
+  /** Its working directory as last reported, `null` before any. */
+  cwd: v.nullable(v.string()),
+  /** ms since the epoch. */
   createdAt: v.number(),
 });
-/** A session the user opened recently. */
+/** A session the user can reattach. */
 export type RecentSession = v.InferOutput<typeof RecentSessionSchema>;
 
 // ---- /api/devmode/runners
@@ -306,6 +336,16 @@ export const ClientJtiSchema = v.object({
   expiresAt: v.pipe(v.number(), v.safeInteger(), v.minValue(0)),
 });
 
+/** Body of `POST /api/devmode/internal/session`: what a standalone relay saw of a session. */
+export const SessionReportSchema = v.object({
+  sessionId: SessionIdSchema,
+  userId: UserIdSchema,
+  runnerId: v.optional(RunnerIdSchema),
+  /** As the runner sent it, at most a frame long (the app keeps the first `MAX_SESSION_CWD_LENGTH`). */
+  cwd: v.optional(v.pipe(v.string(), v.maxLength(MAX_FRAME_BYTES))),
+  ended: v.optional(v.boolean()),
+});
+
 /** Answer of `POST /api/devmode/internal/client-jti`: whether the jti was seen for the first time. */
 export const ClientJtiAnswerSchema = v.object({ fresh: v.boolean() });
 
@@ -349,6 +389,7 @@ export const ROUTES = {
   },
   "GET /api/devmode/pair/info": { query: { code: PairCodeParamSchema }, responses: { 200: PairInfoSchema } },
   "POST /api/devmode/pair/approve": { body: PairApproveSchema, responses: { 200: RunnerOkSchema } },
+  "POST /api/devmode/pair/deny": { body: PairDenySchema, responses: { 200: OkSchema } },
   "POST /api/devmode/pair/unpair": { responses: { 200: RunnerOkSchema } },
 
   "POST /api/devmode/sessions": { body: CreateSessionSchema, responses: { 201: SessionTicketSchema } },
@@ -376,6 +417,7 @@ export const ROUTES = {
     body: ClientJtiSchema,
     responses: { 200: ClientJtiAnswerSchema },
   },
+  "POST /api/devmode/internal/session": { body: SessionReportSchema, responses: { 204: null } },
   "POST /api/devmode/internal/signed-out": {
     body: SignedOutSchema,
     responses: { 200: SignedOutAnswerSchema },

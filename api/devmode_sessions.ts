@@ -7,10 +7,17 @@
  * `["devmode_session_quota", userId]` → {@linkcode SessionQuota} (KV `expireIn` plus times checked
  * against the injected clock).
  *
+ * The relay reports what it sees of each session ({@linkcode recordSessionReport}): the runner
+ * that answered its attach, its directory, its end. With presence and the runner records that
+ * decides which sessions can still be reattached ({@linkcode listLiveSessions}).
+ *
  * @module
  */
+import type { SessionReport } from "@coda/relay/backend";
+import { cleanLabel, type RecentSession } from "./contract.ts";
 import { randomId } from "./crypto.ts";
 import { type Failure, failure, type Limited, type Result, success } from "./result.ts";
+import { listRunners } from "./runners.ts";
 
 /** A terminal session. */
 export interface DevSession {
@@ -21,7 +28,16 @@ export interface DevSession {
   /** The runner asked for, if any (otherwise the relay picks the user's latest online runner). */
   runnerId: string | null;
   createdAt: number;
+  /** The runner that last answered an attach for it, as the relay reported (absent: none yet). */
+  servedBy?: string;
+  /** Its working directory, as the relay last reported it. */
+  cwd?: string;
+  /** When the relay reported its end (a later attach clears it: the id runs a shell again). */
+  endedAt?: number | null;
 }
+
+/** Longest working directory kept for a session, in characters (longer ones are cut). */
+export const MAX_SESSION_CWD_LENGTH = 4096;
 
 /** Most sessions listed at once. */
 export const SESSION_LIST_LIMIT = 50;
@@ -35,8 +51,8 @@ export const SESSION_WINDOW_MS = 10 * 60 * 1000;
  * for that twice over, while a script creating hundreds a second (each one a
  * session record and a recording to fill) is stopped after 120. Reattaching
  * to an existing session does not count. How many sessions are attached at
- * once is the relay's cap (`maxClientsPerUser`): this API never hears a
- * session end, so it limits creation instead.
+ * once is the relay's cap (`maxClientsPerUser`): this API hears of a
+ * session's end only as the relay's best-effort report, so it limits creation instead.
  */
 export const MAX_NEW_SESSIONS = 120;
 
@@ -50,6 +66,9 @@ interface SessionQuota {
 
 /** Why {@linkcode findOwnSession} refused. */
 export type OwnSessionFailure = Failure<"session_not_found" | "session_not_yours">;
+
+/** Why {@linkcode findReattachableSession} refused. */
+export type ReattachFailure = OwnSessionFailure | Failure<"session_ended">;
 
 /** Reads a session. */
 export async function getDevSession(kv: Deno.Kv, sessionId: string): Promise<DevSession | null> {
@@ -66,6 +85,63 @@ export async function findOwnSession(
   if (!session) return failure("session_not_found");
   if (session.userId !== userId) return failure("session_not_yours");
   return success(session);
+}
+
+/**
+ * A session of `userId` a client may attach to again: one whose end the relay reported is
+ * `session_ended` (its shell is gone; attaching would only meet "ended" or start a new one).
+ */
+export async function findReattachableSession(
+  kv: Deno.Kv,
+  sessionId: string,
+  userId: string,
+): Promise<Result<DevSession, ReattachFailure>> {
+  const found = await findOwnSession(kv, sessionId, userId);
+  if (found.ok && typeof found.value.endedAt === "number") return failure("session_ended");
+  return found;
+}
+
+/**
+ * Applies what the relay saw of a session. A report from a runner of another user than the
+ * session's (or about an unknown session) changes nothing.
+ */
+export async function recordSessionReport(kv: Deno.Kv, report: SessionReport, now: number): Promise<void> {
+  for (;;) {
+    const entry = await kv.get<DevSession>(["devmode_sessions", report.sessionId]);
+    const session = entry.value;
+    if (!session || session.userId !== report.userId) return;
+    const next: DevSession = { ...session };
+    if (report.runnerId !== undefined) {
+      next.servedBy = report.runnerId;
+      next.endedAt = null;
+    }
+    if (report.cwd !== undefined) next.cwd = cleanLabel(report.cwd).slice(0, MAX_SESSION_CWD_LENGTH);
+    if (report.ended) next.endedAt = session.endedAt ?? now;
+    if ((await kv.atomic().check(entry).set(entry.key, next).commit()).ok) return;
+  }
+}
+
+/**
+ * The user's sessions that can be reattached now, newest first: not reported ended, on a runner
+ * that is still theirs (not revoked) and online (the relay's presence). A session no runner ever
+ * answered for has no shell to go back to and is left out too.
+ */
+export async function listLiveSessions(kv: Deno.Kv, userId: string, now: number): Promise<RecentSession[]> {
+  const runners = new Map((await listRunners(kv, userId, now)).map((runner) => [runner.runnerId, runner]));
+  const live: RecentSession[] = [];
+  for (const session of await listDevSessions(kv, userId)) {
+    const runner = runners.get(session.servedBy ?? "");
+    if (typeof session.endedAt === "number" || !runner?.online) continue;
+    live.push({
+      sessionId: session.sessionId,
+      ideaId: session.ideaId,
+      runnerId: runner.runnerId,
+      runnerName: runner.name,
+      cwd: session.cwd ?? null,
+      createdAt: session.createdAt,
+    });
+  }
+  return live;
 }
 
 /**

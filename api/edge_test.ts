@@ -5,8 +5,8 @@
  */
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { createSession, pairRunner, signup } from "./testing.ts";
-import { MetaLine } from "../relay/protocol.ts";
-import { ScriptedClient, ScriptedRunner, type SpawnedTask, spawnTask, waitFor } from "../relay/testing.ts";
+import { MetaLine } from "@coda/relay/protocol";
+import { ScriptedClient, ScriptedRunner, type SpawnedTask, spawnTask, waitFor } from "@coda/relay/testing";
 
 const MiB = 1024 * 1024;
 

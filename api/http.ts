@@ -7,7 +7,7 @@
 import type { Context } from "hono";
 import * as v from "valibot";
 import type { AppConfig } from "./config.ts";
-import { describeIssues } from "../relay/protocol.ts";
+import { describeIssues } from "@coda/relay/protocol";
 
 /** What the API needs to run: configuration, storage and a clock (ms since the epoch). */
 export interface ApiDeps {

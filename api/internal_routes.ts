@@ -1,15 +1,22 @@
 /**
  * Routes for a standalone relay, authenticated with `X-Relay-Secret`:
- * runner-token verification, presence, client-token jtis (the one store both
- * relays share) and sign-outs.
+ * runner-token verification, presence, what the relay saw of sessions,
+ * client-token jtis (the one store both relays share) and sign-outs.
  *
  * @module
  */
 import { type Context, Hono } from "hono";
-import { consumeJti } from "../relay/jti_store.ts";
-import { CLIENT_TOKEN_TTL_SECONDS, CLOCK_TOLERANCE_SECONDS } from "../relay/tokens.ts";
-import { secretsEqual } from "../relay/secrets.ts";
-import { ClientJtiSchema, JtiParamSchema, PresenceSchema, SignedOutSchema } from "./contract.ts";
+import { consumeJti } from "@coda/relay";
+import { CLIENT_TOKEN_TTL_SECONDS, CLOCK_TOLERANCE_SECONDS } from "@coda/relay/tokens";
+import { secretsEqual } from "@coda/relay/secrets";
+import {
+  ClientJtiSchema,
+  JtiParamSchema,
+  PresenceSchema,
+  SessionReportSchema,
+  SignedOutSchema,
+} from "./contract.ts";
+import { recordSessionReport } from "./devmode_sessions.ts";
 import { type ApiDeps, type ApiEnv, ApiError, parseWith, readJson } from "./http.ts";
 import { readSignOuts } from "./relay_backend.ts";
 import { setPresence, verifyRunnerJti } from "./runners.ts";
@@ -37,6 +44,12 @@ export function internalRoutes(deps: ApiDeps): Hono<ApiEnv> {
     requireRelaySecret(c, deps.config.relayInternalSecret);
     const body = await readJson(c, PresenceSchema);
     await setPresence(deps.kv, body.runnerId, body.userId, body.online, deps.now());
+    return c.body(null, 204);
+  });
+
+  app.post("/internal/session", async (c) => {
+    requireRelaySecret(c, deps.config.relayInternalSecret);
+    await recordSessionReport(deps.kv, await readJson(c, SessionReportSchema), deps.now());
     return c.body(null, 204);
   });
 

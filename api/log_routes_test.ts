@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals, equal, match, ok } from "node:assert/strict";
 import { decodeJwt, SignJWT, UnsecuredJWT } from "jose";
-import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "../relay/tokens.ts";
+import { TOKEN_AUDIENCE, TOKEN_ISSUER } from "@coda/relay/tokens";
 import { type TestApi, withApi } from "./_test_fixture.ts";
 import { apiJson, apiRequest, createSession, pairRunner, revokeRunner, signup } from "./testing.ts";
 

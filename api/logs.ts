@@ -15,6 +15,7 @@
  */
 import { findOwnSession, getDevSession, type OwnSessionFailure } from "./devmode_sessions.ts";
 import { type Failure, failure, type Limited, type Result, success } from "./result.ts";
+import type { LogSummary } from "./contract.ts";
 
 /** One recorded output: `[t, data]`, `t` in ms since the epoch. */
 export type LogEvent = [number, string];
@@ -32,15 +33,6 @@ export interface LogMeta {
   nextSeq: number;
   cols: number | null;
   rows: number | null;
-}
-
-/** A recording as listed to its owner. */
-export interface LogSummary {
-  sessionId: string;
-  /** The idea the session was opened for, when the session is still on record. */
-  ideaId: string | null;
-  startedAt: number;
-  bytes: number;
 }
 
 /** UTF-16 code units of output per KV value: at most 2 bytes each, well under 64 KiB with overhead. */

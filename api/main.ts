@@ -8,8 +8,7 @@
  */
 import { ConfigError } from "./config.ts";
 import { startApp } from "./server.ts";
-import { surviveDescriptorExhaustion } from "../relay/listener.ts";
-import { stderrLog } from "../relay/log.ts";
+import { stderrLog, surviveDescriptorExhaustion } from "@coda/relay";
 
 if (import.meta.main) {
   surviveDescriptorExhaustion(stderrLog);

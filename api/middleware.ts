@@ -6,8 +6,8 @@
  */
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
-import type { RunnerIdentity } from "../relay/backend.ts";
-import { TokenError, verifyRunnerToken } from "../relay/tokens.ts";
+import type { RunnerIdentity } from "@coda/relay/backend";
+import { TokenError, verifyRunnerToken } from "@coda/relay/tokens";
 import { type ApiDeps, type ApiEnv, ApiError } from "./http.ts";
 import { verifyRunnerJti } from "./runners.ts";
 import { readLoginSession, sessionCookieName } from "./login_sessions.ts";

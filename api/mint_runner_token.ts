@@ -13,10 +13,11 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { signRunnerToken } from "../relay/tokens.ts";
+import { signRunnerToken } from "@coda/relay/tokens";
 import { type AppConfig, ConfigError, loadAppConfig } from "./config.ts";
 import { randomId } from "./crypto.ts";
-import { addRunnerCreate, MAX_RUNNER_NAME } from "./runners.ts";
+import { MAX_RUNNER_NAME } from "./contract.ts";
+import { addRunnerCreate } from "./runners.ts";
 import { findUserByEmail } from "./users.ts";
 
 /** A problem worded for the person running the script. */

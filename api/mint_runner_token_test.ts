@@ -1,6 +1,6 @@
 import { equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
-import { verifyRunnerToken } from "../relay/tokens.ts";
+import { verifyRunnerToken } from "@coda/relay/tokens";
 import { loadAppConfig } from "./config.ts";
 import { verifyRunnerJti } from "./runners.ts";
 import { createUser } from "./users.ts";

@@ -1,15 +1,15 @@
 /**
  * `/api/devmode/pair/*`: start (runner), check (runner, with its poll
- * secret), info and approve (signed-in user), unpair (runner, with its token).
+ * secret), info, approve and deny (signed-in user), unpair (runner, with its token).
  *
  * @module
  */
 import { Hono } from "hono";
-import { PairApproveSchema, PairCodeParamSchema, PairStartSchema } from "./contract.ts";
+import { PairApproveSchema, PairCodeParamSchema, PairDenySchema, PairStartSchema } from "./contract.ts";
 import { type ApiDeps, type ApiEnv, ApiError, clientIp, parseWith, readJson } from "./http.ts";
 import { requireRunner, requireUser } from "./middleware.ts";
 import { revokeRunner } from "./runners.ts";
-import { approvePairing, checkPairing, pairingInfo, startPairing } from "./pairing.ts";
+import { approvePairing, checkPairing, denyPairing, pairingInfo, startPairing } from "./pairing.ts";
 import { unwrap } from "./refusals.ts";
 
 function codeParam(code: string | undefined): string {
@@ -58,6 +58,14 @@ export function pairRoutes(deps: ApiDeps): Hono<ApiEnv> {
     const body = await readJson(c, PairApproveSchema);
     const { runnerId } = unwrap(await approvePairing(deps, body, c.var.user));
     return c.json({ ok: true, runnerId });
+  });
+
+  // Cancel on the approve page: the runner is told at its next poll instead of waiting out the code.
+  // requireUser checks the Origin of this write as for approve.
+  app.post("/deny", requireUser(deps), async (c) => {
+    const body = await readJson(c, PairDenySchema);
+    unwrap(await denyPairing(deps, body, c.var.user));
+    return c.json({ ok: true });
   });
 
   // A runner whose user did not recognize the account it was paired with (a leaked code approved

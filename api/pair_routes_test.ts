@@ -1,5 +1,5 @@
 import { deepStrictEqual as assertEquals, equal, match, ok } from "node:assert/strict";
-import { verifyRunnerToken } from "../relay/tokens.ts";
+import { verifyRunnerToken } from "@coda/relay/tokens";
 import { withApi } from "./_test_fixture.ts";
 import {
   apiJson,
@@ -520,4 +520,49 @@ Deno.test("pair/info says whether the runner asked from the approving browser's 
     );
     assertEquals([ownInfo.ip, ownInfo.sameAddress], ["198.51.100.7", true]);
   }, { clientIp: () => address });
+});
+
+Deno.test("pair/deny: Cancel on the approve page makes the runner's next poll answer denied, for good", async () => {
+  await withApi(async (api) => {
+    const user = await signup(api.url);
+    const other = await signup(api.url);
+    const started = await startPairing(api.url, { hostname: "phished-box" });
+    equal((await checkPairing(api.url, started.code, started.pollSecret)).body.status, "pending");
+    const deny = (who: TestUser, origin?: string | null) =>
+      apiRequest(api.url, "/api/devmode/pair/deny", {
+        cookie: who.cookie,
+        origin,
+        body: { code: started.code },
+      });
+    const anonymous = await apiRequest(api.url, "/api/devmode/pair/deny", { body: { code: started.code } });
+    equal(anonymous.status, 401);
+    await anonymous.body?.cancel();
+    const crossSite = await deny(user, "https://evil.example");
+    equal(crossSite.status, 403);
+    await crossSite.body?.cancel();
+    const noOrigin = await deny(user, null);
+    equal(noOrigin.status, 403);
+    await noOrigin.body?.cancel();
+    api.clock.advance(5000);
+    equal((await checkPairing(api.url, started.code, started.pollSecret)).body.status, "pending");
+
+    const denied = await deny(user);
+    equal(denied.status, 200);
+    assertEquals(await denied.json(), { ok: true });
+    api.clock.advance(5000);
+    assertEquals(await checkPairing(api.url, started.code, started.pollSecret), {
+      status: 200,
+      body: { status: "denied" },
+    });
+    // A denied code can be approved by nobody, not even another account that got the link.
+    equal((await approveStatus(api.url, other, started.code)).status, 409);
+    api.clock.advance(5000);
+    equal((await checkPairing(api.url, started.code, started.pollSecret)).body.status, "denied");
+    const unknown = await apiRequest(api.url, "/api/devmode/pair/deny", {
+      cookie: user.cookie,
+      body: { code: "ZZZZ-ZZZZ" },
+    });
+    equal(unknown.status, 404);
+    await unknown.body?.cancel();
+  });
 });

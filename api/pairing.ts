@@ -10,10 +10,11 @@
  *
  * @module
  */
-import { signRunnerToken } from "../relay/tokens.ts";
+import { signRunnerToken } from "@coda/relay/tokens";
 import { randomId, sha256Hex } from "./crypto.ts";
-import { secretsEqual } from "../relay/secrets.ts";
+import { secretsEqual } from "@coda/relay/secrets";
 import type { ApiDeps, SessionUser } from "./http.ts";
+import type { PairInfo, PairStarted, PairStatus } from "./contract.ts";
 import { formatCode, generateCode, normalizeCode, PAIRING_TTL_MS } from "./pairing_code.ts";
 import { addressSubject, type AttemptLimit, isRefusal, refundAttempt, takeAttempt } from "./rate_limit.ts";
 import { type Failure, failure, type Limited, type Result, success } from "./result.ts";
@@ -64,36 +65,11 @@ export interface PairingRecord {
   ip: string;
   requestedAt: number;
   expiresAt: number;
-  status: "pending" | "approved" | "consumed";
+  /** `denied`: the user refused it on the approve page; the runner's next poll says so. */
+  status: "pending" | "approved" | "consumed" | "denied";
   lastPollAt: number | null;
   approval: { userId: string; email: string; runnerId: string } | null;
 }
-
-/** Answer to `pair/start`. */
-export interface PairingStarted {
-  code: string;
-  expiresAt: number;
-  pollSecret: string;
-  interval: number;
-}
-
-/** Answer to `pair/check`. */
-export type PairingStatus =
-  | { status: "pending" }
-  | { status: "approved"; relayUrl: string; runnerId: string; runnerToken: string; user: { email: string } }
-  | { status: "consumed" }
-  | { status: "expired" };
-
-/** What `pair/info` shows the approving user. */
-export type PairingInfo =
-  & Pick<PairingRecord, "code" | "name" | "hostname" | "os" | "ip" | "requestedAt" | "expiresAt">
-  & {
-    /**
-     * Whether the runner asked from the approving browser's address. When not, the approve page
-     * warns: a phishing link carries a code started on the attacker's machine.
-     */
-    sameAddress: boolean;
-  };
 
 /** Why `pair/start` was refused: the address started too many pairings. */
 export type StartFailure = Limited<"start_limited">;
@@ -119,7 +95,7 @@ export async function startPairing(
   runner: RunnerDescription,
   ip: string,
   now: number,
-): Promise<Result<PairingStarted, StartFailure>> {
+): Promise<Result<PairStarted, StartFailure>> {
   const start = await takeAttempt(kv, PAIR_STARTS_PER_IP, addressSubject(ip), now);
   if (isRefusal(start)) return failure("start_limited", start.retryAfterMs);
   const pollSecret = randomId(32);
@@ -183,7 +159,7 @@ export async function pairingInfo(
   input: string,
   user: { userId: string; ip: string },
   now: number,
-): Promise<Result<PairingInfo, CodeFailure>> {
+): Promise<Result<PairInfo, CodeFailure>> {
   const found = await findForUser(kv, input, user.userId, now);
   if (!found.ok) return found;
   const { value } = found.value;
@@ -254,6 +230,31 @@ export async function approvePairing(
   }
 }
 
+/**
+ * Denies a pending pairing for `user` (Cancel on the approve page): the runner's next poll answers
+ * `denied` and it stops, instead of polling until the code expires. Counted like a look-up, so a
+ * denial cannot be used to test codes; a code already approved (or denied) is `already_approved`.
+ */
+export async function denyPairing(
+  deps: ApiDeps,
+  input: { code: string },
+  user: SessionUser,
+): Promise<Result<void, CodeFailure>> {
+  const { kv, now } = deps;
+  for (;;) {
+    const time = now();
+    const found = await findForUser(kv, input.code, user.id, time);
+    if (!found.ok) return found;
+    const entry = found.value;
+    const denied: PairingRecord = { ...entry.value, status: "denied" };
+    const result = await kv.atomic()
+      .check(entry)
+      .set(entry.key, denied, { expireIn: remainingMs(entry.value, time) })
+      .commit();
+    if (result.ok) return success(undefined);
+  }
+}
+
 /** The RFC 8628 `slow_down` refusal of a poll that came too soon. */
 function slowDown(): Limited<"slow_down"> {
   return failure("slow_down", POLL_INTERVAL_SECONDS * 1000);
@@ -271,7 +272,7 @@ export async function checkPairing(
   deps: ApiDeps,
   input: string,
   secret: string | undefined,
-): Promise<Result<PairingStatus, CheckFailure>> {
+): Promise<Result<PairStatus, CheckFailure>> {
   const { kv, config } = deps;
   if (!secret) return failure("missing_poll_secret");
   const code = normalizeCode(input);
@@ -302,7 +303,7 @@ export async function checkPairing(
     .commit();
   if (!result.ok) return slowDown();
   if (record.status !== "approved" || !record.approval) {
-    return success({ status: record.status } as PairingStatus);
+    return success({ status: record.status } as PairStatus);
   }
   const { runnerId, userId, email } = record.approval;
   const runnerToken = await signRunnerToken(config.jwtSecret, { runnerId, userId, jti: record.id }, {

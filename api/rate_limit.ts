@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { backoffDelay } from "../relay/backoff.ts";
+import { backoffDelay } from "@coda/relay/backoff";
 
 /** An attempt counter for one scope and subject. */
 interface Window {

@@ -9,6 +9,7 @@ import {
   type CreateSessionFailure,
   MAX_NEW_SESSIONS,
   type OwnSessionFailure,
+  type ReattachFailure,
   SESSION_WINDOW_MS,
 } from "./devmode_sessions.ts";
 import { ApiError, tooManyRequests } from "./http.ts";
@@ -32,6 +33,7 @@ export type DomainFailure =
   | OwnLogFailure
   | CreateSessionFailure
   | OwnSessionFailure
+  | ReattachFailure
   | OwnRunnerFailure;
 
 /** A reason a domain operation can give. */
@@ -68,6 +70,7 @@ const ANSWERS: { [R in Reason]: (failure: Extract<DomainFailure, { reason: R }>)
     }),
   session_not_found: () => new ApiError(404, "session not found"),
   session_not_yours: () => new ApiError(403, "this session belongs to someone else"),
+  session_ended: () => new ApiError(410, "this session has ended"),
   no_recording: () => new ApiError(404, "no recording for this session"),
   recording_deleted: () => new ApiError(410, "this session's recording was deleted"),
   recording_full: () => new ApiError(413, "recording limit reached for this session"),

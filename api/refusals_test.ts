@@ -31,6 +31,7 @@ const EXPECTED: { [R in DomainFailure["reason"]]: Expected } = {
     {},
   ],
   not_a_code: [failure("not_a_code"), 400, "code is not a pairing code", {}, {}],
+  session_ended: [failure("session_ended"), 410, "this session has ended", {}, {}],
   unknown_poll: [failure("unknown_poll"), 404, UNKNOWN_CODE, { status: "expired" }, {}],
   slow_down: [
     failure("slow_down", 5000),

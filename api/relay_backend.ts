@@ -9,8 +9,9 @@
  *
  * @module
  */
-import { MAX_SIGN_OUT_QUERY, type RelayBackend } from "../relay/backend.ts";
-import { consumeJti } from "../relay/jti_store.ts";
+import { MAX_SIGN_OUT_QUERY, type RelayBackend } from "@coda/relay/backend";
+import { consumeJti } from "@coda/relay";
+import { recordSessionReport } from "./devmode_sessions.ts";
 import { setPresence, verifyRunnerJti } from "./runners.ts";
 
 /** Most keys one `kv.getMany` reads. */
@@ -59,6 +60,8 @@ export function createKvRelayBackend(kv: Deno.Kv, now: () => number): RelayBacke
     signedOutAt: (userIds) => readSignOuts(kv, userIds),
 
     setPresence: (runnerId, userId, online) => setPresence(kv, runnerId, userId, online, now()),
+
+    reportSession: (report) => recordSessionReport(kv, report, now()),
 
     watchRevocations(onChange, signal) {
       if (signal.aborted) return;

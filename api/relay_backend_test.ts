@@ -2,7 +2,7 @@ import { deepStrictEqual as assertEquals, equal, ok } from "node:assert/strict";
 import { withApi } from "./_test_fixture.ts";
 import { createKvRelayBackend } from "./relay_backend.ts";
 import { apiRequest, pairRunner, revokeRunner, signup } from "./testing.ts";
-import { waitFor } from "../relay/testing.ts";
+import { waitFor } from "@coda/relay/testing";
 
 Deno.test("consumeClientJti: once only, also under concurrency", async () => {
   await withApi(async (api) => {

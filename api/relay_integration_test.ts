@@ -1,7 +1,7 @@
 import { equal } from "node:assert/strict";
 import { join } from "node:path";
-import { createRelay } from "../relay/mod.ts";
-import { waitFor } from "../relay/testing.ts";
+import { createRelay } from "@coda/relay";
+import { waitFor } from "@coda/relay/testing";
 import { createApi } from "./app.ts";
 import { loadAppConfig } from "./config.ts";
 import { CLIENT_IP_HEADER } from "./http.ts";

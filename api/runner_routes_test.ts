@@ -1,7 +1,7 @@
 import { deepStrictEqual as assertEquals, equal, ok } from "node:assert/strict";
 import { withApi } from "./_test_fixture.ts";
 import { createKvRelayBackend } from "./relay_backend.ts";
-import type { RunnerView } from "./runners.ts";
+import type { RunnerView } from "./contract.ts";
 import { apiJson, apiRequest, pairRunner, revokeRunner, signup } from "./testing.ts";
 
 Deno.test("runners: list shows the user's runners with presence", async () => {

@@ -14,9 +14,10 @@
  *
  * @module
  */
-import type { RunnerIdentity } from "../relay/backend.ts";
-import { CLOCK_TOLERANCE_SECONDS } from "../relay/tokens.ts";
+import type { RunnerIdentity } from "@coda/relay/backend";
+import { CLOCK_TOLERANCE_SECONDS } from "@coda/relay/tokens";
 import { type Failure, failure, type Result, success } from "./result.ts";
+import { cleanLabel, type RunnerView } from "./contract.ts";
 
 /** A paired runner. */
 export interface RunnerRecord {
@@ -30,19 +31,6 @@ export interface RunnerRecord {
   jti: string;
 }
 
-/** A runner as listed to its owner. */
-export interface RunnerView {
-  runnerId: string;
-  name: string;
-  hostname: string;
-  os: string;
-  createdAt: number;
-  lastSeenAt: number | null;
-  online: boolean;
-  /** The user marked it as the runner new terminals go to. */
-  isDefault: boolean;
-}
-
 /** A presence record. */
 export interface Presence {
   userId: string;
@@ -52,21 +40,6 @@ export interface Presence {
 
 /** How long a presence record lasts without a refresh. */
 export const PRESENCE_TTL_MS = 90_000;
-
-/** Longest runner name (and hostname, OS label): a DNS name fits. */
-export const MAX_RUNNER_NAME = 255;
-
-/**
- * Control, format (bidi overrides and isolates, zero-width marks) and line/paragraph separator
- * characters: shown to the approving user, they could make "linux" of an attacker's U+202E-reversed
- * OS string, hide text, or break a line the runner list draws.
- */
-const UNSAFE_LABEL_CHARS = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
-
-/** A runner label (name, hostname, OS) with unsafe characters removed and surrounding space trimmed. */
-export function cleanLabel(label: string): string {
-  return label.replace(UNSAFE_LABEL_CHARS, "").trim();
-}
 
 function revokedFor(ttlSeconds: number): number {
   return (ttlSeconds + CLOCK_TOLERANCE_SECONDS) * 1000;

@@ -10,11 +10,19 @@ import { type AppConfig, type Env, loadAppConfig } from "./config.ts";
 import { CLIENT_IP_HEADER } from "./http.ts";
 import { createKvRelayBackend } from "./relay_backend.ts";
 import { secureDataDir } from "./data_dir.ts";
-import { createRelay, type Relay, type RelayLimits, type RelayLog } from "../relay/mod.ts";
-import { clientIp, ConnectionCaps, refusalResponse } from "../relay/edge.ts";
-import { serveMetrics, serveResilient } from "../relay/listener.ts";
-import { stderrLog } from "../relay/log.ts";
-import { createSpaHandler } from "../spa/serve.ts";
+import {
+  clientIp,
+  ConnectionCaps,
+  createRelay,
+  refusalResponse,
+  type Relay,
+  type RelayLimits,
+  type RelayLog,
+  serveMetrics,
+  serveResilient,
+  stderrLog,
+} from "@coda/relay";
+import { createSpaHandler } from "@coda/spa/serve";
 
 /** Where the built SPA lives. */
 export const SPA_DIST_DIR = join(import.meta.dirname ?? ".", "..", "spa", "dist");

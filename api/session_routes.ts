@@ -5,10 +5,15 @@
  * @module
  */
 import { Hono } from "hono";
-import { signClientToken } from "../relay/tokens.ts";
-import { CreateSessionSchema, type RecentSession } from "./contract.ts";
+import { signClientToken } from "@coda/relay/tokens";
+import { CreateSessionSchema } from "./contract.ts";
 import { randomId } from "./crypto.ts";
-import { createDevSession, type DevSession, findOwnSession, listDevSessions } from "./devmode_sessions.ts";
+import {
+  createDevSession,
+  type DevSession,
+  findReattachableSession,
+  listLiveSessions,
+} from "./devmode_sessions.ts";
 import { type ApiDeps, type ApiEnv, ApiError, readJson } from "./http.ts";
 import { requireUser } from "./middleware.ts";
 import { unwrap } from "./refusals.ts";
@@ -29,7 +34,7 @@ export function sessionRoutes(deps: ApiDeps): Hono<ApiEnv> {
     }
     let session: DevSession;
     if (body.sessionId !== undefined) {
-      session = unwrap(await findOwnSession(kv, body.sessionId, user.id));
+      session = unwrap(await findReattachableSession(kv, body.sessionId, user.id));
     } else {
       // No runner named: the one the user marked as default, else none, and the relay picks the
       // runner paired longest ago. Never the newest: that may be one approved through a phishing link.
@@ -41,26 +46,21 @@ export function sessionRoutes(deps: ApiDeps): Hono<ApiEnv> {
       });
       session = unwrap(created);
     }
-    const runnerId = body.runnerId ?? session.runnerId ?? undefined;
+    // A session that ran goes back to the runner that ran it, even when none was named.
+    const runnerId = body.runnerId ?? session.runnerId ?? session.servedBy;
     const token = await signClientToken(config.jwtSecret, {
       userId: user.id,
       sessionId: session.sessionId,
       runnerId,
       ideaId: session.ideaId,
+      // It ran a shell: a runner that no longer holds it must say it ended, not start a new one.
+      resume: session.servedBy !== undefined ? true : undefined,
       jti: randomId(),
     }, { now: new Date(deps.now()) });
     return c.json({ relayUrl: config.relayUrl, sessionId: session.sessionId, token }, 201);
   });
 
-  app.get("/", async (c) => {
-    const sessions = await listDevSessions(kv, c.var.user.id);
-    return c.json(sessions.map(({ sessionId, ideaId, runnerId, createdAt }): RecentSession => ({
-      sessionId,
-      ideaId,
-      runnerId,
-      createdAt,
-    })));
-  });
+  app.get("/", async (c) => c.json(await listLiveSessions(kv, c.var.user.id, deps.now())));
 
   return app;
 }

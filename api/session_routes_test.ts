@@ -1,8 +1,19 @@
 import { deepStrictEqual as assertEquals, equal, match, ok } from "node:assert/strict";
-import { verifyClientToken } from "../relay/tokens.ts";
+import { verifyClientToken } from "@coda/relay/tokens";
 import { withApi } from "./_test_fixture.ts";
 import { MAX_NEW_SESSIONS, SESSION_WINDOW_MS } from "./devmode_sessions.ts";
-import { apiJson, apiRequest, createSession, pairRunner, signup } from "./testing.ts";
+import { ScriptedClient, ScriptedRunner, waitFor } from "@coda/relay/testing";
+import type { RecentSession } from "./contract.ts";
+import {
+  apiJson,
+  apiRequest,
+  createSession,
+  pairRunner,
+  revokeRunner,
+  signup,
+  startTestApp,
+  type TestUser,
+} from "./testing.ts";
 
 Deno.test("sessions: a new session gets a 60 s client token for the relay", async () => {
   await withApi(async (api) => {
@@ -90,24 +101,82 @@ Deno.test("sessions: bad input is 400, no sign-in 401", async () => {
   });
 });
 
-Deno.test("sessions: GET lists the user's own sessions, newest first", async () => {
-  await withApi(async (api) => {
-    const ada = await signup(api.url);
-    const eve = await signup(api.url);
-    const a = await createSession(api.url, ada.cookie, { ideaId: "first" });
-    api.clock.advance(1000);
-    const b = await createSession(api.url, ada.cookie, { ideaId: "second" });
-    await createSession(api.url, eve.cookie, { ideaId: "eve's" });
-    const listed = await apiJson<{ sessionId: string; ideaId: string; runnerId: null; createdAt: number }[]>(
-      api.url,
-      "/api/devmode/sessions",
-      { cookie: ada.cookie },
+Deno.test("sessions: GET lists only sessions that can be reattached, by runner name, directory and age", async () => {
+  const app = await startTestApp();
+  const peers: { close(): Promise<unknown> }[] = [];
+  const runnerFor = async (token: string) => {
+    const runner = new ScriptedRunner(app.relayUrl, token);
+    peers.push(runner);
+    await runner.welcome();
+    return runner;
+  };
+  try {
+    const ada = await signup(app.url);
+    const eve = await signup(app.url);
+    const laptop = await pairRunner(app.url, ada.cookie, { name: "laptop" });
+    const spare = await pairRunner(app.url, ada.cookie, { name: "spare" });
+    const gone = await pairRunner(app.url, ada.cookie, { name: "gone" });
+    const eveBox = await pairRunner(app.url, eve.cookie, { name: "eve-box" });
+    const [onLaptop, onSpare, onGone] = await Promise.all(
+      [laptop, spare, gone, eveBox].map((paired) => runnerFor(paired.runnerToken)),
     );
-    assertEquals(listed, [
-      { sessionId: b.sessionId, ideaId: "second", runnerId: null, createdAt: api.clock.now() },
-      { sessionId: a.sessionId, ideaId: "first", runnerId: null, createdAt: api.clock.now() - 1000 },
-    ]);
-  });
+    const list = (who: TestUser) =>
+      apiJson<RecentSession[]>(app.url, "/api/devmode/sessions", { cookie: who.cookie });
+    /** A session on `runnerId`, attached once by a client that then left (the shell keeps running). */
+    const ran = async (who: TestUser, runnerId: string, ideaId: string) => {
+      const created = await createSession(app.url, who.cookie, { ideaId, runnerId });
+      const client = new ScriptedClient(app.relayUrl, created.token);
+      peers.push(client);
+      await client.meta("coda:cwd:/home/test");
+      await client.close();
+      return created.sessionId;
+    };
+
+    const live = await ran(ada, laptop.runnerId, "live-one");
+    const exited = await ran(ada, laptop.runnerId, "exited");
+    onLaptop.exit(exited, 0);
+    await ran(ada, gone.runnerId, "revoked");
+    await ran(ada, spare.runnerId, "offline");
+    await ran(eve, eveBox.runnerId, "eve's");
+    // Created, but no runner ever answered for it: there is no shell to go back to.
+    await createSession(app.url, ada.cookie, { ideaId: "never-ran", runnerId: laptop.runnerId });
+    const newer = await ran(ada, laptop.runnerId, "live-two");
+
+    const expected = (sessionId: string, ideaId: string) => ({
+      sessionId,
+      ideaId,
+      runnerId: laptop.runnerId,
+      runnerName: "laptop",
+      cwd: "/home/test",
+    });
+    await waitFor(async () => (await list(ada)).length === 4, "every session to be reported");
+    await revokeRunner(app.url, ada.cookie, gone.runnerId);
+    await onSpare.close();
+    await onGone.closed;
+    await waitFor(async () => {
+      const listed = (await list(ada)).map(({ createdAt: _, ...rest }) => rest);
+      return JSON.stringify(listed) ===
+        JSON.stringify([expected(newer, "live-two"), expected(live, "live-one")]);
+    }, "only the live sessions, newest first");
+    const [first] = await list(ada);
+    ok(Math.abs(first.createdAt - Date.now()) < 60_000);
+    equal((await list(eve)).length, 1);
+
+    // Reattaching an ended session is refused in words; a live one is marked as one that ran.
+    const refused = await apiRequest(app.url, "/api/devmode/sessions", {
+      cookie: ada.cookie,
+      body: { ideaId: "exited", sessionId: exited },
+    });
+    equal(refused.status, 410);
+    assertEquals(await refused.json(), { error: "this session has ended" });
+    const again = await createSession(app.url, ada.cookie, { ideaId: "live-one", sessionId: live });
+    equal((await verifyClientToken(app.config.jwtSecret, again.token)).claims.resume, true);
+    const fresh = await createSession(app.url, ada.cookie, { ideaId: "new" });
+    equal((await verifyClientToken(app.config.jwtSecret, fresh.token)).claims.resume, undefined);
+  } finally {
+    for (const peer of peers) await peer.close();
+    await app.close();
+  }
 });
 
 Deno.test("sessions: creating past the per-user quota is 429 with Retry-After; others and reattach unaffected", async () => {
@@ -124,16 +193,15 @@ Deno.test("sessions: creating past the per-user quota is 429 with Retry-After; o
     const refused = responses.filter((response) => response.status === 429);
     equal(responses.filter((response) => response.status === 201).length, MAX_NEW_SESSIONS);
     equal(refused.length, 30);
+    const created: string[] = [];
     for (const response of responses) {
       const body = await response.json();
+      if (response.status === 201) created.push(body.sessionId);
       if (response.status !== 429) continue;
       equal(body.error, `session limit reached: at most ${MAX_NEW_SESSIONS} new sessions per 10 minutes`);
       equal(response.headers.get("retry-after"), String(SESSION_WINDOW_MS / 1000));
     }
-    const listed = await apiJson<{ sessionId: string }[]>(api.url, "/api/devmode/sessions", {
-      cookie: ada.cookie,
-    });
-    await createSession(api.url, ada.cookie, { ideaId: "i", sessionId: listed[0].sessionId });
+    await createSession(api.url, ada.cookie, { ideaId: "i", sessionId: created[0] });
     await createSession(api.url, eve.cookie, { ideaId: "i" });
 
     api.clock.advance(SESSION_WINDOW_MS - 60_000);

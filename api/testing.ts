@@ -20,7 +20,7 @@ import { decodeJwt } from "jose";
 import type { MiddlewareHandler } from "hono";
 import { matchedRoutes } from "hono/route";
 import * as v from "valibot";
-import { describeIssues } from "../relay/protocol.ts";
+import { describeIssues } from "@coda/relay/protocol";
 import {
   type CreateSessionBody,
   type PairStarted,
@@ -36,7 +36,7 @@ import type { ApiEnv } from "./http.ts";
 import { startApp, type StartAppOptions, type StartedApp } from "./server.ts";
 
 export type { StartedApp };
-import type { RelayLog } from "../relay/mod.ts";
+import type { RelayLog } from "@coda/relay";
 
 /** Options of {@linkcode apiRequest}. */
 export interface ApiRequestOptions {

@@ -13,9 +13,9 @@
  *
  * @module
  */
-import { createSession, pairRunner, signup, startTestApp } from "../api/testing.ts";
-import { clientLinkQuery, decodeServerMessage } from "../relay/protocol.ts";
-import { startInProcessRunner } from "../runner/_testing.ts";
+import { createSession, pairRunner, signup, startTestApp } from "@coda/api/testing";
+import { clientLinkQuery, decodeServerMessage } from "@coda/relay/protocol";
+import { startInProcessRunner } from "@coda/runner/testing";
 import { WebSocket } from "ws";
 
 const encoder = new TextEncoder();

@@ -7,7 +7,7 @@ import {
   revokeRunner,
   signup,
   startTestApp,
-} from "../api/testing.ts";
+} from "@coda/api/testing";
 import { CloseCode, MetaLine } from "./protocol.ts";
 import { type Peer, refusedUpgrade, ScriptedClient, ScriptedRunner, waitFor } from "./testing.ts";
 

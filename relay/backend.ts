@@ -15,6 +15,22 @@ export interface RunnerIdentity {
   userId: string;
 }
 
+/**
+ * What the relay saw of a session, for the app's list of sessions a user can reattach. Only the
+ * fields that changed are set.
+ */
+export interface SessionReport {
+  sessionId: string;
+  /** The user of the runner that sent it: a report about another user's session is ignored. */
+  userId: string;
+  /** The runner answered `attached`: the session runs a shell there (again). */
+  runnerId?: string;
+  /** Its working directory (`coda:cwd`). */
+  cwd?: string;
+  /** The runner sent `end`: the session is over. */
+  ended?: boolean;
+}
+
 /** The app-side checks and records the relay relies on. */
 export interface RelayBackend {
   /**
@@ -36,6 +52,8 @@ export interface RelayBackend {
   signedOutAt(userIds: readonly string[]): Promise<Map<string, number>>;
   /** Records a runner online (refreshed at every heartbeat) or offline. Best effort. */
   setPresence(runnerId: string, userId: string, online: boolean): Promise<void>;
+  /** Records what the relay saw of a session. Best effort; absent when nothing keeps sessions. */
+  reportSession?(report: SessionReport): Promise<void>;
   /**
    * Calls `onChange` whenever runner tokens may have been revoked or a user
    * signed out, until `signal` aborts; it resolves once the relay has acted on

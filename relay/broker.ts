@@ -8,18 +8,19 @@
  *
  * @module
  */
-import type { RelayBackend } from "./backend.ts";
+import type { RelayBackend, SessionReport } from "./backend.ts";
 import { closeSocket, isOpen, trySend } from "./frames.ts";
 import { utf8Length } from "./utf8.ts";
 import { type RelayLimits, RUNNER_ERROR_LOG_CHARS, RUNNER_ERROR_LOGS_PER_MINUTE } from "./limits.ts";
 import type { RelayLog } from "./log.ts";
 import type { RelayMetrics } from "./metrics.ts";
-import { ClientPeer, RunnerPeer } from "./peers.ts";
+import type { ClientPeer, RunnerPeer } from "./peers.ts";
 import {
   type ClientMessage,
   CloseCode,
   encode,
   MetaLine,
+  parseMetaLine,
   PROTOCOL_VERSION,
   type RelayState,
   type RelayToRunner,
@@ -42,6 +43,10 @@ export class Broker {
   readonly #presenceWrites = new Set<Promise<void>>();
   /** Per runner connection: when its current minute of `error` logging started and how many it logged. */
   readonly #errorLogs = new WeakMap<RunnerPeer, { start: number; count: number }>();
+  /** The last report in flight per session: a session's reports reach the app in the order they happened. */
+  readonly #reportChains = new Map<string, Promise<void>>();
+  /** Per runner, the last directory reported for each of its sessions that has a client. */
+  readonly #reportedCwds = new WeakMap<RunnerPeer, Map<string, string>>();
   /** Current connection of each runner id. */
   readonly runners = new Map<string, RunnerPeer>();
   /** Authenticated clients. */
@@ -180,6 +185,10 @@ export class Broker {
     switch (message.type) {
       case "stdout":
       case "meta": {
+        if (message.type === "meta") {
+          const meta = parseMetaLine(message.data);
+          if (meta?.kind === "cwd") this.#reportCwd(runner, message.sessionId, meta.value);
+        }
         if (message.clientId !== undefined) {
           const client = this.#targetOf(runner, message.sessionId, message.clientId);
           if (!client) return this.#deps.metrics.dropped("unknown_client");
@@ -200,6 +209,7 @@ export class Broker {
         if (!client) return this.#deps.metrics.dropped("unknown_client");
         client.state = "live";
         client.nextOffset = message.offset;
+        this.#reportSession(runner, { sessionId: message.sessionId, runnerId: runner.runnerId });
         if (client.toldNotOnline) {
           client.toldNotOnline = false;
           this.#tell(client, "online");
@@ -208,6 +218,8 @@ export class Broker {
       }
       case "end": {
         this.#deps.log({ event: "session_ended", runnerId: runner.runnerId, sessionId: message.sessionId });
+        this.#reportedCwds.get(runner)?.delete(message.sessionId);
+        this.#reportSession(runner, { sessionId: message.sessionId, ended: true });
         for (const client of [...runner.clients]) {
           if (client.sessionId !== message.sessionId) continue;
           client.ended = true;
@@ -368,6 +380,7 @@ export class Broker {
     if (client.options.cols !== undefined) attach.cols = client.options.cols;
     if (client.options.rows !== undefined) attach.rows = client.options.rows;
     if (client.claims.ideaId !== undefined) attach.ideaId = client.claims.ideaId;
+    if (client.claims.resume) attach.resume = true;
     send(runner.socket, attach);
     for (const frame of client.pending.splice(0)) {
       if (trySend(runner.socket, frame)) this.#deps.metrics.relayed("client_to_runner", utf8Length(frame));
@@ -481,7 +494,37 @@ export class Broker {
     write.finally(() => this.#presenceWrites.delete(write));
   }
 
-  /** Waits for presence writes in flight, so a shutdown finishes them before the store closes. */
+  /**
+   * Reports a session's directory when it changed, and only for a session a client of this runner
+   * is on: every attach repeats it, and a runner must not turn its frames into as many app writes.
+   */
+  #reportCwd(runner: RunnerPeer, sessionId: string, cwd: string): void {
+    if (![...runner.clients].some((client) => client.sessionId === sessionId)) return;
+    const reported = this.#reportedCwds.get(runner) ?? new Map<string, string>();
+    this.#reportedCwds.set(runner, reported);
+    if (reported.get(sessionId) === cwd) return;
+    reported.set(sessionId, cwd);
+    this.#reportSession(runner, { sessionId, cwd });
+  }
+
+  /** Tells the app what a runner's session did, for the user's list of sessions to reattach. */
+  #reportSession(runner: RunnerPeer, report: Omit<SessionReport, "userId">): void {
+    const backend = this.#deps.backend;
+    if (!backend.reportSession) return;
+    const { sessionId } = report;
+    // An `end` right behind `attached` must not be overtaken by it (the session would look live again).
+    const write = (this.#reportChains.get(sessionId) ?? Promise.resolve())
+      .then(() => backend.reportSession!({ ...report, userId: runner.userId }))
+      .catch((error) => this.#deps.log({ event: "session_report_failed", sessionId, error: String(error) }));
+    this.#reportChains.set(sessionId, write);
+    this.#presenceWrites.add(write);
+    write.finally(() => {
+      this.#presenceWrites.delete(write);
+      if (this.#reportChains.get(sessionId) === write) this.#reportChains.delete(sessionId);
+    });
+  }
+
+  /** Waits for presence and session writes in flight, so a shutdown finishes them before the store closes. */
   async settle(): Promise<void> {
     await Promise.all(this.#presenceWrites);
   }

@@ -78,6 +78,13 @@ Deno.test("the spec's `cd relay && fly launch` is answered by the README: no con
       `the image copies ${file}`,
     );
   }
+  const members: string[] = JSON.parse(await Deno.readTextFile(new URL("deno.json", root))).workspace;
+  for (const member of members.map((path) => path.replace(/^\.\//, "")).filter((m) => m !== "relay")) {
+    assert(
+      new RegExp(`^COPY .*\\b${member}/deno\\.json\\b`, "m").test(dockerfile),
+      `the image copies ${member}/deno.json, so Deno finds the whole workspace`,
+    );
+  }
   const readme = await Deno.readTextFile(new URL("relay/README.md", root));
   assert(readme.includes("`cd relay && fly launch`"));
   assert(readme.includes("fly launch --copy-config --no-deploy"));

@@ -120,6 +120,12 @@ export function createHttpRelayBackend(options: HttpBackendOptions): RelayBacken
       await response.body?.cancel();
       if (!response.ok) throw new Error(`presence endpoint answered ${response.status}`);
     },
+
+    async reportSession(report) {
+      const response = await callApp("/api/devmode/internal/session", { method: "POST", json: report });
+      await response.body?.cancel();
+      if (!response.ok) throw new Error(`session endpoint answered ${response.status}`);
+    },
   };
 }
 

@@ -1,6 +1,6 @@
 import { deepEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
-import { createKvRelayBackend } from "../api/relay_backend.ts";
-import { apiJson, signup, startTestApp } from "../api/testing.ts";
+import { createKvRelayBackend } from "@coda/api";
+import { apiJson, createSession, pairRunner, signup, startTestApp } from "@coda/api/testing";
 import { createHttpRelayBackend } from "./http_backend.ts";
 
 const SECRET = "s".repeat(32);
@@ -133,6 +133,36 @@ Deno.test("http backend: sign-outs are read from the app", async () => {
     const wrong = createHttpRelayBackend({ appUrl: app.url, relaySecret: "w".repeat(32) });
     await rejects(wrong.signedOutAt([user.userId]), /401/);
     await rejects(wrong.consumeClientJti("jti", new Date(Date.now() + 60_000)), /401/);
+  } finally {
+    await app.close();
+  }
+});
+
+Deno.test("http backend: session reports reach the app's list; one about another user's session changes nothing", async () => {
+  const app = await startTestApp();
+  try {
+    const backend = createHttpRelayBackend({ appUrl: app.url, relaySecret: app.config.relayInternalSecret });
+    const user = await signup(app.url);
+    const other = await signup(app.url);
+    const paired = await pairRunner(app.url, user.cookie, { name: "alone" });
+    await backend.setPresence(paired.runnerId, user.userId, true);
+    const created = await createSession(app.url, user.cookie, { ideaId: "idea", runnerId: paired.runnerId });
+    const list = () =>
+      apiJson<{ sessionId: string; cwd: string | null }[]>(app.url, "/api/devmode/sessions", {
+        cookie: user.cookie,
+      });
+    const { sessionId } = created;
+    await backend.reportSession!({ sessionId, userId: other.userId, runnerId: paired.runnerId });
+    assertEquals(await list(), []);
+    await backend.reportSession!({ sessionId, userId: user.userId, runnerId: paired.runnerId });
+    await backend.reportSession!({ sessionId, userId: user.userId, cwd: "/srv/\u202eapp" });
+    assertEquals((await list()).map((s) => [s.sessionId, s.cwd]), [[sessionId, "/srv/app"]]);
+    await backend.reportSession!({ sessionId, userId: other.userId, ended: true });
+    assertEquals((await list()).length, 1);
+    await backend.reportSession!({ sessionId, userId: user.userId, ended: true });
+    assertEquals(await list(), []);
+    const wrong = createHttpRelayBackend({ appUrl: app.url, relaySecret: "w".repeat(32) });
+    await rejects(wrong.reportSession!({ sessionId, userId: user.userId, ended: false }), /401/);
   } finally {
     await app.close();
   }

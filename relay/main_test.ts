@@ -1,5 +1,5 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { createSession, pairRunner, signup, startTestApp } from "../api/testing.ts";
+import { createSession, pairRunner, signup, startTestApp } from "@coda/api/testing";
 import { CloseCode, MetaLine } from "./protocol.ts";
 import { ScriptedClient, ScriptedRunner, spawnTask, standaloneRelayEnv, waitFor } from "./testing.ts";
 

@@ -8,7 +8,12 @@
  * Deno.serve((req, info) => relay.handle(req, info) ?? new Response("not found", { status: 404 }));
  * ```
  *
- * The wire protocol is in `protocol.ts` and `PROTOCOL.md`.
+ * This module is what a server hosting the relay uses (the app, the
+ * standalone relay): the relay itself, its configuration, the connection caps
+ * and resilient listener it shares with its host, and the used-token store.
+ * Clients and runners use the narrower exports: `@coda/relay/protocol` (the
+ * wire protocol, also in `PROTOCOL.md`), `/tokens`, `/backend`, `/limits`,
+ * `/frames`, `/backoff`, `/urls`, `/utf8`, `/secrets`; tests `/testing`.
  *
  * @module
  */
@@ -26,7 +31,17 @@ import { acceptRunner } from "./runner_link.ts";
 import { watchRevocations } from "./revocation.ts";
 
 export { DEFAULT_RELAY_LIMITS, type RelayLimits } from "./limits.ts";
-export type { RelayLog } from "./log.ts";
+export { type RelayLog, stderrLog } from "./log.ts";
+export {
+  type EdgeConfig,
+  loadRelayConfig,
+  MIN_SECRET_BYTES,
+  parseEdgeConfig,
+  secretProblem,
+} from "./config.ts";
+export { clientIp, ConnectionCaps, refusalResponse } from "./edge.ts";
+export { serveMetrics, serveResilient, surviveDescriptorExhaustion } from "./listener.ts";
+export { consumeJti } from "./jti_store.ts";
 
 /** Options of {@linkcode createRelay}. */
 export interface RelayOptions {

@@ -170,6 +170,11 @@ export const AttachSchema = v.object({
   cols: v.optional(Dimension),
   rows: v.optional(Dimension),
   ideaId: v.optional(v.string()),
+  /**
+   * The session ran a shell before (from the client token): a runner without it answers
+   * `coda:ended:runner-restarted` instead of starting one, as for an `offset` > 0.
+   */
+  resume: v.optional(v.boolean()),
 });
 
 /** Relay → runner: a client left `sessionId` (the PTY keeps running for its grace period). */
@@ -255,13 +260,16 @@ export const PROTOCOL_VERSION = 1;
 export const MetaLine = {
   /** Sent to each client on attach. */
   session: (sessionId: string): string => `coda:session:${sessionId}`,
-  /** The session's working directory (on attach and after `pick-cwd`). */
+  /**
+   * The session's working directory: on attach, then each time it changes
+   * (as the shell reports it with shell integration, else after `pick-cwd`).
+   */
   cwd: (path: string): string => `coda:cwd:${path}`,
   /** The shell exited; the session is over. `null` when killed by a signal. */
   exit: (code: number | null): string => `coda:exit:${code ?? "signal"}`,
   /** Recording state changed. */
   record: (on: boolean): string => `coda:record:${on ? "on" : "off"}`,
-  /** A request failed (bad `pick-cwd` path, …); nothing changed. */
+  /** A request failed (bad `pick-cwd` path, a busy shell, …); the session is unchanged. */
   error: (message: string): string => `coda:error:${message}`,
   /**
    * The stream restarted at offset 0 (the runner lost the old process): clear
@@ -272,7 +280,22 @@ export const MetaLine = {
   gap: (from: number, to: number): string => `coda:gap:${from}-${to}`,
   /** Relay-side link state, see {@linkcode RelayState}. */
   relay: (state: RelayState): string => `coda:relay:${state}`,
+  /**
+   * The session is over and no shell was started for this attach, see {@linkcode EndedReason};
+   * the runner sends `end` right after it.
+   */
+  ended: (reason: EndedReason): string => `coda:ended:${reason}`,
 } as const;
+
+/**
+ * Why a runner answered an attach with `coda:ended:<reason>`:
+ * - `runner-restarted`: the client resumes (`offset` > 0, or `resume`) a session this runner
+ *   process never ran, so its shell went with an earlier process. Starting a new one under the old id would show a
+ *   fresh prompt as if it were the old shell.
+ */
+export const EndedReason = { RUNNER_RESTARTED: "runner-restarted" } as const;
+/** A reason of `coda:ended:<reason>`. */
+export type EndedReason = typeof EndedReason[keyof typeof EndedReason];
 
 /**
  * What the relay tells a client about its runner, as `coda:relay:<state>`:
@@ -285,7 +308,7 @@ export type RelayState = "waiting" | "online" | "offline" | "revoked";
 
 /** A parsed meta line. */
 export interface ParsedMeta {
-  /** `session`, `cwd`, `exit`, `record`, `error`, `reset`, `gap` or `relay`. */
+  /** `session`, `cwd`, `exit`, `record`, `error`, `reset`, `gap`, `relay` or `ended`. */
   kind: string;
   /** Everything after the second colon (may itself contain colons). */
   value: string;

@@ -8,7 +8,7 @@ import {
   signup,
   type StartedApp,
   startTestApp,
-} from "../api/testing.ts";
+} from "@coda/api/testing";
 import { RelayConfigError } from "./config.ts";
 import { type StandaloneOptions, startStandaloneRelay } from "./main.ts";
 import { CloseCode, MetaLine } from "./protocol.ts";

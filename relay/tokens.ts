@@ -43,6 +43,11 @@ export const ClientClaimsSchema = v.object({
   sessionId: SessionIdSchema,
   runnerId: v.optional(RunnerIdSchema),
   ideaId: v.optional(v.pipe(v.string(), v.maxLength(MAX_IDEA_ID_LENGTH))),
+  /**
+   * The session ran a shell before (the app heard it attached): a runner that does not hold it
+   * must answer that it ended rather than start a new shell under its id.
+   */
+  resume: v.optional(v.boolean()),
   /** Consumed by the relay on first use. */
   jti: Id,
 });

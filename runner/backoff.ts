@@ -6,7 +6,7 @@
  * @module
  */
 
-import { backoffDelay } from "../relay/backoff.ts";
+import { backoffDelay } from "@coda/relay/backoff";
 
 /** Options of {@linkcode Backoff}. */
 export interface BackoffOptions {

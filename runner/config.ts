@@ -5,7 +5,7 @@
  * @module
  */
 import { DEFAULT_REPLAY_BYTES } from "./replay_buffer.ts";
-import { parseUrl } from "../relay/urls.ts";
+import { parseUrl } from "@coda/relay/urls";
 
 /** A configuration problem, worded for the person starting the runner. */
 export class RunnerConfigError extends Error {

@@ -11,7 +11,7 @@
 import * as v from "valibot";
 import { dirname, join } from "node:path";
 import type { Env } from "./config.ts";
-import { describeIssues } from "../relay/protocol.ts";
+import { describeIssues } from "@coda/relay/protocol";
 
 /** The config file is unreadable or invalid; the message says how to get out. */
 export class CorruptConfigError extends Error {

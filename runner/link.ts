@@ -21,7 +21,7 @@ import {
   encode,
   type RelayToRunner,
   type RunnerToRelay,
-} from "../relay/protocol.ts";
+} from "@coda/relay/protocol";
 import type { IncomingMessage } from "node:http";
 import { WebSocket as NodeWebSocket } from "ws";
 import { Backoff, type BackoffOptions } from "./backoff.ts";

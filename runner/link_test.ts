@@ -1,7 +1,7 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { RelayLink } from "./link.ts";
 import { createLogger, silentLogger } from "./log.ts";
-import { waitFor } from "./_testing.ts";
+import { waitFor } from "./testing.ts";
 
 /**
  * A relay that goes silent: it welcomes, answers one ping, then never sends

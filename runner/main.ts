@@ -9,7 +9,7 @@
  * @module
  */
 import { delimiter, join } from "node:path";
-import { peekExpiry } from "../relay/tokens.ts";
+import { peekExpiry } from "@coda/relay/tokens";
 import { type CliArgs, parseCliArgs, USAGE, UsageError } from "./cli_args.ts";
 import { type Env, loadRunnerEnv, RunnerConfigError, type RunnerEnvConfig } from "./config.ts";
 import { CorruptConfigError, type Credentials, defaultConfigPath, RunnerFileStore } from "./credentials.ts";

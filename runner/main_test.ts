@@ -12,14 +12,14 @@ import {
   pairRunner,
   revokeRunner,
   signup,
+  type StartedApp,
   startTestApp,
   type TestUser,
-} from "../api/testing.ts";
-import type { StartedApp } from "../api/testing.ts";
+} from "@coda/api/testing";
 import { browserOpener } from "./main.ts";
 import { OPEN_PROMPT } from "./pairing.ts";
 import { hasTmuxSession, type TmuxSettings } from "./tmux.ts";
-import { TestClient, waitFor } from "./_testing.ts";
+import { TestClient, waitFor } from "./testing.ts";
 
 const MAIN = join(import.meta.dirname!, "main.ts");
 

@@ -10,11 +10,11 @@
  * @module
  */
 import * as v from "valibot";
-import { ErrorBodySchema, PairStartedSchema, PairStatusSchema, SlowDownSchema } from "../api/contract.ts";
+import { ErrorBodySchema, PairStartedSchema, PairStatusSchema, SlowDownSchema } from "@coda/api/contract";
 import type { Credentials } from "./credentials.ts";
 import { renderQr } from "./qr.ts";
 import type { Logger } from "./log.ts";
-import { backoffDelay, type BackoffOptions } from "../relay/backoff.ts";
+import { backoffDelay, type BackoffOptions } from "@coda/relay/backoff";
 
 /** Pairing cannot continue (the app refused, or answered nonsense). */
 export class PairingError extends Error {

@@ -1,9 +1,9 @@
 /** Pairing against the real app API (in-process, real HTTP, a moved clock for expiry). */
 import { deepEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
-import { approvePairing, signup, startTestApp } from "../api/testing.ts";
+import { approvePairing, signup, startTestApp } from "@coda/api/testing";
 import { OPEN_PROMPT, pair, pairingLink, pairingScreen } from "./pairing.ts";
 import { createLogger, silentLogger } from "./log.ts";
-import { waitFor } from "./_testing.ts";
+import { waitFor } from "./testing.ts";
 
 const MACHINE = { name: "test-box", hostname: "test-box", os: "linux" };
 const codeIn = (text: string) => /devmode\/pair\?code=([A-Z0-9-]+)/.exec(text)?.[1];

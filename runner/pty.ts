@@ -6,7 +6,7 @@
  */
 import pty from "@lydell/node-pty";
 import { tmuxSessionArgs, type TmuxSettings } from "./tmux.ts";
-import { type IntegratedShellKind, integratedShell, integrationDir, shellKind } from "./shell_integration.ts";
+import { integratedShell, type IntegratedShellKind, integrationDir, shellKind } from "./shell_integration.ts";
 
 /** The parts of a node-pty process the runner uses. */
 export interface PtyProcess {
@@ -82,8 +82,8 @@ export function spawnPty(request: SpawnRequest): PtyProcess {
   }
   const integrated = Deno.build.os === "windows" ? undefined : withIntegration(shell.file, env);
   if (!integrated) return pty.spawn(shell.file, shell.args, ptyOptions(request, env));
-  const process = pty.spawn(integrated.file, integrated.args, ptyOptions(request, integrated.env));
-  return Object.assign(process, { shellIntegration: { kind: integrated.kind, nonce: integrated.nonce } });
+  const child = pty.spawn(integrated.file, integrated.args, ptyOptions(request, integrated.env));
+  return Object.assign(child, { shellIntegration: { kind: integrated.kind, nonce: integrated.nonce } });
 }
 
 function withIntegration(file: string, env: Record<string, string>) {

@@ -9,9 +9,9 @@
  *
  * @module
  */
-import type { IngestBody } from "../api/contract.ts";
-import { utf8Length } from "../relay/utf8.ts";
-import { backoffDelay } from "../relay/backoff.ts";
+import type { IngestBody } from "@coda/api/contract";
+import { utf8Length } from "@coda/relay/utf8";
+import { backoffDelay } from "@coda/relay/backoff";
 import type { Logger } from "./log.ts";
 
 /** One recorded piece of output, `t` when it was produced (ms since the epoch). */

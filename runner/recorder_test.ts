@@ -1,8 +1,8 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
-import type { IngestBody } from "../api/contract.ts";
+import type { IngestBody } from "@coda/api/contract";
 import { Recorder } from "./recorder.ts";
 import { silentLogger } from "./log.ts";
-import { waitFor } from "./_testing.ts";
+import { waitFor } from "./testing.ts";
 
 /** A small ingest endpoint on a real port that fails while `failing` is set. */
 function ingestServer() {

@@ -3,9 +3,17 @@
  * real WebSockets, real PTYs, a real KV file.
  */
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { apiRequest, createSession, pairRunner, revokeRunner, signup, startTestApp } from "../api/testing.ts";
+import {
+  apiJson,
+  apiRequest,
+  createSession,
+  pairRunner,
+  revokeRunner,
+  signup,
+  startTestApp,
+} from "@coda/api/testing";
 import { probeRelay } from "./link.ts";
-import { startInProcessRunner, TestClient, waitFor } from "./_testing.ts";
+import { startInProcessRunner, TestClient, waitFor } from "./testing.ts";
 
 async function setup() {
   const app = await startTestApp();
@@ -254,4 +262,78 @@ Deno.test("a replay heavy in control characters reaches a new client without tak
   assert(first.socket.readyState === WebSocket.OPEN && second.socket.readyState === WebSocket.OPEN);
   await first.close();
   await second.close();
+});
+
+Deno.test("a runner restart ends the sessions it ran (coda:ended:runner-restarted) instead of replacing the shells", async () => {
+  const app = await startTestApp();
+  const home = await Deno.makeTempDir({ prefix: "coda-runner-home-" });
+  const user = await signup(app.url);
+  const paired = await pairRunner(app.url, user.cookie);
+  const first = startInProcessRunner(app.relayUrl, paired.runnerToken, home);
+  let second: ReturnType<typeof startInProcessRunner> | undefined;
+  try {
+    await waitFor(() => first.link.connections === 1, "the first runner to connect");
+    const ticket = () => createSession(app.url, user.cookie, { ideaId: "idea-1", runnerId: paired.runnerId });
+    const created = await ticket();
+    const client = new TestClient(`${app.relayUrl}/client?token=${created.token}`);
+    await client.opened;
+    client.send({ type: "stdin", sessionId: created.sessionId, data: "echo before-$((20 + 22))\r" });
+    await client.waitForOutput("before-42");
+    const parked = await ticket();
+    const leaving = new TestClient(`${app.relayUrl}/client?token=${parked.token}`);
+    await leaving.opened;
+    await waitFor(() => leaving.metas().some((m) => m.startsWith("coda:cwd:")), "the parked session's shell");
+    await leaving.close();
+    await first.stop();
+    await waitFor(() => client.metas().includes("coda:relay:offline"), "the relay to see the runner go");
+
+    second = startInProcessRunner(app.relayUrl, paired.runnerToken, home);
+    // The relay re-attaches the waiting client with the offset it has: the new process never ran it.
+    await waitFor(
+      () => client.metas().includes("coda:ended:runner-restarted"),
+      "the session to be told it ended",
+    );
+    assertEquals(await client.closed, { code: 1000, reason: "session ended" });
+    assertEquals(second.manager.list(), [], "no shell was started under the old id");
+
+    // The app heard it end: reattaching it is refused in words, and the list leaves it out.
+    const refused = await apiRequest(app.url, "/api/devmode/sessions", {
+      cookie: user.cookie,
+      body: { ideaId: "idea-1", sessionId: created.sessionId },
+    });
+    assertEquals([refused.status, await refused.json()], [410, { error: "this session has ended" }]);
+
+    // A session nobody was attached to when the runner restarted, reattached from the list with nothing
+    // on screen (offset 0): the app knows it ran, so the runner says it ended instead of starting a shell.
+    const idle = await createSession(app.url, user.cookie, { ideaId: "idea-1", sessionId: parked.sessionId });
+    const listed = await apiJson<{ sessionId: string }[]>(app.url, "/api/devmode/sessions", {
+      cookie: user.cookie,
+    });
+    assertEquals(listed.map((s) => s.sessionId), [parked.sessionId]);
+    const reattached = new TestClient(`${app.relayUrl}/client?token=${idle.token}`);
+    await reattached.opened;
+    await waitFor(
+      () => reattached.metas().includes("coda:ended:runner-restarted"),
+      "the reattach to be told",
+    );
+    assertEquals((await reattached.closed).code, 1000);
+    assertEquals(second.manager.list(), []);
+    await waitFor(
+      async () =>
+        (await apiJson<unknown[]>(app.url, "/api/devmode/sessions", { cookie: user.cookie })).length === 0,
+      "the list to drop it",
+    );
+
+    // A new session still gets a shell.
+    const fresh = await ticket();
+    const other = new TestClient(`${app.relayUrl}/client?token=${fresh.token}`);
+    await other.opened;
+    other.send({ type: "stdin", sessionId: fresh.sessionId, data: "echo after-$((40 + 2))\r" });
+    await other.waitForOutput("after-42");
+    await other.close();
+  } finally {
+    await second?.stop();
+    await app.close();
+    await Deno.remove(home, { recursive: true });
+  }
 });

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { utf8Length } from "../relay/utf8.ts";
+import { utf8Length } from "@coda/relay/utf8";
 
 /** One stored chunk of output. */
 export interface ReplayChunk {

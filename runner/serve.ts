@@ -27,12 +27,12 @@ import {
   type RunnerToRelay,
   type ServerMessage,
   SessionIdSchema,
-} from "../relay/protocol.ts";
-import { utf8Length } from "../relay/utf8.ts";
-import { frameSize } from "../relay/frames.ts";
-import { secretsEqual } from "../relay/secrets.ts";
-import { sameSiteOrigins } from "../relay/urls.ts";
-import { DEFAULT_RELAY_LIMITS } from "../relay/limits.ts";
+} from "@coda/relay/protocol";
+import { utf8Length } from "@coda/relay/utf8";
+import { frameSize } from "@coda/relay/frames";
+import { secretsEqual } from "@coda/relay/secrets";
+import { sameSiteOrigins } from "@coda/relay/urls";
+import { DEFAULT_RELAY_LIMITS } from "@coda/relay/limits";
 import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
 import type { SessionSink } from "./session.ts";
 import type { Logger } from "./log.ts";

@@ -1,7 +1,7 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { startServe } from "./serve.ts";
 import { silentLogger } from "./log.ts";
-import { TestClient, testShellEnv, waitFor } from "./_testing.ts";
+import { TestClient, testShellEnv, waitFor } from "./testing.ts";
 
 async function serve(home: string) {
   return await startServe({

@@ -11,9 +11,9 @@
  *
  * @module
  */
-import { MAX_FRAME_BYTES, MetaLine, type RunnerToRelay } from "../relay/protocol.ts";
+import { MAX_FRAME_BYTES, MetaLine, type RunnerToRelay } from "@coda/relay/protocol";
 import { ReplayBuffer, splitChunk } from "./replay_buffer.ts";
-import { DEFAULT_RELAY_LIMITS } from "../relay/limits.ts";
+import { DEFAULT_RELAY_LIMITS } from "@coda/relay/limits";
 import type { PtyProcess } from "./pty.ts";
 import { ShellTracker } from "./shell_integration.ts";
 import type { Recorder } from "./recorder.ts";
@@ -273,7 +273,7 @@ export class Session {
   /** Writes keystrokes to the PTY. */
   write(data: string): void {
     if (this.#ended) return;
-    this.#shell?.input();
+    this.#shell?.input(data);
     this.#pty.write(data);
   }
 
@@ -367,9 +367,10 @@ export class Session {
     this.#heldTimer = undefined;
     // The stripped stream is the session's stream: offsets, the replay buffer and recordings all count it.
     const data = this.#shell.filter(raw);
-    if (this.#shell.holding) this.#heldTimer = setTimeout(() => this.#emit(this.#shell!.flush()), HELD_OUTPUT_MS);
-    if (data) this.#emit(data);
-    else this.#updateFlow();
+    if (this.#shell.holding) {
+      this.#heldTimer = setTimeout(() => this.#emit(this.#shell!.flush()), HELD_OUTPUT_MS);
+    }
+    this.#emit(data);
   }
 
   #emit(data: string): void {

@@ -6,7 +6,7 @@
  * @module
  */
 import { isAbsolute, join, resolve } from "node:path";
-import { MetaLine, type RelayToRunner } from "../relay/protocol.ts";
+import { EndedReason, MetaLine, type RelayToRunner } from "@coda/relay/protocol";
 import { type FlowLimits, Session, type SessionSink } from "./session.ts";
 import { type PtyProcess, spawnPty } from "./pty.ts";
 import { hasTmuxSession, killTmuxSession, listTmuxSessions, type TmuxSettings } from "./tmux.ts";
@@ -196,8 +196,33 @@ export class SessionManager {
       return;
     }
     if (this.#closing) return;
+    if (await this.#lostWithEarlierProcess(message)) {
+      this.#options.log.info("a client resumed a session this process never ran; it ended", {
+        sessionId: message.sessionId,
+      });
+      const { sessionId, clientId } = message;
+      this.#options.sink.send({
+        type: "meta",
+        sessionId,
+        clientId,
+        data: MetaLine.ended(EndedReason.RUNNER_RESTARTED),
+      });
+      this.#options.sink.send({ type: "end", sessionId, exitCode: null });
+      return;
+    }
     const session = await this.#start(message);
     session?.attach(message.clientId, message.offset, true);
+  }
+
+  /**
+   * Whether an attach for a session this process does not hold resumes a shell that ran in an
+   * earlier runner process: the client has output of it (`offset` > 0) or the app saw it run
+   * (`resume`), and no tmux session of that name survived to re-adopt. Otherwise it is a first attach.
+   */
+  async #lostWithEarlierProcess(message: Extract<RelayToRunner, { type: "attach" }>): Promise<boolean> {
+    if ((message.offset ?? 0) === 0 && !message.resume) return false;
+    const tmux = this.#options.tmux;
+    return !(tmux && await hasTmuxSession(tmux, message.sessionId).catch(() => false));
   }
 
   async #start(message: Extract<RelayToRunner, { type: "attach" }>): Promise<Session | undefined> {

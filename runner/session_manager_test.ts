@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { cdCommand, SessionManager } from "./session_manager.ts";
 import { RunnerFileStore } from "./credentials.ts";
 import { createLogger } from "./log.ts";
-import { CollectingSink, testShellEnv, waitFor } from "./_testing.ts";
+import { CollectingSink, testShellEnv, waitFor } from "./testing.ts";
 
 interface Harness {
   manager: SessionManager;
@@ -138,10 +138,32 @@ Deno.test("resume by offset replays exactly the missing bytes", async () => {
   assert(all.length >= produced);
 });
 
-Deno.test("an offset from an older stream gets coda:reset", async () => {
+Deno.test("an offset past the end of a running session's stream gets coda:reset", async () => {
   await using h = await harness();
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1" });
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c2", offset: 5_000_000 });
+  const toC2 = h.sink.frames.filter((f) => f.type === "meta" && f.clientId === "c2");
+  assert(toC2.some((f) => f.type === "meta" && f.data === "coda:reset"));
+});
+
+Deno.test("resuming a session this runner process never ran ends it as runner-restarted; no new shell", async () => {
+  await using h = await harness();
+  // What a browser sends after the runner restarted: its session id, and the bytes it already has.
   await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1", offset: 5000 });
-  assert(h.sink.metas(SID).includes("coda:reset"));
+  assertEquals(h.sink.frames, [
+    { type: "meta", sessionId: SID, clientId: "c1", data: "coda:ended:runner-restarted" },
+    { type: "end", sessionId: SID, exitCode: null },
+  ]);
+  assertEquals(h.manager.get(SID), undefined);
+  // stdin queued behind that attach reaches no shell.
+  await h.manager.handle({ type: "stdin", sessionId: SID, data: "echo should-not-run\r" });
+  assertEquals(h.manager.list(), []);
+
+  // A first attach (offset 0, as a new tab sends) still starts a shell.
+  await h.manager.handle({ type: "attach", sessionId: "session-0002", clientId: "c2", offset: 0 });
+  assertEquals(h.sink.metas("session-0002")[0], "coda:session:session-0002");
+  await h.manager.handle({ type: "stdin", sessionId: "session-0002", data: "echo fresh-$((6 * 7))\r" });
+  await waitFor(() => h.sink.output("session-0002").includes("fresh-42"), "the new shell");
 });
 
 Deno.test("an evicted offset gets coda:gap", async () => {

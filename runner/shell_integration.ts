@@ -35,7 +35,7 @@ const MAX_SEQUENCE_CHARS = 3 * 4096 + 256;
 
 /** The shell kind of a shell executable, by name; `undefined` for any other shell. */
 export function shellKind(file: string): IntegratedShellKind | undefined {
-  const name = basename(file).replace(/^-/, "");
+  const name = basename(file);
   return name === "bash" || name === "zsh" || name === "fish" ? name : undefined;
 }
 
@@ -86,7 +86,9 @@ export function integratedShell(
 
 /** A fresh 128-bit nonce, hex. */
 function newNonce(): string {
-  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join(
+    "",
+  );
 }
 
 /** Quotes `text` for fish, whose single quotes, unlike POSIX ones, know two escapes (backslash-quote, backslash-backslash). */
@@ -247,9 +249,21 @@ const SEQUENCE = /\x1b\](7|133);([^\x07\x1b]*)(?:\x07|\x1b\\)/g;
 const PARTIAL = /\x1b(?:\](?:7(?:;[^\x07\x1b]*\x1b?)?|1(?:3(?:3(?:;[^\x07\x1b]*\x1b?)?)?)?)?)?$/;
 
 /**
+ * What a terminal sends by itself, answering a program's query: device
+ * attributes, mode and keyboard-protocol reports, focus changes, OSC and DCS
+ * replies. Nobody typed them. (A cursor position report is left out: it
+ * reads like a modified F3 key.)
+ */
+const TERMINAL_REPLIES =
+  // deno-lint-ignore no-control-regex -- escape sequences are what this matches
+  /^(?:\x1b\[[?>][\d;]*c|\x1b\[\?[\d;]*u|\x1b\[\??[\d;]*\$y|\x1b\[[IO]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1bP[^\x1b]*\x1b\\)+$/;
+
+/**
  * Strips the integration's sequences from a shell's output and tracks its
  * state from them: `prompt` after a verified prompt mark with no input
- * written since, `running` after a command mark until the next prompt.
+ * written since, `running` after a command mark until the next prompt. A
+ * command mark needs no nonce: a forged one only makes the shell look busy,
+ * which refuses rather than types.
  */
 export class ShellTracker {
   /** Which shell this is. */
@@ -296,8 +310,9 @@ export class ShellTracker {
     return this.#carry !== "";
   }
 
-  /** Input was written to the shell. */
-  input(): void {
+  /** `data` was written to the shell. */
+  input(data: string): void {
+    if (TERMINAL_REPLIES.test(data)) return;
     if (this.#state === "prompt") this.#typed = true;
     else this.#inputOutsidePrompt = true;
   }
@@ -312,7 +327,7 @@ export class ShellTracker {
     let out = "";
     let last = 0;
     for (const match of text.matchAll(SEQUENCE)) {
-      if (match.index > last) this.#text(text.slice(last, match.index));
+      if (match.index > last) this.#ordinaryOutput();
       out += text.slice(last, match.index);
       last = match.index + match[0].length;
       this.#sequence(match[1], match[2]);
@@ -323,7 +338,7 @@ export class ShellTracker {
       this.#carry = partial[0];
       rest = rest.slice(0, rest.length - partial[0].length);
     }
-    if (rest) this.#text(rest);
+    if (rest) this.#ordinaryOutput();
     return out + rest;
   }
 
@@ -331,7 +346,7 @@ export class ShellTracker {
   flush(): string {
     const held = this.#carry;
     this.#carry = "";
-    if (held) this.#text(held);
+    if (held) this.#ordinaryOutput();
     return held;
   }
 
@@ -353,7 +368,8 @@ export class ShellTracker {
     for (const done of [...this.#waiters]) done(false);
   }
 
-  #text(_text: string): void {
+  /** Output between an OSC 7 and the prompt mark: that OSC 7 was not the prompt's. */
+  #ordinaryOutput(): void {
     this.#pendingCwd = undefined;
   }
 

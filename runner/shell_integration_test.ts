@@ -3,8 +3,14 @@ import { join } from "node:path";
 import { SessionManager } from "./session_manager.ts";
 import { RunnerFileStore } from "./credentials.ts";
 import { silentLogger } from "./log.ts";
-import { CollectingSink, testShellEnv, waitFor } from "./_testing.ts";
-import { INIT_FILES, integrationDir, parseFileUrl, ShellTracker } from "./shell_integration.ts";
+import { CollectingSink, testShellEnv, waitFor } from "./testing.ts";
+import {
+  INIT_FILES,
+  integratedShell,
+  integrationDir,
+  parseFileUrl,
+  ShellTracker,
+} from "./shell_integration.ts";
 
 const NONCE = "0123456789abcdef";
 const PROMPT = "ready> ";
@@ -32,15 +38,17 @@ Deno.test("the tracker strips every integration sequence however the reads split
   // For every position: how many ordinary characters lie wholly before it.
   const ordinaryBefore: number[] = [0];
   for (const part of STREAM) {
-    for (let i = 0; i < part.text.length; i++) ordinaryBefore.push(ordinaryBefore.at(-1)! + (part.ours ? 0 : 1));
+    for (let i = 0; i < part.text.length; i++) {
+      ordinaryBefore.push(ordinaryBefore.at(-1)! + (part.ours ? 0 : 1));
+    }
   }
   for (let cut = 0; cut <= all.length; cut++) {
     const cwds: string[] = [];
     const tracker = new ShellTracker("bash", NONCE, (path) => cwds.push(path));
     const first = tracker.filter(all.slice(0, cut));
-    // Ordinary bytes are never held: at most a lone ESC that could start a sequence waits.
-    const held = ordinaryBefore[cut] - first.length;
-    assert(held === 0 || (held === 1 && all[cut - 1] === "\x1b"), `cut ${cut}: held ${held}`);
+    // Ordinary bytes wait only while they could begin a sequence (ESC ] 1 could be ESC ] 133 ;).
+    const held = all.slice(cut - (ordinaryBefore[cut] - first.length), cut);
+    assert(held === "" || "\x1b]133;".startsWith(held), `cut ${cut}: held ${JSON.stringify(held)}`);
     assertEquals(first, expected.slice(0, first.length), `cut ${cut}`);
     assertEquals(first + tracker.filter(all.slice(cut)), expected, `cut ${cut}`);
     assertEquals(cwds, ["/tmp/a é"], `cut ${cut}`);
@@ -73,14 +81,37 @@ Deno.test("the tracker: input at a prompt is a typed line; input while a command
   const tracker = new ShellTracker("bash", NONCE, () => {});
   const prompt = `\x1b]133;A;coda=${NONCE}\x07`;
   tracker.filter(prompt);
-  tracker.input();
+  // What the terminal answers to a program's queries is nobody's typing; an arrow key is.
+  tracker.input("\x1b[?62;22c\x1b[?1u\x1b]11;rgb:0000/0000/0000\x1b\\\x1bP>|xterm.js\x1b\\");
+  assert(!tracker.typed);
+  tracker.input("\x1b[A");
   assert(tracker.typed && !tracker.typedAhead);
   tracker.filter("\x1b]133;C\x07");
-  tracker.input();
+  tracker.input("x");
   tracker.filter(prompt);
   assert(!tracker.typed && tracker.typedAhead);
   tracker.filter(prompt);
   assert(!tracker.typed && !tracker.typedAhead);
+});
+
+Deno.test("bash, zsh and fish get the integration, with the nonce and zsh's own ZDOTDIR kept; other shells none", () => {
+  const bash = integratedShell("/bin/bash", { HOME: "/h" }, "/d", NONCE)!;
+  assertEquals([bash.kind, bash.file, bash.args], ["bash", "/bin/bash", [
+    "--rcfile",
+    "/d/bash/rc.bash",
+    "-i",
+  ]]);
+  assertEquals(bash.env, { HOME: "/h", CODA_SHELL_NONCE: NONCE });
+  const zsh = integratedShell("/usr/bin/zsh", { ZDOTDIR: "/u" }, "/d", NONCE)!;
+  assertEquals(zsh.env, { ZDOTDIR: "/d/zsh", CODA_USER_ZDOTDIR: "/u", CODA_SHELL_NONCE: NONCE });
+  assertEquals(integratedShell("/usr/bin/zsh", {}, "/d", NONCE)!.env.CODA_USER_ZDOTDIR, undefined);
+  assertEquals(integratedShell("/usr/bin/fish", {}, "/it's", NONCE)!.args, [
+    "-l",
+    "--init-command",
+    "source '/it\\'s/fish/init.fish'",
+  ]);
+  assertEquals(integratedShell("/bin/sh", {}, "/d"), undefined);
+  assertEquals(integratedShell("/bin/dash", {}, "/d"), undefined);
 });
 
 Deno.test("the init files live in a 0700 directory of this user; a directory in any other state is not used", async () => {
@@ -140,7 +171,11 @@ interface ShellHarness {
 let marks = 0;
 
 /** A session manager whose shell is `shell` with a temp HOME holding `files`, attached as `c1`. */
-async function shellHarness(shell: string, files: Record<string, string>): Promise<ShellHarness> {
+async function shellHarness(
+  shell: string,
+  files: Record<string, string>,
+  env: (home: string) => Record<string, string> = () => ({}),
+): Promise<ShellHarness> {
   const home = await Deno.realPath(await Deno.makeTempDir({ prefix: "coda-shell-test-" }));
   for (const [path, text] of Object.entries(files)) {
     await Deno.mkdir(join(home, path, ".."), { recursive: true });
@@ -151,7 +186,7 @@ async function shellHarness(shell: string, files: Record<string, string>): Promi
   const manager = new SessionManager({
     sink,
     log: silentLogger,
-    env: { ...testShellEnv(home), SHELL: shell },
+    env: { ...testShellEnv(home), SHELL: shell, ...env(home) },
     home,
     graceMs: 60_000,
     replayBytes: 1024 * 1024,
@@ -177,9 +212,11 @@ async function shellHarness(shell: string, files: Record<string, string>): Promi
     },
     async expectPwd(dir) {
       const mark = `at${++marks}`;
-      await h.type(`echo "${mark}:$PWD:end"\r`);
-      await waitFor(() => h.output().match(new RegExp(`${mark}:([^\r\n]*):end\r\n`))?.[1], `${mark}`);
-      assertEquals(h.output().match(new RegExp(`${mark}:([^\r\n]*):end\r\n`))?.[1], dir);
+      // No colon after $PWD: zsh would read `:e` as a modifier.
+      const printed = new RegExp(`${mark}<([^\r\n]*)>\r\n`);
+      await h.type(`echo "${mark}<$PWD>"\r`);
+      await waitFor(() => printed.exec(h.output()), `the shell's answer to ${mark}`);
+      assertEquals(printed.exec(h.output())?.[1], dir);
     },
     async [Symbol.asyncDispose]() {
       await manager.shutdown();
@@ -192,7 +229,14 @@ async function shellHarness(shell: string, files: Record<string, string>): Promi
 
 /** Startup files per shell: a prompt the tests know, and a marker proving the user's file ran. */
 const SHELLS: { name: string; files: Record<string, string> }[] = [
-  { name: "bash", files: { ".bashrc": `PS1='${PROMPT}'\nexport CODA_TEST_MARKER=from-rc\n` } },
+  {
+    name: "bash",
+    // As Debian's default ~/.profile does: the login file loads ~/.bashrc.
+    files: {
+      ".profile": '. "$HOME/.bashrc"\n',
+      ".bashrc": `PS1='${PROMPT}'\nexport CODA_TEST_MARKER=from-rc\n`,
+    },
+  },
   { name: "zsh", files: { ".zshrc": `PROMPT='${PROMPT}'\nexport CODA_TEST_MARKER=from-rc\n` } },
   {
     name: "fish",
@@ -210,8 +254,8 @@ for (const { name, files } of SHELLS) {
 
   test("the user's startup file still loads, and the nonce does not reach the shell's children", async () => {
     await using h = await shellHarness(shell!, files);
-    await h.type(`echo "marker:$CODA_TEST_MARKER:nonce:$CODA_SHELL_NONCE:end"\r`);
-    await waitFor(() => h.output().includes("marker:from-rc:nonce::end"), "the marker from the user's rc file");
+    await h.type(`echo "marker<$CODA_TEST_MARKER> nonce<$CODA_SHELL_NONCE>"\r`);
+    await waitFor(() => h.output().includes("marker<from-rc> nonce<>"), "the marker from the user's rc file");
   });
 
   test("the real directory after `cd` is a coda:cwd meta line, and no integration sequence reaches a client", async () => {
@@ -272,6 +316,22 @@ for (const { name, files } of SHELLS) {
     await h.expectPwd(h.home);
   });
 
+  test("keys typed ahead while a command ran do not end up in front of the cd", async () => {
+    await using h = await shellHarness(shell!, files);
+    const dir = join(h.home, "target");
+    await Deno.mkdir(dir);
+    await h.type(`echo "sle""eping"; sleep 1\r`);
+    await waitFor(() => h.output().includes("sleeping"), "sleep to start");
+    await h.type("echo ahead-");
+    await waitFor(
+      () => h.output().indexOf(PROMPT, h.output().indexOf("sleeping")) >= 0,
+      "the prompt after sleep",
+    );
+    await h.manager.handle({ type: "pick-cwd", sessionId: SID, path: dir });
+    assertEquals(h.metas().at(-1), `coda:cwd:${dir}`);
+    await h.expectPwd(dir);
+  });
+
   test("a program printing forged marks cannot make a running command look like a prompt", async () => {
     await using h = await shellHarness(shell!, files);
     const dir = join(h.home, "target");
@@ -286,6 +346,33 @@ for (const { name, files } of SHELLS) {
     await h.expectPwd(h.home);
   });
 }
+
+Deno.test({
+  name: "bash: ~/.bashrc loads also when there is no login file to load it",
+  ignore: installed("bash") === undefined,
+  async fn() {
+    await using h = await shellHarness(installed("bash")!, {
+      ".bashrc": "export CODA_TEST_MARKER=from-bashrc\n",
+    });
+    await h.type(`echo "marker<$CODA_TEST_MARKER>"\r`);
+    await waitFor(() => h.output().includes("marker<from-bashrc>"), "the marker from ~/.bashrc");
+  },
+});
+
+Deno.test({
+  name: "zsh: a ZDOTDIR of the user's own is where their files load from, and what the shell's children see",
+  ignore: installed("zsh") === undefined,
+  async fn() {
+    await using h = await shellHarness(
+      installed("zsh")!,
+      { "zdot/.zshrc": "export CODA_TEST_MARKER=from-zdotdir\n" },
+      (home) => ({ ZDOTDIR: join(home, "zdot") }),
+    );
+    await h.type(`echo "marker<$CODA_TEST_MARKER> zdotdir<$ZDOTDIR>"\r`);
+    const expected = `marker<from-zdotdir> zdotdir<${join(h.home, "zdot")}>`;
+    await waitFor(() => h.output().includes(expected), "the marker from the user's ZDOTDIR");
+  },
+});
 
 Deno.test("a shell without integration (sh) still gets pick-cwd typed in, as before", async () => {
   const sh = installed("sh");

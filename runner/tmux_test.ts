@@ -3,7 +3,7 @@ import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { SessionManager } from "./session_manager.ts";
 import { checkTmux, hasTmuxSession, TmuxMissingError, type TmuxSettings } from "./tmux.ts";
 import { createLogger, type Logger, silentLogger } from "./log.ts";
-import { CollectingSink, testShellEnv, waitFor } from "./_testing.ts";
+import { CollectingSink, testShellEnv, waitFor } from "./testing.ts";
 
 const SID = "tmux-session-1";
 

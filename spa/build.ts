@@ -1,3 +1,5 @@
+/// <reference lib="deno.ns" />
+/// <reference lib="deno.unstable" />
 /**
  * Builds the browser app with esbuild: `spa/src/main.tsx` (and the CSS it
  * imports) into hashed, minified files, an `index.html` that references them,
@@ -48,6 +50,7 @@ export async function buildSpa(options: BuildSpaOptions = {}): Promise<void> {
   const outDir = resolve(options.outDir ?? DEFAULT_OUT_DIR);
   await ensureNodeModules();
   const importMapKeys = await readImportMapKeys();
+  const workspaceExports = await readWorkspaceExports();
   const buildOptions: esbuild.BuildOptions = {
     absWorkingDir: ROOT_DIR,
     entryPoints: { entry: join(SPA_DIR, "src", "main.tsx"), styles: join(SPA_DIR, "src", "styles.css") },
@@ -69,7 +72,7 @@ export async function buildSpa(options: BuildSpaOptions = {}): Promise<void> {
     jsxImportSource: "preact",
     loader: { ".woff2": "file", ".svg": "file", ".png": "file" },
     logLevel: "silent",
-    plugins: [importMapGuard(importMapKeys), writeHtml(outDir)],
+    plugins: [importMapGuard(importMapKeys, workspaceExports), writeHtml(outDir)],
   };
   if (options.watch) {
     const context = await esbuild.context(buildOptions);
@@ -112,11 +115,32 @@ async function readImportMapKeys(): Promise<string[]> {
 }
 
 /**
- * Refuses bare specifiers in our own sources that `import_map.json` does not
- * map, so the bundle only ever contains the pinned packages Deno type-checks.
- * Mapped ones resolve through `node_modules` as usual.
+ * The workspace members' exports as esbuild sees them: `@coda/relay/protocol`
+ * → the absolute path of `relay/protocol.ts`, as Deno resolves it.
  */
-function importMapGuard(keys: string[]): esbuild.Plugin {
+async function readWorkspaceExports(): Promise<Map<string, string>> {
+  const root = JSON.parse(await Deno.readTextFile(join(ROOT_DIR, "deno.json"))) as { workspace?: string[] };
+  const exports = new Map<string, string>();
+  for (const member of root.workspace ?? []) {
+    const dir = join(ROOT_DIR, member);
+    const config = JSON.parse(await Deno.readTextFile(join(dir, "deno.json"))) as {
+      name: string;
+      exports: Record<string, string>;
+    };
+    for (const [subpath, file] of Object.entries(config.exports)) {
+      exports.set(subpath === "." ? config.name : config.name + subpath.slice(1), join(dir, file));
+    }
+  }
+  return exports;
+}
+
+/**
+ * Resolves workspace members by their exports, and refuses other bare
+ * specifiers in our own sources that `import_map.json` does not map, so the
+ * bundle only ever contains the pinned packages Deno type-checks. Mapped ones
+ * resolve through `node_modules` as usual.
+ */
+function importMapGuard(keys: string[], workspaceExports: Map<string, string>): esbuild.Plugin {
   const mapped = (specifier: string) =>
     keys.some((key) => key.endsWith("/") ? specifier.startsWith(key) : specifier === key);
   return {
@@ -124,6 +148,8 @@ function importMapGuard(keys: string[]): esbuild.Plugin {
     setup(build) {
       build.onResolve({ filter: /^[^./]/ }, (args) => {
         if (/[\\/]node_modules[\\/]/.test(args.importer)) return undefined;
+        const member = workspaceExports.get(args.path);
+        if (member) return { path: member };
         if (mapped(args.path)) return undefined;
         return {
           errors: [{ text: `"${args.path}" is not in import_map.json; add a pinned npm: entry for it` }],

@@ -1,3 +1,5 @@
+/// <reference lib="deno.ns" />
+/// <reference lib="deno.unstable" />
 import { deepEqual as assertEquals, match as assertMatch, ok as assert } from "node:assert/strict";
 import { join } from "node:path";
 import { buildSpa, type SpaManifest } from "./build.ts";

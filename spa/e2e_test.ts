@@ -1,9 +1,13 @@
+/// <reference lib="deno.ns" />
+/// <reference lib="deno.unstable" />
 /**
  * End to end in a real browser: Debian's Chromium (headless, driven by
  * puppeteer-core, never downloaded) against the real app (API, relay, SPA on
  * one port) and a real runner process with a real shell.
  *
- * Each step saves a screenshot into `test-output/e2e/` (git-ignored).
+ * The new-user flow is walked at 1280×800 and, shorter, at 390×844 (a phone);
+ * each step saves a screenshot into `test-output/e2e/` (git-ignored), named
+ * by its number, the viewport and the step.
  *
  * @module
  */
@@ -11,8 +15,8 @@ import { equal as assertEqual, ok as assert } from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
-import { apiJson, approvePairing, signup, type StartedApp, startTestApp } from "../api/testing.ts";
-import { waitFor } from "../relay/testing.ts";
+import { apiJson, approvePairing, signup, type StartedApp, startTestApp } from "@coda/api/testing";
+import { waitFor } from "@coda/relay/testing";
 import { buildSpa } from "./build.ts";
 import type { TerminalTestHook } from "./src/terminal/terminal_pane.tsx";
 
@@ -20,12 +24,16 @@ const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
 const CHROMIUM = "/usr/bin/chromium";
 const SCREENSHOTS = join(ROOT, "test-output", "e2e");
 const STEP_TIMEOUT_MS = 45_000;
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844, isMobile: true, hasTouch: true };
 /** How often a wait polls the page (each poll is a round trip to Chromium). */
 const POLL_MS = 100;
 
 const chromiumPresent = await Deno.stat(CHROMIUM).then(() => true, () => false);
 /** Opt-out for machines without Chromium; it only skips when Chromium is really absent, so CI always runs the suite. */
 const skipE2e = Deno.env.get("CODA_SKIP_E2E") === "1" && !chromiumPresent;
+// Screenshots are numbered per run: those of an earlier run would mix with this one's.
+if (!skipE2e) await Deno.remove(SCREENSHOTS, { recursive: true }).catch(() => {});
 
 /** A missing browser fails the suite instead of passing it as skipped. */
 function requireChromium(): void {
@@ -112,9 +120,12 @@ function freePort(): number {
 }
 
 let shot = 0;
+/** Saves `NN-<width>x<height>-<name>.png`. */
 async function screenshot(page: Page, name: string): Promise<void> {
   shot++;
-  const path = join(SCREENSHOTS, `${String(shot).padStart(2, "0")}-${name}.png`) as `${string}.png`;
+  const viewport = page.viewport();
+  const size = viewport ? `${viewport.width}x${viewport.height}` : "default";
+  const path = join(SCREENSHOTS, `${String(shot).padStart(2, "0")}-${size}-${name}.png`) as `${string}.png`;
   await page.screenshot({ path });
 }
 
@@ -133,6 +144,11 @@ function activeHook(page: Page): Promise<TerminalTestHook | null> {
       renderer: hook.renderer,
       cols: hook.cols,
       rows: hook.rows,
+      fontSize: hook.fontSize,
+      fontFamily: hook.fontFamily,
+      cursorStyle: hook.cursorStyle,
+      scrollback: hook.scrollback,
+      background: hook.background,
       text: hook.text(),
     } as unknown as TerminalTestHook;
   });
@@ -188,6 +204,75 @@ async function mouseClick(page: Page, selector: string): Promise<void> {
   await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
 }
 
+/**
+ * Asserts that every control `selector` finds that is displayed lies inside the viewport's width and is
+ * what a click at its middle reaches (nothing covers it); returns how many there were.
+ */
+async function assertOnScreen(page: Page, selector: string): Promise<number> {
+  const problems = await page.$$eval(selector, (elements) =>
+    elements.flatMap((element) => {
+      const box = element.getBoundingClientRect();
+      if (box.width === 0 || box.height === 0) return [];
+      const name = (element.getAttribute("aria-label") ?? element.textContent ?? "").trim() ||
+        element.tagName;
+      if (box.left < 0 || box.right > innerWidth || box.top < 0 || box.bottom > innerHeight) {
+        return [
+          `${name}: ${Math.round(box.left)}–${Math.round(box.right)} px, viewport ${innerWidth} px wide`,
+        ];
+      }
+      const hit = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+      return hit && element.contains(hit) ? ["ok"] : [`${name}: covered by ${hit?.outerHTML.slice(0, 80)}`];
+    }));
+  const bad = problems.filter((p) => p !== "ok");
+  assertEqual(bad.length, 0, `${selector} off screen or covered:\n${bad.join("\n")}`);
+  assert(problems.length > 0, `some ${selector} is displayed`);
+  return problems.length;
+}
+
+/** Opens the header's menu when the layout folds it (narrow screens), with a real mouse click. */
+async function openHeaderMenu(page: Page): Promise<void> {
+  const toggle = await page.$(".topbar .menu-toggle");
+  if (!toggle || !await toggle.boundingBox()) return;
+  if (await toggle.evaluate((el) => el.getAttribute("aria-expanded") === "true")) return;
+  await assertOnScreen(page, ".topbar .menu-toggle");
+  await mouseClick(page, ".topbar .menu-toggle");
+  await page.waitForSelector(".topbar .menu-toggle[aria-expanded='true']");
+}
+
+/** Every header control, and every button of the active terminal's toolbars, fits and takes a real click. */
+async function assertControlsOnScreen(page: Page, pane: string | null): Promise<void> {
+  await openHeaderMenu(page);
+  await assertOnScreen(page, ".topbar a, .topbar button");
+  // A real click on the theme toggle inside the (possibly folded) header switches the theme and back.
+  const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
+  const before = await theme();
+  await mouseClick(page, ".topbar button[aria-label^='Switch to the']");
+  await page.waitForFunction((was) => document.documentElement.dataset.theme !== was, {}, before);
+  await mouseClick(page, ".topbar button[aria-label^='Switch to the']");
+  await page.waitForFunction((was) => document.documentElement.dataset.theme === was, {}, before);
+  if (await page.$(".topbar .menu-toggle[aria-expanded='true']")) {
+    await mouseClick(page, ".topbar .menu-toggle");
+    await page.waitForSelector(".topbar .menu-toggle[aria-expanded='false']");
+  }
+  if (!pane) return;
+  await assertOnScreen(page, `${pane} .pane-toolbar button`);
+  await mouseClick(page, `${pane} .pane-toolbar button[aria-haspopup='menu']`);
+  await page.waitForSelector(`${pane} [role='menu']`);
+  await assertOnScreen(page, `${pane} [role='menuitem']`);
+  await page.keyboard.press("Escape");
+  await page.waitForFunction((sel) => !document.querySelector(sel), {}, `${pane} [role='menu']`);
+  if (await page.$(`${pane} .key-bar`)) await assertOnScreen(page, `${pane} .key-bar button`);
+}
+
+/** Opens the settings panel of `pane`, sets the font size, and waits until the terminal uses it. */
+async function setFontSize(page: Page, pane: string, size: number): Promise<void> {
+  await mouseClick(page, `${pane} button[title^="Terminal settings"]`);
+  const input = await page.waitForSelector(`${pane} .settings-panel input[type=number]`);
+  await input!.click({ count: 3 });
+  await input!.type(String(size));
+  await waitForTerminal(page, `font size ${size}`, (h) => h.fontSize === size);
+}
+
 /** Lines of the terminal that are exactly `line` (ignoring trailing spaces). */
 function countLines(text: string, line: string): number {
   return text.split("\n").filter((l) => l.trimEnd() === line).length;
@@ -240,7 +325,9 @@ Deno.test({
         ],
       });
       const page = await browser.newPage();
-      await page.setViewport({ width: 1200, height: 800 });
+      await page.setViewport(DESKTOP);
+      // With no choice stored, the app follows the system's colour scheme.
+      await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
       const pageErrors: string[] = [];
       page.on("pageerror", (error) => pageErrors.push(String(error)));
       page.on("console", (message) => {
@@ -290,6 +377,8 @@ Deno.test({
         await screenshot(page, "paired-online");
         await page.goto(`${app.url}/devmode/runners`);
         await page.waitForSelector(".runner .badge-ok");
+        assertEqual(await page.evaluate(() => document.documentElement.dataset.theme), "dark");
+        await assertControlsOnScreen(page, null);
         await screenshot(page, "runners-online");
         await page.click("button[aria-label='Switch to the light theme']");
         await screenshot(page, "runners-light-theme");
@@ -309,7 +398,12 @@ Deno.test({
           (h) => h.status === "online" && /[$#] *$/m.test(h.text),
         );
         await typeInTerminal(page, `echo hello-${marker}`);
-        await waitForTerminal(page, "echo output", (h) => countLines(h.text, `hello-${marker}`) === 1);
+        const hook = await waitForTerminal(
+          page,
+          "echo output",
+          (h) => countLines(h.text, `hello-${marker}`) === 1,
+        );
+        await assertControlsOnScreen(page, `#pane-${hook.tabId}`);
         await screenshot(page, "terminal-hello");
       });
 
@@ -361,6 +455,77 @@ Deno.test({
         assertEqual(after.tabId, before.tabId);
         await screenshot(page, "terminal-reloaded");
       });
+
+      await step(
+        "rename the tab, search shows “n of 3”, change font size and colours; a reload keeps them",
+        async () => {
+          await page.setViewport(DESKTOP);
+          const hook = (await activeHook(page))!;
+          const pane = `#pane-${hook.tabId}`;
+          const tabLabel = `#tab-${hook.tabId}`;
+          await page.click(tabLabel, { count: 2 });
+          const name = await page.waitForSelector(`${pane} .pane-panel input[placeholder^="Empty"]`);
+          await name!.type(`logs ${marker}`);
+          await page.keyboard.press("Enter");
+          await page.waitForFunction(
+            (sel, text) => document.querySelector(sel)?.textContent?.includes(text),
+            { timeout: STEP_TIMEOUT_MS },
+            tabLabel,
+            `logs ${marker}`,
+          );
+
+          // The command line holds "mark <marker>", only its output "mark-<marker>".
+          await typeInTerminal(page, `printf '%s-%s\\n' mark ${marker} mark ${marker} mark ${marker}`);
+          await waitForTerminal(page, "three marks", (h) => countLines(h.text, `mark-${marker}`) === 3);
+          await page.click(`${pane} button[title^="Search"]`);
+          const find = await page.waitForSelector(`${pane} [role=search] input`);
+          await find!.type(`mark-${marker}`);
+          const count = () => page.$eval(`${pane} .search-count`, (el) => el.textContent ?? "");
+          const first = await waitFor(
+            async () => /^[123] of 3$/.exec(await count())?.[0],
+            "n of 3",
+            STEP_TIMEOUT_MS,
+          );
+          await page.keyboard.press("Enter");
+          const second = await waitFor(
+            async () => {
+              const now = await count();
+              return /^[123] of 3$/.test(now) && now !== first ? now : null;
+            },
+            "the next match",
+            STEP_TIMEOUT_MS,
+          );
+          await screenshot(page, "terminal-search-count");
+          await page.click(`${pane} button[aria-label="Previous match"]`);
+          await waitFor(async () => await count() === first, "the previous match again", STEP_TIMEOUT_MS);
+          assert(second !== first);
+          await page.keyboard.press("Escape");
+
+          await setFontSize(page, pane, 18);
+          await page.select(`${pane} .settings-panel select[id$="-theme"]`, "solarized-dark");
+          await waitForTerminal(page, "solarized colours", (h) => h.background === "#002b36");
+          await screenshot(page, "terminal-settings");
+          await page.reload();
+          const after = await waitForTerminal(
+            page,
+            "reloaded with the settings",
+            (h) => h.status === "online" && h.fontSize === 18 && h.background === "#002b36",
+          );
+          assertEqual(after.tabId, hook.tabId);
+          assert((await page.$eval(tabLabel, (el) => el.textContent ?? "")).includes(`logs ${marker}`));
+          // Ctrl+= and Ctrl+0 in the terminal resize its font (and not the page).
+          await page.focus(`${pane} textarea.xterm-helper-textarea`);
+          await page.keyboard.down("Control");
+          await page.keyboard.press("Equal");
+          await page.keyboard.up("Control");
+          await waitForTerminal(page, "Ctrl+= made the font larger", (h) => h.fontSize === 19);
+          await page.keyboard.down("Control");
+          await page.keyboard.press("Digit0");
+          await page.keyboard.up("Control");
+          await waitForTerminal(page, "Ctrl+0 reset the font", (h) => h.fontSize === 14);
+          await screenshot(page, "terminal-renamed-reloaded");
+        },
+      );
 
       await step(
         "terminal queries are answered live once, and not again when the output is replayed",
@@ -470,7 +635,7 @@ Deno.test({
         await page.waitForSelector(`${record}[aria-pressed="false"]`, { timeout: STEP_TIMEOUT_MS });
 
         const player = await browser!.newPage();
-        await player.setViewport({ width: 1200, height: 800 });
+        await player.setViewport(DESKTOP);
         await waitFor(
           async () => {
             await player.goto(`${app.url}/devmode/recordings`);
@@ -531,7 +696,7 @@ Deno.test({
 
       await step("revoke the runner and see the terminal explain it", async () => {
         const other = await browser!.newPage();
-        await other.setViewport({ width: 1200, height: 800 });
+        await other.setViewport(DESKTOP);
         await other.goto(`${app.url}/devmode/runners`);
         const revoke = await other.waitForSelector("xpath/.//button[contains(., 'Revoke')]");
         await revoke!.click();
@@ -568,6 +733,117 @@ Deno.test({
 });
 
 Deno.test({
+  name: "e2e at 390×844: sign up, pair, open a terminal, type, change settings; every control fits on screen",
+  ignore: skipE2e,
+  async fn(t) {
+    requireChromium();
+    await Deno.mkdir(SCREENSHOTS, { recursive: true });
+    await buildSpa();
+    const app = await startTestApp();
+    const home = await Deno.makeTempDir({ prefix: "coda-e2e-phone-home-" });
+    const profile = await Deno.makeTempDir({ prefix: "coda-e2e-chromium-" });
+    const runner = new RunnerProcess(app.url, home);
+    const marker = crypto.randomUUID().slice(0, 8);
+    let browser: Browser | null = null;
+    let failed = false;
+    const step = async (name: string, fn: () => Promise<void>) => {
+      if (failed) return;
+      if (await t.step(name, fn)) return;
+      failed = true;
+      const last = (await browser?.pages() ?? []).at(-1);
+      if (last) await screenshot(last, "failed").catch(() => {});
+    };
+    try {
+      browser = await puppeteer.launch({
+        executablePath: CHROMIUM,
+        headless: true,
+        userDataDir: profile,
+        args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
+      });
+      const page = await browser.newPage();
+      await page.setViewport(PHONE);
+      await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "light" }]);
+
+      await step("sign up from the runner's link; the header fits", async () => {
+        await page.goto(`${app.url}/devmode/pair?code=${await runner.pairingCode()}`);
+        await page.waitForFunction(() => location.pathname === "/signin", { timeout: STEP_TIMEOUT_MS });
+        // No theme chosen yet: the system's light scheme is followed.
+        assertEqual(await page.evaluate(() => document.documentElement.dataset.theme), "light");
+        await assertOnScreen(page, ".topbar a, .topbar button");
+        await mouseClick(page, ".switch-auth a[href^='/signup']");
+        await page.waitForSelector("#auth-email");
+        await page.type("#auth-email", `e2e-phone-${marker}@example.com`);
+        await page.type("#auth-password", "correct horse battery staple");
+        await screenshot(page, "signup-form");
+        await mouseClick(page, "form button[type=submit]");
+        await page.waitForFunction(() => location.pathname === "/devmode/pair", { timeout: STEP_TIMEOUT_MS });
+        await assertControlsOnScreen(page, null);
+        await screenshot(page, "pair-code");
+      });
+
+      await step("pair the runner", async () => {
+        await page.waitForSelector("#pair-code");
+        await mouseClick(page, "form button[type=submit]");
+        await page.waitForSelector(".facts");
+        await screenshot(page, "pair-confirm");
+        await mouseClick(page, "button::-p-text(Approve)");
+        await page.waitForFunction(
+          () => document.querySelector(".card.success")?.textContent?.includes("Online"),
+          { timeout: STEP_TIMEOUT_MS },
+        );
+        await screenshot(page, "paired-online");
+      });
+
+      await step("open a terminal from the folded menu and type; the toolbar and key bar fit", async () => {
+        await openHeaderMenu(page);
+        await screenshot(page, "header-menu");
+        await mouseClick(page, ".topbar a[href='/devmode/terminal']");
+        await page.waitForFunction(() => location.pathname === "/devmode/terminal", {
+          timeout: STEP_TIMEOUT_MS,
+        });
+        await mouseClick(page, "button::-p-text(Open terminal)");
+        await waitForTerminal(
+          page,
+          "terminal online",
+          (h) => h.status === "online" && /[$#] *$/m.test(h.text),
+        );
+        await typeInTerminal(page, `echo phone-${marker}`);
+        const hook = await waitForTerminal(
+          page,
+          "echo output",
+          (h) => countLines(h.text, `phone-${marker}`) === 1,
+        );
+        await assertControlsOnScreen(page, `#pane-${hook.tabId}`);
+        await screenshot(page, "terminal-typed");
+      });
+
+      await step("change the font size in the settings; it is still applied after a reload", async () => {
+        const hook = (await activeHook(page))!;
+        const pane = `#pane-${hook.tabId}`;
+        await setFontSize(page, pane, 12);
+        await assertOnScreen(page, `${pane} .settings-panel input, ${pane} .settings-panel select`);
+        await screenshot(page, "terminal-settings");
+        await page.reload();
+        await waitForTerminal(page, "reloaded at 12 px", (h) => h.status === "online" && h.fontSize === 12);
+        await screenshot(page, "terminal-reloaded");
+      });
+
+      await step("sign out from the folded menu", async () => {
+        await openHeaderMenu(page);
+        await mouseClick(page, ".topbar button::-p-text(Sign out)");
+        await page.waitForFunction(() => location.pathname === "/signin", { timeout: STEP_TIMEOUT_MS });
+        await screenshot(page, "signed-out");
+      });
+    } finally {
+      await browser?.close();
+      await runner.stop();
+      await app.close();
+      for (const dir of [home, profile]) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+Deno.test({
   name:
     "e2e: a pairing from another address is flagged; with two runners online and no default the user picks",
   ignore: skipE2e,
@@ -593,7 +869,7 @@ Deno.test({
         args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
       });
       const page = await browser.newPage();
-      await page.setViewport({ width: 1200, height: 800 });
+      await page.setViewport(DESKTOP);
       await page.setExtraHTTPHeaders({ "x-e2e-client-ip": "198.51.100.7" });
       const [name, value] = user.cookie.split("=");
       await page.setCookie({ name, value, url: app.url });

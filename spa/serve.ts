@@ -1,3 +1,5 @@
+/// <reference lib="deno.ns" />
+/// <reference lib="deno.unstable" />
 /**
  * Serves the built browser app: hashed assets with a year-long immutable
  * cache, `index.html` (revalidated every time) for every other GET path so

@@ -20,7 +20,7 @@ import type {
   SessionTicket,
   User,
   UserAnswer,
-} from "../../api/contract.ts";
+} from "@coda/api/contract";
 
 export type { DevmodeConfig, PairInfo, RecentSession, SessionTicket, User };
 
@@ -87,6 +87,8 @@ export const api = {
   pairInfo: (code: string) =>
     request<PairInfo>("GET", `/api/devmode/pair/info?code=${encodeURIComponent(code)}`),
   pairApprove: (code: string) => request<RunnerOk>("POST", "/api/devmode/pair/approve", { code }),
+  /** Refuses the code: the runner's next poll is told, and it stops asking. */
+  pairDeny: (code: string) => request<OkAnswer>("POST", "/api/devmode/pair/deny", { code }),
   runners: () => request<Runner[]>("GET", "/api/devmode/runners"),
   renameRunner: (runnerId: string, name: string) =>
     request<RunnerUpdated>("PATCH", `/api/devmode/runners/${encodeURIComponent(runnerId)}`, { name }),

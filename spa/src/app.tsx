@@ -1,15 +1,16 @@
 /**
  * The app shell: who is signed in, the navigation, the theme toggle, and the
- * routes. The terminal and recordings pages (which carry xterm.js) load on
+ * routes. On narrow screens the navigation, theme toggle and Sign out fold
+ * into a menu under one button. The terminal and recordings pages (which carry xterm.js) load on
  * demand so the sign-in and pairing pages stay light.
  *
  * @module
  */
 import type { ComponentType, JSX } from "preact";
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { api, ApiError, type DevmodeConfig, type User } from "./api.ts";
 import { Link, navigate, safeNext, useLocation } from "./router.tsx";
-import { applyTheme, currentTheme, onThemeChange, type ThemeName } from "./theme.ts";
+import { applyTheme, currentTheme, followSystemTheme, onThemeChange, type ThemeName } from "./theme.ts";
 import { showToast, Toasts } from "./toasts.tsx";
 import { SignInPage, SignUpPage } from "./pages/auth.tsx";
 import { PairPage } from "./pages/pair.tsx";
@@ -49,6 +50,26 @@ export function App(): JSX.Element {
   const location = useLocation();
   const [user, setUser] = useState<User | null | undefined>(undefined);
   const [config, setConfig] = useState<DevmodeConfig>({ relayEnabled: true, relayUrl: "" });
+  const [menuOpen, setMenuOpen] = useState(false);
+  const header = useRef<HTMLElement>(null);
+
+  useEffect(() => followSystemTheme(), []);
+  useEffect(() => setMenuOpen(false), [location.path, user]);
+  useEffect(() => {
+    if (!menuOpen) return;
+    const away = (event: PointerEvent) => {
+      if (!header.current?.contains(event.target as Node)) setMenuOpen(false);
+    };
+    const escape = (event: KeyboardEvent) => {
+      if (event.key === "Escape") setMenuOpen(false);
+    };
+    document.addEventListener("pointerdown", away);
+    document.addEventListener("keydown", escape);
+    return () => {
+      document.removeEventListener("pointerdown", away);
+      document.removeEventListener("keydown", escape);
+    };
+  }, [menuOpen]);
 
   useEffect(() => {
     api.me().then(setUser, (error) => {
@@ -89,34 +110,53 @@ export function App(): JSX.Element {
   return (
     <div class="shell">
       <a class="skip-link" href="#main">Skip to content</a>
-      <header class="topbar">
+      <header class={`topbar${user ? " has-menu" : ""}${menuOpen ? " menu-open" : ""}`} ref={header}>
         <Link href="/" class="brand" aria-label="Coda Dev Mode, home">
           <span class="brand-mark" aria-hidden="true">›_</span> Coda <span class="brand-sub">Dev Mode</span>
         </Link>
         {user && (
-          <nav aria-label="Main">
-            <ul class="nav">
-              {NAV.map((item) => (
-                <li key={item.href}>
-                  <Link
-                    href={item.href}
-                    aria-current={location.path.startsWith(item.href) ? "page" : undefined}
-                  >
-                    {item.label}
-                  </Link>
-                </li>
-              ))}
-            </ul>
-          </nav>
+          <button
+            type="button"
+            class="button ghost small menu-toggle"
+            aria-expanded={menuOpen}
+            aria-controls="topbar-menu"
+            onClick={() => setMenuOpen(!menuOpen)}
+          >
+            {menuOpen ? "✕ Close" : "☰ Menu"}
+          </button>
         )}
-        <div class="topbar-end">
-          <ThemeToggle />
+        <div
+          class="topbar-menu"
+          id="topbar-menu"
+          onClick={(e) => {
+            if ((e.target as Element).closest("a")) setMenuOpen(false);
+          }}
+        >
           {user && (
-            <>
-              <span class="user-email" title="Signed in">{user.email}</span>
-              <button type="button" class="button ghost small" onClick={signOut}>Sign out</button>
-            </>
+            <nav aria-label="Main">
+              <ul class="nav">
+                {NAV.map((item) => (
+                  <li key={item.href}>
+                    <Link
+                      href={item.href}
+                      aria-current={location.path.startsWith(item.href) ? "page" : undefined}
+                    >
+                      {item.label}
+                    </Link>
+                  </li>
+                ))}
+              </ul>
+            </nav>
           )}
+          <div class="topbar-end">
+            <ThemeToggle />
+            {user && (
+              <>
+                <span class="user-email" title="Signed in">{user.email}</span>
+                <button type="button" class="button ghost small" onClick={signOut}>Sign out</button>
+              </>
+            )}
+          </div>
         </div>
       </header>
       <main id="main" tabIndex={-1}>

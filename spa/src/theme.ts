@@ -1,7 +1,8 @@
 /**
- * Dark (default) and light themes: the stored choice of the toggle wins,
- * otherwise dark. Applied as `data-theme` on `<html>`; terminals read the
- * matching xterm palette.
+ * Dark and light themes: the stored choice of the toggle wins, otherwise the
+ * system's `prefers-color-scheme`. Applied as `data-theme` on `<html>`;
+ * terminals read the matching xterm palette unless their settings pick one
+ * of {@linkcode TERMINAL_THEMES}.
  *
  * @module
  */
@@ -13,10 +14,31 @@ export type ThemeName = "dark" | "light";
 const STORAGE_KEY = "coda.theme";
 const listeners = new Set<(theme: ThemeName) => void>();
 
-/** The theme to use now: the one the user picked, else dark (the app's default look). */
-export function currentTheme(): ThemeName {
+const SYSTEM_LIGHT = "(prefers-color-scheme: light)";
+
+function storedTheme(): ThemeName | null {
   const stored = safeStorageGet(STORAGE_KEY);
-  return stored === "light" ? "light" : "dark";
+  return stored === "light" || stored === "dark" ? stored : null;
+}
+
+function systemTheme(): ThemeName {
+  return globalThis.matchMedia?.(SYSTEM_LIGHT).matches ? "light" : "dark";
+}
+
+/** The theme to use now: the one the user picked, else the system's. */
+export function currentTheme(): ThemeName {
+  return storedTheme() ?? systemTheme();
+}
+
+/** Follows changes of the system theme while the user has not picked one; returns the stop function. */
+export function followSystemTheme(): () => void {
+  const query = globalThis.matchMedia?.(SYSTEM_LIGHT);
+  if (!query) return () => {};
+  const onChange = () => {
+    if (!storedTheme()) applyTheme(systemTheme());
+  };
+  query.addEventListener("change", onChange);
+  return () => query.removeEventListener("change", onChange);
 }
 
 /** Applies `theme` to the page, remembers it when `store` is set, and tells subscribers. */
@@ -32,8 +54,11 @@ export function onThemeChange(listener: (theme: ThemeName) => void): () => void 
   return () => listeners.delete(listener);
 }
 
-/** xterm.js colours for each theme (calm, readable, WCAG AA contrast for the foreground). */
-export const TERMINAL_THEMES: Record<ThemeName, ITheme> = {
+/** The terminal colour themes: the app's two, and three more a terminal's settings can pick. */
+export type TerminalThemeName = ThemeName | "solarized-dark" | "solarized-light" | "high-contrast";
+
+/** xterm.js colours for each terminal theme (readable, WCAG AA contrast for the foreground). */
+export const TERMINAL_THEMES: Record<TerminalThemeName, ITheme> = {
   dark: {
     background: "#11151c",
     foreground: "#d8dee9",
@@ -80,6 +105,75 @@ export const TERMINAL_THEMES: Record<ThemeName, ITheme> = {
     brightCyan: "#3192aa",
     brightWhite: "#8c959f",
   },
+  "solarized-dark": {
+    background: "#002b36",
+    foreground: "#93a1a1",
+    cursor: "#93a1a1",
+    cursorAccent: "#002b36",
+    selectionBackground: "#184956",
+    black: "#073642",
+    red: "#dc322f",
+    green: "#859900",
+    yellow: "#b58900",
+    blue: "#268bd2",
+    magenta: "#d33682",
+    cyan: "#2aa198",
+    white: "#eee8d5",
+    brightBlack: "#586e75",
+    brightRed: "#cb4b16",
+    brightGreen: "#9eb300",
+    brightYellow: "#d4a600",
+    brightBlue: "#6c9fd8",
+    brightMagenta: "#6c71c4",
+    brightCyan: "#3cc4b8",
+    brightWhite: "#fdf6e3",
+  },
+  "solarized-light": {
+    background: "#fdf6e3",
+    foreground: "#4d5f66",
+    cursor: "#4d5f66",
+    cursorAccent: "#fdf6e3",
+    selectionBackground: "#e6dfc8",
+    black: "#073642",
+    red: "#c42b28",
+    green: "#6b7a00",
+    yellow: "#8f6c00",
+    blue: "#1f6fa8",
+    magenta: "#b02c6c",
+    cyan: "#1d7a73",
+    white: "#93a1a1",
+    brightBlack: "#586e75",
+    brightRed: "#b3400f",
+    brightGreen: "#5c6a00",
+    brightYellow: "#7a5c00",
+    brightBlue: "#3f5fa8",
+    brightMagenta: "#5a5fb0",
+    brightCyan: "#1a6b65",
+    brightWhite: "#002b36",
+  },
+  "high-contrast": {
+    background: "#000000",
+    foreground: "#ffffff",
+    cursor: "#ffff00",
+    cursorAccent: "#000000",
+    selectionBackground: "#264f78",
+    black: "#000000",
+    red: "#ff6b6b",
+    green: "#5cff5c",
+    yellow: "#ffff55",
+    blue: "#7aa7ff",
+    magenta: "#ff79ff",
+    cyan: "#55ffff",
+    white: "#e5e5e5",
+    brightBlack: "#a0a0a0",
+    brightRed: "#ff9e9e",
+    brightGreen: "#a0ffa0",
+    brightYellow: "#ffffa0",
+    brightBlue: "#b0c8ff",
+    brightMagenta: "#ffb0ff",
+    brightCyan: "#b0ffff",
+    brightWhite: "#ffffff",
+  },
 };
 
 /** `localStorage.getItem` that tolerates storage being unavailable (private modes, policies). */
@@ -96,6 +190,6 @@ export function safeStorageSet(key: string, value: string): void {
   try {
     globalThis.localStorage?.setItem(key, value);
   } catch {
-    // Storage is a convenience here (theme, open tabs); the app works without it.
+    // Storage is a convenience here (theme, terminal settings, open tabs); the app works without it.
   }
 }

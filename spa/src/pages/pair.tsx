@@ -6,7 +6,7 @@
  */
 import type { JSX } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { CODE_LENGTH, formatCode, normalizeCode, PAIRING_TTL_MS } from "../../../api/pairing_code.ts";
+import { CODE_LENGTH, formatCode, normalizeCode, PAIRING_TTL_MS } from "@coda/api/pairing-code";
 import { api, ApiError, formatTime, type PairInfo } from "../api.ts";
 import type { PageProps } from "../app.tsx";
 import { Link } from "../router.tsx";
@@ -47,9 +47,11 @@ export function PairPage(props: PageProps): JSX.Element {
   const [step, setStep] = useState<Step>({ kind: "enter" });
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const [notice, setNotice] = useState<string | null>(null);
 
   const lookUpCode = async (entered: string) => {
     setError(null);
+    setNotice(null);
     const plain = normalizeCode(entered);
     if (plain === null) {
       setError(`Enter the ${CODE_LENGTH}-character code your runner shows, like K7QD-M2XP.`);
@@ -68,6 +70,22 @@ export function PairPage(props: PageProps): JSX.Element {
   const lookUp = (event: Event) => {
     event.preventDefault();
     void lookUpCode(code);
+  };
+
+  // Cancel refuses the code in the app, so the runner stops at its next poll instead of waiting it out.
+  const deny = async () => {
+    if (step.kind !== "confirm") return;
+    setError(null);
+    setBusy(true);
+    try {
+      await api.pairDeny(step.code);
+      setStep({ kind: "enter" });
+      setNotice("Denied. The runner was told and stopped asking; nothing was paired.");
+    } catch (caught) {
+      setError(describePairError(caught));
+    } finally {
+      setBusy(false);
+    }
   };
 
   const approve = async () => {
@@ -89,6 +107,7 @@ export function PairPage(props: PageProps): JSX.Element {
       <h1>Enable Dev Mode</h1>
       {step.kind === "enter" && (
         <div class="card">
+          {notice && <p class="notice" role="status" data-testid="pair-denied">{notice}</p>}
           {fromLink
             ? (
               // A link fills the code in but never looks it up: every look-up of a wrong code spends one of
@@ -153,14 +172,7 @@ export function PairPage(props: PageProps): JSX.Element {
             <button type="button" class="button primary" onClick={approve} disabled={busy}>
               {busy ? "Approving…" : "Approve"}
             </button>
-            <button
-              type="button"
-              class="button ghost"
-              onClick={() => {
-                setStep({ kind: "enter" });
-                setError(null);
-              }}
-            >
+            <button type="button" class="button ghost" onClick={deny} disabled={busy}>
               Cancel
             </button>
           </div>

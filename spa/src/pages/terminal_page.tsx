@@ -8,11 +8,11 @@
  */
 import type { JSX } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
-import { clientLinkQuery, MAX_IDEA_ID_LENGTH } from "../../../relay/protocol.ts";
+import { clientLinkQuery, MAX_IDEA_ID_LENGTH } from "@coda/relay/protocol";
 import { api, ApiError, type DevmodeConfig, type RecentSession, type Runner, type User } from "../api.ts";
 import { Link, navigate, replaceQuery } from "../router.tsx";
 import { currentTheme, onThemeChange, type ThemeName } from "../theme.ts";
-import { type ConnectionStatus, TicketError, type TicketSource } from "../terminal/connection.ts";
+import type { ConnectionStatus, TicketSource } from "../terminal/connection.ts";
 import {
   isStoredId,
   loadTabs,
@@ -23,6 +23,7 @@ import {
 } from "../terminal/tabs_store.ts";
 import { STATUS_LABEL, TerminalPane } from "../terminal/terminal_pane.tsx";
 import { parseManualUrl } from "../terminal/manual_url.ts";
+import { RecentSessions, ticketRefusal } from "./recent_sessions.tsx";
 
 /** A tab on this page. */
 interface Tab extends StoredTab {
@@ -69,19 +70,7 @@ function initialTabs(userId: string | undefined, query: URLSearchParams): { tabs
 
 /** Turns a failed `POST /api/devmode/sessions` into a stop (or rethrows it as retryable). */
 function ticketError(error: unknown): unknown {
-  if (!(error instanceof ApiError)) return error;
-  switch (error.status) {
-    case 401:
-      return new TicketError("unauthorized", "You are signed out. Sign in again, then retry.");
-    case 403:
-      return new TicketError("revoked", "This runner was revoked or is not yours any more. Pair it again.");
-    case 404:
-      return new TicketError("failed", "This runner or session no longer exists. Open a new terminal.");
-    case 400:
-      return new TicketError("failed", error.message);
-    default:
-      return error;
-  }
+  return ticketRefusal(error) ?? error;
 }
 
 function relayTickets(tab: Tab): TicketSource {
@@ -108,6 +97,7 @@ export function TerminalPage(props: TerminalPageProps): JSX.Element {
   const [tabs, setTabs] = useState<Tab[]>(initial.tabs);
   const [activeId, setActiveId] = useState<string>(initial.activeId);
   const [statuses, setStatuses] = useState<Record<string, ConnectionStatus>>({});
+  const [renaming, setRenaming] = useState<string | null>(null);
   const [theme, setTheme] = useState<ThemeName>(currentTheme);
   useEffect(() => onThemeChange(setTheme), []);
 
@@ -190,6 +180,7 @@ export function TerminalPage(props: TerminalPageProps): JSX.Element {
                 class="tab-label"
                 title={`${tab.cwd ?? tab.ideaId} — ${STATUS_LABEL[status]}`}
                 onClick={() => setActiveId(tab.id)}
+                onDblClick={() => setRenaming(tab.id)}
                 onKeyDown={(e) => onTabKey(e, index)}
               >
                 <span class={`dot status-${status}`} aria-hidden="true" />
@@ -243,9 +234,13 @@ export function TerminalPage(props: TerminalPageProps): JSX.Element {
             tickets={ticketsFor(tab)}
             onSession={(sessionId) => update(tab.id, { sessionId })}
             onCwd={(cwd) => update(tab.id, { cwd })}
+            onTitle={(title) => update(tab.id, { title })}
             onStatus={(status) => setStatuses((current) => ({ ...current, [tab.id]: status }))}
             onNewSession={() => renew(tab)}
             onClose={() => close(tab.id)}
+            onRename={(name) => update(tab.id, { name })}
+            renaming={renaming === tab.id}
+            onRenameShown={() => setRenaming(null)}
           />
         ))}
       </div>
@@ -414,34 +409,18 @@ function NewTerminal(props: {
               <p id="idea-hint" class="hint">Sessions of the same idea share a working folder.</p>
               <button type="submit" class="button primary">Open terminal</button>
             </form>
-            {reattachable.length > 0 && (
-              <div class="recent">
-                <h2>Recent sessions</h2>
-                <ul>
-                  {reattachable.map((session) => (
-                    <li key={session.sessionId}>
-                      <span>{session.ideaId}</span>{" "}
-                      <code class="muted">{session.sessionId.slice(0, 12)}</code>
-                      <button
-                        type="button"
-                        class="button small ghost"
-                        onClick={() =>
-                          props.onOpen({
-                            id: newTabId(),
-                            kind: "relay",
-                            ideaId: session.ideaId,
-                            // No runner named is left out: the API refuses `runnerId: null`.
-                            runnerId: session.runnerId ?? undefined,
-                            sessionId: session.sessionId,
-                          })}
-                      >
-                        Reattach
-                      </button>
-                    </li>
-                  ))}
-                </ul>
-              </div>
-            )}
+            <RecentSessions
+              sessions={reattachable}
+              onReattach={(session) =>
+                props.onOpen({
+                  id: newTabId(),
+                  kind: "relay",
+                  ideaId: session.ideaId,
+                  runnerId: session.runnerId,
+                  sessionId: session.sessionId,
+                  cwd: session.cwd ?? undefined,
+                })}
+            />
             <details class="manual">
               <summary>Connect by URL instead</summary>
               {manualForm}

@@ -1,3 +1,5 @@
+/// <reference lib="deno.ns" />
+/// <reference lib="deno.unstable" />
 import { deepEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
 import { CastPlayer, compressIdle, parseAsciicast } from "./asciicast.ts";
 

@@ -24,10 +24,11 @@ import {
   CloseCode,
   decodeServerMessage,
   encode,
+  EndedReason,
   parseMetaLine,
-} from "../../../relay/protocol.ts";
-import { backoffDelay, type BackoffOptions } from "../../../relay/backoff.ts";
-import { dropUtf8Prefix, utf8Length } from "../../../relay/utf8.ts";
+} from "@coda/relay/protocol";
+import { backoffDelay, type BackoffOptions } from "@coda/relay/backoff";
+import { dropUtf8Prefix, utf8Length } from "@coda/relay/utf8";
 
 /** Where to connect: a client-link URL that carries its token (`…/client?token=…`). */
 export interface Ticket {
@@ -185,6 +186,12 @@ const STATE_TEXT = {
   failed: "The connection failed.",
   closed: "Closed.",
 } as const satisfies Record<ConnectionStatus, string>;
+
+/** What `coda:ended:<reason>` tells the user; an unknown reason gets the plain "ended" text. */
+const ENDED_TEXT: Record<string, string> = {
+  [EndedReason.RUNNER_RESTARTED]:
+    "This shell ended when the runner restarted. Its output and programs are gone; open a new terminal.",
+};
 
 /** Shown while retrying after the relay refused the upgrade twice (the browser cannot see why). */
 const REFUSED_TEXT =
@@ -558,6 +565,10 @@ export class TerminalConnection {
             ? "The shell was killed; the session ended."
             : `The shell exited with code ${meta.value}; the session ended.`,
         });
+        return;
+      case "ended":
+        // No shell was started for this attach; the close that follows must not look like a new one.
+        this.#setState("ended", { detail: ENDED_TEXT[meta.value] ?? STATE_TEXT.ended });
         return;
       case "reset":
         this.#generation++;

@@ -1,5 +1,7 @@
+/// <reference lib="deno.ns" />
+/// <reference lib="deno.unstable" />
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { CloseCode, MetaLine, parseClientLinkOptions } from "../../../relay/protocol.ts";
+import { CloseCode, MetaLine, parseClientLinkOptions } from "@coda/relay/protocol";
 import {
   clientToken,
   runnerToken,
@@ -7,7 +9,7 @@ import {
   startTestRelay,
   uniqueId,
   waitFor,
-} from "../../../relay/testing.ts";
+} from "@coda/relay/testing";
 import {
   type ConnectionState,
   type ConnectionStatus,
@@ -18,9 +20,8 @@ import {
   TicketError,
   visibleInput,
 } from "./connection.ts";
-import { startServe } from "../../../runner/serve.ts";
-import { silentLogger } from "../../../runner/log.ts";
-import { testShellEnv } from "../../../runner/_testing.ts";
+import { startServe } from "@coda/runner/serve";
+import { silentLogger, startInProcessRunner, testShellEnv } from "@coda/runner/testing";
 
 /** One client connection the fake relay accepted. */
 interface Peer {
@@ -665,4 +666,51 @@ Deno.test("held keystrokes are shown readably: Enter, control keys, and a cut", 
   assertEquals(visibleInput("ls -la\r"), "ls -la⏎");
   assertEquals(visibleInput("\x03\x1b[A\x7f"), "^C^[[A^?");
   assertEquals(visibleInput("x".repeat(100), 10), `${"x".repeat(9)}…`);
+});
+
+Deno.test("a runner restart shows the tab's shell as ended by the restart, not a fresh shell as the old one", async () => {
+  const relay = startTestRelay();
+  const home = await Deno.makeTempDir({ prefix: "coda-spa-home-" });
+  const userId = uniqueId("user");
+  const sessionId = uniqueId("session");
+  const { token } = await runnerToken(relay.backend, uniqueId("runner"), userId);
+  const runners = [startInProcessRunner(relay.url, token, home)];
+  const states: ConnectionState[] = [];
+  const sink = new RecordingSink();
+  const connection = new TerminalConnection({
+    tickets: async () => ({
+      url: `${relay.url}/client?token=${await clientToken({ userId, sessionId })}`,
+      sessionId,
+    }),
+    sink,
+    onEvent: (event) => {
+      if (event.type === "state") states.push(event.state);
+    },
+    backoff: BACKOFF,
+    random: () => 0.5,
+  });
+  const status = () => states.at(-1)?.status;
+  try {
+    connection.start();
+    await waitFor(() => status() === "online", "the shell");
+    connection.input("echo before-$((20 + 22))\r");
+    await waitFor(() => sink.text.includes("before-42"), "the old shell's output");
+    await runners[0].stop();
+    await waitFor(() => status() === "runner-offline", "the runner to go");
+    runners.push(startInProcessRunner(relay.url, token, home));
+    await waitFor(() => status() === "ended", "the session to end");
+    assertEquals(
+      states.at(-1)!.detail,
+      "This shell ended when the runner restarted. Its output and programs are gone; open a new terminal.",
+    );
+    await afterEveryScheduledRetry();
+    assertEquals(status(), "ended");
+    assert(sink.text.includes("before-42"), "the old output stays on screen");
+    assertEquals(runners[1].manager.list(), []);
+  } finally {
+    connection.dispose();
+    for (const runner of runners) await runner.stop();
+    await relay.close();
+    await Deno.remove(home, { recursive: true });
+  }
 });

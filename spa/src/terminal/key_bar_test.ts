@@ -1,3 +1,5 @@
+/// <reference lib="deno.ns" />
+/// <reference lib="deno.unstable" />
 import { deepEqual as assertEquals } from "node:assert/strict";
 import { applyModifiers, arrowSequence } from "./key_bar.tsx";
 

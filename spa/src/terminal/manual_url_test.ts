@@ -1,3 +1,5 @@
+/// <reference lib="deno.ns" />
+/// <reference lib="deno.unstable" />
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { parseManualUrl } from "./manual_url.ts";
 

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { MAX_IDEA_ID_LENGTH } from "../../../relay/protocol.ts";
+import { MAX_IDEA_ID_LENGTH } from "@coda/relay/protocol";
 
 /** A tab that can be restored. */
 export interface StoredTab {
@@ -18,6 +18,10 @@ export interface StoredTab {
   sessionId?: string;
   /** Last known working folder (the tab title until the runner says again). */
   cwd?: string;
+  /** The title the terminal's programs set (OSC 0/2) while the tab is open; never stored. */
+  title?: string;
+  /** The name the user gave the tab (stored; it wins over every other title). */
+  name?: string;
 }
 
 /** What is stored. */
@@ -33,6 +37,25 @@ export function tabsKey(userId: string): string {
 
 /** Most tabs kept. */
 export const MAX_STORED_TABS = 20;
+
+/** Longest name a tab may be given. */
+export const MAX_TAB_NAME_LENGTH = 60;
+
+/** Control characters, bidirectional overrides and isolates: kept out of names so a name cannot disguise itself. */
+const UNSAFE_NAME = /[\p{Cc}\u202a-\u202e\u2066-\u2069]/gu;
+
+/**
+ * A name typed for a tab, made safe to keep: unsafe characters dropped, blanks trimmed, cut at
+ * {@linkcode MAX_TAB_NAME_LENGTH}; `undefined` (the automatic title) when nothing is left.
+ */
+export function normalizeTabName(input: string): string | undefined {
+  const cleaned = [...input.replace(UNSAFE_NAME, "").trim()].slice(0, MAX_TAB_NAME_LENGTH).join("").trim();
+  return cleaned || undefined;
+}
+
+function isTabName(value: unknown): boolean {
+  return typeof value === "string" && value !== "" && normalizeTabName(value) === value;
+}
 
 /** The subset of `Storage` this needs. */
 export type TabStorage = Pick<Storage, "getItem" | "setItem">;
@@ -51,7 +74,8 @@ function isStoredTab(value: unknown): value is StoredTab {
     typeof tab.ideaId === "string" && tab.ideaId.length <= MAX_IDEA_ID_LENGTH &&
     (tab.runnerId === undefined || (typeof tab.runnerId === "string" && ID.test(tab.runnerId))) &&
     (tab.sessionId === undefined || (typeof tab.sessionId === "string" && ID.test(tab.sessionId))) &&
-    (tab.cwd === undefined || typeof tab.cwd === "string");
+    (tab.cwd === undefined || typeof tab.cwd === "string") &&
+    (tab.name === undefined || isTabName(tab.name));
 }
 
 /** Reads the stored tabs; anything malformed is ignored rather than trusted. */
@@ -70,12 +94,13 @@ export function loadTabs(storage: TabStorage | undefined, userId: string): Store
       ? parsed.activeId
       : tabs[0]?.id ?? null;
     return {
-      tabs: tabs.map(({ id, ideaId, runnerId, sessionId, cwd }) => ({
+      tabs: tabs.map(({ id, ideaId, runnerId, sessionId, cwd, name }) => ({
         id,
         ideaId,
         runnerId,
         sessionId,
         cwd,
+        name,
       })),
       activeId,
     };
@@ -86,12 +111,13 @@ export function loadTabs(storage: TabStorage | undefined, userId: string): Store
 
 /** Stores the tabs (best effort: storage may be full or disabled). */
 export function saveTabs(storage: TabStorage | undefined, userId: string, value: StoredTabs): void {
-  const tabs = value.tabs.slice(0, MAX_STORED_TABS).map(({ id, ideaId, runnerId, sessionId, cwd }) => ({
+  const tabs = value.tabs.slice(0, MAX_STORED_TABS).map(({ id, ideaId, runnerId, sessionId, cwd, name }) => ({
     id,
     ideaId,
     runnerId,
     sessionId,
     cwd,
+    name,
   }));
   try {
     storage?.setItem(tabsKey(userId), JSON.stringify({ tabs, activeId: value.activeId }));
@@ -106,8 +132,10 @@ export function newTabId(): string {
   return "t" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** The tab title: the last folder of the cwd, else the idea. */
-export function tabTitle(tab: Pick<StoredTab, "cwd" | "ideaId">): string {
+/** The tab title: the name the user gave it, else what the shell titled it, else the last folder of the cwd, else the idea. */
+export function tabTitle(tab: Pick<StoredTab, "cwd" | "ideaId" | "title" | "name">): string {
+  if (tab.name) return tab.name;
+  if (tab.title) return tab.title;
   if (tab.cwd) {
     const trimmed = tab.cwd.replace(/[\\/]+$/, "");
     const last = trimmed.split(/[\\/]/).pop();

@@ -1,16 +1,19 @@
 /**
  * One terminal tab: an xterm.js terminal wired to a
  * {@linkcode TerminalConnection}, its toolbar (connection state, cwd,
- * record, working folder, search, paste, end session), the touch key bar,
- * and explanations with a next step when the session cannot continue.
+ * record, working folder, search with a match count, paste, keys, settings,
+ * and a menu to rename the tab or end the session; it wraps on narrow
+ * screens), the touch key bar, and explanations with a next step when the
+ * session cannot continue.
  *
  * @module
  */
 import type { JSX } from "preact";
 import { useEffect, useId, useRef, useState } from "preact/hooks";
-import type { ThemeName } from "../theme.ts";
+import { TERMINAL_THEMES, type ThemeName } from "../theme.ts";
 import { showToast } from "../toasts.tsx";
 import { Link } from "../router.tsx";
+import { Menu } from "../menu.tsx";
 import {
   type ConnectionState,
   type ConnectionStatus,
@@ -20,7 +23,17 @@ import {
   visibleInput,
 } from "./connection.ts";
 import { applyModifiers, arrowSequence, KeyBar, type Modifiers } from "./key_bar.tsx";
-import { createTerminal, type TerminalHandle } from "./xterm_setup.ts";
+import { createTerminal, type SearchResults, type TerminalHandle, terminalPalette } from "./xterm_setup.ts";
+import {
+  DEFAULT_SETTINGS,
+  onTerminalSettingsChange,
+  stepFontSize,
+  type TerminalSettings,
+  terminalSettings,
+  updateTerminalSettings,
+} from "./settings.ts";
+import { SettingsPanel } from "./settings_panel.tsx";
+import { MAX_TAB_NAME_LENGTH, normalizeTabName } from "./tabs_store.ts";
 
 /** What the pane needs to know about its tab. */
 export interface PaneTab {
@@ -30,6 +43,8 @@ export interface PaneTab {
   ideaId: string;
   sessionId?: string;
   cwd?: string;
+  /** The name the user gave the tab. */
+  name?: string;
 }
 
 /** Props of {@linkcode TerminalPane}. */
@@ -40,9 +55,16 @@ export interface TerminalPaneProps {
   tickets: TicketSource;
   onSession: (sessionId: string) => void;
   onCwd: (path: string) => void;
+  /** A program in the terminal set its title (OSC 0/2). */
+  onTitle?: (title: string) => void;
   onStatus: (status: ConnectionStatus) => void;
   onNewSession: () => void;
   onClose: () => void;
+  /** Renames the tab (`undefined`: back to the automatic title); without it the tab cannot be renamed. */
+  onRename?: (name: string | undefined) => void;
+  /** Set to open the rename form (a double-click on the tab); `onRenameShown` is called once it is open. */
+  renaming?: boolean;
+  onRenameShown?: () => void;
 }
 
 /** What end-to-end tests read through `window.__codaTerminals[tabId]`. */
@@ -54,6 +76,12 @@ export interface TerminalTestHook {
   renderer: "webgl" | "dom";
   cols: number;
   rows: number;
+  /** The settings the terminal is drawn with. */
+  fontSize: number;
+  fontFamily: string;
+  cursorStyle: string;
+  scrollback: number;
+  background: string;
   /** The terminal buffer (scrollback and screen) as text, one line per row. */
   text(): string;
 }
@@ -96,7 +124,8 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
   const [recording, setRecording] = useState(false);
   const [link, setLink] = useState<LinkHealth>({ silentForMs: 0 });
   const [pendingInput, setPendingInput] = useState("");
-  const [panel, setPanel] = useState<"none" | "search" | "cwd">("none");
+  const [panel, setPanel] = useState<"none" | "search" | "cwd" | "settings" | "rename">("none");
+  const [settings, setSettings] = useState<TerminalSettings>(terminalSettings);
   const [keyBar, setKeyBar] = useState(TOUCH);
   const [mods, setMods] = useState<Modifiers>({ ctrl: false, alt: false });
 
@@ -108,8 +137,13 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
   useEffect(() => {
     const element = container.current!;
     const terminal = createTerminal(element, {
-      theme: latest.current.theme,
+      theme: terminalPalette(terminalSettings(), latest.current.theme),
+      settings: terminalSettings(),
       onSearch: () => setPanel("search"),
+      onFontSize: (step) =>
+        updateTerminalSettings({
+          fontSize: step === 0 ? DEFAULT_SETTINGS.fontSize : stepFontSize(terminalSettings().fontSize, step),
+        }),
     });
     handle.current = terminal;
     const { term } = terminal;
@@ -172,6 +206,7 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
         } else conn.input(data);
       }),
       term.onBinary((data) => conn.input(data)),
+      term.onTitleChange((title) => latest.current.onTitle?.(title)),
       term.onResize(({ cols, rows }) => conn.resize(cols, rows)),
     ];
 
@@ -204,6 +239,21 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
       get rows() {
         return term.rows;
       },
+      get fontSize() {
+        return term.options.fontSize ?? 0;
+      },
+      get fontFamily() {
+        return term.options.fontFamily ?? "";
+      },
+      get cursorStyle() {
+        return term.options.cursorStyle ?? "";
+      },
+      get scrollback() {
+        return term.options.scrollback ?? 0;
+      },
+      get background() {
+        return term.options.theme?.background ?? "";
+      },
       text: () => bufferText(terminal),
     };
 
@@ -229,7 +279,17 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
     return () => cancelAnimationFrame(frame);
   }, [props.active]);
 
-  useEffect(() => handle.current?.setTheme(props.theme), [props.theme]);
+  useEffect(() => onTerminalSettingsChange(setSettings), []);
+  useEffect(() => {
+    handle.current?.setTheme(terminalPalette(settings, props.theme));
+    handle.current?.applySettings(settings);
+  }, [settings, props.theme]);
+
+  useEffect(() => {
+    if (!props.renaming) return;
+    setPanel("rename");
+    props.onRenameShown?.();
+  }, [props.renaming]);
 
   const focusTerminal = () => {
     setPanel("none");
@@ -287,7 +347,6 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
           )}
         </span>
         <span class="cwd" title={props.tab.cwd}>{props.tab.cwd ?? ""}</span>
-        <span class="toolbar-spacer" />
         <button
           type="button"
           class={`button small ${recording ? "recording" : "ghost"}`}
@@ -327,11 +386,36 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
         >
           Keys
         </button>
-        <button type="button" class="button small ghost danger-text" onClick={endSession} disabled={!online}>
-          End session
+        <button
+          type="button"
+          class="button small ghost"
+          aria-expanded={panel === "settings"}
+          title="Terminal settings: font, colours, cursor, scrollback"
+          onClick={() => setPanel(panel === "settings" ? "none" : "settings")}
+        >
+          Settings
         </button>
+        <Menu
+          label="More ▾"
+          title="More actions"
+          items={[
+            ...(props.onRename ? [{ label: "Rename tab…", onSelect: () => setPanel("rename") }] : []),
+            { label: "End session", onSelect: endSession, disabled: !online, danger: true },
+          ]}
+        />
       </div>
       {panel === "search" && handle.current && <SearchBar handle={handle.current} onClose={focusTerminal} />}
+      {panel === "settings" && <SettingsPanel onClose={focusTerminal} />}
+      {panel === "rename" && props.onRename && (
+        <RenameForm
+          current={props.tab.name ?? ""}
+          onRename={(name) => {
+            props.onRename?.(name);
+            focusTerminal();
+          }}
+          onClose={focusTerminal}
+        />
+      )}
       {panel === "cwd" && (
         <CwdForm
           current={props.tab.cwd ?? ""}
@@ -389,7 +473,11 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
           )}
         </div>
       )}
-      <div class="terminal-wrap">
+      {/* The margin around the cells shows the terminal's own background, whichever palette it uses. */}
+      <div
+        class="terminal-wrap"
+        style={{ background: TERMINAL_THEMES[terminalPalette(settings, props.theme)].background }}
+      >
         <div class="terminal-host" ref={container} />
         {stopped && (
           <StoppedOverlay
@@ -453,16 +541,33 @@ function StoppedOverlay(props: {
   );
 }
 
+/** "3 of 17", or the count alone when there are too many matches to number. */
+function describeMatches(results: SearchResults): string {
+  if (results.count === 0) return "No matches";
+  if (results.index < 0) return `${results.count}+ matches`;
+  return `${results.index + 1} of ${results.count}`;
+}
+
 function SearchBar(props: { handle: TerminalHandle; onClose: () => void }): JSX.Element {
   const input = useRef<HTMLInputElement>(null);
   const [query, setQuery] = useState("");
-  const [missing, setMissing] = useState(false);
+  const [results, setResults] = useState<SearchResults | null>(null);
   const id = useId();
-  useEffect(() => input.current?.focus(), []);
-  const find = (backwards: boolean) => {
-    if (!query) return;
-    const found = backwards ? props.handle.search.findPrevious(query) : props.handle.search.findNext(query);
-    setMissing(!found);
+  useEffect(() => {
+    input.current?.focus();
+    const subscription = props.handle.onSearchResults(setResults);
+    return () => {
+      subscription.dispose();
+      props.handle.clearSearch();
+    };
+  }, []);
+  const find = (backwards: boolean, incremental = false, term = query) => {
+    if (!term) {
+      props.handle.clearSearch();
+      setResults(null);
+      return;
+    }
+    props.handle.find(term, { backwards, incremental });
   };
   return (
     <form
@@ -480,11 +585,10 @@ function SearchBar(props: { handle: TerminalHandle; onClose: () => void }): JSX.
         value={query}
         onInput={(e) => {
           setQuery(e.currentTarget.value);
-          setMissing(false);
+          find(false, true, e.currentTarget.value);
         }}
         onKeyDown={(e) => {
           if (e.key === "Escape") {
-            props.handle.search.clearDecorations();
             props.onClose();
           } else if (e.key === "Enter" && e.shiftKey) {
             e.preventDefault();
@@ -496,10 +600,47 @@ function SearchBar(props: { handle: TerminalHandle; onClose: () => void }): JSX.
         ↑
       </button>
       <button type="submit" class="button small ghost" aria-label="Next match">↓</button>
-      {missing && <span class="muted" role="status">No matches</span>}
+      <span class="muted search-count" role="status" aria-live="polite">
+        {query && results ? describeMatches(results) : ""}
+      </span>
       <button type="button" class="button small ghost" onClick={props.onClose} aria-label="Close search">
         ×
       </button>
+    </form>
+  );
+}
+
+function RenameForm(
+  props: { current: string; onRename: (name: string | undefined) => void; onClose: () => void },
+): JSX.Element {
+  const input = useRef<HTMLInputElement>(null);
+  const [name, setName] = useState(props.current);
+  const id = useId();
+  useEffect(() => input.current?.select(), []);
+  return (
+    <form
+      class="pane-panel"
+      onSubmit={(e) => {
+        e.preventDefault();
+        props.onRename(normalizeTabName(name));
+      }}
+    >
+      <label for={id}>Tab name</label>
+      <input
+        id={id}
+        ref={input}
+        value={name}
+        maxLength={MAX_TAB_NAME_LENGTH}
+        spellcheck={false}
+        autocomplete="off"
+        placeholder="Empty: named after its folder"
+        onInput={(e) => setName(e.currentTarget.value)}
+        onKeyDown={(e) => {
+          if (e.key === "Escape") props.onClose();
+        }}
+      />
+      <button type="submit" class="button small primary">Rename</button>
+      <button type="button" class="button small ghost" onClick={props.onClose}>Cancel</button>
     </form>
   );
 }

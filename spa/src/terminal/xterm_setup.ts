@@ -1,29 +1,50 @@
 /**
  * Creates an xterm.js 6 terminal with the addons the app uses: fit, WebGL
  * (falling back to the built-in DOM renderer when WebGL is unavailable or
- * its context is lost), clickable links, search, Unicode 11 widths, copy on
- * selection, and keyboard shortcuts for search and paste.
+ * its context is lost), clickable links, search with highlighted matches and
+ * a match count, Unicode 11 widths, copy on selection, the user's
+ * {@linkcode TerminalSettings}, and keyboard shortcuts for search, paste and
+ * font size.
  *
  * @module
  */
-import { Terminal } from "@xterm/xterm";
+import { type ITheme, Terminal } from "@xterm/xterm";
 import { FitAddon } from "@xterm/addon-fit";
-import { SearchAddon } from "@xterm/addon-search";
+import { type ISearchOptions, SearchAddon } from "@xterm/addon-search";
 import { Unicode11Addon } from "@xterm/addon-unicode11";
 import { WebLinksAddon } from "@xterm/addon-web-links";
 import { WebglAddon } from "@xterm/addon-webgl";
-import { TERMINAL_THEMES, type ThemeName } from "../theme.ts";
+import { TERMINAL_THEMES, type TerminalThemeName, type ThemeName } from "../theme.ts";
+import { DEFAULT_SETTINGS, FONT_FAMILIES, type TerminalSettings } from "./settings.ts";
+
+/** Where a search match stands: `index` is -1 when there are too many matches to number them. */
+export interface SearchResults {
+  index: number;
+  count: number;
+}
+
+/** The palette a terminal shows: the settings' theme, or the app's own when the settings say `auto`. */
+export function terminalPalette(settings: TerminalSettings, appTheme: ThemeName): TerminalThemeName {
+  return settings.theme === "auto" ? appTheme : settings.theme;
+}
 
 /** A terminal and the addons the page talks to. */
 export interface TerminalHandle {
   term: Terminal;
   fit: FitAddon;
-  search: SearchAddon;
   /** Which renderer draws the cells. */
   renderer(): "webgl" | "dom";
   /** Fits the terminal to its container if the container is visible; true when it did. */
   fitToContainer(): boolean;
-  setTheme(theme: ThemeName): void;
+  setTheme(theme: TerminalThemeName): void;
+  /** Applies font, cursor and scrollback settings (the palette goes through {@linkcode setTheme}) and refits. */
+  applySettings(settings: TerminalSettings): void;
+  /** Finds the next (or, `backwards`, previous) match, highlighting all; `incremental` extends the current one as the term is typed. */
+  find(term: string, options?: { backwards?: boolean; incremental?: boolean }): boolean;
+  /** Calls `listener` when the matches of the last search change. */
+  onSearchResults(listener: (results: SearchResults) => void): { dispose(): void };
+  /** Removes the highlighted matches. */
+  clearSearch(): void;
   /**
    * Writes session output; `answer` says whether the replies xterm.js makes to
    * terminal queries in it (device attributes, colours, mode and cursor
@@ -48,11 +69,15 @@ export interface TerminalHandle {
 export interface TerminalShortcuts {
   /** Ctrl+Shift+F. */
   onSearch?: () => void;
+  /** Ctrl+= (larger, `1`), Ctrl+- (smaller, `-1`), Ctrl+0 (default size, `0`). */
+  onFontSize?: (step: 1 | -1 | 0) => void;
 }
 
 /** Options shared by live terminals and the recording player. */
 export interface CreateTerminalOptions extends TerminalShortcuts {
-  theme: ThemeName;
+  theme: TerminalThemeName;
+  /** Font, cursor and scrollback (the defaults when not given). */
+  settings?: TerminalSettings;
   /** Read-only terminals (playback) take no input. */
   readOnly?: boolean;
   /** Try the WebGL renderer (default true). */
@@ -63,16 +88,18 @@ export interface CreateTerminalOptions extends TerminalShortcuts {
 
 /** Opens a terminal inside `container`. */
 export function createTerminal(container: HTMLElement, options: CreateTerminalOptions): TerminalHandle {
+  const settings = options.settings ?? DEFAULT_SETTINGS;
+  let palette: ITheme = TERMINAL_THEMES[options.theme];
   const term = new Terminal({
     allowProposedApi: true,
     cursorBlink: !options.readOnly,
     disableStdin: options.readOnly ?? false,
-    fontFamily:
-      '"JetBrains Mono", "Cascadia Code", "Fira Code", Menlo, Consolas, "DejaVu Sans Mono", monospace',
-    fontSize: 14,
+    fontFamily: FONT_FAMILIES[settings.fontFamily].css,
+    fontSize: settings.fontSize,
+    cursorStyle: settings.cursorStyle,
     lineHeight: 1.15,
-    scrollback: 10_000,
-    theme: TERMINAL_THEMES[options.theme],
+    scrollback: settings.scrollback,
+    theme: palette,
     screenReaderMode: false,
     ...(options.cols && options.rows ? { cols: options.cols, rows: options.rows } : {}),
   });
@@ -111,7 +138,14 @@ export function createTerminal(container: HTMLElement, options: CreateTerminalOp
       if (selection) navigator.clipboard?.writeText(selection).catch(() => {});
     });
     term.attachCustomKeyEventHandler((event) => {
-      if (event.type !== "keydown" || !event.ctrlKey || !event.shiftKey) return true;
+      if (event.type !== "keydown" || event.altKey) return true;
+      const step = fontSizeStep(event);
+      if (step !== null && options.onFontSize) {
+        event.preventDefault();
+        options.onFontSize(step);
+        return false;
+      }
+      if (!event.ctrlKey || !event.shiftKey) return true;
       const key = event.key.toLowerCase();
       if (key === "f") {
         event.preventDefault();
@@ -158,15 +192,44 @@ export function createTerminal(container: HTMLElement, options: CreateTerminalOp
     return true;
   };
 
+  // Decorations make the addon count matches (onDidChangeResults); their colours must be #RRGGBB.
+  const searchOptions = (incremental: boolean): ISearchOptions => ({
+    incremental,
+    decorations: {
+      matchBackground: palette.selectionBackground,
+      matchBorder: palette.yellow,
+      matchOverviewRuler: palette.yellow ?? "#e6c07b",
+      activeMatchBackground: palette.selectionBackground,
+      activeMatchBorder: palette.cursor,
+      activeMatchColorOverviewRuler: palette.cursor ?? "#7dd3a8",
+    },
+  });
+
   return {
     term,
     fit,
-    search,
     renderer: () => renderer,
     fitToContainer,
     setTheme: (theme) => {
-      term.options.theme = TERMINAL_THEMES[theme];
+      palette = TERMINAL_THEMES[theme];
+      term.options.theme = palette;
     },
+    applySettings: (next) => {
+      term.options.fontFamily = FONT_FAMILIES[next.fontFamily].css;
+      term.options.fontSize = next.fontSize;
+      term.options.cursorStyle = next.cursorStyle;
+      term.options.scrollback = next.scrollback;
+      fitToContainer();
+    },
+    find: (query, { backwards = false, incremental = false } = {}) =>
+      backwards
+        ? search.findPrevious(query, searchOptions(false))
+        : search.findNext(query, searchOptions(incremental)),
+    onSearchResults: (listener) =>
+      search.onDidChangeResults(({ resultIndex, resultCount }) =>
+        listener({ index: resultIndex, count: resultCount })
+      ),
+    clearSearch: () => search.clearDecorations(),
     write,
     paste: (text) => {
       pasting = true;
@@ -179,6 +242,17 @@ export function createTerminal(container: HTMLElement, options: CreateTerminalOp
     onInput,
     dispose: () => term.dispose(),
   };
+}
+
+/**
+ * The font-size shortcut a key press is, if any: Ctrl (or ⌘) with `=`/`+`, `-` or `0` resizes the
+ * terminal's font instead of zooming the page, as in VS Code (so Ctrl+- no longer sends ^_).
+ */
+function fontSizeStep(event: KeyboardEvent): 1 | -1 | 0 | null {
+  if (!event.ctrlKey && !event.metaKey) return null;
+  if (event.key === "=" || event.key === "+") return 1;
+  if (event.shiftKey) return null;
+  return event.key === "-" ? -1 : event.key === "0" ? 0 : null;
 }
 
 /** Events a person causes (keys, text input, clipboard, pointer, focus), as opposed to a socket message or a timer. */

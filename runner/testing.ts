@@ -4,13 +4,14 @@
  *
  * @module
  */
-import type { RunnerToRelay } from "../relay/protocol.ts";
+import type { RunnerToRelay } from "@coda/relay/protocol";
 import type { SessionSink } from "./session.ts";
 import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
 import { type LinkStopReason, RelayLink, type RelayLinkOptions } from "./link.ts";
 import { silentLogger } from "./log.ts";
-import { waitFor as relayWaitFor } from "../relay/testing.ts";
+import { waitFor as relayWaitFor } from "@coda/relay/testing";
 
+export { silentLogger };
 /** {@linkcode relayWaitFor} with the runner tests' slower defaults (PTYs take longer than frames). */
 export function waitFor<T>(
   check: () => T | Promise<T>,
