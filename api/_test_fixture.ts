@@ -7,7 +7,6 @@
 import { join } from "node:path";
 import { createApi } from "./app.ts";
 import { type AppConfig, type Env, loadAppConfig } from "./config.ts";
-import { CLIENT_IP_HEADER } from "./http.ts";
 import { contractChecker } from "./testing.ts";
 
 /** A clock the test moves by hand, starting at the real time. */
@@ -41,9 +40,9 @@ export interface TestApi {
 }
 
 /**
- * Serves the API like the app server does (setting `x-coda-client-ip` from the
- * connection, overwriting whatever the client sent). `clientIp` overrides the
- * address, for rate-limit tests.
+ * Serves the API like the app server does (the connection's info as the
+ * app's env). `clientIp` overrides the connection's address, for rate-limit
+ * tests.
  */
 export async function startTestApi(
   options: { env?: Env; clientIp?: () => string | undefined } = {},
@@ -60,10 +59,12 @@ export async function startTestApi(
   const contract = contractChecker();
   const api = createApi({ config, kv, now: clock.now }, { around: contract.middleware });
   handler = (req, info) => {
-    const headers = new Headers(req.headers);
-    headers.set(CLIENT_IP_HEADER, options.clientIp?.() ?? (info.remoteAddr as Deno.NetAddr).hostname);
-    // A fresh Request rather than `new Request(req)`: copying the signal would tie it to the connection.
-    return api.fetch(new Request(req.url, { method: req.method, headers, body: req.body }));
+    const hostname = options.clientIp?.() ?? (info.remoteAddr as Deno.NetAddr).hostname;
+    // A fresh Request rather than `req`: copying the signal would tie it to the connection.
+    return api.fetch(new Request(req.url, { method: req.method, headers: req.headers, body: req.body }), {
+      ...info,
+      remoteAddr: { ...(info.remoteAddr as Deno.NetAddr), hostname },
+    });
   };
   const url = `http://127.0.0.1:${server.addr.port}`;
   return {

@@ -94,7 +94,7 @@ export function authRoutes(deps: ApiDeps): Hono<ApiEnv> {
   app.post("/login", async (c) => {
     checkOrigin(c, config.allowedOrigins, false);
     const body = await readJson(c, LoginSchema);
-    const ip = addressSubject(clientIp(c));
+    const ip = addressSubject(clientIp(c, config.edge.clientIpHeader));
     // Counted by email whether or not such an account exists, so the limits do not tell which do.
     const account = normalizeEmail(body.email);
     // All taken before the password is hashed (and given back on success): a refused guess costs no

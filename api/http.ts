@@ -8,6 +8,7 @@ import type { Context } from "hono";
 import * as v from "valibot";
 import type { AppConfig } from "./config.ts";
 import { describeIssues } from "@coda/relay/protocol";
+import { clientAddress } from "@coda/relay";
 
 /** What the API needs to run: configuration, storage and a clock (ms since the epoch). */
 export interface ApiDeps {
@@ -24,6 +25,8 @@ export interface SessionUser {
 
 /** Hono environment of the API: the signed-in user, once `requireUser` ran. */
 export interface ApiEnv {
+  /** What `Deno.serve` knows of the connection, passed as `api.fetch(req, info)`. */
+  Bindings: { remoteAddr?: Deno.Addr };
   Variables: { user: SessionUser };
 }
 
@@ -62,12 +65,16 @@ export function tooManyRequests(
   return new ApiError(429, message, extra, { "retry-after": String(seconds) });
 }
 
-/** Header the app server sets to the peer's address on every API request, overwriting any the client sent. */
-export const CLIENT_IP_HEADER = "x-coda-client-ip";
-
-/** The peer's address as the server recorded it, or `unknown`. */
-export function clientIp(c: Context): string {
-  return c.req.header(CLIENT_IP_HEADER) || "unknown";
+/**
+ * The client's address (see {@linkcode clientAddress}): the connection's, which
+ * the server hands the app as its env (`api.fetch(req, info)`, what Hono's
+ * `getConnInfo` reads), or the trusted proxy's header; `unknown` without either.
+ */
+export function clientIp(c: Context<ApiEnv>, proxyHeader: string | null): string {
+  const connection = c.env?.remoteAddr && "hostname" in c.env.remoteAddr
+    ? c.env.remoteAddr.hostname
+    : "unknown";
+  return clientAddress(c.req.raw.headers, connection, proxyHeader);
 }
 
 /** Validates `input` against `schema`, or throws a 400 {@linkcode ApiError} naming the first problem. */

@@ -26,7 +26,7 @@ export function pairRoutes(deps: ApiDeps): Hono<ApiEnv> {
     const started = await startPairing(
       deps.kv,
       { name: clean(body.name), hostname: clean(body.hostname), os: clean(body.os) },
-      clientIp(c),
+      clientIp(c, deps.config.edge.clientIpHeader),
       deps.now(),
     );
     return c.json(unwrap(started), 201);
@@ -48,7 +48,7 @@ export function pairRoutes(deps: ApiDeps): Hono<ApiEnv> {
     const info = await pairingInfo(
       deps.kv,
       codeParam(c.req.query("code")),
-      { userId: c.var.user.id, ip: clientIp(c) },
+      { userId: c.var.user.id, ip: clientIp(c, deps.config.edge.clientIpHeader) },
       deps.now(),
     );
     return c.json(unwrap(info));

@@ -4,7 +4,6 @@ import { createRelay } from "@coda/relay";
 import { waitFor } from "@coda/relay/testing";
 import { createApi } from "./app.ts";
 import { loadAppConfig } from "./config.ts";
-import { CLIENT_IP_HEADER } from "./http.ts";
 import { createKvRelayBackend } from "./relay_backend.ts";
 import { apiJson, pairRunner, revokeRunner, signup } from "./testing.ts";
 
@@ -27,9 +26,7 @@ Deno.test("a paired runner reaches the in-app relay; presence shows; revoking dr
   handler = (req, info) => {
     const relayResponse = relay.handle(req, info);
     if (relayResponse) return relayResponse;
-    const headers = new Headers(req.headers);
-    headers.set(CLIENT_IP_HEADER, (info.remoteAddr as Deno.NetAddr).hostname);
-    return api.fetch(new Request(req.url, { method: req.method, headers, body: req.body }));
+    return api.fetch(req, info);
   };
   const url = `http://127.0.0.1:${server.addr.port}`;
   let socket: WebSocket | undefined;

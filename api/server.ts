@@ -7,7 +7,6 @@
 import { join } from "node:path";
 import { type ApiOptions, createApi } from "./app.ts";
 import { type AppConfig, type Env, loadAppConfig } from "./config.ts";
-import { CLIENT_IP_HEADER } from "./http.ts";
 import { createKvRelayBackend } from "./relay_backend.ts";
 import { secureDataDir } from "./data_dir.ts";
 import {
@@ -101,10 +100,11 @@ export async function startApp(options: StartAppOptions = {}): Promise<StartedAp
     try {
       const path = new URL(req.url).pathname;
       if (path === "/healthz" || path === "/api" || path.startsWith("/api/")) {
-        const headers = new Headers(req.headers);
-        headers.set(CLIENT_IP_HEADER, ip);
-        // A fresh Request rather than `new Request(req, …)`, which would carry the connection's abort signal.
-        return await api.fetch(new Request(req.url, { method: req.method, headers, body: req.body }));
+        // A fresh Request rather than `req`, which would carry the connection's abort signal.
+        return await api.fetch(
+          new Request(req.url, { method: req.method, headers: req.headers, body: req.body }),
+          info,
+        );
       }
       return await spa(req);
     } finally {

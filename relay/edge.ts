@@ -144,12 +144,17 @@ export function refusalResponse(refusal: Refusal): Response {
 }
 
 /**
- * The client's address: the connection's, or behind a trusted proxy the value
- * of its header (for `X-Forwarded-For`, the last entry: the one the proxy added).
+ * The client's address: `connection` (the peer's), or behind a trusted proxy
+ * the value of its header (for `X-Forwarded-For`, the last entry: the one the
+ * proxy added). The one rule for the relay and the app.
  */
-export function clientIp(req: Request, info: Deno.ServeHandlerInfo, proxyHeader: string | null): string {
-  const connection = (info.remoteAddr as Deno.NetAddr).hostname;
+export function clientAddress(headers: Headers, connection: string, proxyHeader: string | null): string {
   if (proxyHeader === null) return connection;
-  const value = req.headers.get(proxyHeader)?.split(",").at(-1)?.trim();
+  const value = headers.get(proxyHeader)?.split(",").at(-1)?.trim();
   return value || connection;
+}
+
+/** {@linkcode clientAddress} of a request as `Deno.serve` hands it over. */
+export function clientIp(req: Request, info: Deno.ServeHandlerInfo, proxyHeader: string | null): string {
+  return clientAddress(req.headers, (info.remoteAddr as Deno.NetAddr).hostname, proxyHeader);
 }

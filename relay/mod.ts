@@ -39,7 +39,7 @@ export {
   parseEdgeConfig,
   secretProblem,
 } from "./config.ts";
-export { clientIp, ConnectionCaps, refusalResponse } from "./edge.ts";
+export { clientAddress, clientIp, ConnectionCaps, refusalResponse } from "./edge.ts";
 export { serveMetrics, serveResilient, surviveDescriptorExhaustion } from "./listener.ts";
 export { consumeJti } from "./jti_store.ts";
 
