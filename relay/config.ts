@@ -20,6 +20,7 @@
  */
 
 import { type ConnectionLimits, defaultConnectionLimits, type FdLimit, raiseFdLimit } from "./edge.ts";
+import { parseUrl } from "./urls.ts";
 
 /** A configuration problem, worded for the operator. */
 export class RelayConfigError extends Error {
@@ -159,15 +160,7 @@ function secret(env: Record<string, string | undefined>, name: string): string {
 }
 
 function origin(name: string, raw: string): string {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new RelayConfigError(`${name} must hold URLs, got "${raw}"`);
-  }
-  if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new RelayConfigError(`${name} must hold http:// or https:// URLs, got "${raw}"`);
-  }
+  const url = new URL(parseUrl(name, raw, ["http:", "https:"], (message) => new RelayConfigError(message)));
   if (url.origin !== raw.replace(/\/+$/, "")) {
     throw new RelayConfigError(`${name} must hold bare origins like https://app.example.com, got "${raw}"`);
   }

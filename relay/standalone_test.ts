@@ -132,7 +132,7 @@ Deno.test("standalone: bad configuration fails fast with one clear line", async 
     [{ DEVMODE_JWT_SECRET: "short" }, "DEVMODE_JWT_SECRET must be at least 32 bytes long (got 5)"],
     [{ RELAY_INTERNAL_SECRET: "x" }, "RELAY_INTERNAL_SECRET must be at least 32 bytes long (got 1)"],
     [{ DEVMODE_APP_URL: "" }, "DEVMODE_APP_URL is required"],
-    [{ DEVMODE_APP_URL: "ftp://x" }, 'DEVMODE_APP_URL must hold http:// or https:// URLs, got "ftp://x"'],
+    [{ DEVMODE_APP_URL: "ftp://x" }, 'DEVMODE_APP_URL must start with http:// or https://, got "ftp://x"'],
     [{ DEVMODE_ALLOWED_ORIGINS: " , " }, "DEVMODE_ALLOWED_ORIGINS is required"],
     [
       { DEVMODE_ALLOWED_ORIGINS: "https://app.example.com/path" },
