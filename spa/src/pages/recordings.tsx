@@ -10,7 +10,8 @@ import { api, ApiError, formatTime, type Recording } from "../api.ts";
 import type { PageProps } from "../app.tsx";
 import { currentTheme } from "../theme.ts";
 import { CastPlayer, parseAsciicast } from "../terminal/asciicast.ts";
-import { createTerminal } from "../terminal/xterm_setup.ts";
+import { createTerminal, terminalPalette } from "../terminal/xterm_setup.ts";
+import { terminalSettings } from "../terminal/settings.ts";
 
 /** The recordings page. */
 export function RecordingsPage(_props: PageProps): JSX.Element {
@@ -89,8 +90,10 @@ function Player(props: { sessionId: string; onClose: () => void }): JSX.Element 
     api.recording(props.sessionId).then((text) => {
       if (disposed) return;
       const cast = parseAsciicast(text);
+      const settings = terminalSettings();
       const terminal = createTerminal(host.current!, {
-        theme: currentTheme(),
+        theme: terminalPalette(settings, currentTheme()),
+        settings,
         readOnly: true,
         webgl: false,
         cols: cast.header.width,

@@ -53,7 +53,7 @@ export function normalizeTabName(input: string): string | undefined {
   return cleaned || undefined;
 }
 
-function isTabName(value: unknown): boolean {
+function isTabName(value: unknown): value is string {
   return typeof value === "string" && value !== "" && normalizeTabName(value) === value;
 }
 
@@ -74,11 +74,13 @@ function isStoredTab(value: unknown): value is StoredTab {
     typeof tab.ideaId === "string" && tab.ideaId.length <= MAX_IDEA_ID_LENGTH &&
     (tab.runnerId === undefined || (typeof tab.runnerId === "string" && ID.test(tab.runnerId))) &&
     (tab.sessionId === undefined || (typeof tab.sessionId === "string" && ID.test(tab.sessionId))) &&
-    (tab.cwd === undefined || typeof tab.cwd === "string") &&
-    (tab.name === undefined || isTabName(tab.name));
+    (tab.cwd === undefined || typeof tab.cwd === "string");
 }
 
-/** Reads the stored tabs; anything malformed is ignored rather than trusted. */
+/**
+ * Reads the stored tabs; anything malformed is ignored rather than trusted. A
+ * bad name costs only the name: the tab keeps its session to reattach.
+ */
 export function loadTabs(storage: TabStorage | undefined, userId: string): StoredTabs {
   let raw: string | null = null;
   try {
@@ -100,7 +102,7 @@ export function loadTabs(storage: TabStorage | undefined, userId: string): Store
         runnerId,
         sessionId,
         cwd,
-        name,
+        name: isTabName(name) ? name : undefined,
       })),
       activeId,
     };

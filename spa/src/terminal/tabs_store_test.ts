@@ -85,7 +85,7 @@ Deno.test("malformed or hostile stored tabs are ignored", () => {
   assertEquals(loadTabs(undefined, USER), { tabs: [], activeId: null });
 });
 
-Deno.test("stored tab names are validated: a hostile or oversized one drops the tab", () => {
+Deno.test("stored tab names are validated: a hostile or oversized one is dropped, its tab kept", () => {
   const storage = new MemoryStorage();
   const names = [
     "ok name",
@@ -100,7 +100,10 @@ Deno.test("stored tab names are validated: a hostile or oversized one drops the 
     TABS_KEY,
     JSON.stringify({ tabs: names.map((name, i) => ({ id: `t${i}`, ideaId: "a", name })), activeId: null }),
   );
-  assertEquals(loadTabs(storage, USER).tabs.map((t) => [t.id, t.name]), [["t0", "ok name"]]);
+  assertEquals(loadTabs(storage, USER).tabs.map((t) => [t.id, t.name]), [
+    ["t0", "ok name"],
+    ...names.slice(1).map((_, i) => [`t${i + 1}`, undefined]),
+  ]);
 });
 
 Deno.test("typed tab names are cleaned, cut to the limit, and blank means the automatic title", () => {
