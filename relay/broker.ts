@@ -14,12 +14,14 @@ import { utf8Length } from "./utf8.ts";
 import { type RelayLimits, RUNNER_ERROR_LOG_CHARS, RUNNER_ERROR_LOGS_PER_MINUTE } from "./limits.ts";
 import type { RelayLog } from "./log.ts";
 import type { RelayMetrics } from "./metrics.ts";
-import type { ClientPeer, RunnerPeer } from "./peers.ts";
+import type { ClientPeer, PendingInput, RunnerPeer } from "./peers.ts";
 import {
-  type ClientMessage,
   CloseCode,
   encode,
+  encodeInputFrame,
+  encodeOutputFrame,
   MetaLine,
+  type OutputFrame,
   parseMetaLine,
   PROTOCOL_VERSION,
   type RelayState,
@@ -29,6 +31,34 @@ import {
 
 /** Reason sent with close 4413. */
 export const SLOW_CONSUMER_REASON = "slow consumer, resume from your offset";
+
+/** The relay's `welcome` to `runnerId`: protocol 2, binary frames taken. */
+export function welcomeFor(runnerId: string): RelayToRunner {
+  return { type: "welcome", runnerId, protocol: PROTOCOL_VERSION, binary: true };
+}
+
+const textEncoder = new TextEncoder();
+
+/**
+ * One chunk of a session's output on its way to clients, in whichever forms exist so far; the
+ * others are made once, when the first client needs them, and shared by every client of a broadcast.
+ */
+interface Output {
+  sessionId: string;
+  /** Stream offset of the first byte (a JSON `stdout` may lack it). */
+  offset: number | undefined;
+  replay: boolean;
+  /** The bytes: the payload of a binary frame, or the encoded text of a JSON one. */
+  bytes: Uint8Array | undefined;
+  /** The text of a JSON `stdout`. */
+  text: string | undefined;
+  /** The binary frame a client gets (no client id): a broadcast runner frame as received. */
+  frame: Uint8Array<ArrayBuffer> | undefined;
+  /** The JSON `stdout` a client of a JSON runner gets. */
+  json: string | undefined;
+  /** Size as received from the runner. */
+  size: number;
+}
 
 /** Shared state and collaborators of one relay. */
 export interface BrokerDeps {
@@ -87,7 +117,7 @@ export class Broker {
   addRunner(runner: RunnerPeer): void {
     const old = this.runners.get(runner.runnerId);
     this.runners.set(runner.runnerId, runner);
-    send(runner.socket, { type: "welcome", runnerId: runner.runnerId, protocol: PROTOCOL_VERSION });
+    send(runner.socket, welcomeFor(runner.runnerId));
     const moved = old ? [...old.clients] : [];
     if (old) {
       old.clients.clear();
@@ -184,26 +214,39 @@ export class Broker {
     }
     switch (message.type) {
       case "stdout":
+        return this.#fanOut(runner, message.sessionId, message.clientId, {
+          sessionId: message.sessionId,
+          offset: message.offset,
+          // A JSON runner targets output at one client only for its replay.
+          replay: message.clientId !== undefined,
+          bytes: undefined,
+          text: message.data,
+          frame: undefined,
+          json: undefined,
+          size: bytes,
+        });
       case "meta": {
-        if (message.type === "meta") {
-          const meta = parseMetaLine(message.data);
-          if (meta?.kind === "cwd") this.#reportCwd(runner, message.sessionId, meta.value);
-        }
+        const meta = parseMetaLine(message.data);
+        if (meta?.kind === "cwd") this.#reportCwd(runner, message.sessionId, meta.value);
+        const frame = encode({ type: "meta", sessionId: message.sessionId, data: message.data });
         if (message.clientId !== undefined) {
           const client = this.#targetOf(runner, message.sessionId, message.clientId);
           if (!client) return this.#deps.metrics.dropped("unknown_client");
-          this.#deliver(client, message, bytes);
+          this.#deliverMeta(client, message.data, frame, bytes);
           return;
         }
         let delivered = false;
         for (const client of runner.clients) {
           if (client.sessionId !== message.sessionId || client.state !== "live") continue;
           delivered = true;
-          this.#deliver(client, message, bytes);
+          this.#deliverMeta(client, message.data, frame, bytes);
         }
         if (!delivered) this.#deps.metrics.dropped("no_client");
         return;
       }
+      case "binary":
+        runner.binary = true;
+        return;
       case "attached": {
         const client = this.#targetOf(runner, message.sessionId, message.clientId);
         if (!client) return this.#deps.metrics.dropped("unknown_client");
@@ -251,6 +294,45 @@ export class Broker {
     }
   }
 
+  /**
+   * Routes a binary output frame from `runner` without looking at its payload: to its target
+   * client (a client of this runner on that session), else to the session's live clients. `frame`
+   * is the frame as received; a broadcast one reaches binary clients unchanged.
+   */
+  fromRunnerOutput(runner: RunnerPeer, output: OutputFrame, frame: Uint8Array<ArrayBuffer>): void {
+    if (this.runners.get(runner.runnerId) !== runner) {
+      this.#deps.metrics.dropped("runner_replaced");
+      return;
+    }
+    this.#fanOut(runner, output.sessionId, output.clientId, {
+      sessionId: output.sessionId,
+      offset: output.offset,
+      replay: output.replay,
+      bytes: output.data,
+      text: undefined,
+      frame: output.clientId === undefined ? frame : undefined,
+      json: undefined,
+      size: frame.byteLength,
+    });
+  }
+
+  /** Sends output to its target client, or to every live client of the session on `runner`. */
+  #fanOut(runner: RunnerPeer, sessionId: string, clientId: string | undefined, output: Output): void {
+    if (clientId !== undefined) {
+      const client = this.#targetOf(runner, sessionId, clientId);
+      if (!client) return this.#deps.metrics.dropped("unknown_client");
+      this.#deliverOutput(client, output);
+      return;
+    }
+    let delivered = false;
+    for (const client of runner.clients) {
+      if (client.sessionId !== sessionId || client.state !== "live") continue;
+      delivered = true;
+      this.#deliverOutput(client, output);
+    }
+    if (!delivered) this.#deps.metrics.dropped("no_client");
+  }
+
   /* ---------------------------- clients ---------------------------- */
 
   /**
@@ -295,16 +377,18 @@ export class Broker {
     this.#deps.log({ event: "client_disconnected", clientId: client.clientId, sessionId: client.sessionId });
   }
 
-  /** Forwards a validated client frame (already checked to be for its own session). */
-  fromClient(client: ClientPeer, message: ClientMessage, bytes: number): void {
-    const frame = encode(message);
+  /**
+   * Forwards a validated client frame (already checked to be for its own session): a JSON message,
+   * or the stdin bytes of a binary input frame.
+   */
+  fromClient(client: ClientPeer, message: PendingInput, bytes: number): void {
     const runner = client.runner;
     if (!runner || !isOpen(runner.socket)) {
       if (client.pendingBytes + bytes > this.#deps.limits.maxPendingClientBytes) {
         this.#deps.metrics.dropped("pending_full");
         return;
       }
-      client.pending.push(frame);
+      client.pending.push(message);
       client.pendingBytes += bytes;
       return;
     }
@@ -313,8 +397,32 @@ export class Broker {
       this.#deps.metrics.dropped("runner_congested");
       return;
     }
-    if (trySend(runner.socket, frame)) this.#deps.metrics.relayed("client_to_runner", bytes);
-    else this.#deps.metrics.dropped("runner_gone");
+    if (trySend(runner.socket, this.#toRunner(client, runner, message))) {
+      this.#deps.metrics.relayed("client_to_runner", bytes);
+    } else this.#deps.metrics.dropped("runner_gone");
+  }
+
+  /**
+   * A client's frame as `runner` takes it: stdin as a binary input frame (naming the client) for a
+   * binary runner, as JSON `stdin` for another; everything else as JSON.
+   */
+  #toRunner(client: ClientPeer, runner: RunnerPeer, message: PendingInput): string | Uint8Array<ArrayBuffer> {
+    if (message instanceof Uint8Array) {
+      if (runner.binary) {
+        return encodeInputFrame({ sessionId: client.sessionId, clientId: client.clientId, data: message });
+      }
+      client.stdinDecoder ??= new TextDecoder();
+      const data = client.stdinDecoder.decode(message, { stream: true });
+      return encode({ type: "stdin", sessionId: client.sessionId, data });
+    }
+    if (message.type === "stdin" && runner.binary) {
+      return encodeInputFrame({
+        sessionId: client.sessionId,
+        clientId: client.clientId,
+        data: textEncoder.encode(message.data),
+      });
+    }
+    return encode(message);
   }
 
   /* ---------------------------- shutdown ---------------------------- */
@@ -382,8 +490,10 @@ export class Broker {
     if (client.claims.ideaId !== undefined) attach.ideaId = client.claims.ideaId;
     if (client.claims.resume) attach.resume = true;
     send(runner.socket, attach);
-    for (const frame of client.pending.splice(0)) {
-      if (trySend(runner.socket, frame)) this.#deps.metrics.relayed("client_to_runner", utf8Length(frame));
+    for (const message of client.pending.splice(0)) {
+      const frame = this.#toRunner(client, runner, message);
+      const size = typeof frame === "string" ? utf8Length(frame) : frame.byteLength;
+      if (trySend(runner.socket, frame)) this.#deps.metrics.relayed("client_to_runner", size);
     }
     client.pendingBytes = 0;
     this.#deps.log({
@@ -396,43 +506,74 @@ export class Broker {
   }
 
   /**
-   * Sends one runner frame to one client, honouring the client's buffer cap
-   * (close 4413 past it) and dropping output the client already has.
+   * Sends one chunk of output to one client in its format, honouring the client's buffer cap
+   * (close 4413 past it) and dropping output the client already has. A binary client gets a
+   * binary frame (bytes from a binary runner never decoded); a JSON client `stdout` text, whole
+   * characters only.
    */
-  #deliver(
-    client: ClientPeer,
-    message: Extract<RunnerToRelay, { type: "stdout" | "meta" }>,
-    bytes: number,
-  ): void {
-    let frame: string;
-    if (message.type === "stdout") {
-      const end = message.offset === undefined ? undefined : message.offset + utf8Length(message.data);
-      if (end !== undefined && client.nextOffset !== undefined && end <= client.nextOffset) {
+  #deliverOutput(client: ClientPeer, output: Output): void {
+    if (client.binary && output.bytes === undefined) output.bytes = textEncoder.encode(output.text);
+    let end: number | undefined;
+    if (output.offset !== undefined) {
+      end = output.offset + (output.bytes ? output.bytes.byteLength : utf8Length(output.text!));
+      if (client.nextOffset !== undefined && end <= client.nextOffset) {
         this.#deps.metrics.dropped("duplicate_output");
         return;
       }
-      frame = encode({
-        type: "stdout",
-        sessionId: message.sessionId,
-        data: message.data,
-        offset: message.offset,
-      });
-      if (!this.#push(client, frame, bytes)) return;
-      if (end !== undefined) client.nextOffset = end;
-      if (!client.options.ack) this.#scheduleAck(client);
-      return;
     }
-    frame = encode({ type: "meta", sessionId: message.sessionId, data: message.data });
+    let frame: string | Uint8Array<ArrayBuffer>;
+    if (client.binary) {
+      if (output.offset === undefined) {
+        // Only a JSON runner omits the offset: the client's own position stands in for it.
+        frame = encodeOutputFrame({
+          sessionId: output.sessionId,
+          offset: client.nextOffset ?? 0,
+          replay: output.replay,
+          data: output.bytes!,
+        });
+      } else {
+        frame = output.frame ??= encodeOutputFrame({
+          sessionId: output.sessionId,
+          offset: output.offset,
+          replay: output.replay,
+          data: output.bytes!,
+        });
+      }
+    } else if (output.text !== undefined) {
+      client.utf8.reset();
+      frame = output.json ??= encode({
+        type: "stdout",
+        sessionId: output.sessionId,
+        data: output.text,
+        offset: output.offset,
+      });
+    } else {
+      const { text, offset } = client.utf8.push(output.offset!, output.bytes!);
+      if (text === "") {
+        // Only part of one character so far: it goes out with the next chunk.
+        client.nextOffset = end;
+        return;
+      }
+      frame = encode({ type: "stdout", sessionId: output.sessionId, data: text, offset });
+    }
+    if (!this.#push(client, frame, output.size)) return;
+    if (end !== undefined) client.nextOffset = end;
+    if (!client.options.ack) this.#scheduleAck(client);
+  }
+
+  /** Sends one meta line to one client, honouring its buffer cap. */
+  #deliverMeta(client: ClientPeer, line: string, frame: string, bytes: number): void {
     if (!this.#push(client, frame, bytes)) return;
-    if (message.data === MetaLine.reset()) {
+    if (line === MetaLine.reset()) {
       // The stream restarted at 0: what the client had no longer counts, or the replay would be deduplicated away.
       client.nextOffset = undefined;
       client.ackedOffset = 0;
+      client.utf8.reset();
     }
   }
 
   /** Writes `frame` unless that would take the client past its buffer cap. */
-  #push(client: ClientPeer, frame: string, bytes: number): boolean {
+  #push(client: ClientPeer, frame: string | Uint8Array<ArrayBuffer>, bytes: number): boolean {
     const socket = client.socket;
     if (!isOpen(socket)) return false;
     const buffered = socket.bufferedAmount;

@@ -1,5 +1,6 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { CloseCode, MetaLine } from "./protocol.ts";
+import type { RelayBackend, SessionReport } from "./backend.ts";
+import { CloseCode, encode, MetaLine } from "./protocol.ts";
 import { clientToken, connectClient, rawWebSocket, relayTest, uniqueId, waitFor } from "./testing.ts";
 import type { RelayLimits } from "./limits.ts";
 
@@ -248,3 +249,40 @@ relayTest("a second connection of the same runner replaces the first (4409)", as
   assertEquals(client.output(), "one\ntwo\n");
   assert(!client.received.some((m) => m.data === MetaLine.relay("offline")));
 });
+
+relayTest(
+  "the relay reports a session to the app: who ran it, its folder when it changed, its end, in order",
+  async (h) => {
+    const reports: SessionReport[] = [];
+    let slow = true;
+    // The first write is slow: the end sent right after must still arrive after it.
+    (h.backend as RelayBackend).reportSession = async (report) => {
+      if (slow) {
+        slow = false;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      reports.push(report);
+    };
+    const runner = await h.runner("runner-report1", "user-1");
+    await runner.welcome();
+    const sessionId = uniqueId("session");
+    const first = await connectClient(h, { userId: "user-1", sessionId });
+    await first.meta(MetaLine.cwd("/home/test"));
+    const second = await connectClient(h, { userId: "user-1", sessionId });
+    await second.meta(MetaLine.cwd("/home/test"));
+    runner.send(encode({ type: "meta", sessionId, data: MetaLine.cwd("/srv") }));
+    // A session no client of this runner is on: its folder is not the app's business.
+    runner.send(encode({ type: "meta", sessionId: uniqueId("session"), data: MetaLine.cwd("/elsewhere") }));
+    runner.exit(sessionId, 0);
+    await first.closed;
+    await waitFor(() => reports.some((r) => r.ended), "the end to be reported");
+    // In the order the runner sent them: each attach's `coda:cwd` comes before its `attached`.
+    assertEquals(reports, [
+      { sessionId, userId: "user-1", cwd: "/home/test" },
+      { sessionId, userId: "user-1", runnerId: "runner-report1" },
+      { sessionId, userId: "user-1", runnerId: "runner-report1" },
+      { sessionId, userId: "user-1", cwd: "/srv" },
+      { sessionId, userId: "user-1", ended: true },
+    ]);
+  },
+);

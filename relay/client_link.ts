@@ -13,7 +13,14 @@
 import { checkUpgrade, jsonError, refuseLink, type RelayContext, upgrade } from "./context.ts";
 import { closeSocket, frameSize, trySend } from "./frames.ts";
 import { ClientPeer } from "./peers.ts";
-import { CloseCode, decodeClientMessage, encode, parseClientLinkOptions } from "./protocol.ts";
+import {
+  BINARY_SUBPROTOCOL,
+  CloseCode,
+  decodeBinaryFrame,
+  decodeClientMessage,
+  encode,
+  parseClientLinkOptions,
+} from "./protocol.ts";
 import { type ClientClaims, TokenError, verifyClientToken } from "./tokens.ts";
 
 /** The app's records (used tokens, sign-outs) could not be read: refused, never let in unchecked. */
@@ -24,6 +31,12 @@ function storeUnavailable(ctx: RelayContext, error: unknown): Response {
     error: "could not check the token, retry with a new one",
     detail: String(error),
   });
+}
+
+/** Whether the upgrade request offers the binary subprotocol among its `Sec-WebSocket-Protocol` values. */
+function offersBinary(req: Request): boolean {
+  const offered = req.headers.get("sec-websocket-protocol");
+  return offered !== null && offered.split(",").some((name) => name.trim() === BINARY_SUBPROTOCOL);
 }
 
 /**
@@ -73,10 +86,12 @@ export async function acceptClient(ctx: RelayContext, req: Request, release: () 
   // Checked again: other upgrades of this user may have been admitted while the jti was being stored.
   if (overCap()) return refuseLink(ctx, "client", tooMany);
 
-  const upgraded = upgrade(ctx, req, release);
+  const binary = offersBinary(req);
+  const upgraded = upgrade(ctx, req, release, binary ? BINARY_SUBPROTOCOL : undefined);
   if ("refused" in upgraded) return upgraded.refused;
   const { socket, response } = upgraded;
   const client = new ClientPeer(crypto.randomUUID(), claims, options.value, socket);
+  client.binary = binary;
   // Counted against the per-user cap from now on, though it is attached only once open.
   ctx.broker.reserveClient(client);
   let strikes = 0;
@@ -103,6 +118,14 @@ export async function acceptClient(ctx: RelayContext, req: Request, release: () 
       return refuse(CloseCode.TOO_BIG, "frame too big");
     }
     if (client.state === "closed") return;
+    if (client.binary && event.data instanceof ArrayBuffer) {
+      const frame = decodeBinaryFrame(event.data);
+      if (!frame.ok || frame.value.type !== "input" || frame.value.clientId !== undefined) {
+        return strike("malformed");
+      }
+      if (frame.value.sessionId !== client.sessionId) return strike("foreign_session");
+      return ctx.broker.fromClient(client, frame.value.data, bytes);
+    }
     const decoded = decodeClientMessage(event.data);
     if (!decoded.ok) return strike("malformed");
     // Answered here, whether or not a runner is attached: the pong is about this link only. Not past the

@@ -123,18 +123,20 @@ function track(ctx: RelayContext, socket: WebSocket): void {
  * not opened within `openTimeoutMs` (its peer vanished before the handshake
  * finished, and Deno then fires no event at all) gets a synthetic `close`
  * event, so its handlers release what they reserved. `release` gives the
- * connection's place under the caps back when the socket closes.
+ * connection's place under the caps back when the socket closes. `protocol`
+ * is the subprotocol of the peer's offer the relay picked, echoed in the answer.
  */
 export function upgrade(
   ctx: RelayContext,
   req: Request,
   release: () => void,
+  protocol?: string,
 ): { socket: WebSocket; response: Response } | { refused: Response } {
   // The peer left while its token was being checked: upgrading would leave a socket no event ever ends.
   if (req.signal.aborted) return { refused: jsonError(400, "the connection closed before the upgrade") };
   let upgraded;
   try {
-    upgraded = Deno.upgradeWebSocket(req, { idleTimeout: idleTimeoutSeconds(ctx.limits) });
+    upgraded = Deno.upgradeWebSocket(req, { idleTimeout: idleTimeoutSeconds(ctx.limits), protocol });
   } catch {
     return { refused: jsonError(400, "invalid WebSocket handshake") };
   }

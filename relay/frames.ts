@@ -62,8 +62,8 @@ function dropConnection(socket: WebSocket): void {
   }
 }
 
-/** Sends `frame` if the socket is open; returns whether it was handed to the socket. */
-export function trySend(socket: WebSocket, frame: string): boolean {
+/** Sends `frame` (text, or a binary frame) if the socket is open; returns whether it was handed to the socket. */
+export function trySend(socket: WebSocket, frame: string | Uint8Array<ArrayBuffer>): boolean {
   if (!isOpen(socket)) return false;
   try {
     socket.send(frame);

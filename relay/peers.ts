@@ -3,8 +3,12 @@
  *
  * @module
  */
-import type { ClientLinkOptions } from "./protocol.ts";
+import type { ClientLinkOptions, ClientMessage } from "./protocol.ts";
 import type { ClientClaims } from "./tokens.ts";
+import { Utf8Splitter } from "./utf8.ts";
+
+/** A client frame held until its runner is attached: a JSON message, or the stdin bytes of an input frame. */
+export type PendingInput = ClientMessage | Uint8Array;
 
 /**
  * A client's place in the attach sequence:
@@ -22,6 +26,8 @@ export class RunnerPeer {
   readonly clients = new Set<ClientPeer>();
   /** Malformed frames received so far. */
   strikes = 0;
+  /** It sent `binary` after `welcome`: stdin goes to it as binary input frames. */
+  binary = false;
   /** Refreshes presence while connected. */
   presenceTimer: ReturnType<typeof setInterval> | undefined;
 
@@ -64,8 +70,14 @@ export class ClientPeer {
   /** The session ended; no `detach` is due. */
   ended = false;
   /** Frames received before the client could be attached, forwarded on attach. */
-  readonly pending: string[] = [];
+  readonly pending: PendingInput[] = [];
   pendingBytes = 0;
+  /** It offered the `coda.v2` subprotocol: output goes to it as binary frames. */
+  binary = false;
+  /** For a JSON client: binary output becomes `stdout` text through this, whole characters only. */
+  readonly utf8 = new Utf8Splitter();
+  /** For a JSON runner: this binary client's stdin bytes become text through this (stream mode). */
+  stdinDecoder: TextDecoder | undefined;
 
   constructor(
     /** Random id the runner uses to target replay frames. */

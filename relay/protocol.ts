@@ -8,15 +8,19 @@
  * Two links:
  * - client link (`/client?token=…`): carries exactly one session. The spec's
  *   messages (`stdin`, `resize`, `record`, `pick-cwd` in; `stdout`, `meta` out)
- *   work with nothing else. Extras (`ack`, binary frames) are opted into with
- *   query parameters, see {@linkcode ClientLinkOptions}; a client that sends a
- *   `ping` gets a `pong`, one that never does gets none.
+ *   work with nothing else. `ack` is opted into with a query parameter, see
+ *   {@linkcode ClientLinkOptions}; binary output frames with the subprotocol
+ *   {@linkcode BINARY_SUBPROTOCOL}; a client that sends a `ping` gets a `pong`,
+ *   one that never does gets none.
  * - runner link (`/runner`): multiplexes every session of one runner and adds
  *   control messages (`attach`, `detach`, `attached`, `ack`, `end`, …).
  *
  * @module
  */
 import * as v from "valibot";
+import { SESSION_ID_PATTERN } from "./binary_frames.ts";
+
+export * from "./binary_frames.ts";
 
 /** Largest WebSocket message either side accepts, in bytes (close 1009 above it). */
 export const MAX_FRAME_BYTES = 1024 * 1024;
@@ -24,7 +28,7 @@ export const MAX_FRAME_BYTES = 1024 * 1024;
 /** Session ids: URL-safe, 8 to 64 characters. */
 export const SessionIdSchema = v.pipe(
   v.string(),
-  v.regex(/^[A-Za-z0-9_-]{8,64}$/, "sessionId must be 8-64 characters of [A-Za-z0-9_-]"),
+  v.regex(SESSION_ID_PATTERN, "sessionId must be 8-64 characters of [A-Za-z0-9_-]"),
 );
 
 /** Runner ids: URL-safe, 8 to 64 characters. */
@@ -202,11 +206,24 @@ export const EndSchema = v.object({
   exitCode: v.optional(v.nullable(v.number())),
 });
 
-/** Relay → runner, first frame after the upgrade. */
+/**
+ * Relay → runner, first frame after the upgrade. `binary: true` (protocol 2): the relay takes
+ * binary frames, see {@linkcode BinarySchema}; a runner that ignores it keeps JSON.
+ */
 export const WelcomeSchema = v.object({
   type: v.literal("welcome"),
   runnerId: RunnerIdSchema,
   protocol: v.number(),
+  binary: v.optional(v.boolean()),
+});
+
+/**
+ * Runner → relay, once, after a `welcome` with `binary: true`: from now on the relay sends this
+ * runner stdin as binary input frames (control messages stay JSON). The runner sends its output as
+ * binary output frames; the relay takes JSON `stdout` from it as well.
+ */
+export const BinarySchema = v.object({
+  type: v.literal("binary"),
 });
 
 /** Either side: reject or report a problem without closing. */
@@ -242,12 +259,13 @@ export const RunnerToRelaySchema = v.variant("type", [
   EndSchema,
   PingSchema,
   ErrorSchema,
+  BinarySchema,
 ]);
 /** Messages a runner sends the relay. */
 export type RunnerToRelay = v.InferOutput<typeof RunnerToRelaySchema>;
 
-/** Version of this protocol, sent in {@linkcode WelcomeSchema}. */
-export const PROTOCOL_VERSION = 1;
+/** Version of this protocol, sent in {@linkcode WelcomeSchema}: 2 has binary frames. */
+export const PROTOCOL_VERSION = 2;
 
 /* ------------------------------------------------------------------ */
 /* Meta lines.                                                          */

@@ -13,7 +13,8 @@
 import { checkUpgrade, refuseLink, type RelayContext, upgrade } from "./context.ts";
 import { closeSocket, frameSize } from "./frames.ts";
 import { RunnerPeer } from "./peers.ts";
-import { CloseCode, decodeRunnerToRelay, encode, PROTOCOL_VERSION } from "./protocol.ts";
+import { welcomeFor } from "./broker.ts";
+import { CloseCode, decodeBinaryFrame, decodeRunnerToRelay, encode } from "./protocol.ts";
 import { TokenError, verifyRunnerToken } from "./tokens.ts";
 
 /** The bearer token of `req`, or its `token` query parameter. */
@@ -72,7 +73,7 @@ export async function acceptRunner(ctx: RelayContext, req: Request, release: () 
 
   if (new URL(req.url).searchParams.get("probe") === "1") {
     socket.onopen = () => {
-      socket.send(encode({ type: "welcome", runnerId: claims.runnerId, protocol: PROTOCOL_VERSION }));
+      socket.send(encode(welcomeFor(claims.runnerId)));
       ctx.metrics.closed(CloseCode.NORMAL);
       closeSocket(socket, CloseCode.NORMAL, "probe ok", ctx.limits.closeGraceMs);
     };
@@ -103,8 +104,7 @@ export async function acceptRunner(ctx: RelayContext, req: Request, release: () 
       ctx.metrics.closed(CloseCode.TOO_BIG);
       return closeSocket(socket, CloseCode.TOO_BIG, "frame too big", ctx.limits.closeGraceMs);
     }
-    const decoded = decodeRunnerToRelay(event.data);
-    if (!decoded.ok) {
+    const strike = () => {
       ctx.metrics.dropped("malformed");
       runner.strikes++;
       if (runner.strikes >= ctx.limits.malformedFrameLimit) {
@@ -112,8 +112,16 @@ export async function acceptRunner(ctx: RelayContext, req: Request, release: () 
         ctx.metrics.closed(CloseCode.POLICY);
         closeSocket(socket, CloseCode.POLICY, "too many malformed frames", ctx.limits.closeGraceMs);
       }
-      return;
+    };
+    if (event.data instanceof ArrayBuffer) {
+      // Output passes on unread: only its header is decoded.
+      const frame = new Uint8Array(event.data);
+      const decoded = decodeBinaryFrame(frame);
+      if (!decoded.ok || decoded.value.type !== "output") return strike();
+      return ctx.broker.fromRunnerOutput(runner, decoded.value, frame);
     }
+    const decoded = decodeRunnerToRelay(event.data);
+    if (!decoded.ok) return strike();
     ctx.broker.fromRunner(runner, decoded.value, bytes);
   };
   socket.onclose = () => {

@@ -6,9 +6,19 @@
  * @module
  */
 import type { RelayBackend, RunnerIdentity } from "./backend.ts";
-import { utf8Length } from "./utf8.ts";
+import { concatBytes } from "./bytes.ts";
 import { createRelay, type Relay, type RelayLimits, type RelayOptions } from "./mod.ts";
-import { type ClientLinkOptions, clientLinkQuery, encode, MetaLine } from "./protocol.ts";
+import {
+  BINARY_SUBPROTOCOL,
+  type BinaryFrame,
+  type ClientLinkOptions,
+  clientLinkQuery,
+  decodeBinaryFrame,
+  encode,
+  encodeInputFrame,
+  encodeOutputFrame,
+  MetaLine,
+} from "./protocol.ts";
 import { signClientToken, signRunnerToken } from "./tokens.ts";
 
 /** The JWT secret the helpers sign with. */
@@ -229,6 +239,8 @@ export class Peer {
   readonly socket: WebSocket;
   /** Every parsed frame received, in order. */
   readonly received: Record<string, unknown>[] = [];
+  /** Every binary frame received, decoded, in order. */
+  readonly frames: BinaryFrame[] = [];
   /** Resolves when the socket opened (rejects on a failed upgrade). */
   readonly opened: Promise<void>;
   /** Resolves when the socket closed. */
@@ -237,8 +249,11 @@ export class Peer {
   error: string | undefined;
   #closedValue: Closed | undefined;
 
-  constructor(url: string, headers?: Record<string, string>) {
-    this.socket = headers ? new WebSocket(url, { headers } as unknown as string[]) : new WebSocket(url);
+  constructor(url: string, headers?: Record<string, string>, protocols?: string[]) {
+    this.socket = headers || protocols
+      ? new WebSocket(url, { headers, protocols } as unknown as string[])
+      : new WebSocket(url);
+    this.socket.binaryType = "arraybuffer";
     this.opened = new Promise((resolve, reject) => {
       this.socket.addEventListener("open", () => resolve(), { once: true });
       this.socket.addEventListener("error", (event) => {
@@ -254,7 +269,10 @@ export class Peer {
       }, { once: true });
     });
     this.socket.addEventListener("message", (event) => {
-      if (typeof event.data === "string") this.received.push(JSON.parse(event.data));
+      if (typeof event.data === "string") return void this.received.push(JSON.parse(event.data));
+      const decoded = decodeBinaryFrame(event.data);
+      if (!decoded.ok) throw new Error(decoded.error);
+      this.frames.push(decoded.value);
     });
   }
 
@@ -263,8 +281,9 @@ export class Peer {
     return this.#closedValue !== undefined;
   }
 
-  /** Sends a message (objects are JSON-encoded). */
+  /** Sends a message (objects are JSON-encoded, bytes go as a binary frame). */
   send(message: unknown): void {
+    if (message instanceof Uint8Array) return this.socket.send(message as Uint8Array<ArrayBuffer>);
     this.socket.send(typeof message === "string" ? message : JSON.stringify(message));
   }
 
@@ -289,37 +308,55 @@ export class Peer {
 
 /** One session as the scripted runner keeps it: the whole output stream. */
 interface ScriptedSession {
-  chunks: { offset: number; data: string }[];
+  chunks: { offset: number; data: Uint8Array }[];
   end: number;
   stdin: string[];
 }
+
+const testEncoder = new TextEncoder();
+const testDecoder = new TextDecoder();
 
 /**
  * A runner speaking the runner side of the protocol: on `attach` it sends the
  * session and cwd meta lines, replays its output from the requested offset
  * targeted at the client, then `attached`. `write` produces broadcast output.
+ * With `binary` it takes the binary frames a `welcome` offers (output and
+ * stdin as binary frames); without, it is a JSON runner from before them.
  */
 export class ScriptedRunner extends Peer {
   readonly sessions = new Map<string, ScriptedSession>();
-
-  /** Takes over the sessions of an earlier connection of the same runner (a reconnect). */
-  adopt(previous: ScriptedRunner): void {
-    for (const [id, session] of previous.sessions) this.sessions.set(id, session);
-  }
+  /** The client ids named by the binary input frames received, in order. */
+  readonly inputClientIds: string[] = [];
   /** Set to false to answer nothing on attach (tests drive it by hand). */
   autoAttach = true;
+  readonly #binary: boolean;
 
-  constructor(relayUrl: string, token: string, via: "header" | "query" = "header") {
+  constructor(relayUrl: string, token: string, via: "header" | "query" = "header", binary = false) {
     super(
       via === "query" ? `${relayUrl}/runner?token=${encodeURIComponent(token)}` : `${relayUrl}/runner`,
       via === "header" ? { authorization: `Bearer ${token}` } : undefined,
     );
+    this.#binary = binary;
     this.socket.addEventListener("message", (event) => {
-      if (typeof event.data !== "string") return;
+      if (typeof event.data !== "string") {
+        const decoded = decodeBinaryFrame(event.data);
+        if (!decoded.ok || decoded.value.type !== "input") return;
+        this.#session(decoded.value.sessionId).stdin.push(testDecoder.decode(decoded.value.data));
+        this.inputClientIds.push(decoded.value.clientId ?? "");
+        return;
+      }
       const message = JSON.parse(event.data);
+      if (message.type === "welcome" && message.binary === true && this.#binary) {
+        this.send({ type: "binary" });
+      }
       if (message.type === "attach" && this.autoAttach) this.#attach(message);
       if (message.type === "stdin") this.#session(message.sessionId).stdin.push(message.data);
     });
+  }
+
+  /** Takes over the sessions of an earlier connection of the same runner (a reconnect). */
+  adopt(previous: ScriptedRunner): void {
+    for (const [id, session] of previous.sessions) this.sessions.set(id, session);
   }
 
   /** Waits for `welcome`. */
@@ -327,13 +364,14 @@ export class ScriptedRunner extends Peer {
     return this.next((m) => m.type === "welcome", "welcome");
   }
 
-  /** Appends output to a session and broadcasts it. */
-  write(sessionId: string, data: string): void {
+  /** Appends output (text, or bytes sent as they are) to a session and broadcasts it. */
+  write(sessionId: string, data: string | Uint8Array): void {
     const session = this.#session(sessionId);
     const offset = session.end;
-    session.chunks.push({ offset, data });
-    session.end += utf8Length(data);
-    this.send(encode({ type: "stdout", sessionId, data, offset }));
+    const bytes = typeof data === "string" ? testEncoder.encode(data) : data;
+    session.chunks.push({ offset, data: bytes });
+    session.end += bytes.byteLength;
+    this.#output(sessionId, undefined, offset, bytes);
   }
 
   /** Ends a session like a shell exit. */
@@ -345,6 +383,14 @@ export class ScriptedRunner extends Peer {
   /** Everything typed into `sessionId` so far. */
   stdin(sessionId: string): string {
     return this.sessions.get(sessionId)?.stdin.join("") ?? "";
+  }
+
+  #output(sessionId: string, clientId: string | undefined, offset: number, data: Uint8Array): void {
+    if (this.#binary) {
+      this.send(encodeOutputFrame({ sessionId, clientId, offset, replay: clientId !== undefined, data }));
+    } else {
+      this.send(encode({ type: "stdout", sessionId, clientId, data: testDecoder.decode(data), offset }));
+    }
   }
 
   #session(sessionId: string): ScriptedSession {
@@ -363,23 +409,42 @@ export class ScriptedRunner extends Peer {
     this.send(encode({ type: "meta", sessionId, clientId, data: MetaLine.cwd("/home/test") }));
     const from = message.offset ?? 0;
     for (const chunk of session.chunks) {
-      if (chunk.offset + utf8Length(chunk.data) <= from) continue;
-      this.send(encode({ type: "stdout", sessionId, clientId, data: chunk.data, offset: chunk.offset }));
+      if (chunk.offset + chunk.data.byteLength <= from) continue;
+      this.#output(sessionId, clientId, chunk.offset, chunk.data);
     }
     this.send(encode({ type: "attached", sessionId, clientId, offset: session.end }));
   }
 }
 
-/** A browser-like client on `/client`. */
+/** A browser-like client on `/client`; with `binary` it offers the `coda.v2` subprotocol like the SPA. */
 export class ScriptedClient extends Peer {
-  constructor(relayUrl: string, token: string, options: ClientLinkOptions & { origin?: string } = {}) {
-    const { origin, ...link } = options;
-    super(`${relayUrl}/client?${clientLinkQuery(token, link)}`, origin ? { origin } : undefined);
+  constructor(
+    relayUrl: string,
+    token: string,
+    options: ClientLinkOptions & { origin?: string; binary?: boolean } = {},
+  ) {
+    const { origin, binary, ...link } = options;
+    super(
+      `${relayUrl}/client?${clientLinkQuery(token, link)}`,
+      origin ? { origin } : undefined,
+      binary ? [BINARY_SUBPROTOCOL] : undefined,
+    );
   }
 
-  /** The stdout data received so far, concatenated. */
+  /** The output received so far, concatenated: JSON `stdout` data, or the decoded bytes of binary frames. */
   output(): string {
+    if (this.frames.length > 0) return testDecoder.decode(this.outputBytes());
     return this.received.filter((m) => m.type === "stdout").map((m) => m.data as string).join("");
+  }
+
+  /** The output frames' payloads so far, concatenated. */
+  outputBytes(): Uint8Array {
+    return concatBytes(this.frames.filter((frame) => frame.type === "output").map((frame) => frame.data));
+  }
+
+  /** Types `text` as a binary input frame. */
+  sendInput(sessionId: string, text: string): void {
+    this.send(encodeInputFrame({ sessionId, data: testEncoder.encode(text) }));
   }
 
   /** Waits until the output contains `text`. */
@@ -627,8 +692,13 @@ export const OTHER_SECRET: Uint8Array = new TextEncoder().encode("other-secret-"
 export interface RelayHarness {
   relay: TestRelay;
   backend: MemoryBackend;
-  /** Opens a scripted runner with a freshly minted, registered token. */
-  runner(runnerId: string, userId: string, via?: "header" | "query"): Promise<ScriptedRunner>;
+  /** Opens a scripted runner with a freshly minted, registered token (speaking binary frames with `binary`). */
+  runner(
+    runnerId: string,
+    userId: string,
+    via?: "header" | "query",
+    binary?: boolean,
+  ): Promise<ScriptedRunner>;
   /** Registers `peer` to be closed when the test ends. */
   track<P extends Peer>(peer: P): P;
   /** The relay's `/metrics` text. */
@@ -651,9 +721,9 @@ export function relayTest(
     const h: RelayHarness = {
       relay,
       backend: relay.backend,
-      async runner(runnerId, userId, via = "header") {
+      async runner(runnerId, userId, via = "header", binary = false) {
         const { token } = await runnerToken(relay.backend, runnerId, userId);
-        return track(new ScriptedRunner(relay.url, token, via));
+        return track(new ScriptedRunner(relay.url, token, via, binary));
       },
       track,
       async metrics() {

@@ -13,19 +13,28 @@
  * relay has answered a ping on a connection, no frame for `deadAfterMs`
  * (60 s) means the link is dead: it is dropped and reopened.
  *
+ * Frames: when the relay's `welcome` says `binary` (protocol 2), output goes
+ * out as binary frames (a small header, then the PTY's bytes) and the runner
+ * asks for stdin the same way; control messages stay JSON. A relay without it
+ * gets the JSON `stdout` frames of protocol 1.
+ *
  * @module
  */
 import {
   CloseCode,
+  decodeBinaryFrame,
   decodeRelayToRunner,
   encode,
+  encodeOutputFrame,
+  MAX_FRAME_BYTES,
   type RelayToRunner,
   type RunnerToRelay,
 } from "@coda/relay/protocol";
 import type { IncomingMessage } from "node:http";
 import { WebSocket as NodeWebSocket } from "ws";
 import { Backoff, type BackoffOptions } from "./backoff.ts";
-import type { SessionSink } from "./session.ts";
+import type { OutputChunk, SessionSink } from "./session.ts";
+import { splitChunk } from "./replay_buffer.ts";
 import type { Logger } from "./log.ts";
 
 /**
@@ -39,6 +48,13 @@ const WebSocketWithHeaders = NodeWebSocket as unknown as new (
   url: string,
   options: { headers: Record<string, string> },
 ) => WebSocket;
+
+/**
+ * Output bytes per JSON `stdout` frame for a relay without binary frames:
+ * JSON may take 6 bytes for one (`\u0001`), and the frame must stay under
+ * MAX_FRAME_BYTES with its envelope.
+ */
+const JSON_OUTPUT_BYTES = Math.floor((MAX_FRAME_BYTES - 4096) / 6);
 
 /** Why the link stopped for good. */
 export type LinkStopReason = "stopped" | "unauthorized" | "revoked" | "replaced";
@@ -83,6 +99,8 @@ export const STOP_MESSAGES: Record<Exclude<LinkStopReason, "stopped">, string> =
 export class RelayLink implements SessionSink {
   readonly #options: Required<Omit<RelayLinkOptions, "backoff">> & { backoff: Backoff };
   #socket: WebSocket | undefined;
+  /** The current connection's relay takes binary frames (its `welcome` said so). */
+  #binary = false;
   #stopped = false;
   #stopReason: LinkStopReason = "stopped";
   #wake: (() => void) | undefined;
@@ -115,6 +133,35 @@ export class RelayLink implements SessionSink {
     if (socket?.readyState !== WebSocket.OPEN) return;
     try {
       socket.send(encode(message));
+    } catch {
+      // The socket is closing; the close handler reconnects.
+    }
+  }
+
+  /**
+   * Sends output if connected (dropped otherwise, as {@linkcode send}): one
+   * binary frame, or JSON `stdout` frames for a relay without binary frames.
+   */
+  sendOutput(chunk: OutputChunk): void {
+    const socket = this.#socket;
+    if (socket?.readyState !== WebSocket.OPEN) return;
+    try {
+      if (this.#binary) {
+        // A fresh array of its own (never a shared buffer), as the DOM's send wants it.
+        socket.send(encodeOutputFrame(chunk) as Uint8Array<ArrayBuffer>);
+        return;
+      }
+      const decoder = new TextDecoder();
+      for (const piece of splitChunk({ offset: chunk.offset, data: chunk.data }, JSON_OUTPUT_BYTES)) {
+        const message: RunnerToRelay = {
+          type: "stdout",
+          sessionId: chunk.sessionId,
+          data: decoder.decode(piece.data),
+          offset: piece.offset,
+        };
+        if (chunk.clientId !== undefined) message.clientId = chunk.clientId;
+        socket.send(encode(message));
+      }
     } catch {
       // The socket is closing; the close handler reconnects.
     }
@@ -183,7 +230,9 @@ export class RelayLink implements SessionSink {
       const socket = new WebSocketWithHeaders(`${this.#options.relayUrl}/runner`, {
         headers: { authorization: `Bearer ${this.#options.runnerToken}` },
       });
+      socket.binaryType = "arraybuffer";
       this.#socket = socket;
+      this.#binary = false;
       let refusedStatus: number | undefined;
       let opened = false;
       let connectError: string | undefined;
@@ -235,6 +284,22 @@ export class RelayLink implements SessionSink {
       };
       socket.onmessage = (event) => {
         lastFrameAt = Date.now();
+        if (typeof event.data !== "string") {
+          const frame = decodeBinaryFrame(event.data);
+          if (!frame.ok || frame.value.type !== "input") {
+            log.warn("ignored a malformed frame from the relay", {
+              error: frame.ok ? "binary output to a runner" : frame.error,
+            });
+            return;
+          }
+          carriedTraffic = welcomed;
+          void handler.onMessage({
+            type: "stdin",
+            sessionId: frame.value.sessionId,
+            data: new TextDecoder().decode(frame.value.data),
+          });
+          return;
+        }
         const decoded = decodeRelayToRunner(event.data);
         if (!decoded.ok) {
           log.warn("ignored a malformed frame from the relay", { error: decoded.error });
@@ -248,6 +313,10 @@ export class RelayLink implements SessionSink {
         if (message.type === "welcome") {
           welcomed = true;
           this.#connections++;
+          if (message.binary === true) {
+            this.#binary = true;
+            this.send({ type: "binary" });
+          }
           log.info("connected to the relay", { runnerId: message.runnerId, relay: this.#options.relayUrl });
           handler.onUp({ runnerId: message.runnerId });
           this.send({ type: "ping", t: Date.now() });

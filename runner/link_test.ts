@@ -1,4 +1,5 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { decodeBinaryFrame, encodeInputFrame, type RelayToRunner } from "@coda/relay/protocol";
 import { RelayLink } from "./link.ts";
 import { createLogger, silentLogger } from "./log.ts";
 import { waitFor } from "./testing.ts";
@@ -220,5 +221,97 @@ Deno.test("link: a relay that is not there is reported as such, not as a lost li
   } finally {
     link.stop();
     assertEquals(await done, "stopped");
+  }
+});
+
+/**
+ * A relay that welcomes with `welcome` and keeps every frame the runner sends
+ * (an old relay, protocol 1, cannot be made from today's); `input` is sent
+ * once the runner asks for binary frames.
+ */
+function recordingRelay(welcome: Record<string, unknown>, input?: Uint8Array) {
+  const frames: (string | Uint8Array)[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const { socket, response } = Deno.upgradeWebSocket(req);
+    socket.binaryType = "arraybuffer";
+    socket.onopen = () => socket.send(JSON.stringify(welcome));
+    socket.onmessage = (event) => {
+      frames.push(typeof event.data === "string" ? event.data : new Uint8Array(event.data));
+      if (input && event.data === JSON.stringify({ type: "binary" })) socket.send(input);
+    };
+    return response;
+  });
+  return { frames, url: `ws://127.0.0.1:${server.addr.port}`, close: () => server.shutdown() };
+}
+
+const OUTPUT = new TextEncoder().encode("é\x01".repeat(100_000));
+
+Deno.test("link: an old relay's welcome (no binary) gets JSON stdout, split to fit its frame limit", async () => {
+  const relay = recordingRelay({ type: "welcome", runnerId: "runner-old1", protocol: 1 });
+  const link = new RelayLink({
+    relayUrl: relay.url,
+    runnerToken: "t",
+    log: silentLogger,
+    handler: { onMessage() {}, onUp() {}, onDown() {} },
+  });
+  const done = link.run();
+  try {
+    await waitFor(() => link.connected && link.connections === 1, "the welcome");
+    link.sendOutput({ sessionId: "session-0001", clientId: "c1", offset: 10, replay: true, data: OUTPUT });
+    await waitFor(() => relay.frames.some((f) => typeof f === "string" && f.includes('"stdout"')), "output");
+    const stdout = await waitFor(() => {
+      const frames = relay.frames.filter((f) => typeof f === "string" && f.includes('"stdout"')) as string[];
+      const parsed = frames.map((f) => JSON.parse(f));
+      return parsed.map((f) => f.data).join("").length === 200_000 ? { frames, parsed } : undefined;
+    }, "all of the output");
+    assert(!relay.frames.some((f) => typeof f !== "string" || f.includes('"binary"')), "JSON only");
+    assert(stdout.frames.length > 1 && stdout.frames.every((f) => f.length <= 1024 * 1024));
+    let offset = 10;
+    for (const frame of stdout.parsed) {
+      assertEquals([frame.offset, frame.clientId, frame.sessionId], [offset, "c1", "session-0001"]);
+      offset += new TextEncoder().encode(frame.data).length;
+    }
+    assertEquals(stdout.parsed.map((f) => f.data).join(""), "é\x01".repeat(100_000));
+  } finally {
+    link.stop();
+    await done;
+    await relay.close();
+  }
+});
+
+Deno.test("link: a relay that offers binary frames gets output as one binary frame and sends stdin as bytes", async () => {
+  const input = encodeInputFrame({
+    sessionId: "session-0001",
+    clientId: "c1",
+    data: new TextEncoder().encode("ls é\r"),
+  });
+  const relay = recordingRelay(
+    { type: "welcome", runnerId: "runner-new1", protocol: 2, binary: true },
+    input,
+  );
+  const messages: RelayToRunner[] = [];
+  const link = new RelayLink({
+    relayUrl: relay.url,
+    runnerToken: "t",
+    log: silentLogger,
+    handler: { onMessage: (message) => void messages.push(message), onUp() {}, onDown() {} },
+  });
+  const done = link.run();
+  try {
+    await waitFor(() => messages.length === 1, "stdin from the relay");
+    assertEquals(messages[0], { type: "stdin", sessionId: "session-0001", data: "ls é\r" });
+    link.sendOutput({ sessionId: "session-0001", offset: 7, replay: false, data: OUTPUT });
+    const frame = await waitFor(() => relay.frames.find((f) => typeof f !== "string"), "the binary frame");
+    const decoded = decodeBinaryFrame(frame as Uint8Array);
+    assert(decoded.ok && decoded.value.type === "output");
+    assertEquals(
+      [decoded.value.sessionId, decoded.value.clientId, decoded.value.offset, decoded.value.replay],
+      ["session-0001", undefined, 7, false],
+    );
+    assertEquals(decoded.value.data, OUTPUT);
+  } finally {
+    link.stop();
+    await done;
+    await relay.close();
   }
 });

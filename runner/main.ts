@@ -379,7 +379,11 @@ async function commandRun(ctx: CommandContext): Promise<number> {
   const tmux = await tmuxSettings(ctx);
   const manager: SessionManager = new SessionManager({
     ...sessionOptions(ctx, tmux, credentials),
-    sink: { send: (message) => link.send(message), bufferedAmount: () => link.bufferedAmount() },
+    sink: {
+      send: (message) => link.send(message),
+      sendOutput: (chunk) => link.sendOutput(chunk),
+      bufferedAmount: () => link.bufferedAmount(),
+    },
     log: ctx.log,
   });
   const link: RelayLink = new RelayLink({

@@ -11,7 +11,8 @@ import { integratedShell, type IntegratedShellKind, integrationDir, shellKind } 
 /** The parts of a node-pty process the runner uses. */
 export interface PtyProcess {
   readonly pid: number;
-  onData(listener: (data: string) => void): void;
+  /** Raw bytes of each read ({@linkcode spawnPty} switches node-pty to them; strings if that failed). */
+  onData(listener: (data: Uint8Array | string) => void): void;
   onExit(listener: (exit: { exitCode: number; signal?: number }) => void): void;
   write(data: string): void;
   resize(cols: number, rows: number): void;
@@ -78,12 +79,31 @@ export function spawnPty(request: SpawnRequest): PtyProcess {
   const shell = userShell(env);
   if (request.tmux) {
     const args = tmuxSessionArgs(request.tmux, { ...request, shell, env });
-    return pty.spawn(request.tmux.binary, args, ptyOptions(request, env));
+    return rawReads(pty.spawn(request.tmux.binary, args, ptyOptions(request, env)));
   }
   const integrated = Deno.build.os === "windows" ? undefined : withIntegration(shell.file, env);
-  if (!integrated) return pty.spawn(shell.file, shell.args, ptyOptions(request, env));
-  const child = pty.spawn(integrated.file, integrated.args, ptyOptions(request, integrated.env));
+  if (!integrated) return rawReads(pty.spawn(shell.file, shell.args, ptyOptions(request, env)));
+  const child = rawReads(pty.spawn(integrated.file, integrated.args, ptyOptions(request, integrated.env)));
   return Object.assign(child, { shellIntegration: { kind: integrated.kind, nonce: integrated.nonce } });
+}
+
+/**
+ * Makes node-pty hand out each read as raw bytes, not decoded text. Spawning
+ * with `encoding: null` would too, but then node-pty leaves IUTF8 off the
+ * terminal and a program reading lines in canonical mode (`read`, `cat`)
+ * erases half a character on backspace. So the PTY is spawned for UTF-8 and
+ * its read stream's decoder taken away; if that stream is not shaped as
+ * expected, reads stay strings, which the session encodes.
+ */
+function rawReads<T extends object>(child: T): T {
+  const stream =
+    (child as { _socket?: { _readableState?: { decoder?: unknown; encoding?: unknown } } })._socket;
+  const state = stream?._readableState;
+  if (state && "decoder" in state && "encoding" in state) {
+    state.decoder = null;
+    state.encoding = null;
+  }
+  return child;
 }
 
 function withIntegration(file: string, env: Record<string, string>) {

@@ -1,5 +1,5 @@
-import { deepEqual as assertEquals } from "node:assert/strict";
-import { sessionEnv, userShell } from "./pty.ts";
+import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { sessionEnv, spawnPty, userShell } from "./pty.ts";
 
 Deno.test("a session's environment: terminal variables set, the runner's secrets and tmux client vars gone", () => {
   const env = sessionEnv({
@@ -33,4 +33,30 @@ Deno.test("the user's shell as a login shell; %COMSPEC% on Windows", () => {
     file: "C:\\Windows\\cmd.exe",
     args: [],
   });
+});
+
+Deno.test("the PTY hands out raw bytes, and the terminal still knows it speaks UTF-8 (IUTF8)", async () => {
+  const home = await Deno.makeTempDir();
+  try {
+    const child = spawnPty({
+      sessionId: "session-0001",
+      cwd: home,
+      cols: 80,
+      rows: 24,
+      env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: home, SHELL: "/bin/sh" },
+    });
+    const reads: (Uint8Array | string)[] = [];
+    child.onData((data) => reads.push(data));
+    const exited = new Promise((resolve) => child.onExit(resolve));
+    child.write("stty -a | tr ' ' '\\n' | grep -x -- '-*iutf8'; printf '\\377\\303\\251'; exit\r");
+    await exited;
+    assert(reads.every((read) => read instanceof Uint8Array), "every read is bytes");
+    const bytes = new Uint8Array(reads.flatMap((read) => [...(read as Uint8Array)]));
+    const text = new TextDecoder().decode(bytes);
+    assert(/(?<!-)iutf8\r\n/.test(text), text);
+    // A byte that is no UTF-8 reaches the session as it is, not as U+FFFD.
+    assert(bytes.join(",").includes("255,195,169"), text);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
 });

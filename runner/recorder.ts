@@ -10,7 +10,6 @@
  * @module
  */
 import type { IngestBody } from "@coda/api/contract";
-import { utf8Length } from "@coda/relay/utf8";
 import { backoffDelay } from "@coda/relay/backoff";
 import type { Logger } from "./log.ts";
 
@@ -55,6 +54,8 @@ export class Recorder {
   #retries = 0;
   #sending: Promise<void> | undefined;
   #abort = new AbortController();
+  /** Output is bytes and ingest takes text: a character split between two pushes is decoded whole. */
+  readonly #decoder = new TextDecoder();
   #stopped = false;
   /** Chunks dropped because the queue was full. */
   dropped = 0;
@@ -79,12 +80,12 @@ export class Recorder {
     return this.#pending.bytes + this.#queuedBytes;
   }
 
-  /** Records a piece of output. Never blocks. */
-  push(data: string): void {
+  /** Records a piece of output (raw bytes). Never blocks. */
+  push(data: Uint8Array): void {
     if (this.#stopped) return;
-    const bytes = utf8Length(data);
-    this.#pending.chunks.push({ t: this.#options.now(), data });
-    this.#pending.bytes += bytes;
+    const text = this.#decoder.decode(data, { stream: true });
+    if (text) this.#pending.chunks.push({ t: this.#options.now(), data: text });
+    this.#pending.bytes += data.length;
     if (this.#pending.bytes >= this.#options.batchBytes) this.#flush();
     else this.#flushTimer ??= setTimeout(() => this.#flush(), this.#options.flushMs);
   }

@@ -33,13 +33,16 @@ Deno.test("recorder batches output, retries failures, and sends in order", async
     retryMs: 20,
   });
   try {
-    recorder.push("one ");
-    recorder.push("two ");
+    const bytes = new TextEncoder().encode("one two é");
+    recorder.push(bytes.subarray(0, 4));
+    // "é" split between two reads is recorded whole.
+    recorder.push(bytes.subarray(4, 9));
+    recorder.push(bytes.subarray(9));
     await waitFor(() => ingest.state.bodies.length === 1, "the first batch after retries");
-    recorder.push("three");
+    recorder.push(new TextEncoder().encode("three"));
     await waitFor(() => ingest.state.bodies.length === 2, "the second batch");
     const [first, second] = ingest.state.bodies;
-    assertEquals(first.chunks.map((c) => c.data), ["one ", "two "]);
+    assertEquals(first.chunks.map((c) => c.data), ["one ", "two ", "é"]);
     assertEquals(second.chunks.map((c) => c.data), ["three"]);
     assertEquals([first.sessionId, first.cols, first.rows], ["session-0001", 80, 24]);
     assert(Math.abs(first.chunks[0].t - Date.now()) < 60_000, "t is a wall-clock time in ms");
@@ -65,7 +68,7 @@ Deno.test("recorder: a long outage drops the oldest batches instead of growing",
     retryMs: 10_000,
   });
   try {
-    for (let i = 0; i < 100; i++) recorder.push("x".repeat(1024));
+    for (let i = 0; i < 100; i++) recorder.push(new Uint8Array(1024).fill(0x78));
     assert(recorder.backlogBytes <= 4096 + 1024, `backlog ${recorder.backlogBytes}`);
     assert(recorder.dropped >= 90);
   } finally {

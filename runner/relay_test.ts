@@ -12,8 +12,27 @@ import {
   signup,
   startTestApp,
 } from "@coda/api/testing";
+import { spawnTask, standaloneRelayEnv } from "@coda/relay/testing";
 import { probeRelay } from "./link.ts";
 import { startInProcessRunner, TestClient, waitFor } from "./testing.ts";
+
+/** `bytes` random bytes as base64 lines of 76, the way `base64` prints them. */
+function base64Lines(bytes: number): string {
+  const random = new Uint8Array(bytes);
+  for (let at = 0; at < bytes; at += 65536) crypto.getRandomValues(random.subarray(at, at + 65536));
+  return random.toBase64().match(/.{1,76}/g)!.join("\n") + "\n";
+}
+
+/** What a terminal shows for `text` written by a program (the PTY turns LF into CR LF). */
+const onTerminal = (text: string) => text.replaceAll("\n", "\r\n");
+
+/** A port that was free a moment ago, for a server that must come back at the same address. */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
 
 async function setup() {
   const app = await startTestApp();
@@ -30,13 +49,17 @@ async function setup() {
     user,
     paired,
     runner,
-    async clientFor(session?: { sessionId: string }, query = "") {
+    async clientFor(session?: { sessionId: string }, query = "", options: { binary?: boolean } = {}) {
       const created = await createSession(app.url, user.cookie, {
         ideaId: "idea-1",
         runnerId: paired.runnerId,
         ...session,
       });
-      const client = new TestClient(`${app.relayUrl}/client?token=${created.token}${query}`);
+      const client = new TestClient(
+        `${app.relayUrl}/client?token=${created.token}${query}`,
+        undefined,
+        options,
+      );
       await client.opened;
       return { client, sessionId: created.sessionId };
     },
@@ -333,6 +356,113 @@ Deno.test("a runner restart ends the sessions it ran (coda:ended:runner-restarte
     await other.close();
   } finally {
     await second?.stop();
+    await app.close();
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("through the relay the bytes are exact: binary and JSON clients see one stream, characters split across reads included", async () => {
+  await using t = await setup();
+  const data = base64Lines(600_000);
+  await Deno.writeTextFile(`${t.home}/data.b64`, data);
+  const { client: binary, sessionId } = await t.clientFor(undefined, "", { binary: true });
+  assertEquals(binary.socket.protocol, "coda.v2");
+  const { client: json } = await t.clientFor({ sessionId });
+  await waitFor(() => json.metas().includes(`coda:session:${sessionId}`), "the JSON client's attach");
+  // é and 😀 each cut between two writes, so between two PTY reads.
+  binary.send({
+    type: "stdin",
+    sessionId,
+    data: "cat data.b64; printf '\\303'; sleep 0.01; printf '\\251\\360\\237'; sleep 0.01; " +
+      "printf '\\230\\200\\n'; echo done-$((6 * 7))\r",
+  });
+  await binary.waitForOutput("done-42", 60_000);
+  await json.waitForOutput("done-42", 60_000);
+  const expected = onTerminal(data) + "é😀\r\n";
+  const bytes = binary.received();
+  assert(new TextDecoder().decode(bytes).includes(expected), "the binary client has every byte");
+  assert(json.output().includes(expected), "the JSON client has every character");
+  assertEquals(new TextEncoder().encode(json.output()), bytes, "one stream, byte for byte");
+  assert(!binary.output().includes("\ufffd") && !json.output().includes("\ufffd"));
+  assert(binary.frames.some((f) => f.type === "stdout" && !f.replay), "live output is not marked replay");
+
+  // A client joining later gets the history as replay, marked so; the offsets count bytes.
+  const { client: late } = await t.clientFor({ sessionId }, "", { binary: true });
+  await late.waitForOutput("done-42");
+  const replayed = late.frames.filter((f) => f.type === "stdout");
+  assert(replayed.every((f) => f.replay === true), "every replayed frame is marked replay");
+  assertEquals(late.received(), bytes);
+  assertEquals(replayed.at(-1)!.offset! + late.bytes.at(-1)!.length, bytes.length);
+  await Promise.all([binary.close(), json.close(), late.close()]);
+});
+
+Deno.test("a SIGKILLed relay under a full-speed stream loses nothing: the PTY waits for the client to come back", async () => {
+  const app = await startTestApp();
+  const home = await Deno.makeTempDir({ prefix: "coda-runner-home-" });
+  const env = { ...standaloneRelayEnv(app), PORT: String(freePort()) };
+  const startRelay = async () => {
+    const task = await spawnTask("relay", env);
+    const line = await task.line((l) => l.includes("relay_listening"), "relay_listening");
+    return { task, url: (JSON.parse(line).url as string).replace("http", "ws") };
+  };
+  let relay = await startRelay();
+  const user = await signup(app.url);
+  const paired = await pairRunner(app.url, user.cookie);
+  const runner = startInProcessRunner(relay.url, paired.runnerToken, home);
+  const origin = { origin: app.config.publicUrl };
+  try {
+    await waitFor(() => runner.link.connections === 1, "the runner to connect");
+    // 8 MB: far more than the 1 MiB ring, and more than cat writes while a relay starts.
+    const data = base64Lines(6_000_000);
+    await Deno.writeTextFile(`${home}/data.b64`, data);
+    const created = await createSession(app.url, user.cookie, {
+      ideaId: "idea-1",
+      runnerId: paired.runnerId,
+    });
+    const { sessionId } = created;
+    const first = new TestClient(`${relay.url}/client?token=${created.token}`, origin, { binary: true });
+    await first.opened;
+    await waitFor(() => first.metas().includes(`coda:session:${sessionId}`), "the attach");
+    first.send({ type: "stdin", sessionId, data: "cat data.b64; echo done-$((6 * 7))\r" });
+    await waitFor(() => first.offset > 1024 * 1024, "the stream to be under way");
+    await relay.task.kill();
+    await first.closed;
+    await waitFor(
+      () => runner.link.connections === 1 && !runner.link.connected,
+      "the runner to see the link go",
+    );
+    const had = first.received();
+    assert(!new TextDecoder().decode(had).includes("done-42"), "cat was still running when the relay died");
+
+    relay = await startRelay();
+    await waitFor(() => runner.link.connections === 2, "the runner to reconnect", 30_000);
+    const again = await createSession(app.url, user.cookie, {
+      ideaId: "idea-1",
+      runnerId: paired.runnerId,
+      sessionId,
+    });
+    const second = new TestClient(
+      `${relay.url}/client?token=${again.token}&offset=${had.length}`,
+      origin,
+      { binary: true },
+    );
+    await second.opened;
+    await second.waitForOutput("done-42", 60_000);
+    assert(
+      !second.metas().some((m) => m.startsWith("coda:gap") || m === "coda:reset"),
+      second.metas().join(),
+    );
+    assertEquals(
+      second.frames.find((f) => f.type === "stdout")!.offset,
+      had.length,
+      "resumed where it stopped",
+    );
+    const whole = new Uint8Array([...had, ...second.received()]);
+    assert(new TextDecoder().decode(whole).includes(onTerminal(data)), "every byte of the stream, once");
+    await second.close();
+  } finally {
+    await runner.stop();
+    await relay.task.kill();
     await app.close();
     await Deno.remove(home, { recursive: true });
   }

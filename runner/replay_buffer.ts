@@ -1,61 +1,69 @@
 /**
- * The replay ring buffer of one session: whole output chunks with their byte
- * offsets in the session's output stream, oldest evicted first once the total
- * passes the capacity.
+ * The replay ring buffer of one session: whole output chunks (raw PTY bytes)
+ * with their byte offsets in the session's output stream, oldest evicted
+ * first once the total passes the capacity.
  *
- * Offsets count UTF-8 bytes, as the protocol does, so a client that has
- * received `n` bytes can resume at exactly `n`.
+ * Offsets count bytes, as the protocol does, so a client that has received
+ * `n` bytes can resume at exactly `n`. Nothing here looks at characters
+ * beyond the at most three bytes around a cut: the session stores chunks that
+ * end on a UTF-8 character boundary, and cuts keep to boundaries, so every
+ * piece decodes on its own.
  *
  * @module
  */
-import { utf8Length } from "@coda/relay/utf8";
 
 /** One stored chunk of output. */
 export interface ReplayChunk {
   /** Byte offset of the chunk's first byte. */
   offset: number;
-  /** The output text. */
-  data: string;
-  /** Its length in UTF-8 bytes. */
-  bytes: number;
-  /** An upper bound of its size inside a JSON frame ({@linkcode encodedBound}). */
-  encoded: number;
+  /** The output bytes. */
+  data: Uint8Array;
 }
 
-/** Characters JSON escapes: control characters (`\u0001` takes 6 bytes), `"` and `\`. */
-// deno-lint-ignore no-control-regex -- control characters are exactly what this counts
-const JSON_ESCAPED = /[\u0000-\u001f"\\]/g;
+/** Whether `byte` continues a multi-byte UTF-8 character. */
+function isContinuation(byte: number): boolean {
+  return (byte & 0xc0) === 0x80;
+}
 
 /**
- * An upper bound of the bytes `data` takes inside a JSON frame: its UTF-8
- * bytes plus 5 for each character JSON escapes. One regex scan, no encoding.
+ * The length of the longest prefix of `data` that does not end inside a
+ * multi-byte UTF-8 character: `data.length` unless its last (at most three)
+ * bytes are the start of a character whose remaining bytes have not come yet.
  */
-export function encodedBound(data: string, bytes: number): number {
-  return bytes + 5 * (data.match(JSON_ESCAPED)?.length ?? 0);
+export function completeLength(data: Uint8Array): number {
+  const length = data.length;
+  for (let at = length - 1; at >= 0 && at >= length - 4; at--) {
+    const byte = data[at];
+    if (isContinuation(byte)) continue;
+    const size = byte >= 0xf0 && byte <= 0xf7 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+    return byte < 0xf8 && at + size > length ? at : length;
+  }
+  return length;
 }
 
-/** A stored chunk with the running total of {@linkcode encodedBound} before it. */
-interface StoredChunk extends ReplayChunk {
-  encodedStart: number;
+/** `at`, moved back to the start of the UTF-8 character it falls inside (at most three bytes). */
+function boundaryBefore(data: Uint8Array, at: number): number {
+  let cut = at;
+  while (cut > 0 && at - cut < 3 && isContinuation(data[cut])) cut--;
+  return cut > 0 && !isContinuation(data[cut]) ? cut : at;
 }
 
 /**
- * Splits `chunk` into pieces each at most `budget` bytes inside a JSON frame
- * (by {@linkcode encodedBound}), never inside a surrogate pair; a chunk within
- * the budget comes back whole.
+ * Splits `chunk` into contiguous pieces of at most `budget` bytes, cut at
+ * UTF-8 character boundaries; a chunk within the budget comes back whole.
+ * The pieces are views of the chunk, not copies.
  */
 export function splitChunk(chunk: ReplayChunk, budget: number): ReplayChunk[] {
-  if (chunk.encoded <= budget || chunk.data.length <= 1) return [chunk];
-  let half = Math.floor(chunk.data.length / 2);
-  const code = chunk.data.charCodeAt(half - 1);
-  if (code >= 0xd800 && code <= 0xdbff) half++;
-  const piece = (offset: number, data: string): ReplayChunk => {
-    const bytes = utf8Length(data);
-    return { offset, data, bytes, encoded: encodedBound(data, bytes) };
-  };
-  const first = piece(chunk.offset, chunk.data.slice(0, half));
-  const second = piece(chunk.offset + first.bytes, chunk.data.slice(half));
-  return [...splitChunk(first, budget), ...splitChunk(second, budget)];
+  if (chunk.data.length <= budget) return [chunk];
+  const pieces: ReplayChunk[] = [];
+  let start = 0;
+  while (chunk.data.length - start > budget) {
+    const cut = boundaryBefore(chunk.data, start + budget);
+    pieces.push({ offset: chunk.offset + start, data: chunk.data.subarray(start, cut) });
+    start = cut;
+  }
+  pieces.push({ offset: chunk.offset + start, data: chunk.data.subarray(start) });
+  return pieces;
 }
 
 /** What a replay from a given offset contains. */
@@ -72,11 +80,10 @@ export const DEFAULT_REPLAY_BYTES = 1024 * 1024;
 /** A ring buffer of output chunks bounded by total bytes. */
 export class ReplayBuffer {
   readonly #capacity: number;
-  #chunks: StoredChunk[] = [];
+  #chunks: ReplayChunk[] = [];
   #head = 0;
   #held = 0;
   #end = 0;
-  #encodedEnd = 0;
 
   /** `capacity`: the most bytes kept (a single larger chunk is still kept whole). */
   constructor(capacity: number = DEFAULT_REPLAY_BYTES) {
@@ -106,22 +113,14 @@ export class ReplayBuffer {
     return this.#chunks.length - this.#head;
   }
 
-  /** Appends output; returns the stored chunk (with its offset). */
-  append(data: string): ReplayChunk {
-    const bytes = utf8Length(data);
-    const chunk = {
-      offset: this.#end,
-      data,
-      bytes,
-      encoded: encodedBound(data, bytes),
-      encodedStart: this.#encodedEnd,
-    };
-    this.#encodedEnd += chunk.encoded;
+  /** Appends output (kept as is: the caller hands over `data`); returns the stored chunk. */
+  append(data: Uint8Array): ReplayChunk {
+    const chunk = { offset: this.#end, data };
     this.#chunks.push(chunk);
-    this.#end += chunk.bytes;
-    this.#held += chunk.bytes;
+    this.#end += data.length;
+    this.#held += data.length;
     while (this.#held > this.#capacity && this.chunkCount > 1) {
-      this.#held -= this.#chunks[this.#head].bytes;
+      this.#held -= this.#chunks[this.#head].data.length;
       this.#head++;
     }
     if (this.#head > 1024 && this.#head * 2 > this.#chunks.length) {
@@ -132,28 +131,9 @@ export class ReplayBuffer {
   }
 
   /**
-   * About how many bytes the output from `offset` to the end takes as JSON
-   * frames (an upper bound, pro rata inside a chunk): what flow control
-   * counts, since that is what fills the relay's and the client's buffers.
-   */
-  encodedSince(offset: number): number {
-    if (offset >= this.#end || this.chunkCount === 0) return 0;
-    let low = this.#head;
-    let high = this.#chunks.length - 1;
-    while (low < high) {
-      const middle = (low + high + 1) >> 1;
-      if (this.#chunks[middle].offset <= offset) low = middle;
-      else high = middle - 1;
-    }
-    const chunk = this.#chunks[low];
-    const before = Math.max(0, offset - chunk.offset) / chunk.bytes;
-    return this.#encodedEnd - chunk.encodedStart - Math.floor(chunk.encoded * before);
-  }
-
-  /**
    * Everything from `offset` to the end. An offset older than what is held
-   * yields a gap and starts at the oldest byte; an offset inside a chunk
-   * starts at the next character boundary at or after it.
+   * yields a gap and starts at the oldest byte; an offset inside a character
+   * starts at the next character boundary after it.
    */
   slice(offset: number): ReplaySlice {
     const start = this.start;
@@ -162,21 +142,15 @@ export class ReplayBuffer {
     const chunks: ReplayChunk[] = [];
     for (let i = this.#head; i < this.#chunks.length; i++) {
       const chunk = this.#chunks[i];
-      const chunkEnd = chunk.offset + chunk.bytes;
-      if (chunkEnd <= from) continue;
-      if (chunk.offset >= from) chunks.push(chunk);
-      else chunks.push(tail(chunk, from - chunk.offset));
+      if (chunk.offset + chunk.data.length <= from) continue;
+      if (chunk.offset >= from) {
+        chunks.push(chunk);
+        continue;
+      }
+      let at = from - chunk.offset;
+      while (at < chunk.data.length && isContinuation(chunk.data[at])) at++;
+      if (at < chunk.data.length) chunks.push({ offset: chunk.offset + at, data: chunk.data.subarray(at) });
     }
     return { chunks, gap };
   }
-}
-
-/** The part of `chunk` from byte `skip` on, moved forward to a character boundary. */
-function tail(chunk: ReplayChunk, skip: number): ReplayChunk {
-  const bytes = new TextEncoder().encode(chunk.data);
-  let at = skip;
-  while (at < bytes.length && (bytes[at] & 0xc0) === 0x80) at++;
-  const rest = bytes.subarray(at);
-  const data = new TextDecoder().decode(rest);
-  return { offset: chunk.offset + at, data, bytes: rest.length, encoded: encodedBound(data, rest.length) };
 }

@@ -1,72 +1,74 @@
 import { deepEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
-import { encodedBound, ReplayBuffer, splitChunk } from "./replay_buffer.ts";
+import { completeLength, ReplayBuffer, splitChunk } from "./replay_buffer.ts";
 
-Deno.test("offsets count UTF-8 bytes and slices resume exactly", () => {
+const encode = (text: string) => new TextEncoder().encode(text);
+const decode = (bytes: Uint8Array) => new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+
+Deno.test("offsets count bytes and slices resume exactly", () => {
   const buffer = new ReplayBuffer(1024);
-  assertEquals(buffer.append("héllo").offset, 0);
-  assertEquals(buffer.append(" wörld").offset, 6);
+  assertEquals(buffer.append(encode("héllo")).offset, 0);
+  assertEquals(buffer.append(encode(" wörld")).offset, 6);
   assertEquals(buffer.end, 13);
-  assertEquals(buffer.slice(6).chunks.map((c) => c.data), [" wörld"]);
+  assertEquals(buffer.slice(6).chunks.map((c) => decode(c.data)), [" wörld"]);
   assertEquals(buffer.slice(13).chunks, []);
   assertEquals(buffer.slice(0).gap, null);
 });
 
-Deno.test("a slice inside a chunk starts at the next character boundary", () => {
+Deno.test("a slice inside a character starts at the next character boundary", () => {
   const buffer = new ReplayBuffer(1024);
-  buffer.append("aé€b");
+  buffer.append(encode("aé€b"));
   const { chunks } = buffer.slice(2);
-  assertEquals(chunks[0], { offset: 3, data: "€b", bytes: 4, encoded: 4 });
+  assertEquals([chunks[0].offset, decode(chunks[0].data)], [3, "€b"]);
+  assertEquals(decode(buffer.slice(3).chunks[0].data), "€b");
 });
 
 Deno.test("old chunks are evicted past capacity and reported as a gap", () => {
   const buffer = new ReplayBuffer(10);
-  buffer.append("aaaa");
-  buffer.append("bbbb");
-  buffer.append("cccc");
+  buffer.append(encode("aaaa"));
+  buffer.append(encode("bbbb"));
+  buffer.append(encode("cccc"));
   assertEquals(buffer.start, 4);
   assertEquals(buffer.heldBytes, 8);
   const { chunks, gap } = buffer.slice(0);
   assertEquals(gap, { from: 0, to: 4 });
-  assertEquals(chunks.map((c) => c.data), ["bbbb", "cccc"]);
-  buffer.append("x".repeat(50));
+  assertEquals(chunks.map((c) => decode(c.data)), ["bbbb", "cccc"]);
+  buffer.append(encode("x".repeat(50)));
   assertEquals(buffer.chunkCount, 1, "one oversized chunk is kept whole");
 });
 
 Deno.test("memory stays bounded over many appends", () => {
   const buffer = new ReplayBuffer(4096);
-  for (let i = 0; i < 100_000; i++) buffer.append("y\n");
+  const line = encode("y\n");
+  for (let i = 0; i < 100_000; i++) buffer.append(line);
   assertEquals(buffer.end, 200_000);
   assertEquals(buffer.heldBytes, 4096);
   assertThrows(() => new ReplayBuffer(0), RangeError);
 });
 
-Deno.test("encodedSince counts what the output takes as JSON, escapes included", () => {
-  const buffer = new ReplayBuffer(1024);
-  buffer.append("abcd");
-  buffer.append("\x01\x01");
-  buffer.append('é"');
-  // 4 + (2 + 2 × 5) + (3 + 5): the control bytes and the quote are escaped.
-  assertEquals(buffer.encodedSince(0), 24);
-  assertEquals(buffer.encodedSince(4), 20);
-  assertEquals(buffer.encodedSince(5), 14);
-  assertEquals(buffer.encodedSince(buffer.end), 0);
-  assertEquals(encodedBound("\x01\n\\x", 4), 19);
+Deno.test("completeLength leaves out only the start of a character whose other bytes have not come", () => {
+  const bytes = encode("aé😀");
+  // a | é (2) | 😀 (4)
+  const lengths = Array.from({ length: bytes.length + 1 }, (_, n) => completeLength(bytes.subarray(0, n)));
+  assertEquals(lengths, [0, 1, 1, 3, 3, 3, 3, 7]);
+  // Invalid input is not held: stray continuation bytes, a byte no character starts with.
+  assertEquals(completeLength(new Uint8Array([0x80, 0x80, 0x80, 0x80, 0x80])), 5);
+  assertEquals(completeLength(new Uint8Array([0x61, 0xff])), 2);
 });
 
-Deno.test("splitChunk cuts a chunk into contiguous pieces within the budget, never inside a surrogate pair", () => {
+Deno.test("splitChunk cuts a chunk into contiguous pieces within the budget, never inside a character", () => {
   const buffer = new ReplayBuffer(1 << 20);
-  buffer.append("x");
-  const chunk = buffer.append("\x01".repeat(1000) + "😀".repeat(300));
+  buffer.append(encode("x"));
+  const chunk = buffer.append(encode("\x01".repeat(1001) + "😀é".repeat(300)));
   const pieces = splitChunk(chunk, 1024);
-  assertEquals(pieces.map((piece) => piece.data).join(""), chunk.data);
   let offset = chunk.offset;
+  let text = "";
   for (const piece of pieces) {
     assertEquals(piece.offset, offset);
-    assertEquals(piece.encoded <= 1024, true);
-    assertEquals(piece.data.includes("\ufffd"), false);
-    assertEquals(/^[\udc00-\udfff]|[\ud800-\udbff]$/.test(piece.data), false);
-    offset += piece.bytes;
+    assertEquals(piece.data.length <= 1024, true);
+    text += decode(piece.data);
+    offset += piece.data.length;
   }
+  assertEquals(text, decode(chunk.data));
   assertEquals(offset, buffer.end);
   assertEquals(splitChunk(chunk, 1 << 20), [chunk]);
 });

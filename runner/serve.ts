@@ -18,23 +18,24 @@
  */
 import * as v from "valibot";
 import {
+  BINARY_SUBPROTOCOL,
   CloseCode,
+  decodeBinaryFrame,
   decodeClientMessage,
   encode,
+  encodeOutputFrame,
   MAX_FRAME_BYTES,
   MAX_IDEA_ID_LENGTH,
   parseClientLinkOptions,
   type RunnerToRelay,
-  type ServerMessage,
   SessionIdSchema,
 } from "@coda/relay/protocol";
-import { utf8Length } from "@coda/relay/utf8";
 import { frameSize } from "@coda/relay/frames";
 import { secretsEqual } from "@coda/relay/secrets";
 import { sameSiteOrigins } from "@coda/relay/urls";
 import { DEFAULT_RELAY_LIMITS } from "@coda/relay/limits";
 import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
-import type { SessionSink } from "./session.ts";
+import type { OutputChunk, SessionSink } from "./session.ts";
 import type { Logger } from "./log.ts";
 
 /** Default port of `coda-runner serve`. */
@@ -82,6 +83,8 @@ interface LocalClient {
   sessionId: string;
   /** Sends its own `ack` frames. */
   acks: boolean;
+  /** Took {@linkcode BINARY_SUBPROTOCOL}: output and stdin travel as binary frames. */
+  binary: boolean;
   /** Replay done (`attached` seen): live output flows. */
   live: boolean;
   /** Next byte offset this client expects. */
@@ -124,25 +127,42 @@ class LocalClients implements SessionSink {
     return 0;
   }
 
+  sendOutput(chunk: OutputChunk): void {
+    const end = chunk.offset + chunk.data.length;
+    let text: string | undefined;
+    let binary: Uint8Array<ArrayBuffer> | undefined;
+    for (const client of this.#targets(chunk.sessionId, chunk.clientId, true)) {
+      if (end <= client.next) continue;
+      // Chunks end on character boundaries, so each decodes on its own; encoded once for every client.
+      const frame = client.binary
+        ? binary ??= encodeOutputFrame({
+          sessionId: chunk.sessionId,
+          offset: chunk.offset,
+          replay: chunk.replay,
+          data: chunk.data,
+        })
+        : text ??= encode({
+          type: "stdout",
+          sessionId: chunk.sessionId,
+          data: new TextDecoder().decode(chunk.data),
+          offset: chunk.offset,
+        });
+      this.#deliver(client, frame);
+      client.next = end;
+      this.#ackFor(client);
+    }
+  }
+
   send(message: RunnerToRelay): void {
     switch (message.type) {
-      case "stdout": {
-        const { clientId, ...frame } = message;
-        const bytes = utf8Length(frame.data);
-        for (const client of this.#targets(message.sessionId, clientId, true)) {
-          const start = frame.offset ?? client.next;
-          if (start + bytes <= client.next) continue;
-          this.#deliver(client, frame);
-          client.next = start + bytes;
-          this.#ackFor(client);
-        }
+      case "stdout":
+        // Sessions send output through sendOutput.
         return;
-      }
       case "meta": {
         const { clientId, ...frame } = message;
         for (const client of this.#targets(message.sessionId, clientId, false)) {
           if (frame.data === "coda:reset") client.next = 0;
-          this.#deliver(client, frame);
+          this.#deliver(client, encode(frame));
         }
         return;
       }
@@ -165,6 +185,7 @@ class LocalClients implements SessionSink {
         this.#log.warn("session error", { code: message.code, message: message.message });
         return;
       case "ping":
+      case "binary":
         return;
     }
   }
@@ -177,13 +198,13 @@ class LocalClients implements SessionSink {
     return [...this.clients.values()].filter((c) => c.sessionId === sessionId && (!liveOnly || c.live));
   }
 
-  #deliver(client: LocalClient, frame: ServerMessage): void {
+  #deliver(client: LocalClient, frame: string | Uint8Array<ArrayBuffer>): void {
     if (client.socket.readyState !== WebSocket.OPEN) return;
     if (client.socket.bufferedAmount > this.#maxBuffered) {
       closeSocket(client.socket, CloseCode.SLOW_CONSUMER, "slow consumer, resume from your offset");
       return;
     }
-    client.socket.send(encode(frame));
+    client.socket.send(frame);
   }
 
   /** Acknowledges for a client without `ack=1` once its socket has drained. */
@@ -241,12 +262,21 @@ export function startServe(options: ServeOptions): Promise<ServeHandle> {
       return jsonError(400, `idea must be at most ${MAX_IDEA_ID_LENGTH} characters`);
     }
     const sessionId = requested ?? crypto.randomUUID().replaceAll("-", "");
-    const { socket, response } = Deno.upgradeWebSocket(req, { idleTimeout: 30 });
+    // Chrome fails a handshake that offered subprotocols and got none back, so the offer is always answered.
+    const binary = (req.headers.get("sec-websocket-protocol") ?? "").split(",").some((p) =>
+      p.trim() === BINARY_SUBPROTOCOL
+    );
+    const { socket, response } = Deno.upgradeWebSocket(req, {
+      idleTimeout: 30,
+      protocol: binary ? BINARY_SUBPROTOCOL : undefined,
+    });
+    socket.binaryType = "arraybuffer";
     const client: LocalClient = {
       id: crypto.randomUUID(),
       socket,
       sessionId,
       acks: linkOptions.value.ack === true,
+      binary,
       live: false,
       next: linkOptions.value.offset ?? 0,
       ackTimer: undefined,
@@ -268,6 +298,17 @@ export function startServe(options: ServeOptions): Promise<ServeHandle> {
     socket.onmessage = (event) => {
       if (frameSize(event.data) > MAX_FRAME_BYTES) {
         closeSocket(socket, CloseCode.TOO_BIG, "frame too big");
+        return;
+      }
+      if (event.data instanceof ArrayBuffer) {
+        const frame = decodeBinaryFrame(event.data);
+        if (
+          client.binary && frame.ok && frame.value.type === "input" && frame.value.sessionId === sessionId
+        ) {
+          void manager.handle({ type: "stdin", sessionId, data: new TextDecoder().decode(frame.value.data) });
+        } else if (++client.malformed >= malformedLimit) {
+          closeSocket(socket, CloseCode.POLICY, "too many malformed frames");
+        }
         return;
       }
       const decoded = decodeClientMessage(event.data);

@@ -6,30 +6,45 @@
  * the output produced but not yet acknowledged (`produced − max(acks)`) is
  * above the high watermark, the PTY is paused; it resumes below the low
  * watermark. It is also paused while the link's send buffer is above its
- * limit. With no client attached the PTY runs freely into the ring buffer, so
- * memory stays bounded by the buffer size either way.
+ * limit, and while the relay link is down after dropping attached clients (up
+ * to the time the relay keeps those clients waiting): a fast program would
+ * otherwise overrun the ring during a relay restart. With no client attached
+ * the PTY runs freely into the ring buffer, so memory stays bounded by the
+ * buffer size either way.
+ *
+ * Output is bytes from the PTY to the link: PTY reads that arrive in one turn
+ * of the event loop go out as one frame, offsets count bytes, and frames end
+ * on UTF-8 character boundaries (an incomplete character at the end of a read
+ * waits for the rest), so any frame decodes on its own.
  *
  * @module
  */
-import { MAX_FRAME_BYTES, MetaLine, type RunnerToRelay } from "@coda/relay/protocol";
-import { ReplayBuffer, splitChunk } from "./replay_buffer.ts";
+import { setImmediate } from "node:timers";
+import { MAX_FRAME_BYTES, MetaLine, type OutputFrame, type RunnerToRelay } from "@coda/relay/protocol";
+import { completeLength, ReplayBuffer, splitChunk } from "./replay_buffer.ts";
 import { DEFAULT_RELAY_LIMITS } from "@coda/relay/limits";
+import { concatBytes } from "@coda/relay/bytes";
 import type { PtyProcess } from "./pty.ts";
 import { ShellTracker } from "./shell_integration.ts";
 import type { Recorder } from "./recorder.ts";
 import type { Logger } from "./log.ts";
 
+/** A piece of a session's output: raw bytes at a byte offset, targeted at one client or broadcast. */
+export type OutputChunk = Omit<OutputFrame, "type">;
+
 /** Where a session's frames go, and how full that path is. */
 export interface SessionSink {
-  /** Sends a frame to the relay (or, in `serve` mode, to local clients). */
+  /** Sends a control or meta frame to the relay (or, in `serve` mode, to local clients). */
   send(message: RunnerToRelay): void;
+  /** Sends output; `data` is not touched afterwards, so the sink may keep the view. */
+  sendOutput(chunk: OutputChunk): void;
   /** Bytes queued on the link but not yet sent (0 when the link is down). */
   bufferedAmount(): number;
 }
 
 /** Flow-control thresholds, in bytes. */
 export interface FlowLimits {
-  /** Pause above this many unacknowledged bytes, as encoded in frames (default 512 KiB). */
+  /** Pause above this many unacknowledged bytes (default 512 KiB). */
   highWatermark: number;
   /** Resume below this many (default 128 KiB). */
   lowWatermark: number;
@@ -48,23 +63,28 @@ export const DEFAULT_FLOW_LIMITS: FlowLimits = {
 };
 
 /**
- * Replay frames are coalesced up to this many bytes *as encoded*: JSON turns
- * a control byte into `\u0001` (6 bytes), so 256 KiB of such output would be
- * a 1.5 MiB frame, past the relay's 1 MiB limit (close 1009).
+ * Replay frames are coalesced up to this many bytes: a relay turns them into
+ * JSON for clients that did not opt into binary, where a control byte takes 6.
  */
 const REPLAY_FRAME_BYTES = 256 * 1024;
 /**
- * The most a replay sends, as encoded: within what the relay queues for one
- * client (beyond it the client is closed 4413 before it could catch up). Older
+ * The most a replay sends: within what the relay queues for one client
+ * (beyond it the client is closed 4413 before it could catch up). Older
  * output is announced as a gap instead.
  */
-const MAX_REPLAY_ENCODED_BYTES = DEFAULT_RELAY_LIMITS.maxClientBufferedBytes * 3 / 4;
-/** The most encoded output bytes in any one frame, leaving room for its envelope under MAX_FRAME_BYTES. */
-const FRAME_DATA_BYTES = MAX_FRAME_BYTES - 4096;
+const MAX_REPLAY_BYTES = DEFAULT_RELAY_LIMITS.maxClientBufferedBytes * 3 / 4;
 /**
- * How long the start of a shell-integration sequence at the end of a read
- * waits for the rest: a quiet program that wrote a lone ESC still gets it
- * shown.
+ * A turn's PTY reads go out as one chunk up to about this many bytes: enough
+ * to cut the frame count several-fold, small enough that the replay ring,
+ * which keeps chunks whole, stays within its capacity plus one chunk.
+ */
+const BATCH_BYTES = 64 * 1024;
+/** The most output bytes in any one frame, leaving room for its header (or JSON envelope) under MAX_FRAME_BYTES. */
+export const FRAME_DATA_BYTES = MAX_FRAME_BYTES - 4096;
+/**
+ * How long the start of a shell-integration sequence or of a UTF-8 character
+ * at the end of a read waits for the rest: a quiet program that wrote a lone
+ * ESC still gets it shown.
  */
 const HELD_OUTPUT_MS = 50;
 
@@ -134,6 +154,15 @@ export class Session {
   /** The shell's state from its integration marks; `undefined` without integration. */
   readonly #shell: ShellTracker | undefined;
   #heldTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The start of a UTF-8 character at the end of the last read, waiting for its other bytes. */
+  #partialCharacter: Uint8Array = EMPTY;
+  /** PTY reads of this turn, sent as one frame once it ends. */
+  #reads: Uint8Array[] = [];
+  #readBytes = 0;
+  #readsScheduled = false;
+  /** Paused because the link dropped while clients were attached; until one attaches or the wait ends. */
+  #pausedForOutage = false;
+  #outageTimer: ReturnType<typeof setTimeout> | undefined;
   /** Resolves when the process has exited. */
   readonly exited: Promise<{ exitCode: number; signal?: number }>;
 
@@ -157,7 +186,7 @@ export class Session {
       this.cwd = path;
       this.broadcastMeta(MetaLine.cwd(path));
     });
-    this.#pty.onData((data) => this.#output(data));
+    this.#pty.onData((data) => this.#read(data));
     this.exited = new Promise((resolve) => {
       this.#pty.onExit((exit) => {
         this.#exit(exit);
@@ -184,7 +213,7 @@ export class Session {
       acked: this.#acked,
       heldBytes: this.#buffer.heldBytes,
       chunks: this.#buffer.chunkCount,
-      paused: this.#pausedForAcks || this.#pausedForLink,
+      paused: this.#ptyPaused,
       clients: this.#clients.size,
       recording: this.#recorder !== undefined,
     };
@@ -211,36 +240,38 @@ export class Session {
     const slice = this.#buffer.slice(from);
     let { gap } = slice;
     let chunks = slice.chunks;
-    let total = chunks.reduce((sum, chunk) => sum + chunk.encoded, 0);
+    let total = chunks.reduce((sum, chunk) => sum + chunk.data.length, 0);
     let skip = 0;
-    while (total > MAX_REPLAY_ENCODED_BYTES && skip < chunks.length - 1) total -= chunks[skip++].encoded;
+    while (total > MAX_REPLAY_BYTES && skip < chunks.length - 1) total -= chunks[skip++].data.length;
     if (skip > 0) {
       gap = { from: gap?.from ?? from, to: chunks[skip].offset };
       chunks = chunks.slice(skip);
     }
     if (gap) meta(MetaLine.gap(gap.from, gap.to));
-    let frame: { offset: number; parts: string[]; encoded: number } | undefined;
+    let frame: { offset: number; parts: Uint8Array[]; bytes: number } | undefined;
     const flush = () => {
       if (!frame) return;
-      this.#sink.send({
-        type: "stdout",
+      const data = concatBytes(frame.parts, frame.bytes);
+      this.#sink.sendOutput({
         sessionId: this.sessionId,
-        data: frame.parts.join(""),
-        offset: frame.offset,
         clientId,
+        offset: frame.offset,
+        replay: true,
+        data,
       });
       frame = undefined;
     };
     for (const piece of chunks.flatMap((chunk) => splitChunk(chunk, REPLAY_FRAME_BYTES))) {
-      if (frame && frame.encoded + piece.encoded > REPLAY_FRAME_BYTES) flush();
-      frame ??= { offset: piece.offset, parts: [], encoded: 0 };
+      if (frame && frame.bytes + piece.data.length > REPLAY_FRAME_BYTES) flush();
+      frame ??= { offset: piece.offset, parts: [], bytes: 0 };
       frame.parts.push(piece.data);
-      frame.encoded += piece.encoded;
+      frame.bytes += piece.data.length;
     }
     flush();
     this.#sink.send({ type: "attached", sessionId: this.sessionId, clientId, offset: this.#buffer.end });
     this.#clients.add(clientId);
     if (from > this.#acked) this.#acked = Math.min(from, this.#buffer.end);
+    this.#endOutage();
     this.#stopGrace();
     this.#updateFlow();
   }
@@ -257,6 +288,12 @@ export class Session {
    * it returns). The grace period waits for the link to come back.
    */
   linkDown(): void {
+    if (this.#clients.size > 0 && !this.#pausedForOutage) {
+      // The relay keeps those clients waiting for the runner this long; until then every byte the
+      // program writes is one they would miss if the ring overran, so the program waits too.
+      this.#pausedForOutage = true;
+      this.#outageTimer = setTimeout(() => this.#endOutage(), DEFAULT_RELAY_LIMITS.runnerWaitMs);
+    }
     this.#clients.clear();
     this.#graceSuspended = true;
     this.#stopGrace();
@@ -319,6 +356,7 @@ export class Session {
    */
   async kill(escalateMs = 5000): Promise<void> {
     if (this.#ended) return;
+    this.#endOutage();
     this.#resumePty();
     if (this.#terminate) await this.#terminate().catch(() => {});
     this.#signal("SIGHUP");
@@ -332,6 +370,7 @@ export class Session {
   release(escalateMs = 5000): void {
     if (this.#ended) return;
     this.#released = true;
+    this.#endOutage();
     this.#resumePty();
     this.#signal("SIGHUP");
     this.#escalate(escalateMs);
@@ -358,32 +397,71 @@ export class Session {
     }
   }
 
-  #output(raw: string): void {
-    if (!this.#shell) {
-      this.#emit(raw);
+  /** One PTY read: kept until the end of this turn, when every read of it goes out together. */
+  #read(data: Uint8Array | string): void {
+    // node-pty hands out strings if its byte mode is unavailable (see pty.ts).
+    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    this.#reads.push(bytes);
+    this.#readBytes += bytes.length;
+    // A full batch goes now; so does one past the watermark, so flow control pauses the PTY before the turn's
+    // other reads.
+    if (
+      this.#readBytes >= BATCH_BYTES ||
+      (this.#clients.size > 0 && this.#buffer.end + this.#readBytes - this.#acked > this.#flow.highWatermark)
+    ) {
+      this.#takeReads();
       return;
     }
+    if (this.#readsScheduled) return;
+    this.#readsScheduled = true;
+    setImmediate(() => this.#takeReads());
+  }
+
+  #takeReads(): void {
+    this.#readsScheduled = false;
+    const reads = this.#reads;
+    if (reads.length === 0) return;
+    this.#reads = [];
+    this.#readBytes = 0;
+    let raw = reads.length === 1 ? reads[0] : concatBytes(reads);
     clearTimeout(this.#heldTimer);
     this.#heldTimer = undefined;
     // The stripped stream is the session's stream: offsets, the replay buffer and recordings all count it.
-    const data = this.#shell.filter(raw);
-    if (this.#shell.holding) {
-      this.#heldTimer = setTimeout(() => this.#emit(this.#shell!.flush()), HELD_OUTPUT_MS);
+    if (this.#shell) raw = this.#shell.filter(raw);
+    if (this.#partialCharacter.length > 0) {
+      raw = concatBytes([this.#partialCharacter, raw]);
+      this.#partialCharacter = EMPTY;
     }
-    this.#emit(data);
+    const complete = completeLength(raw);
+    if (complete < raw.length) {
+      this.#partialCharacter = raw.slice(complete);
+      raw = raw.subarray(0, complete);
+    }
+    if (this.#partialCharacter.length > 0 || this.#shell?.holding) {
+      this.#heldTimer = setTimeout(() => this.#emitHeld(), HELD_OUTPUT_MS);
+    }
+    this.#emit(raw);
   }
 
-  #emit(data: string): void {
-    if (!data) return;
-    const chunk = this.#buffer.append(data);
-    this.#recorder?.push(data);
+  /** Gives up waiting for the rest of what the last read ended with: it is output as it is. */
+  #emitHeld(): void {
+    const held = this.#partialCharacter;
+    this.#partialCharacter = EMPTY;
+    this.#emit(this.#shell ? concatBytes([held, this.#shell.flush()]) : held);
+  }
+
+  #emit(data: Uint8Array): void {
+    if (data.length === 0) return;
+    // The ring keeps the chunk: a view into a larger buffer (node's read pool) would hold all of it.
+    const chunk = this.#buffer.append(data.byteLength === data.buffer.byteLength ? data : data.slice());
+    this.#recorder?.push(chunk.data);
     if (this.#clients.size > 0) {
       for (const piece of splitChunk(chunk, FRAME_DATA_BYTES)) {
-        this.#sink.send({
-          type: "stdout",
+        this.#sink.sendOutput({
           sessionId: this.sessionId,
-          data: piece.data,
           offset: piece.offset,
+          replay: false,
+          data: piece.data,
         });
       }
     }
@@ -392,12 +470,14 @@ export class Session {
 
   #exit(exit: { exitCode: number; signal?: number }): void {
     if (this.#ended) return;
+    this.#takeReads();
     clearTimeout(this.#heldTimer);
-    if (this.#shell) this.#emit(this.#shell.flush());
+    this.#emitHeld();
     this.#shell?.close();
     this.#ended = true;
     this.#stopGrace();
     clearTimeout(this.#linkTimer);
+    clearTimeout(this.#outageTimer);
     clearTimeout(this.#killTimer);
     this.#killTimer = undefined;
     const code = exit.signal ? null : exit.exitCode;
@@ -435,19 +515,27 @@ export class Session {
 
   #updateFlow(): void {
     if (this.#ended) return;
-    // Counted as encoded, not raw: 512 KiB of control characters is 3 MiB of JSON in the relay's buffers.
-    const unacked = this.#buffer.encodedSince(this.#acked);
+    const unacked = this.#buffer.end - this.#acked;
     if (this.#clients.size === 0) this.#pausedForAcks = false;
     else if (!this.#pausedForAcks && unacked > this.#flow.highWatermark) this.#pausedForAcks = true;
     else if (this.#pausedForAcks && unacked < this.#flow.lowWatermark) this.#pausedForAcks = false;
     const wasPausedForLink = this.#pausedForLink;
     this.#pausedForLink = this.#sink.bufferedAmount() > this.#flow.maxLinkBuffered;
     if (this.#pausedForLink && !wasPausedForLink) this.#pollLink();
-    const pause = this.#pausedForAcks || this.#pausedForLink;
+    const pause = this.#pausedForAcks || this.#pausedForLink || this.#pausedForOutage;
     if (pause === this.#ptyPaused) return;
     this.#ptyPaused = pause;
     if (pause) this.#pty.pause();
     else this.#pty.resume();
+  }
+
+  /** The outage pause is over: a client is back, or the relay gave up on the ones it kept waiting. */
+  #endOutage(): void {
+    clearTimeout(this.#outageTimer);
+    this.#outageTimer = undefined;
+    if (!this.#pausedForOutage) return;
+    this.#pausedForOutage = false;
+    this.#updateFlow();
   }
 
   #resumePty(): void {
@@ -464,3 +552,5 @@ export class Session {
     }, this.#flow.linkPollMs);
   }
 }
+
+const EMPTY = new Uint8Array(0);

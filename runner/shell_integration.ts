@@ -17,6 +17,7 @@
  */
 import { basename, join } from "node:path";
 import { tmpdir } from "node:os";
+import { concatBytes } from "@coda/relay/bytes";
 
 /** The shells that get the integration. */
 export type IntegratedShellKind = "bash" | "zsh" | "fish";
@@ -31,7 +32,7 @@ const USER_ZDOTDIR_VARIABLE = "CODA_USER_ZDOTDIR";
  * of a PATH_MAX (4096 bytes) path, every byte percent-encoded, and its framing.
  * Anything longer is not ours and passes through as output.
  */
-const MAX_SEQUENCE_CHARS = 3 * 4096 + 256;
+const MAX_SEQUENCE_BYTES = 3 * 4096 + 256;
 
 /** The shell kind of a shell executable, by name; `undefined` for any other shell. */
 export function shellKind(file: string): IntegratedShellKind | undefined {
@@ -241,12 +242,39 @@ export function integrationDir(base: string = Deno.env.get("XDG_RUNTIME_DIR") ||
 /** Where the shell stands: before its first prompt, at a prompt, or running a command. */
 export type ShellState = "starting" | "prompt" | "running";
 
-/** One integration sequence, complete: `OSC 7` or `OSC 133`, ended by BEL or ST. */
-// deno-lint-ignore no-control-regex -- escape sequences are what this matches
-const SEQUENCE = /\x1b\](7|133);([^\x07\x1b]*)(?:\x07|\x1b\\)/g;
-/** The start of an integration sequence cut off by the end of a read. */
-// deno-lint-ignore no-control-regex -- escape sequences are what this matches
-const PARTIAL = /\x1b(?:\](?:7(?:;[^\x07\x1b]*\x1b?)?|1(?:3(?:3(?:;[^\x07\x1b]*\x1b?)?)?)?)?)?$/;
+const ESC = 0x1b;
+const BEL = 0x07;
+/** `]7;` and `]133;`: what follows ESC in an integration sequence, before its payload. */
+const INTRODUCERS = [[0x5d, 0x37, 0x3b], [0x5d, 0x31, 0x33, 0x33, 0x3b]] as const;
+
+/**
+ * The integration sequence (`OSC 7` or `OSC 133`, ended by BEL or ST) that
+ * starts at the ESC at `at`: `{ end }` one past it with its code and payload,
+ * `"partial"` when the bytes run out while it could still be one, `undefined`
+ * when it is none.
+ */
+function sequenceAt(
+  data: Uint8Array,
+  at: number,
+): { end: number; code: "7" | "133"; payload: Uint8Array } | "partial" | undefined {
+  for (const introducer of INTRODUCERS) {
+    let i = at + 1;
+    let k = 0;
+    while (k < introducer.length && i < data.length && data[i] === introducer[k]) {
+      i++;
+      k++;
+    }
+    if (i === data.length && k < introducer.length) return "partial";
+    if (k < introducer.length) continue;
+    const start = i;
+    while (i < data.length && data[i] !== BEL && data[i] !== ESC) i++;
+    if (i === data.length || (data[i] === ESC && i + 1 === data.length)) return "partial";
+    const end = data[i] === BEL ? i + 1 : data[i + 1] === 0x5c ? i + 2 : -1;
+    if (end < 0) return undefined;
+    return { end, code: introducer.length === 3 ? "7" : "133", payload: data.subarray(start, i) };
+  }
+  return undefined;
+}
 
 /**
  * What a terminal sends by itself, answering a program's query: device
@@ -274,7 +302,7 @@ export class ShellTracker {
   #typed = false;
   #typedAhead = false;
   #inputOutsidePrompt = false;
-  #carry = "";
+  #carry: Uint8Array = new Uint8Array(0);
   /** An OSC 7 waiting for the prompt mark that vouches for it. */
   #pendingCwd: string | undefined;
   readonly #waiters = new Set<(prompted: boolean) => void>();
@@ -307,7 +335,7 @@ export class ShellTracker {
 
   /** Whether the end of the last read is held back (the start of a sequence). */
   get holding(): boolean {
-    return this.#carry !== "";
+    return this.#carry.length > 0;
   }
 
   /** `data` was written to the shell. */
@@ -318,35 +346,61 @@ export class ShellTracker {
   }
 
   /**
-   * One PTY read in, the output to pass on out. The start of a sequence at
-   * the end of a read is held for the next one (or {@linkcode flush}).
+   * One PTY read (bytes) in, the output to pass on out. The start of a
+   * sequence at the end of a read is held for the next one (or
+   * {@linkcode flush}). Output without an ESC passes through untouched.
    */
-  filter(data: string): string {
-    const text = this.#carry + data;
-    this.#carry = "";
-    let out = "";
+  filter(data: Uint8Array): Uint8Array {
+    let text = data;
+    if (this.#carry.length > 0) {
+      text = new Uint8Array(this.#carry.length + data.length);
+      text.set(this.#carry);
+      text.set(data, this.#carry.length);
+      this.#carry = new Uint8Array(0);
+    }
+    let escape = text.indexOf(ESC);
+    if (escape < 0) {
+      if (text.length > 0) this.#ordinaryOutput();
+      return text;
+    }
+    const out: Uint8Array[] = [];
     let last = 0;
-    for (const match of text.matchAll(SEQUENCE)) {
-      if (match.index > last) this.#ordinaryOutput();
-      out += text.slice(last, match.index);
-      last = match.index + match[0].length;
-      this.#sequence(match[1], match[2]);
+    let end = text.length;
+    for (; escape >= 0; escape = text.indexOf(ESC, escape + 1)) {
+      const found = sequenceAt(text, escape);
+      if (found === undefined) continue;
+      if (found === "partial") {
+        // Nothing after it can start another sequence; a start too long to be ours is output.
+        const from = text.length - escape <= MAX_SEQUENCE_BYTES
+          ? escape
+          : text[text.length - 1] === ESC
+          ? text.length - 1
+          : -1;
+        if (from >= 0) {
+          this.#carry = text.slice(from);
+          end = from;
+        }
+        break;
+      }
+      if (escape > last) this.#ordinaryOutput();
+      out.push(text.subarray(last, escape));
+      last = found.end;
+      this.#sequence(found.code, new TextDecoder().decode(found.payload));
+      escape = found.end - 1;
     }
-    let rest = text.slice(last);
-    const partial = PARTIAL.exec(rest.slice(-MAX_SEQUENCE_CHARS));
-    if (partial) {
-      this.#carry = partial[0];
-      rest = rest.slice(0, rest.length - partial[0].length);
+    if (end > last) {
+      this.#ordinaryOutput();
+      out.push(text.subarray(last, end));
     }
-    if (rest) this.#ordinaryOutput();
-    return out + rest;
+    if (out.length === 1) return out[0];
+    return concatBytes(out);
   }
 
   /** Gives up what is held back: no sequence after all, it is output. */
-  flush(): string {
+  flush(): Uint8Array {
     const held = this.#carry;
-    this.#carry = "";
-    if (held) this.#ordinaryOutput();
+    this.#carry = new Uint8Array(0);
+    if (held.length > 0) this.#ordinaryOutput();
     return held;
   }
 

@@ -32,13 +32,25 @@ const STREAM: { text: string; ours: boolean }[] = [
   { text: "é\x1b]10;?\x07", ours: false },
 ];
 
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** The tracker's byte filter, with text in and out. */
+function textFilter(tracker: ShellTracker) {
+  return {
+    filter: (text: string) => decoder.decode(tracker.filter(encoder.encode(text))),
+    flush: () => decoder.decode(tracker.flush()),
+  };
+}
+
 Deno.test("the tracker strips every integration sequence however the reads split, holding back only a sequence's start", () => {
-  const all = STREAM.map((part) => part.text).join("");
-  const expected = STREAM.filter((part) => !part.ours).map((part) => part.text).join("");
-  // For every position: how many ordinary characters lie wholly before it.
+  const parts = STREAM.map((part) => ({ bytes: encoder.encode(part.text), ours: part.ours }));
+  const all = encoder.encode(STREAM.map((part) => part.text).join(""));
+  const expected = encoder.encode(STREAM.filter((part) => !part.ours).map((part) => part.text).join(""));
+  // For every byte position (inside multi-byte characters too): how many ordinary bytes lie wholly before it.
   const ordinaryBefore: number[] = [0];
-  for (const part of STREAM) {
-    for (let i = 0; i < part.text.length; i++) {
+  for (const part of parts) {
+    for (let i = 0; i < part.bytes.length; i++) {
       ordinaryBefore.push(ordinaryBefore.at(-1)! + (part.ours ? 0 : 1));
     }
   }
@@ -47,10 +59,11 @@ Deno.test("the tracker strips every integration sequence however the reads split
     const tracker = new ShellTracker("bash", NONCE, (path) => cwds.push(path));
     const first = tracker.filter(all.slice(0, cut));
     // Ordinary bytes wait only while they could begin a sequence (ESC ] 1 could be ESC ] 133 ;).
-    const held = all.slice(cut - (ordinaryBefore[cut] - first.length), cut);
+    const held = decoder.decode(all.slice(cut - (ordinaryBefore[cut] - first.length), cut));
     assert(held === "" || "\x1b]133;".startsWith(held), `cut ${cut}: held ${JSON.stringify(held)}`);
     assertEquals(first, expected.slice(0, first.length), `cut ${cut}`);
-    assertEquals(first + tracker.filter(all.slice(cut)), expected, `cut ${cut}`);
+    const second = tracker.filter(all.slice(cut));
+    assertEquals(new Uint8Array([...first, ...second]), expected, `cut ${cut}`);
     assertEquals(cwds, ["/tmp/a é"], `cut ${cut}`);
     assertEquals(tracker.state, "prompt");
   }
@@ -59,19 +72,20 @@ Deno.test("the tracker strips every integration sequence however the reads split
 Deno.test("the tracker: forged marks and an OSC 7 that no prompt mark vouches for change nothing", () => {
   const cwds: string[] = [];
   const tracker = new ShellTracker("bash", NONCE, (path) => cwds.push(path));
-  tracker.filter("\x1b]133;C\x07");
+  const text = textFilter(tracker);
+  text.filter("\x1b]133;C\x07");
   assertEquals(tracker.state, "running");
-  assertEquals(tracker.filter("\x1b]7;file:///etc\x07\x1b]133;A\x07\x1b]133;A;coda=guess\x07"), "");
+  assertEquals(text.filter("\x1b]7;file:///etc\x07\x1b]133;A\x07\x1b]133;A;coda=guess\x07"), "");
   assertEquals(tracker.state, "running");
-  assertEquals(tracker.filter(`\x1b]7;file:///etc\x07x\x1b]133;A;coda=${NONCE}\x07`), "x");
+  assertEquals(text.filter(`\x1b]7;file:///etc\x07x\x1b]133;A;coda=${NONCE}\x07`), "x");
   assertEquals(tracker.state, "prompt");
   assertEquals(cwds, []);
   // A lone ESC at the end of a read waits for the next one, or for flush.
-  assertEquals(tracker.filter("ab\x1b"), "ab");
+  assertEquals(text.filter("ab\x1b"), "ab");
   assert(tracker.holding);
-  assertEquals(tracker.filter("[31m"), "\x1b[31m");
-  assertEquals(tracker.filter("\x1b]7;file:///x"), "");
-  assertEquals(tracker.flush(), "\x1b]7;file:///x");
+  assertEquals(text.filter("[31m"), "\x1b[31m");
+  assertEquals(text.filter("\x1b]7;file:///x"), "");
+  assertEquals(text.flush(), "\x1b]7;file:///x");
   assert(!tracker.holding);
   assertEquals(parseFileUrl("file://h/a%2"), undefined);
   assertEquals(parseFileUrl("http://h/a"), undefined);
@@ -79,18 +93,19 @@ Deno.test("the tracker: forged marks and an OSC 7 that no prompt mark vouches fo
 
 Deno.test("the tracker: input at a prompt is a typed line; input while a command runs is typed ahead", () => {
   const tracker = new ShellTracker("bash", NONCE, () => {});
+  const text = textFilter(tracker);
   const prompt = `\x1b]133;A;coda=${NONCE}\x07`;
-  tracker.filter(prompt);
+  text.filter(prompt);
   // What the terminal answers to a program's queries is nobody's typing; an arrow key is.
   tracker.input("\x1b[?62;22c\x1b[?1u\x1b]11;rgb:0000/0000/0000\x1b\\\x1bP>|xterm.js\x1b\\");
   assert(!tracker.typed);
   tracker.input("\x1b[A");
   assert(tracker.typed && !tracker.typedAhead);
-  tracker.filter("\x1b]133;C\x07");
+  text.filter("\x1b]133;C\x07");
   tracker.input("x");
-  tracker.filter(prompt);
+  text.filter(prompt);
   assert(!tracker.typed && tracker.typedAhead);
-  tracker.filter(prompt);
+  text.filter(prompt);
   assert(!tracker.typed && !tracker.typedAhead);
 });
 

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { RunnerToRelay } from "@coda/relay/protocol";
-import type { SessionSink } from "./session.ts";
+import { BINARY_SUBPROTOCOL, decodeBinaryFrame, type RunnerToRelay } from "@coda/relay/protocol";
+import type { OutputChunk, SessionSink } from "./session.ts";
 import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
 import { type LinkStopReason, RelayLink, type RelayLinkOptions } from "./link.ts";
 import { silentLogger } from "./log.ts";
@@ -22,12 +22,31 @@ export function waitFor<T>(
   return relayWaitFor(check, what, timeoutMs, intervalMs);
 }
 
-/** A {@linkcode SessionSink} that keeps every frame (a plain function sink, no network). */
+/**
+ * A {@linkcode SessionSink} that keeps every frame (a plain function sink, no
+ * network). Output is kept as sent in {@linkcode chunks} and, decoded, among
+ * the {@linkcode frames} as `stdout` (every chunk ends on a character boundary).
+ */
 export class CollectingSink implements SessionSink {
   readonly frames: RunnerToRelay[] = [];
+  readonly chunks: OutputChunk[] = [];
   buffered = 0;
   send(message: RunnerToRelay): void {
     this.frames.push(message);
+  }
+  sendOutput(chunk: OutputChunk): void {
+    this.chunks.push(chunk);
+    const { sessionId, clientId, offset } = chunk;
+    const data = new TextDecoder().decode(chunk.data);
+    this.frames.push(
+      clientId === undefined ? { type: "stdout", sessionId, data, offset } : {
+        type: "stdout",
+        sessionId,
+        data,
+        offset,
+        clientId,
+      },
+    );
   }
   bufferedAmount(): number {
     return this.buffered;
@@ -60,21 +79,32 @@ export function testShellEnv(home: string): Record<string, string> {
   };
 }
 
-/** A browser-like client of the client protocol, for tests over real WebSockets. */
+/**
+ * A browser-like client of the client protocol, for tests over real
+ * WebSockets. `binary`: it offers the `coda.v2` subprotocol and, when the
+ * relay takes it, receives output as binary frames ({@linkcode bytes}).
+ */
 export class TestClient {
   readonly socket: WebSocket;
-  readonly frames: { type: string; sessionId: string; data: string; offset?: number }[] = [];
+  readonly frames: { type: string; sessionId: string; data: string; offset?: number; replay?: boolean }[] =
+    [];
+  /** Output received in binary frames, as received. */
+  readonly bytes: Uint8Array[] = [];
+  #byteCount = 0;
+  readonly #decoder = new TextDecoder();
   /** Resolves with the close code and reason. */
   readonly closed: Promise<{ code: number; reason: string }>;
   /** Resolves once open; rejects if the connection fails first. */
   readonly opened: Promise<void>;
 
-  constructor(url: string, headers?: Record<string, string>) {
+  constructor(url: string, headers?: Record<string, string>, options: { binary?: boolean } = {}) {
     const Socket = WebSocket as unknown as new (
       url: string,
-      options?: { headers: Record<string, string> },
+      options?: { headers?: Record<string, string>; protocols?: string[] },
     ) => WebSocket;
-    this.socket = headers ? new Socket(url, { headers }) : new Socket(url);
+    const protocols = options.binary ? [BINARY_SUBPROTOCOL] : undefined;
+    this.socket = headers || protocols ? new Socket(url, { headers, protocols }) : new Socket(url);
+    this.socket.binaryType = "arraybuffer";
     let opened = false;
     this.opened = new Promise((resolve, reject) => {
       this.socket.onopen = () => {
@@ -89,7 +119,35 @@ export class TestClient {
     this.closed = new Promise((resolve) => {
       this.socket.onclose = (event) => resolve({ code: event.code, reason: event.reason });
     });
-    this.socket.onmessage = (event) => this.frames.push(JSON.parse(event.data));
+    this.socket.onmessage = (event) => {
+      if (typeof event.data === "string") {
+        this.frames.push(JSON.parse(event.data));
+        return;
+      }
+      const decoded = decodeBinaryFrame(event.data);
+      if (!decoded.ok || decoded.value.type !== "output") throw new Error("unexpected binary frame");
+      const { sessionId, offset, replay, data } = decoded.value;
+      this.bytes.push(data.slice());
+      this.#byteCount += data.length;
+      this.frames.push({
+        type: "stdout",
+        sessionId,
+        offset,
+        replay,
+        data: this.#decoder.decode(data, { stream: true }),
+      });
+    };
+  }
+
+  /** Every output byte received in binary frames, joined. */
+  received(): Uint8Array {
+    const joined = new Uint8Array(this.#byteCount);
+    let at = 0;
+    for (const part of this.bytes) {
+      joined.set(part, at);
+      at += part.length;
+    }
+    return joined;
   }
 
   /** Everything written to the terminal so far. */
@@ -104,7 +162,9 @@ export class TestClient {
 
   /** Bytes of output received (the offset to resume from). */
   get offset(): number {
-    return new TextEncoder().encode(this.output()).length;
+    return this.socket.protocol === BINARY_SUBPROTOCOL
+      ? this.#byteCount
+      : new TextEncoder().encode(this.output()).length;
   }
 
   /** Sends a client message. */
@@ -149,7 +209,11 @@ export function startInProcessRunner(
   linkOptions: Partial<RelayLinkOptions> = {},
 ): InProcessRunner {
   const manager: SessionManager = new SessionManager({
-    sink: { send: (message) => link.send(message), bufferedAmount: () => link.bufferedAmount() },
+    sink: {
+      send: (message) => link.send(message),
+      sendOutput: (chunk) => link.sendOutput(chunk),
+      bufferedAmount: () => link.bufferedAmount(),
+    },
     log: silentLogger,
     env: testShellEnv(home),
     home,

@@ -565,9 +565,9 @@ Deno.test({
         // Closed, the session is no longer open in a tab, so Recent sessions offers it.
         await page.click(".tab.selected .tab-close");
         await page.waitForFunction(() => location.search === "", { timeout: STEP_TIMEOUT_MS });
-        const shortId = before.sessionId!.slice(0, 12);
         const reattach = await page.waitForSelector(
-          `xpath/.//li[code[contains(., '${shortId}')]]//button[contains(., 'Reattach')]`,
+          `li[data-testid="recent-session"][data-session-id="${before.sessionId}"] button`,
+          { timeout: STEP_TIMEOUT_MS },
         );
         await screenshot(page, "recent-sessions");
         await reattach!.click();

@@ -173,6 +173,15 @@ Deno.test({
       const after = await activeTerminal(page);
       assertEquals(after?.status, "ended");
       assert(after.text.includes("kept-42"), "the old screen stays, not a fresh prompt");
+
+      // The app heard the end: a reload does not reopen the tab's session, and says so in words.
+      await page.reload();
+      await waitFor(
+        async () => (await pageText(page)).includes("This session has ended. Open a new terminal."),
+        "the reloaded tab to say its session ended",
+        TIMEOUT_MS,
+      );
+      assertEquals(runners[1].manager.list(), []);
     } finally {
       for (const runner of runners) await runner.stop();
       await app.close();

@@ -13,18 +13,27 @@
  * Keystrokes typed while the link is down are never sent by themselves: they
  * are held (shown by the pane) until the user sends or discards them.
  *
+ * It offers the subprotocol {@linkcode BINARY_SUBPROTOCOL}: a relay that takes it
+ * sends output as binary frames (raw PTY bytes, byte offsets, replayed bytes
+ * marked) that go to the terminal as they are, and gets stdin the same way; a
+ * relay that does not answers in JSON, which keeps working as before.
+ *
  * It knows nothing about xterm.js or the DOM: the terminal is a
  * {@linkcode TerminalSink}, tokens come from a {@linkcode TicketSource}.
  *
  * @module
  */
 import {
+  BINARY_SUBPROTOCOL,
   clientLinkQuery,
   type ClientMessage,
   CloseCode,
+  decodeBinaryFrame,
   decodeServerMessage,
   encode,
+  encodeInputFrame,
   EndedReason,
+  type OutputFrame,
   parseMetaLine,
 } from "@coda/relay/protocol";
 import { backoffDelay, type BackoffOptions } from "@coda/relay/backoff";
@@ -58,8 +67,12 @@ export class TicketError extends Error {
 
 /** The terminal the output goes to. */
 export interface TerminalSink {
-  /** Shows `data`; calls `rendered` once the terminal has processed it. */
-  write(data: string, rendered: () => void): void;
+  /**
+   * Shows `data` (raw bytes from a binary link, text from a JSON one); calls `rendered` once the
+   * terminal has processed it. `replay`: whether the session sent it before this link attached
+   * (already answered when it was live); `undefined` on a JSON link, which cannot tell.
+   */
+  write(data: string | Uint8Array, rendered: () => void, replay: boolean | undefined): void;
   /** Clears the terminal (the stream restarted). */
   reset(): void;
   /** Shows a local notice that is not part of the stream. */
@@ -207,6 +220,7 @@ export class TerminalConnection {
   #ackScheduled = false;
   #generation = 0;
   #socket: WebSocket | null = null;
+  #binary = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #attempt = 0;
   #authRetried = false;
@@ -249,6 +263,10 @@ export class TerminalConnection {
   get link(): LinkHealth {
     return this.#link;
   }
+  /** Whether the current link speaks binary frames, which mark replayed output. */
+  get binary(): boolean {
+    return this.#binary;
+  }
   /** Keystrokes typed while the link was down and not sent yet. */
   get pendingInput(): string {
     return this.#pendingInput.join("");
@@ -273,7 +291,7 @@ export class TerminalConnection {
    */
   input(data: string): void {
     if (this.#canSend()) {
-      this.#send({ type: "stdin", sessionId: this.#sessionId!, data });
+      this.#sendInput(data);
       return;
     }
     if (STOPPED.has(this.#state.status)) return;
@@ -295,7 +313,7 @@ export class TerminalConnection {
     if (!this.#canSend()) return false;
     const data = this.pendingInput;
     this.#clearPendingInput();
-    if (data) this.#send({ type: "stdin", sessionId: this.#sessionId!, data });
+    if (data) this.#sendInput(data);
     return true;
   }
 
@@ -346,6 +364,17 @@ export class TerminalConnection {
 
   #send(message: ClientMessage): void {
     this.#socket?.send(encode(message));
+  }
+
+  #sendInput(data: string): void {
+    const sessionId = this.#sessionId!;
+    if (!this.#binary) {
+      this.#send({ type: "stdin", sessionId, data });
+      return;
+    }
+    // The encoder allocates a fresh ArrayBuffer; its declared type only leaves room for a shared one.
+    const frame = encodeInputFrame({ sessionId, data: textEncoder.encode(data) }) as Uint8Array<ArrayBuffer>;
+    this.#socket?.send(frame);
   }
 
   #setState(status: ConnectionStatus, extra: Partial<ConnectionState> = {}): void {
@@ -463,8 +492,10 @@ export class TerminalConnection {
   }
 
   #open(url: string): void {
-    const socket = new WebSocket(url);
+    const socket = new WebSocket(url, [BINARY_SUBPROTOCOL]);
+    socket.binaryType = "arraybuffer";
     this.#socket = socket;
+    this.#binary = false;
     this.#ackedOnSocket = this.#received;
     this.#receivedAtConnect = this.#received;
     socket.onmessage = (event) => {
@@ -473,6 +504,8 @@ export class TerminalConnection {
     let opened = false;
     socket.onopen = () => {
       opened = true;
+      // A relay from before binary frames answers without the subprotocol, and in JSON.
+      this.#binary = socket.protocol === BINARY_SUBPROTOCOL;
       this.#ping(socket);
     };
     this.#startHeartbeat(socket);
@@ -504,6 +537,12 @@ export class TerminalConnection {
   }
 
   #onFrame(frame: unknown): void {
+    if (frame instanceof ArrayBuffer) {
+      this.#heard(undefined);
+      const decoded = decodeBinaryFrame(frame);
+      if (decoded.ok && decoded.value.type === "output") this.#onOutput(decoded.value);
+      return;
+    }
     const decoded = decodeServerMessage(frame);
     this.#heard(decoded.ok && decoded.value.type === "pong" ? decoded.value : undefined);
     if (!decoded.ok) return;
@@ -512,19 +551,32 @@ export class TerminalConnection {
     else if (message.type === "meta") this.#onMeta(message.data);
   }
 
+  /** JSON output: offsets count the UTF-8 bytes of `data`. */
   #onStdout(data: string, offset: number | undefined): void {
     if (this.#state.status !== "online") this.#becameOnline();
     const start = offset ?? this.#received;
     const end = start + utf8Length(data);
     if (end <= this.#received) return;
-    const fresh = start < this.#received ? dropUtf8Prefix(data, this.#received - start) : data;
+    this.#write(start < this.#received ? dropUtf8Prefix(data, this.#received - start) : data, end, undefined);
+  }
+
+  /** Binary output: raw bytes, so a resent prefix is cut by byte and nothing is decoded here. */
+  #onOutput({ data, offset, replay }: OutputFrame): void {
+    if (this.#state.status !== "online") this.#becameOnline();
+    const end = offset + data.byteLength;
+    if (end <= this.#received) return;
+    this.#write(offset < this.#received ? data.subarray(this.#received - offset) : data, end, replay);
+  }
+
+  /** Hands output ending at byte `end` to the terminal and acks it once rendered. */
+  #write(data: string | Uint8Array, end: number, replay: boolean | undefined): void {
     this.#received = end;
     const generation = this.#generation;
-    this.#options.sink.write(fresh, () => {
+    this.#options.sink.write(data, () => {
       if (generation !== this.#generation) return;
       this.#rendered = Math.max(this.#rendered, end);
       this.#scheduleAck();
-    });
+    }, replay);
   }
 
   #scheduleAck(): void {
@@ -673,6 +725,8 @@ export function visibleInput(data: string, max = 80): string {
   }).join("");
   return shown.length > max ? `${shown.slice(0, max - 1)}…` : shown;
 }
+
+const textEncoder = new TextEncoder();
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

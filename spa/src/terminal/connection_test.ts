@@ -1,7 +1,14 @@
 /// <reference lib="deno.ns" />
 /// <reference lib="deno.unstable" />
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { CloseCode, MetaLine, parseClientLinkOptions } from "@coda/relay/protocol";
+import {
+  BINARY_SUBPROTOCOL,
+  CloseCode,
+  decodeBinaryFrame,
+  encodeOutputFrame,
+  MetaLine,
+  parseClientLinkOptions,
+} from "@coda/relay/protocol";
 import {
   clientToken,
   runnerToken,
@@ -27,6 +34,9 @@ import { silentLogger, startInProcessRunner, testShellEnv } from "@coda/runner/t
 interface Peer {
   socket: WebSocket;
   params: URLSearchParams;
+  /** The subprotocols the client offered (`Sec-WebSocket-Protocol`). */
+  offered: string | null;
+  /** JSON messages as sent; binary frames as `{ frame, sessionId, data }` with `data` decoded as UTF-8. */
   received: Record<string, unknown>[];
   closed: Promise<void>;
 }
@@ -34,8 +44,9 @@ interface Peer {
 /**
  * A real WebSocket server on 127.0.0.1:0 that speaks the relay's client side, driven by the test.
  * `answerPings: false` plays a server from before the heartbeat: pings are recorded, never answered.
+ * `binary` takes the binary subprotocol when offered; without it the server is one from before binary frames.
  */
-function startFakeRelay(answerPings = true) {
+function startFakeRelay(answerPings = true, binary = false) {
   const peers: Peer[] = [];
   const waiters: (() => void)[] = [];
   /** Tokens whose upgrade is refused with 429, as the relay refuses a user over the cap. */
@@ -44,14 +55,27 @@ function startFakeRelay(answerPings = true) {
     if (refuse.has(new URL(req.url).searchParams.get("token") ?? "")) {
       return Response.json({ error: "too many connections for this user" }, { status: 429 });
     }
-    const { socket, response } = Deno.upgradeWebSocket(req);
+    const offered = req.headers.get("sec-websocket-protocol");
+    const { socket, response } = Deno.upgradeWebSocket(
+      req,
+      binary && offered?.split(/, */).includes(BINARY_SUBPROTOCOL) ? { protocol: BINARY_SUBPROTOCOL } : {},
+    );
+    socket.binaryType = "arraybuffer";
     const peer: Peer = {
       socket,
       params: new URL(req.url).searchParams,
+      offered,
       received: [],
       closed: new Promise((resolve) => socket.addEventListener("close", () => resolve())),
     };
     socket.onmessage = (event) => {
+      if (event.data instanceof ArrayBuffer) {
+        const decoded = decodeBinaryFrame(event.data);
+        assert(decoded.ok, decoded.ok ? "" : decoded.error);
+        const { type, sessionId, data } = decoded.value;
+        peer.received.push({ frame: type, sessionId, data: new TextDecoder().decode(data) });
+        return;
+      }
       const message = JSON.parse(event.data);
       // Answered and not recorded, as the relay answers and never forwards them.
       if (message.type === "ping" && answerPings) socket.send(JSON.stringify({ type: "pong", t: message.t }));
@@ -86,14 +110,26 @@ function startFakeRelay(answerPings = true) {
 /** A terminal that records what it was given; the test decides when writes count as rendered. */
 class RecordingSink implements TerminalSink {
   text = "";
+  /** Every write as given: bytes from a binary link, text from a JSON one, and its replay mark. */
+  writes: { data: string | Uint8Array; replay: boolean | undefined }[] = [];
   notices: string[] = [];
   resets = 0;
   pending: (() => void)[] = [];
   autoRender = true;
-  write(data: string, rendered: () => void): void {
-    this.text += data;
+  // As xterm.js does, bytes are decoded as one stream: a character may be split across writes.
+  #decoder = new TextDecoder();
+  write(data: string | Uint8Array, rendered: () => void, replay: boolean | undefined): void {
+    this.writes.push({ data, replay });
+    this.text += typeof data === "string" ? data : this.#decoder.decode(data, { stream: true });
     if (this.autoRender) queueMicrotask(rendered);
     else this.pending.push(rendered);
+  }
+  /** The bytes of every binary write, concatenated. */
+  bytes(): Uint8Array {
+    const chunks = this.writes.map((w) => w.data).filter((d) => d instanceof Uint8Array);
+    const all = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
+    chunks.reduce((at, c) => (all.set(c, at), at + c.byteLength), 0);
+    return all;
   }
   reset(): void {
     this.text = "";
@@ -143,15 +179,30 @@ function send(peer: Peer, message: Record<string, unknown>) {
 }
 const meta = (peer: Peer, data: string) => send(peer, { type: "meta", data });
 const stdout = (peer: Peer, data: string, offset: number) => send(peer, { type: "stdout", data, offset });
+/** Sends `stream[from, to)` as a binary output frame. */
+const output = (peer: Peer, stream: Uint8Array, from: number, to: number, replay = false) =>
+  peer.socket.send(
+    encodeOutputFrame({
+      sessionId: SESSION,
+      offset: from,
+      replay,
+      data: stream.subarray(from, to),
+    }) as Uint8Array<
+      ArrayBuffer
+    >,
+  );
+/** Whether byte `at` of `bytes` continues a character, so a frame cut there splits it. */
+const insideCharacter = (bytes: Uint8Array, at: number) => (bytes[at] & 0xc0) === 0x80;
 
 function setup(
   options: {
     tickets?: (sessionId: string | undefined) => Promise<{ url: string }>;
     answerPings?: boolean;
     heartbeat?: Partial<HeartbeatOptions>;
+    binary?: boolean;
   } = {},
 ) {
-  const relay = startFakeRelay(options.answerPings);
+  const relay = startFakeRelay(options.answerPings, options.binary);
   const sink = new RecordingSink();
   const states: ConnectionState[] = [];
   const events: string[] = [];
@@ -256,6 +307,89 @@ Deno.test("drops duplicated and overlapping output", async () => {
   stdout(peer, "ghi", 6);
   await waitFor(() => t.connection.offset === 9, "offset 9");
   assertEquals(t.sink.text, "abcdefghi");
+});
+
+Deno.test("binary link: output bytes go to the terminal as sent, split characters and replay marks included", async () => {
+  await using t = setup({ binary: true });
+  t.sink.autoRender = false;
+  t.connection.start();
+  const peer = await t.relay.peer(1);
+  assertEquals(peer.offered, BINARY_SUBPROTOCOL);
+  meta(peer, MetaLine.session(SESSION));
+  await t.waitStatus("online");
+  assert(t.connection.binary, "the relay took the subprotocol");
+  const text = "héllo wörld ✓ 😀\r\n";
+  const stream = new TextEncoder().encode(text);
+  // Each cut falls inside a character: é (2 bytes), ✓ (3), 😀 (4).
+  const cuts = [2, 15, 20];
+  assert(cuts.every((at) => insideCharacter(stream, at)));
+  [0, ...cuts].forEach((from, i) => output(peer, stream, from, [...cuts, stream.length][i], i === 0));
+  await waitFor(() => t.sink.pending.length === 4, "four writes");
+  assertEquals(t.connection.offset, stream.length, "offsets count bytes");
+  assert(t.sink.writes.every((write) => write.data instanceof Uint8Array), "bytes, never decoded to text");
+  assertEquals(t.sink.writes.map((write) => write.replay), [true, false, false, false]);
+  assertEquals(t.sink.bytes(), stream);
+  assertEquals(t.sink.text, text);
+  t.sink.renderAll();
+  await waitFor(() => peer.received.some((m) => m.type === "ack"), "ack");
+  assertEquals(peer.received.filter((m) => m.type === "ack"), [
+    { type: "ack", sessionId: SESSION, offset: stream.length },
+  ]);
+  t.connection.input("echo ✓\r");
+  await waitFor(() => peer.received.some((m) => m.frame === "input"), "stdin");
+  assertEquals(peer.received.filter((m) => m.frame === "input" || m.type === "stdin"), [
+    { frame: "input", sessionId: SESSION, data: "echo ✓\r" },
+  ]);
+  assertEquals(
+    peer.received[0],
+    { type: "resize", sessionId: SESSION, cols: 100, rows: 30 },
+    "control stays JSON",
+  );
+});
+
+Deno.test("binary link: a resent prefix is cut by byte, and a dropped link resumes from the byte offset", async () => {
+  await using t = setup({ binary: true });
+  t.connection.start();
+  const first = await t.relay.peer(1);
+  meta(first, MetaLine.session(SESSION));
+  const text = "ab✓cd€\r\n";
+  const stream = new TextEncoder().encode(text);
+  assert(insideCharacter(stream, 3) && insideCharacter(stream, 8));
+  output(first, stream, 0, 3);
+  output(first, stream, 0, 3); // duplicate
+  await waitFor(() => t.connection.offset === 3, "the first bytes");
+  first.socket.close(1011, "lost");
+  const second = await t.relay.peer(2);
+  assertEquals(second.params.get("offset"), "3");
+  meta(second, MetaLine.session(SESSION));
+  // The replay starts before the offset, in the middle of ✓: only the bytes not seen yet are written.
+  output(second, stream, 1, 8, true);
+  output(second, stream, 8, stream.length);
+  await waitFor(() => t.connection.offset === stream.length, "the resumed bytes");
+  assertEquals(t.sink.writes.map((write) => [Array.from(write.data as Uint8Array), write.replay]), [
+    [Array.from(stream.subarray(0, 3)), false],
+    [Array.from(stream.subarray(3, 8)), true],
+    [Array.from(stream.subarray(8)), false],
+  ]);
+  assertEquals(t.sink.text, text);
+});
+
+Deno.test("a relay that does not take the subprotocol gets today's JSON: text, UTF-8 byte offsets, JSON stdin", async () => {
+  await using t = setup();
+  t.connection.start();
+  const peer = await t.relay.peer(1);
+  assertEquals(peer.offered, BINARY_SUBPROTOCOL, "offered all the same");
+  meta(peer, MetaLine.session(SESSION));
+  await t.waitStatus("online");
+  assertEquals(t.connection.binary, false);
+  stdout(peer, "wörld✓", 0); // 1+2+3 + 3 = 9 bytes
+  await waitFor(() => t.connection.offset === 9, "offset 9");
+  assertEquals(t.sink.writes, [{ data: "wörld✓", replay: undefined }], "text, replay unknown");
+  t.connection.input("ls ✓\r");
+  await waitFor(() => peer.received.some((m) => m.type === "stdin"), "stdin");
+  assertEquals(peer.received.filter((m) => m.type === "stdin" || m.frame), [
+    { type: "stdin", sessionId: SESSION, data: "ls ✓\r" },
+  ]);
 });
 
 Deno.test("reconnects after a relay restart with a fresh token from the last offset", async () => {
@@ -512,12 +646,13 @@ async function setupRelay(options: { heartbeat?: Partial<HeartbeatOptions> } = {
   const states: ConnectionState[] = [];
   const links: LinkHealth[] = [];
   const pending: string[] = [];
+  const sink = new RecordingSink();
   const connection = new TerminalConnection({
     tickets: async () => ({
       url: `${proxy.url}/client?token=${await clientToken({ userId, sessionId })}`,
       sessionId,
     }),
-    sink: new RecordingSink(),
+    sink,
     onEvent: (event) => {
       if (event.type === "state") states.push(event.state);
       else if (event.type === "link") links.push(event.link);
@@ -533,6 +668,7 @@ async function setupRelay(options: { heartbeat?: Partial<HeartbeatOptions> } = {
     runner,
     sessionId,
     connection,
+    sink,
     states,
     links,
     pending,
@@ -568,6 +704,31 @@ Deno.test("keystrokes typed while the relay link is down never reach the PTY unl
   await waitFor(() => t.stdin().includes("typed-while-down"), "the confirmed keystrokes at the runner");
   assertEquals(t.stdin(), "echo live\recho typed-while-down\r");
   assertEquals(t.pending.at(-1), "", "nothing held any more");
+});
+
+Deno.test("the relay takes the subprotocol: output byte-exact, stdin reaches the runner, a drop resumed by byte offset with the replay marked", async () => {
+  await using t = await setupRelay();
+  t.connection.start();
+  await t.waitStatus("online");
+  assert(t.connection.binary, "the relay took the subprotocol");
+  const before = "héllo ✓\r\n";
+  t.runner.write(t.sessionId, before);
+  await waitFor(() => t.sink.text === before, "the live output");
+  const live = new TextEncoder().encode(before);
+  assertEquals(t.connection.offset, live.length);
+  t.connection.input("echo ✓\r");
+  await waitFor(() => t.stdin() === "echo ✓\r", "the keystrokes at the runner");
+  t.proxy.refusing = true;
+  t.proxy.drop();
+  await t.waitStatus("reconnecting");
+  const during = "après 😀\r\n";
+  t.runner.write(t.sessionId, during);
+  t.proxy.refusing = false;
+  await waitFor(() => t.sink.text === before + during, "the output written while the link was down, once");
+  assertEquals(t.sink.bytes(), new TextEncoder().encode(before + during));
+  assertEquals(t.connection.offset, live.length + new TextEncoder().encode(during).length);
+  assertEquals(t.sink.writes.map((write) => write.replay), [false, true], "only the replay is marked");
+  await t.waitStatus("online");
 });
 
 Deno.test("a stalled relay is reported with how long it has been silent, then the connection reconnects", async () => {

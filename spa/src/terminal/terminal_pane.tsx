@@ -116,9 +116,9 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
   const handle = useRef<TerminalHandle | null>(null);
   const connection = useRef<TerminalConnection | null>(null);
   const modifiers = useRef<Modifiers>({ ctrl: false, alt: false });
-  // Whether xterm's replies to queries in newly received output go to the shell. A link to an existing
-  // session first replays output that was answered when it was live (or by another client): until the
-  // person acts on this link, this client is a viewer and answers nothing.
+  // Whether xterm's replies to queries in newly received live output go to the shell: only in the tab the
+  // person acts in, so a query is answered once however many tabs show the session. Replayed output, which
+  // was answered when it was live, never is.
   const answering = useRef(!props.tab.sessionId);
   const [state, setState] = useState<ConnectionState>({ status: "connecting", detail: "Connecting…" });
   const [recording, setRecording] = useState(false);
@@ -149,14 +149,15 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
     const { term } = terminal;
     terminal.fitToContainer();
 
-    // Each time a link comes online after the first, it attached to the existing session and replays.
+    // Each time a link comes online after the first, it attached to the existing session and replays; a JSON
+    // link does not mark the replay, so this tab answers nothing on it until the person acts in it again.
     let attached = false;
     let linkOnline = false;
     const conn = new TerminalConnection({
       tickets: (sessionId) => latest.current.tickets(sessionId),
       sessionId: latest.current.tab.sessionId,
       sink: {
-        write: (data, rendered) => terminal.write(data, answering.current, rendered),
+        write: (data, rendered, replay) => terminal.write(data, answering.current && !replay, rendered),
         reset: () => term.reset(),
         notice: (text) => terminal.write(`\r\n\x1b[2m${text}\x1b[0m\r\n`, false),
         size: () =>
@@ -166,7 +167,7 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
         switch (event.type) {
           case "state":
             if (event.state.status === "online" && !linkOnline) {
-              if (attached) answering.current = false;
+              if (attached && !conn.binary) answering.current = false;
               attached = true;
             }
             linkOnline = event.state.status === "online";

@@ -52,8 +52,9 @@ export interface TerminalHandle {
    * attached was already answered when it was live: answering its replay again
    * types the replies into the shell. All output must go through here, so
    * {@linkcode TerminalHandle.onInput} knows which write xterm is parsing.
+   * Bytes are UTF-8, decoded by xterm (a character may be split across writes).
    */
-  write(data: string, answer: boolean, parsed?: () => void): void;
+  write(data: string | Uint8Array, answer: boolean, parsed?: () => void): void;
   /** Pastes as the person would; the paste is input even while a replay is being written. */
   paste(text: string): void;
   /**
@@ -168,7 +169,7 @@ export function createTerminal(container: HTMLElement, options: CreateTerminalOp
   // a write's callback right after parsing it, so the head is the write being parsed.
   const answers: boolean[] = [];
   let pasting = false;
-  const write = (data: string, answer: boolean, parsed?: () => void) => {
+  const write = (data: string | Uint8Array, answer: boolean, parsed?: () => void) => {
     answers.push(answer);
     term.write(data, () => {
       answers.shift();

@@ -1,0 +1,108 @@
+import { deepEqual as assertEquals, equal, ok as assert, throws } from "node:assert/strict";
+import {
+  BINARY_SUBPROTOCOL,
+  BinaryFrameType,
+  decodeBinaryFrame,
+  encodeInputFrame,
+  encodeOutputFrame,
+  OUTPUT_FIXED_HEADER_BYTES,
+} from "./protocol.ts";
+
+const sessionId = "sess_0123456789";
+const clientId = crypto.randomUUID();
+const bytes = (...values: number[]) => new Uint8Array(values);
+
+Deno.test("output frames round-trip every field, targeted or broadcast, replayed or live, offsets past 2^32", () => {
+  const data = new TextEncoder().encode("héllo \u{1F600}\r\n");
+  for (
+    const frame of [
+      { sessionId, offset: 0, replay: false, data },
+      { sessionId, clientId, offset: 123_456, replay: true, data },
+      { sessionId, offset: 2 ** 40 + 7, replay: false, data: new Uint8Array() },
+      { sessionId, offset: Number.MAX_SAFE_INTEGER, replay: true, data: bytes(0, 255, 0x1b) },
+    ]
+  ) {
+    const encoded = encodeOutputFrame(frame);
+    equal(encoded[0], BinaryFrameType.OUTPUT);
+    equal(
+      encoded.byteLength,
+      OUTPUT_FIXED_HEADER_BYTES + sessionId.length + (frame.clientId?.length ?? 0) + frame.data.byteLength,
+    );
+    assertEquals(decodeBinaryFrame(encoded), { ok: true, value: { type: "output", ...frame } });
+    assertEquals(decodeBinaryFrame(encoded.slice().buffer), {
+      ok: true,
+      value: { type: "output", ...frame },
+    });
+  }
+});
+
+Deno.test("input frames round-trip, with and without the client id", () => {
+  const data = new TextEncoder().encode("ls -l\r");
+  assertEquals(decodeBinaryFrame(encodeInputFrame({ sessionId, data })), {
+    ok: true,
+    value: { type: "input", sessionId, data },
+  });
+  assertEquals(decodeBinaryFrame(encodeInputFrame({ sessionId, clientId, data })), {
+    ok: true,
+    value: { type: "input", sessionId, clientId, data },
+  });
+});
+
+Deno.test("decoding does not copy the payload: data is a view into the frame", () => {
+  const encoded = encodeOutputFrame({ sessionId, offset: 5, replay: false, data: bytes(1, 2, 3) });
+  const decoded = decodeBinaryFrame(encoded);
+  assert(decoded.ok);
+  equal(decoded.value.data.buffer, encoded.buffer);
+  encoded[encoded.byteLength - 1] = 9;
+  equal(decoded.value.data[2], 9);
+  // A view into a larger buffer decodes at its own offset.
+  const outer = new Uint8Array(encoded.byteLength + 10);
+  outer.set(encoded, 10);
+  const inner = decodeBinaryFrame(outer.subarray(10));
+  assert(inner.ok && inner.value.type === "output");
+  equal(inner.value.offset, 5);
+  assertEquals([...inner.value.data], [1, 2, 9]);
+});
+
+Deno.test("every header field is validated with a clear error", () => {
+  const good = encodeOutputFrame({ sessionId, clientId: "c1", offset: 1, replay: false, data: bytes(65) });
+  const edit = (change: (frame: Uint8Array) => void) => {
+    const frame = good.slice();
+    change(frame);
+    return frame;
+  };
+  const error = (frame: Uint8Array) => {
+    const decoded = decodeBinaryFrame(frame);
+    return decoded.ok ? "accepted" : decoded.error;
+  };
+  equal(error(new Uint8Array()), "binary frame: empty");
+  equal(error(edit((f) => f[0] = 0x7b)), "binary frame: unknown type 0x7b");
+  equal(error(good.subarray(0, 11)), "binary frame: 11 bytes, shorter than its 12-byte header");
+  equal(error(good.subarray(0, 20)), "binary frame: 20 bytes, shorter than its 29-byte header");
+  equal(error(edit((f) => f[1] = 0x02)), "binary frame: unknown flags 0x02");
+  equal(error(edit((f) => f[2] = 3)), "binary frame: sessionId must be 8-64 characters of [A-Za-z0-9_-]");
+  equal(error(edit((f) => f[12] = 0xc3)), "binary frame: sessionId must be 8-64 characters of [A-Za-z0-9_-]");
+  equal(error(edit((f) => f[27] = 0x2f)), "binary frame: clientId must be 1-64 characters of [A-Za-z0-9_-]");
+  equal(error(edit((f) => f[4] = 0x20)), "binary frame: offset exceeds 2^53 - 1");
+  const input = encodeInputFrame({ sessionId, data: bytes(13) });
+  input[1] = OUTPUT_FIXED_HEADER_BYTES;
+  equal(error(input), "binary frame: unknown flags 0x0c");
+  equal(error(good), "accepted");
+});
+
+Deno.test("encoding refuses what decoding would", () => {
+  const data = bytes(1);
+  throws(
+    () => encodeOutputFrame({ sessionId: "short", offset: 0, replay: false, data }),
+    /sessionId must be 8-64/,
+  );
+  throws(() => encodeOutputFrame({ sessionId, clientId: "a/b", offset: 0, replay: false, data }), /clientId/);
+  throws(
+    () => encodeOutputFrame({ sessionId, offset: -1, replay: false, data }),
+    /offset must be a whole number/,
+  );
+  throws(() => encodeOutputFrame({ sessionId, offset: 1.5, replay: false, data }), /offset/);
+  throws(() => encodeOutputFrame({ sessionId, offset: 2 ** 53, replay: false, data }), /offset/);
+  throws(() => encodeInputFrame({ sessionId: "x".repeat(65), data }), /sessionId/);
+  equal(BINARY_SUBPROTOCOL, "coda.v2");
+});
