@@ -1,78 +1,198 @@
 /**
- * `deno task bench`: measures what a user feels, end to end through the real
- * app, relay and runner session manager (real PTYs, real WebSockets on
- * loopback, all in this process so memory covers relay and runner together):
+ * `deno task bench [--quick] [--out FILE]`: the data path's figures side by
+ * side in one run, each beside its goal (issue 10). The app (API + relay), the
+ * runner (`runner/main.ts` with a token paired over HTTP), `coda-runner serve`
+ * and a raw WebSocket loopback each run as a real subprocess, measured from
+ * `/proc` (CPU of all threads, RSS); this process is the client.
  *
- * - session start: from `POST /api/devmode/sessions` to the shell's first output;
- * - keystroke latency: one character in, its echo out (bash's line editor);
- * - bulk output throughput, for an acknowledging client and a spec-only client;
- * - memory under `yes` with a client that acknowledges slowly (flow control),
- *   and how fast Ctrl-C stops it.
+ * - Throughput of a 64 MiB base64 `cat` (one line, so the PTY passes it
+ *   unchanged), byte-exact in every run up to the close that follows the exit:
+ *   in-process node-pty (the ceiling), the loopback, relay + binary client,
+ *   relay + spec-only JSON client, serve. Interleaved: a warm-up round, then
+ *   rounds in an order rotated each round; each path's ratio is to the ceiling
+ *   of its own round. CPU-seconds per 64 MiB of every process involved.
+ * - Keystroke echo p50/p99: back to back, and paced.
+ * - Attach: client link opened → the new shell's first byte.
+ * - A `yes` flood to a client that renders 1 MB/s: RSS growth of relay and
+ *   runner, then Ctrl-C to prompt. Runner idle RSS beside a bare Deno's.
  *
- * Prints a table and writes `test-output/bench.json`.
+ * Writes one JSON line per figure to `test-output/bench.jsonl` (`--out`).
  *
  * @module
  */
-import { createSession, pairRunner, signup, startTestApp } from "@coda/api/testing";
-import { clientLinkQuery, decodeServerMessage } from "@coda/relay/protocol";
-import { startInProcessRunner } from "@coda/runner/testing";
-import { WebSocket } from "ws";
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import { parseArgs } from "node:util";
+import pty from "@lydell/node-pty";
+import { createSession, pairRunner, signup } from "@coda/api/testing";
+import { clientLinkQuery } from "@coda/relay/protocol";
+import { type AckPolicy, BenchClient, type ClientMode, NotNegotiatedError } from "./client.ts";
+import { Child, cpuSeconds, freePort, rssBytes } from "./procs.ts";
 
-const encoder = new TextEncoder();
+const MiB = 1024 * 1024;
+const MB = 1e6;
+/** What the CPU figures are normalised to. */
+const CPU_PER_BYTES = 64 * MiB;
+/** Printed on its own line just before the file, so the check knows where the file starts. */
+const MARK = "BEGIN\r\n";
+const TERMINAL = { cols: 120, rows: 40 };
+/** Longest any one throughput run may take. */
+const RUN_TIMEOUT_MS = 240_000;
 
-/** One measured row. */
-interface Row {
-  name: string;
-  value: number;
+/** How much a run measures. */
+interface Plan {
+  catBytes: number;
+  warmups: number;
+  rounds: number;
+  backToBack: number;
+  paced: number;
+  pacedIntervalMs: number;
+  attaches: number;
+  floodSeconds: number;
+}
+
+const FULL: Plan = {
+  catBytes: 64 * MiB,
+  warmups: 1,
+  rounds: 4,
+  backToBack: 1000,
+  paced: 300,
+  pacedIntervalMs: 100,
+  attaches: 10,
+  floodSeconds: 10,
+};
+
+const QUICK: Plan = {
+  catBytes: 2 * MiB,
+  warmups: 0,
+  rounds: 1,
+  backToBack: 50,
+  paced: 10,
+  pacedIntervalMs: 20,
+  attaches: 2,
+  floodSeconds: 1,
+};
+
+/** One figure: a JSON line of `bench.jsonl` and a row of the table. */
+export interface Figure {
+  metric: string;
+  value: number | null;
   unit: string;
+  goal: string | null;
+  min?: number;
+  max?: number;
+  /** Whether the goal is met, when it is one a number can meet. */
+  met?: boolean;
   note?: string;
 }
 
-/**
- * A client of the spec's client link that keeps the stream's text and offset.
- * It uses the `ws` package because, like browsers, it sets TCP_NODELAY (Deno's
- * own WebSocket client does not, which adds ~40 ms to back-to-back frames).
- */
-class BenchClient {
-  readonly socket: WebSocket;
-  text = "";
-  bytes = 0;
-  #waiters: { check: () => boolean; resolve: () => void }[] = [];
-  readonly opened: Promise<void>;
+const step = (what: string) => console.error(`… ${what}`);
 
-  constructor(url: string, readonly ack: boolean, readonly ackDelayMs = 0) {
-    this.socket = new WebSocket(url);
-    this.opened = new Promise((resolve, reject) => {
-      this.socket.once("open", () => resolve());
-      this.socket.on("error", () => reject(new Error("client link failed")));
-    });
-    this.socket.on("message", (message: { toString(): string }) => {
-      const decoded = decodeServerMessage(message.toString());
-      if (!decoded.ok || decoded.value.type !== "stdout") return;
-      const { data, offset, sessionId } = decoded.value;
-      this.bytes = (offset ?? this.bytes) + encoder.encode(data).length;
-      this.text = (this.text + data).slice(-4096);
-      if (this.ack) {
-        const ack = JSON.stringify({ type: "ack", sessionId, offset: this.bytes });
-        if (this.ackDelayMs) setTimeout(() => this.#send(ack), this.ackDelayMs);
-        else this.#send(ack);
-      }
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
+}
+
+const singleByte = new TextDecoder("windows-1252");
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Checks that what follows {@linkcode MARK} is exactly the file: its length and SHA-1. */
+class ExactCheck {
+  readonly #hash = createHash("sha1");
+  #before = "";
+  started: boolean;
+  length = 0;
+  startAt = 0;
+  lastAt = 0;
+
+  constructor(marked: boolean) {
+    this.started = !marked;
+  }
+
+  push = (chunk: string | Uint8Array): void => {
+    const now = performance.now();
+    if (this.started) {
+      if (this.length === 0) this.startAt = now;
+      return this.#take(chunk, now);
+    }
+    // One character per byte (windows-1252), so an index in the text is an index in the chunk.
+    const text = this.#before + (typeof chunk === "string" ? chunk : singleByte.decode(chunk));
+    const at = text.indexOf(MARK);
+    if (at < 0) {
+      this.#before = text.slice(-(MARK.length - 1));
+      return;
+    }
+    this.started = true;
+    this.startAt = now;
+    const from = at + MARK.length - this.#before.length;
+    this.#before = "";
+    const rest = typeof chunk === "string" ? chunk.slice(from) : chunk.subarray(from);
+    if (rest.length) this.#take(rest, now);
+  };
+
+  #take(chunk: string | Uint8Array, now: number): void {
+    this.#hash.update(chunk);
+    this.length += typeof chunk === "string" ? Buffer.byteLength(chunk) : chunk.byteLength;
+    this.lastAt = now;
+  }
+
+  digest(): string {
+    return this.#hash.digest("hex");
+  }
+}
+
+/** The file every throughput run prints: base64 of random bytes, no newline (the PTY passes it unchanged). */
+async function writeCatFile(path: string, bytes: number): Promise<string> {
+  const random = new Uint8Array(bytes * 3 / 4);
+  for (let at = 0; at < random.length; at += 65536) crypto.getRandomValues(random.subarray(at, at + 65536));
+  const text = random.toBase64();
+  await Deno.writeTextFile(path, text);
+  return createHash("sha1").update(text).digest("hex");
+}
+
+/** What the bench drives: something that takes keystrokes and counts output bytes. */
+interface Terminal {
+  readonly bytes: number;
+  readonly text: string;
+  stdin(data: string): void;
+  until(check: () => boolean, what: string, timeoutMs?: number): Promise<void>;
+}
+
+/** A shell on node-pty in this process: the ceiling. */
+class PtyTerminal implements Terminal {
+  readonly process: ReturnType<typeof pty.spawn>;
+  bytes = 0;
+  text = "";
+  sink: ((chunk: string) => void) | undefined;
+  readonly exited: Promise<void>;
+  #waiters: { check: () => boolean; resolve: () => void }[] = [];
+
+  constructor(file: string, args: string[], env: Record<string, string>) {
+    this.process = pty.spawn(file, args, { name: "xterm-256color", ...TERMINAL, env, cwd: env.HOME });
+    this.process.onData((data: string) => {
+      this.bytes += Buffer.byteLength(data);
+      this.text = (this.text + data).slice(-8192);
+      this.sink?.(data);
       this.#waiters = this.#waiters.filter((w) => !(w.check() && (w.resolve(), true)));
     });
+    this.exited = new Promise((resolve) => this.process.onExit(() => resolve()));
   }
 
-  #send(frame: string): void {
-    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(frame);
+  stdin(data: string): void {
+    this.process.write(data);
   }
 
-  stdin(sessionId: string, data: string): void {
-    this.#send(JSON.stringify({ type: "stdin", sessionId, data }));
-  }
-
-  until(check: () => boolean, timeoutMs = 60_000): Promise<void> {
+  until(check: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
     if (check()) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("bench timed out")), timeoutMs);
+      const timer = setTimeout(() => reject(new Error(`bench: timed out waiting for ${what}`)), timeoutMs);
       this.#waiters.push({
         check,
         resolve: () => {
@@ -82,165 +202,605 @@ class BenchClient {
       });
     });
   }
+}
 
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      if (this.socket.readyState === WebSocket.CLOSED) return resolve();
-      this.socket.once("close", () => resolve());
-      this.socket.close();
+/** The throughput paths, in the order of the first round. */
+const PATHS = ["ceiling", "loopback", "relay-binary", "relay-json", "serve"] as const;
+type PathName = typeof PATHS[number];
+
+const PATH_LABEL: Record<PathName, string> = {
+  ceiling: "in-process node-pty (ceiling)",
+  loopback: "raw Deno WebSocket loopback",
+  "relay-binary": "relay, binary client",
+  "relay-json": "relay, spec-only JSON client",
+  serve: "coda-runner serve, direct",
+};
+
+/** One throughput run. */
+interface Run {
+  path: PathName;
+  round: number;
+  mbPerSecond: number;
+  exact: boolean;
+  problem?: string;
+  /** CPU-seconds per {@linkcode CPU_PER_BYTES}, by process. */
+  cpu: Record<string, number>;
+}
+
+/** The processes of the run and what the bench knows about them. */
+interface World {
+  plan: Plan;
+  dir: string;
+  catFile: string;
+  catHash: string;
+  appUrl: string;
+  relayUrl: string;
+  cookie: string;
+  serveUrl: string;
+  loopbackUrl: string;
+  app: Child;
+  runner: Child;
+  serve: Child;
+  loopback: Child;
+  shellEnv: Record<string, string>;
+  /** Whether the relay (and serve) answered `coda.v2`. */
+  binary: { relay: boolean; serve: boolean };
+}
+
+/** Opens a client on a new relay session. */
+async function relayClient(world: World, mode: ClientMode, ack: AckPolicy): Promise<BenchClient> {
+  const ticket = await createSession(world.appUrl, world.cookie, { ideaId: "bench" });
+  const query = clientLinkQuery(ticket.token, { ack: ack.kind !== "none", ...TERMINAL });
+  return new BenchClient(`${world.relayUrl}/client?${query}`, mode, ack, ticket.sessionId);
+}
+
+/** Opens a client on a new serve session. */
+function serveClient(world: World, mode: ClientMode, ack: AckPolicy): BenchClient {
+  const url = `${world.serveUrl}&cols=${TERMINAL.cols}&rows=${TERMINAL.rows}${
+    ack.kind === "none" ? "" : "&ack=1"
+  }`;
+  return new BenchClient(url, mode, ack);
+}
+
+/** Waits for a client's link and its shell's first output (and, from serve, the session id). */
+async function ready(client: BenchClient, timeoutMs = 30_000): Promise<BenchClient> {
+  await client.opened;
+  await client.until(() => client.bytes > 0 && client.sessionId !== undefined, "the first prompt", timeoutMs);
+  return client;
+}
+
+function cpuOf(pids: Record<string, number | "self">): Record<string, number> {
+  return Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuSeconds(pid)]));
+}
+
+function perCpuBytes(before: Record<string, number>, after: Record<string, number>, bytes: number) {
+  return Object.fromEntries(
+    Object.keys(before).map((name) => [name, (after[name] - before[name]) * CPU_PER_BYTES / bytes]),
+  );
+}
+
+/** One throughput run of `path`. */
+async function throughput(world: World, path: PathName, round: number): Promise<Run> {
+  const expected = world.plan.catBytes;
+  const command = `printf '%s\\n' BE""GIN; exec cat ${world.catFile}\r`;
+  const check = new ExactCheck(path !== "loopback");
+  let pids: Record<string, number | "self">;
+  let problem: string | undefined;
+  const verdict = (seconds: number, before: Record<string, number>): Run => {
+    const after = cpuOf(pids);
+    const digest = check.digest();
+    if (!problem && check.length !== expected) problem = `${check.length - expected} bytes off`;
+    if (!problem && digest !== world.catHash) problem = "bytes differ";
+    return {
+      path,
+      round,
+      mbPerSecond: expected / MB / seconds,
+      exact: !problem,
+      problem,
+      cpu: perCpuBytes(before, after, expected),
+    };
+  };
+
+  if (path === "ceiling") {
+    pids = { bench: "self" };
+    const before = cpuOf(pids);
+    const shell = new PtyTerminal("/bin/sh", ["-c", command.slice(0, -1)], world.shellEnv);
+    shell.sink = check.push;
+    await shell.exited;
+    // node-pty may report the exit before the last reads: wait for them, up to a second of silence.
+    await shell.until(() => check.length >= expected, "the ceiling's tail", 1000).catch(() => {});
+    return verdict((check.lastAt - check.startAt) / 1000, before);
+  }
+
+  let client: BenchClient;
+  if (path === "loopback") {
+    pids = { loopback: world.loopback.pid, bench: "self" };
+    client = new BenchClient(world.loopbackUrl, "raw");
+  } else {
+    const binary = path === "relay-binary" || (path === "serve" && world.binary.serve);
+    const mode: ClientMode = binary ? "binary" : "json";
+    // The binary client acks as the SPA does; the spec-only client never does (the relay acks as it drains).
+    const ack: AckPolicy = binary ? { kind: "immediate" } : { kind: "none" };
+    pids = path === "serve"
+      ? { serve: world.serve.pid, bench: "self" }
+      : { relay: world.app.pid, runner: world.runner.pid, bench: "self" };
+    client = await ready(
+      path === "serve" ? serveClient(world, mode, ack) : await relayClient(world, mode, ack),
+    );
+  }
+  client.sink = check.push;
+  const before = cpuOf(pids);
+  if (path !== "loopback") client.stdin(command);
+  const timeout = setTimeout(() => client.socket.terminate(), RUN_TIMEOUT_MS);
+  const closed = await client.closed;
+  clearTimeout(timeout);
+  if (closed.code !== 1000) problem = `closed ${closed.code} ${closed.reason}`.trim();
+  return verdict((check.lastAt - check.startAt) / 1000, before);
+}
+
+/** Keystroke echo latencies in ms: one character in, the first byte of its echo out. */
+async function echoes(terminal: Terminal, count: number, intervalMs = 0): Promise<number[]> {
+  const latencies: number[] = [];
+  let next = performance.now();
+  for (let i = 0; i < count; i++) {
+    const before = terminal.bytes;
+    const sent = performance.now();
+    terminal.stdin(String.fromCharCode(97 + (i % 26)));
+    await terminal.until(() => terminal.bytes > before, "an echo", 10_000);
+    latencies.push(performance.now() - sent);
+    if (i % 40 === 39) {
+      const cleared = terminal.bytes;
+      terminal.stdin("\x15");
+      await terminal.until(() => terminal.bytes > cleared, "the line cleared", 10_000);
+    }
+    if (intervalMs) {
+      next += intervalMs;
+      await sleep(Math.max(0, next - performance.now()));
+    }
+  }
+  return latencies;
+}
+
+/** Ends a client's shell and waits for the session to close the link. */
+async function finish(client: BenchClient): Promise<void> {
+  client.stdin("exit\r");
+  const timer = setTimeout(() => client.socket.terminate(), 10_000);
+  await client.closed;
+  clearTimeout(timer);
+}
+
+function figure(
+  metric: string,
+  values: number[],
+  unit: string,
+  goal: string | null = null,
+  test?: (median: number) => boolean,
+  note?: string,
+): Figure {
+  const value = median(values);
+  const result: Figure = { metric, value, unit, goal };
+  if (values.length > 1) {
+    result.min = Math.min(...values);
+    result.max = Math.max(...values);
+  }
+  if (test) result.met = test(value);
+  if (note) result.note = note;
+  return result;
+}
+
+function unmeasured(metric: string, unit: string, goal: string | null, why: string): Figure {
+  return { metric, value: null, unit, goal, note: why };
+}
+
+/** The throughput, ratio and CPU figures of every path. */
+function throughputFigures(world: World, runs: Run[]): Figure[] {
+  const figures: Figure[] = [];
+  const ceilings = new Map(runs.filter((r) => r.path === "ceiling").map((r) => [r.round, r.mbPerSecond]));
+  const ratioGoal: Partial<Record<PathName, number>> = {
+    "relay-binary": 0.85,
+    "relay-json": 0.75,
+    serve: 0.9,
+  };
+  const cpuGoal: Record<string, number> = { relay: 0.6, runner: 0.8 };
+  for (const path of PATHS) {
+    const label = PATH_LABEL[path];
+    if (path === "relay-binary" && !world.binary.relay) {
+      figures.push(unmeasured(`${label}: share of the ceiling`, "×", "≥ 0.85", "not negotiated"));
+      continue;
+    }
+    const mine = runs.filter((r) => r.path === path);
+    const exact = mine.filter((r) => r.exact).length;
+    const problems = [...new Set(mine.flatMap((r) => r.problem ? [r.problem] : []))];
+    const exactNote = `byte-exact ${exact}/${mine.length}${
+      problems.length ? `: ${problems.join("; ")}` : ""
+    }`;
+    const servedAs = path === "serve" ? `, ${world.binary.serve ? "binary" : "spec-only JSON"} client` : "";
+    figures.push(
+      figure(
+        `${label}: throughput`,
+        mine.map((r) => r.mbPerSecond),
+        "MB/s",
+        null,
+        undefined,
+        exactNote + servedAs,
+      ),
+    );
+    if (path !== "ceiling") {
+      const ratios = mine.map((r) => r.mbPerSecond / ceilings.get(r.round)!);
+      const goal = ratioGoal[path];
+      figures.push(
+        figure(
+          `${label}: share of the ceiling`,
+          ratios,
+          "×",
+          goal ? `≥ ${goal}` : null,
+          goal ? (m) => m >= goal : undefined,
+        ),
+      );
+    }
+    for (const process of Object.keys(mine[0].cpu)) {
+      const goal = path === "relay-binary" ? cpuGoal[process] : undefined;
+      figures.push(
+        figure(
+          `${label}: CPU of ${process} per 64 MiB`,
+          mine.map((r) => r.cpu[process]),
+          "s",
+          goal ? `≤ ${goal}` : null,
+          goal ? (m) => m <= goal : undefined,
+        ),
+      );
+    }
+  }
+  return figures;
+}
+
+/** Keystroke echo (back to back and paced) and attach figures. */
+async function latencyFigures(world: World): Promise<Figure[]> {
+  const { plan } = world;
+  const figures: Figure[] = [];
+  const echoP50: Record<string, number> = {};
+  const echoP99: Record<string, number> = {};
+  const paced = `${plan.paced} paced at ${plan.pacedIntervalMs} ms`;
+  const pushEcho = (label: string, latencies: number[], kind: string) => {
+    figures.push(figure(`keystroke echo p50, ${kind}, ${label}`, [percentile(latencies, 0.5)], "ms"));
+    figures.push(figure(`keystroke echo p99, ${kind}, ${label}`, [percentile(latencies, 0.99)], "ms"));
+  };
+
+  step("keystroke echo: ceiling");
+  const shell = new PtyTerminal("/bin/bash", ["-l"], world.shellEnv);
+  await shell.until(() => shell.bytes > 0, "the ceiling's prompt");
+  pushEcho(PATH_LABEL.ceiling, await echoes(shell, plan.backToBack), `${plan.backToBack} back to back`);
+  shell.process.kill();
+
+  const terminals: { key: string; label: string; open: () => Promise<BenchClient> }[] = [];
+  if (world.binary.relay) {
+    terminals.push({
+      key: "relay-binary",
+      label: PATH_LABEL["relay-binary"],
+      open: async () => ready(await relayClient(world, "binary", { kind: "immediate" })),
     });
+  }
+  terminals.push(
+    {
+      key: "relay-json",
+      label: PATH_LABEL["relay-json"],
+      open: async () => ready(await relayClient(world, "json", { kind: "none" })),
+    },
+    {
+      key: "serve",
+      label: `${PATH_LABEL.serve} (${world.binary.serve ? "binary" : "JSON"})`,
+      open: () => ready(serveClient(world, world.binary.serve ? "binary" : "json", { kind: "immediate" })),
+    },
+  );
+  for (const { key, label, open } of terminals) {
+    step(`keystroke echo: ${label}`);
+    const client = await open();
+    const backToBack = await echoes(client, plan.backToBack);
+    pushEcho(label, backToBack, `${plan.backToBack} back to back`);
+    echoP50[key] = percentile(backToBack, 0.5);
+    echoP99[key] = percentile(backToBack, 0.99);
+    pushEcho(label, await echoes(client, plan.paced, plan.pacedIntervalMs), paced);
+    await finish(client);
+  }
+  const relayKey = world.binary.relay ? "relay-binary" : "relay-json";
+  const relayLabel = world.binary.relay ? "binary" : "spec-only JSON (binary not negotiated)";
+  figures.push(
+    figure(
+      `keystroke echo p50 the relay adds over serve (${relayLabel})`,
+      [echoP50[relayKey] - echoP50.serve],
+      "ms",
+      "≤ 0.15",
+      (m) => m <= 0.15,
+    ),
+    figure(
+      `keystroke echo p99 the relay adds over serve (${relayLabel})`,
+      [echoP99[relayKey] - echoP99.serve],
+      "ms",
+      "≤ 1",
+      (m) => m <= 1,
+    ),
+  );
+
+  for (const { label, open } of terminals) {
+    step(`attach: ${label}`);
+    const times: number[] = [];
+    for (let i = 0; i < plan.attaches; i++) {
+      const opening = open();
+      const started = performance.now();
+      const client = await opening;
+      times.push(client.firstOutputAt! - started);
+      await finish(client);
+    }
+    figures.push(figure(`attach to first prompt byte, ${label}`, times, "ms", "≤ 20 (p50)", (m) => m <= 20));
+  }
+  return figures;
+}
+
+/** RSS of relay and runner under a `yes` flood to a client rendering 1 MB/s, then Ctrl-C to prompt. */
+async function floodFigures(world: World): Promise<Figure[]> {
+  const binary = world.binary.relay;
+  const kind = binary ? "binary client" : "JSON client acking (binary not negotiated)";
+  step(`yes flood for ${world.plan.floodSeconds} s, ${kind}`);
+  const client = await ready(
+    await relayClient(world, binary ? "binary" : "json", {
+      kind: "rendered",
+      bytesPerSecond: MB,
+    }),
+  );
+  const pids = { relay: world.app.pid, runner: world.runner.pid };
+  const baseline = { relay: rssBytes(pids.relay), runner: rssBytes(pids.runner) };
+  const peak = { ...baseline };
+  const sampler = setInterval(() => {
+    peak.relay = Math.max(peak.relay, rssBytes(pids.relay));
+    peak.runner = Math.max(peak.runner, rssBytes(pids.runner));
+  }, 100);
+  const startBytes = client.bytes;
+  client.stdin("yes\r");
+  await sleep(world.plan.floodSeconds * 1000);
+  const delivered = (client.bytes - startBytes) / MB / world.plan.floodSeconds;
+  const interrupted = performance.now();
+  client.stdin("\x03");
+  client.stdin("echo STOPPED-$((6*7))\r");
+  await client.until(() => client.text.includes("STOPPED-42"), "the prompt after Ctrl-C", 120_000);
+  const ctrlC = performance.now() - interrupted;
+  clearInterval(sampler);
+  await finish(client);
+  const note =
+    `${kind}; received ${delivered.toFixed(1)} MB/s; baseline ${(baseline.relay / MB).toFixed(0)} MB ` +
+    `relay, ${(baseline.runner / MB).toFixed(0)} MB runner`;
+  return [
+    figure(
+      `yes flood: relay RSS growth`,
+      [(peak.relay - baseline.relay) / MB],
+      "MB",
+      "≤ 5",
+      (m) => m <= 5,
+      note,
+    ),
+    figure(
+      `yes flood: runner RSS growth`,
+      [(peak.runner - baseline.runner) / MB],
+      "MB",
+      "≤ 20",
+      (m) => m <= 20,
+    ),
+    figure(`yes flood: Ctrl-C to prompt (${kind})`, [ctrlC], "ms", "≤ 300", (m) => m <= 300),
+  ];
+}
+
+/** RSS of a Deno process that does nothing, to say what the runner adds. */
+async function bareDenoRss(dir: string): Promise<number> {
+  const idle = new Child("bare deno", ["eval", "console.log('up'); setTimeout(() => {}, 600_000)"], {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    HOME: dir,
+    DENO_DIR: await denoDir(),
+  });
+  await idle.line(/^up$/);
+  const rss = rssBytes(idle.pid);
+  await idle.stop();
+  return rss;
+}
+
+let cachedDenoDir: string | undefined;
+async function denoDir(): Promise<string> {
+  if (cachedDenoDir) return cachedDenoDir;
+  const output = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
+    .output();
+  cachedDenoDir = (JSON.parse(new TextDecoder().decode(output.stdout)) as { denoDir: string }).denoDir;
+  return cachedDenoDir;
+}
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const RUNNER_FLAGS = [
+  "--allow-net",
+  "--allow-env",
+  "--allow-read",
+  "--allow-write",
+  "--allow-run",
+  "--allow-sys",
+  "--allow-ffi",
+];
+const APP_FLAGS = ["--unstable-no-legacy-abort", ...RUNNER_FLAGS];
+
+/** Whether a `mode` client of `open` gets its subprotocol; throws on any other failure. */
+async function negotiates(open: () => Promise<BenchClient>): Promise<boolean> {
+  try {
+    const client = await ready(await open());
+    const chosen = client.protocol === "coda.v2";
+    await finish(client);
+    return chosen;
+  } catch (error) {
+    if (error instanceof NotNegotiatedError) return false;
+    throw error;
   }
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
-}
-
-/** Samples RSS and heap every 50 ms until stopped; returns the peaks. */
-function sampleMemory(): { stop(): { rss: number; heap: number } } {
-  let rss = 0;
-  let heap = 0;
-  const take = () => {
-    const usage = Deno.memoryUsage();
-    rss = Math.max(rss, usage.rss);
-    heap = Math.max(heap, usage.heapUsed);
-  };
-  take();
-  const timer = setInterval(take, 50);
-  return {
-    stop() {
-      clearInterval(timer);
-      take();
-      return { rss, heap };
-    },
-  };
-}
-
-const MiB = 1024 * 1024;
-
-async function main(): Promise<Row[]> {
-  const rows: Row[] = [];
-  const step = (name: string) => console.error(`… ${name}`);
-  const home = await Deno.makeTempDir({ prefix: "coda-bench-home-" });
-  const app = await startTestApp();
-  const runner = await (async () => {
-    const user = await signup(app.url);
-    const paired = await pairRunner(app.url, user.cookie);
-    return { user, paired, process: startInProcessRunner(app.relayUrl, paired.runnerToken, home) };
-  })();
-  const open = async (ack: boolean, ackDelayMs = 0) => {
-    const started = performance.now();
-    const session = await createSession(app.url, runner.user.cookie, { ideaId: "bench" });
-    const client = new BenchClient(
-      `${app.relayUrl}/client?${clientLinkQuery(session.token, { ack, cols: 120, rows: 40 })}`,
-      ack,
-      ackDelayMs,
-    );
-    await client.opened;
-    await client.until(() => client.bytes > 0);
-    return { client, sessionId: session.sessionId, startMs: performance.now() - started };
-  };
-
+/** Starts every process and measures everything. */
+async function measure(plan: Plan): Promise<Figure[]> {
+  const dir = await Deno.makeTempDir({ prefix: "coda-bench-" });
+  const home = `${dir}/home`;
+  await Deno.mkdir(home);
+  const catFile = `${dir}/cat.b64`;
+  const children: Child[] = [];
   try {
-    step("session start");
-    const startTimes: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const { client, startMs } = await open(true);
-      startTimes.push(startMs);
-      await client.close();
-    }
-    startTimes.sort((a, b) => a - b);
-    rows.push({ name: "session start (median of 5)", value: percentile(startTimes, 0.5), unit: "ms" });
+    step(`writing ${plan.catBytes / MiB} MiB of base64`);
+    const catHash = await writeCatFile(catFile, plan.catBytes);
+    const base = {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      DENO_DIR: await denoDir(),
+      LANG: "C.UTF-8",
+      NO_COLOR: "1",
+    };
+    const shellEnv = { ...base, HOME: home, SHELL: "/bin/bash", PS1: "$ ", TERM: "xterm-256color" };
+    const start = (name: string, args: string[], env: Record<string, string>) => {
+      const child = new Child(name, args, env);
+      children.push(child);
+      return child;
+    };
 
-    step("keystroke latency");
-    const { client: typist, sessionId: typing } = await open(true);
-    const latencies: number[] = [];
-    for (let i = 0; i < 300; i++) {
-      const marker = String.fromCharCode(97 + (i % 26));
-      const before = typist.bytes;
-      const sent = performance.now();
-      typist.stdin(typing, marker);
-      await typist.until(() => typist.bytes > before);
-      latencies.push(performance.now() - sent);
-      if (i % 40 === 39) {
-        const cleared = typist.bytes;
-        typist.stdin(typing, "\x15");
-        await typist.until(() => typist.bytes > cleared);
+    step("starting the app (API + relay)");
+    const port = freePort();
+    const appUrl = `http://127.0.0.1:${port}`;
+    const app = start("app", ["run", ...APP_FLAGS, `${ROOT}api/main.ts`], {
+      ...base,
+      HOME: dir,
+      HOST: "127.0.0.1",
+      PORT: String(port),
+      DEVMODE_DATA_DIR: `${dir}/data`,
+      DEVMODE_PUBLIC_URL: appUrl,
+      DEVMODE_RELAY_URL: `ws://127.0.0.1:${port}`,
+    });
+    await app.line(/listening on/);
+    const { cookie } = await signup(appUrl);
+    const paired = await pairRunner(appUrl, cookie);
+
+    step("starting the runner, serve and the loopback");
+    const runnerEnv = { ...shellEnv, APP_URL: appUrl, CODA_RUNNER_CONFIG: `${dir}/runner.json` };
+    const runner = start("runner", ["run", ...RUNNER_FLAGS, `${ROOT}runner/main.ts`], {
+      ...runnerEnv,
+      RELAY_URL: paired.relayUrl,
+      RUNNER_TOKEN: paired.runnerToken,
+    });
+    const serve = start(
+      "serve",
+      ["run", ...RUNNER_FLAGS, `${ROOT}runner/main.ts`, "serve", "--port", String(freePort())],
+      { ...runnerEnv, CODA_RUNNER_CONFIG: `${dir}/serve.json` },
+    );
+    const loopback = start("loopback", ["run", "-A", `${ROOT}bench/loopback_server.ts`, catFile], base);
+    const [serveLine, loopbackLine] = await Promise.all([
+      serve.line(/(ws:\/\/\S+\/client\?token=\S+)/),
+      loopback.line(/^listening (\d+)$/),
+    ]);
+    const world: World = {
+      plan,
+      dir,
+      catFile,
+      catHash,
+      appUrl,
+      relayUrl: paired.relayUrl,
+      cookie,
+      serveUrl: serveLine[1],
+      loopbackUrl: `ws://127.0.0.1:${loopbackLine[1]}/`,
+      app,
+      runner,
+      serve,
+      loopback,
+      shellEnv,
+      binary: { relay: false, serve: false },
+    };
+
+    // The first session waits for the runner to come online; its end leaves the runner idle.
+    step("waiting for the runner; negotiating coda.v2");
+    await finish(await ready(await relayClient(world, "json", { kind: "none" }), 120_000));
+    const runnerIdle = rssBytes(runner.pid);
+    world.binary.relay = await negotiates(() => relayClient(world, "binary", { kind: "immediate" }));
+    world.binary.serve = await negotiates(() =>
+      Promise.resolve(serveClient(world, "binary", { kind: "immediate" }))
+    );
+    step(
+      `coda.v2: relay ${world.binary.relay ? "yes" : "not negotiated"}, serve ${
+        world.binary.serve ? "yes" : "no"
+      }`,
+    );
+
+    const paths = PATHS.filter((p) => p !== "relay-binary" || world.binary.relay);
+    const runs: Run[] = [];
+    for (let round = -plan.warmups; round < plan.rounds; round++) {
+      const order = paths.map((_, i) => paths[(i + Math.max(0, round)) % paths.length]);
+      for (const path of order) {
+        step(`${round < 0 ? "warm-up" : `round ${round + 1}/${plan.rounds}`}: ${PATH_LABEL[path]}`);
+        const run = await throughput(world, path, round);
+        if (round >= 0) runs.push(run);
       }
     }
-    latencies.sort((a, b) => a - b);
-    rows.push({ name: "keystroke echo p50", value: percentile(latencies, 0.5), unit: "ms" });
-    rows.push({ name: "keystroke echo p99", value: percentile(latencies, 0.99), unit: "ms" });
-    await typist.close();
-
-    const total = 64 * MiB;
-    for (const ack of [true, false]) {
-      step(`bulk output (${ack ? "acking" : "spec-only"} client)`);
-      const { client, sessionId } = await open(ack);
-      const start = client.bytes;
-      const memory = sampleMemory();
-      const started = performance.now();
-      client.stdin(sessionId, `head -c ${total} /dev/zero | tr '\\0' 'x'; echo; echo DONE\r`);
-      await client.until(() => client.bytes - start >= total && client.text.includes("DONE"), 180_000);
-      const seconds = (performance.now() - started) / 1000;
-      const peak = memory.stop();
-      rows.push({
-        name: `bulk output, ${ack ? "acking" : "spec-only"} client`,
-        value: total / MiB / seconds,
-        unit: "MiB/s",
-        note: `64 MiB through PTY → runner → relay → client; peak RSS ${Math.round(peak.rss / MiB)} MiB`,
-      });
-      await client.close();
-    }
-
-    step("flow control under `yes`");
-    const { client: slow, sessionId: flood } = await open(true, 200);
-    const retainedHeap = () => {
-      (globalThis as { gc?: () => void }).gc?.();
-      return Deno.memoryUsage().heapUsed;
-    };
-    const baseline = retainedHeap();
-    const memory = sampleMemory();
-    slow.stdin(flood, "yes\r");
-    const retained: number[] = [];
-    for (let second = 0; second < 5; second++) {
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      retained.push(retainedHeap() - baseline);
-    }
-    const peak = memory.stop();
-    rows.push({
-      name: "retained heap growth under `yes`, client acking every 200 ms",
-      value: Math.max(...retained) / MiB,
-      unit: "MiB",
-      note: `after GC, each second of 5: ${retained.map((b) => (b / MiB).toFixed(1)).join(", ")} MiB; ` +
-        `peak RSS ${Math.round(peak.rss / MiB)} MiB`,
-    });
-    const interrupted = performance.now();
-    slow.stdin(flood, "\x03");
-    slow.stdin(flood, "echo STOPPED-$((6*7))\r");
-    await slow.until(() => slow.text.includes("STOPPED-42"), 60_000);
-    rows.push({ name: "Ctrl-C to prompt under `yes`", value: performance.now() - interrupted, unit: "ms" });
-    await slow.close();
+    const figures = throughputFigures(world, runs);
+    figures.push(...await latencyFigures(world));
+    figures.push(...await floodFigures(world));
+    const bare = await bareDenoRss(dir);
+    figures.push(
+      figure(
+        "runner idle RSS",
+        [runnerIdle / MB],
+        "MB",
+        "reported",
+        undefined,
+        `a bare Deno process: ${(bare / MB).toFixed(0)} MB`,
+      ),
+      figure(
+        "runner idle RSS over a bare Deno",
+        [(runnerIdle - bare) / MB],
+        "MB",
+        "reported (ttyd holds 5 MB)",
+      ),
+    );
+    return figures;
   } finally {
-    await runner.process.stop();
-    await app.close();
-    await Deno.remove(home, { recursive: true });
+    for (const child of children.reverse()) await child.stop();
+    await Deno.remove(dir, { recursive: true });
   }
-  return rows;
+}
+
+function formatNumber(value: number): string {
+  const size = Math.abs(value);
+  return size >= 100 ? value.toFixed(0) : size >= 10 ? value.toFixed(1) : value.toFixed(2);
+}
+
+/** The table: figure, median, min–max, goal and whether it is met. */
+export function formatTable(figures: Figure[]): string {
+  const rows = figures.map((f) => [
+    f.metric,
+    f.value === null ? (f.note ?? "not measured") : `${formatNumber(f.value)} ${f.unit}`,
+    f.min === undefined ? "" : `${formatNumber(f.min)}–${formatNumber(f.max!)}`,
+    f.goal ?? "",
+    f.met === undefined ? "" : f.met ? "met" : "NOT MET",
+    f.value === null ? "" : (f.note ?? ""),
+  ]);
+  const header = ["figure", "median", "min–max", "goal", "", "note"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  return [header, ...rows].map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd()).join(
+    "\n",
+  );
 }
 
 if (import.meta.main) {
-  const rows = await main();
-  const width = Math.max(...rows.map((r) => r.name.length));
-  for (const row of rows) {
-    const value = row.value >= 100 ? row.value.toFixed(0) : row.value.toFixed(2);
-    console.log(
-      `${row.name.padEnd(width)}  ${value.padStart(8)} ${row.unit}${row.note ? `  (${row.note})` : ""}`,
-    );
-  }
-  await Deno.mkdir("test-output", { recursive: true });
-  await Deno.writeTextFile(
-    "test-output/bench.json",
-    JSON.stringify({ date: new Date().toISOString(), deno: Deno.version.deno, rows }, null, 2),
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { quick: { type: "boolean" }, out: { type: "string" } },
+    strict: true,
+  });
+  const plan = values.quick ? QUICK : FULL;
+  const out = values.out ?? "test-output/bench.jsonl";
+  const started = performance.now();
+  const figures = await measure(plan);
+  const seconds = (performance.now() - started) / 1000;
+  console.log(formatTable(figures));
+  console.log(
+    `\n${new Date().toISOString()}, Deno ${Deno.version.deno}, ${navigator.hardwareConcurrency} cores, ` +
+      `${values.quick ? "--quick, " : ""}${seconds.toFixed(0)} s`,
   );
+  const dirEnd = out.lastIndexOf("/");
+  if (dirEnd > 0) await Deno.mkdir(out.slice(0, dirEnd), { recursive: true });
+  await Deno.writeTextFile(out, figures.map((f) => JSON.stringify(f)).join("\n") + "\n");
+  // node-pty's handles keep the event loop alive after its shells are gone.
+  Deno.exit(0);
 }

@@ -1,0 +1,126 @@
+/**
+ * The bench's processes: each part under test runs as a real `deno run`
+ * subprocess, measured from `/proc` (CPU of all its threads, RSS).
+ *
+ * @module
+ */
+
+/** Linux clock ticks per second (`getconf CLK_TCK`; 100 on every kernel the bench targets). */
+const CLOCK_TICKS_PER_SECOND = 100;
+/** Lines of a child's stderr kept to explain a failure. */
+const STDERR_LINES_KEPT = 40;
+/** `CODA_BENCH_LOGS=1` echoes every child's output to stderr, prefixed with its name. */
+const ECHO_LOGS = Deno.env.get("CODA_BENCH_LOGS") === "1";
+
+/** User + system CPU seconds of process `pid`, all threads (`/proc/<pid>/stat` utime + stime). */
+export function cpuSeconds(pid: number | "self"): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  // Fields after the command name (which may hold spaces) start at field 3, `state`.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** Resident set size of process `pid` in bytes (`VmRSS` of `/proc/<pid>/status`). */
+export function rssBytes(pid: number | "self"): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  const kib = /^VmRSS:\s+(\d+) kB$/m.exec(status);
+  if (!kib) throw new Error(`no VmRSS for ${pid}`);
+  return Number(kib[1]) * 1024;
+}
+
+/** A running subprocess whose stdout is read line by line. */
+export class Child {
+  readonly process: Deno.ChildProcess;
+  readonly pid: number;
+  readonly #stderr: string[] = [];
+  readonly #lines: string[] = [];
+  #waiters: { pattern: RegExp; resolve: (match: RegExpExecArray) => void }[] = [];
+  readonly #done: Promise<unknown>;
+
+  constructor(readonly name: string, args: string[], env: Record<string, string>) {
+    this.process = new Deno.Command(Deno.execPath(), {
+      args,
+      env,
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.pid = this.process.pid;
+    this.#done = Promise.all([
+      this.#read(this.process.stdout, (line) => this.#onLine(line)),
+      this.#read(this.process.stderr, (line) => {
+        this.#stderr.push(line);
+        if (this.#stderr.length > STDERR_LINES_KEPT) this.#stderr.shift();
+        this.#onLine(line);
+      }),
+    ]);
+  }
+
+  async #read(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> {
+    let partial = "";
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
+      const lines = (partial + text).split("\n");
+      partial = lines.pop()!;
+      lines.forEach(onLine);
+    }
+  }
+
+  #onLine(line: string): void {
+    if (ECHO_LOGS) console.error(`[${this.name}] ${line}`);
+    this.#lines.push(line);
+    this.#waiters = this.#waiters.filter((waiter) => {
+      const match = waiter.pattern.exec(line);
+      if (match) waiter.resolve(match);
+      return !match;
+    });
+  }
+
+  /** Resolves the first line (stdout or stderr, seen or to come) matching `pattern`; rejects if the child exits first. */
+  line(pattern: RegExp, timeoutMs = 60_000): Promise<RegExpExecArray> {
+    for (const line of this.#lines) {
+      const match = pattern.exec(line);
+      if (match) return Promise.resolve(match);
+    }
+    return new Promise((resolve, reject) => {
+      const fail = (why: string) =>
+        reject(new Error(`${this.name}: ${why} before printing ${pattern}:\n${this.#stderr.join("\n")}`));
+      const timer = setTimeout(() => fail(`no line in ${timeoutMs} ms`), timeoutMs);
+      this.process.status.then((status) => fail(`exited with ${status.code}`));
+      this.#waiters.push({
+        pattern,
+        resolve: (match) => {
+          clearTimeout(timer);
+          resolve(match);
+        },
+      });
+    });
+  }
+
+  /** Sends SIGTERM (SIGKILL after 5 s) and waits for the exit and the end of its output. */
+  async stop(): Promise<void> {
+    try {
+      this.process.kill("SIGTERM");
+    } catch {
+      // Already exited.
+    }
+    const timer = setTimeout(() => {
+      try {
+        this.process.kill("SIGKILL");
+      } catch {
+        // Exited meanwhile.
+      }
+    }, 5000);
+    await this.process.status;
+    clearTimeout(timer);
+    await this.#done;
+  }
+}
+
+/** A port free on 127.0.0.1 now (the app needs its port before it starts, to advertise its relay URL). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
