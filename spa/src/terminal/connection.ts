@@ -221,6 +221,8 @@ export class TerminalConnection {
   #generation = 0;
   #socket: WebSocket | null = null;
   #binary = false;
+  /** Whether the next upgrade offers {@linkcode BINARY_SUBPROTOCOL}; see `#onRefused`. */
+  #offerBinary = true;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #attempt = 0;
   #authRetried = false;
@@ -492,7 +494,8 @@ export class TerminalConnection {
   }
 
   #open(url: string): void {
-    const socket = new WebSocket(url, [BINARY_SUBPROTOCOL]);
+    const socket = this.#offerBinary ? new WebSocket(url, [BINARY_SUBPROTOCOL]) : new WebSocket(url);
+    this.#offerBinary = true;
     socket.binaryType = "arraybuffer";
     this.#socket = socket;
     this.#binary = false;
@@ -525,11 +528,17 @@ export class TerminalConnection {
    * browser cannot read which, nor tell it from an unreachable relay: a fresh
    * token (whose request reports a signed-out user or a revoked runner) is
    * tried at once, then retries back off.
+   *
+   * That first retry also goes without the binary offer: Chrome fails a handshake answered without
+   * the offered subprotocol, which is how a relay from before binary frames answers (a deploy that
+   * updated the app first), so such a relay is reached in JSON. Later retries offer it again, so a
+   * relay that was down comes back binary.
    */
   #onRefused(): void {
     if (this.#disposed || STOPPED.has(this.#state.status)) return;
     if (!this.#authRetried) {
       this.#authRetried = true;
+      this.#offerBinary = false;
       void this.#connect();
       return;
     }

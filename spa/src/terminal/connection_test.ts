@@ -51,9 +51,17 @@ function startFakeRelay(answerPings = true, binary = false) {
   const waiters: (() => void)[] = [];
   /** Tokens whose upgrade is refused with 429, as the relay refuses a user over the cap. */
   const refuse = new Set<string>();
+  /**
+   * Set to fail every upgrade that offers a subprotocol: what Chrome makes of a relay from before
+   * binary frames, which answers without one (Deno's own client would accept that answer).
+   */
+  const offers = { refused: false };
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     if (refuse.has(new URL(req.url).searchParams.get("token") ?? "")) {
       return Response.json({ error: "too many connections for this user" }, { status: 429 });
+    }
+    if (offers.refused && req.headers.has("sec-websocket-protocol")) {
+      return Response.json({ error: "handshake failed" }, { status: 400 });
     }
     const offered = req.headers.get("sec-websocket-protocol");
     const { socket, response } = Deno.upgradeWebSocket(
@@ -92,6 +100,7 @@ function startFakeRelay(answerPings = true, binary = false) {
     url,
     peers,
     refuse,
+    offers,
     /** Waits for the `n`th (1-based) connection. */
     async peer(n: number): Promise<Peer> {
       await waitFor(() => peers.length >= n, `connection #${n}`);
@@ -392,6 +401,22 @@ Deno.test("a relay that does not take the subprotocol gets today's JSON: text, U
   ]);
 });
 
+Deno.test("a handshake that fails because of the offer is retried at once without it, in JSON", async () => {
+  await using t = setup();
+  t.relay.offers.refused = true;
+  t.connection.start();
+  const peer = await t.relay.peer(1);
+  assertEquals(peer.offered, null, "the retry offers nothing");
+  meta(peer, MetaLine.session(SESSION));
+  await t.waitStatus("online");
+  assertEquals(t.connection.binary, false);
+  peer.socket.close(CloseCode.RESTART, "relay restarting");
+  const again = await t.relay.peer(2);
+  assertEquals(again.offered, null, "offered again first, refused, then reached without it at once");
+  meta(again, MetaLine.session(SESSION));
+  await t.waitStatus("online");
+});
+
 Deno.test("reconnects after a relay restart with a fresh token from the last offset", async () => {
   await using t = setup();
   t.connection.start();
@@ -462,6 +487,7 @@ Deno.test("a refused upgrade retries at once with a fresh token, then backs off 
   assertEquals(t.states.filter((state) => state.status === "reconnecting").length, 1);
   const peer = await t.relay.peer(1);
   assertEquals(peer.params.get("token"), "tok-3");
+  assertEquals(peer.offered, BINARY_SUBPROTOCOL, "only the immediate retry goes without the binary offer");
   meta(peer, MetaLine.session(SESSION));
   await t.waitStatus("online");
 });
