@@ -593,19 +593,32 @@ export class Broker {
     return true;
   }
 
-  /** Acknowledges for a client without `ack=1` once its socket has drained. */
+  /**
+   * Acknowledges for a client without `ack=1` what its socket has written: at every send, the
+   * output before what is still queued (`bufferedAmount` counts frame bytes, never fewer than the
+   * output bytes in them), once a batch of it is unacknowledged, so a spec-only client's flow
+   * control is not held to one window per timer interval; and, when the timer finds the socket
+   * drained, everything sent.
+   */
   #scheduleAck(client: ClientPeer): void {
+    const { ackDrainBytes, ackIntervalMs } = this.#deps.limits;
+    const written = (client.nextOffset ?? 0) - client.socket.bufferedAmount;
+    if (written - client.ackedOffset >= ackDrainBytes) this.#ackFor(client, written);
     if (client.ackTimer !== undefined) return;
     client.ackTimer = setTimeout(() => {
       client.ackTimer = undefined;
-      const runner = client.runner;
-      if (!runner || client.state === "closed" || !isOpen(client.socket)) return;
-      if (client.socket.bufferedAmount > this.#deps.limits.ackDrainBytes) return this.#scheduleAck(client);
-      const offset = client.nextOffset;
-      if (offset === undefined || offset <= client.ackedOffset) return;
-      client.ackedOffset = offset;
-      send(runner.socket, { type: "ack", sessionId: client.sessionId, offset });
-    }, this.#deps.limits.ackIntervalMs);
+      if (client.socket.bufferedAmount > ackDrainBytes) return this.#scheduleAck(client);
+      if (client.nextOffset !== undefined) this.#ackFor(client, client.nextOffset);
+    }, ackIntervalMs);
+  }
+
+  /** Tells the runner that a client without `ack=1` has `offset`, if that is news. */
+  #ackFor(client: ClientPeer, offset: number): void {
+    const runner = client.runner;
+    if (!runner || client.state === "closed" || !isOpen(client.socket)) return;
+    if (offset <= client.ackedOffset) return;
+    client.ackedOffset = offset;
+    send(runner.socket, { type: "ack", sessionId: client.sessionId, offset });
   }
 
   #stopAcks(client: ClientPeer): void {

@@ -1,7 +1,16 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { RelayBackend, SessionReport } from "./backend.ts";
 import { CloseCode, encode, MetaLine } from "./protocol.ts";
-import { clientToken, connectClient, rawWebSocket, relayTest, uniqueId, waitFor } from "./testing.ts";
+import { SLOW_CONSUMER_REASON } from "./broker.ts";
+import {
+  clientToken,
+  connectClient,
+  rawWebSocket,
+  readToClose,
+  relayTest,
+  uniqueId,
+  waitFor,
+} from "./testing.ts";
 import type { RelayLimits } from "./limits.ts";
 
 const FAST: Partial<RelayLimits> = { runnerWaitMs: 1500 };
@@ -196,6 +205,39 @@ relayTest(
     slow.close();
   },
   { limits: { maxClientBufferedBytes: 256 * 1024 } },
+);
+
+relayTest(
+  "a slow client that reads late still gets its 4413 close, after everything queued for it",
+  async (h) => {
+    const runner = await h.runner("runner-slow02", "user-1", "header", true);
+    await runner.welcome();
+    const sessionId = uniqueId("session");
+    const fast = await connectClient(h, { userId: "user-1", sessionId }, { binary: true });
+    await fast.meta(MetaLine.cwd("/home/test"));
+    const slow = await rawWebSocket(
+      `${h.relay.url}/client?token=${await clientToken({ userId: "user-1", sessionId })}`,
+    );
+    await waitFor(
+      () => runner.received.filter((m) => m.type === "attach").length === 2,
+      "slow client attached",
+    );
+    const chunk = new Uint8Array(64 * 1024).fill(0x78);
+    let written = 0;
+    while (!h.relay.logs.some((l) => l.event === "slow_consumer")) {
+      runner.write(sessionId, chunk);
+      written += chunk.length;
+      // Paced on the fast client, as a real runner is through acks.
+      await waitFor(() => fast.outputBytes().byteLength >= written, "the fast client keeps up");
+      assert(written < 64 * 1024 * 1024, "the slow client was never closed");
+    }
+    // Reading at ~6 MB/s takes far longer than the close grace: the close must wait for the queue, not race it.
+    const read = await readToClose(slow, 64 * 1024, 10);
+    slow.close();
+    assertEquals(read.close, { code: CloseCode.SLOW_CONSUMER, reason: SLOW_CONSUMER_REASON });
+    assert(read.dataBytes > 1024 * 1024, `only ${read.dataBytes} bytes came before the close`);
+  },
+  { limits: { maxClientBufferedBytes: 4 * 1024 * 1024, closeGraceMs: 300 } },
 );
 
 relayTest("runner link drop: clients wait, then continue without loss or duplicates", async (h) => {

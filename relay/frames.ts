@@ -14,20 +14,53 @@ export function frameSize(data: unknown): number {
   return 0;
 }
 
-/** Whether `socket` can still be written to. */
+/**
+ * Sockets {@linkcode closeSocket} waits on to send what was queued for them
+ * before their close frame; nothing more is written to them.
+ */
+const flushing = new WeakSet<WebSocket>();
+
+/** How often a socket waiting to flush before its close is looked at. */
+const FLUSH_POLL_MS = 10;
+
+/** Whether `socket` can still be written to (open, and not being closed). */
 export function isOpen(socket: WebSocket): boolean {
-  return socket.readyState === WebSocket.OPEN;
+  return socket.readyState === WebSocket.OPEN && !flushing.has(socket);
 }
 
 /**
  * Closes `socket` with `code` and `reason` unless it is already closing;
- * never throws. A peer that does not answer the close frame within
+ * never throws. The close frame goes out after what was already queued on
+ * the socket has been written (at most `graceMs` later): a close issued with
+ * frames still queued could reach the peer before them, or as a reset, and a
+ * client would not learn that it should resume (4413) or that its session
+ * ended (1000). A peer that does not answer the close frame within a further
  * `graceMs` has its connection dropped: Deno's server WebSocket otherwise
  * waits for that answer forever, holding the descriptor and never firing
  * `close` (denoland/deno#27924).
  */
 export function closeSocket(socket: WebSocket, code: number, reason: string, graceMs: number): void {
   if (socket.readyState === WebSocket.CLOSING || socket.readyState === WebSocket.CLOSED) return;
+  if (flushing.has(socket)) return;
+  if (socket.readyState !== WebSocket.OPEN || socket.bufferedAmount === 0) {
+    closeNow(socket, code, reason, graceMs);
+    return;
+  }
+  flushing.add(socket);
+  const deadline = Date.now() + graceMs;
+  const poll = () => {
+    if (socket.readyState !== WebSocket.OPEN) return;
+    if (socket.bufferedAmount > 0 && Date.now() < deadline) {
+      setTimeout(poll, FLUSH_POLL_MS);
+      return;
+    }
+    flushing.delete(socket);
+    closeNow(socket, code, reason, graceMs);
+  };
+  setTimeout(poll, FLUSH_POLL_MS);
+}
+
+function closeNow(socket: WebSocket, code: number, reason: string, graceMs: number): void {
   try {
     socket.close(code, reason);
   } catch {

@@ -26,6 +26,7 @@ import { type RelayLog, stderrLog } from "./log.ts";
 import { RelayMetrics } from "./metrics.ts";
 import { ConnectionCaps, defaultConnectionLimits, raiseFdLimit, refusalResponse } from "./edge.ts";
 import { CloseCode } from "./protocol.ts";
+import { closeSocket } from "./frames.ts";
 import { secretsEqual } from "./secrets.ts";
 import { acceptRunner } from "./runner_link.ts";
 import { watchRevocations } from "./revocation.ts";
@@ -167,13 +168,7 @@ export function createRelay(options: RelayOptions): Relay {
         await stopRevocations();
         broker.closeAll(CloseCode.RESTART, "relay restarting");
         for (const socket of ctx.sockets) {
-          if (socket.readyState <= WebSocket.OPEN) {
-            try {
-              socket.close(CloseCode.RESTART, "relay restarting");
-            } catch {
-              // Already gone.
-            }
-          }
+          closeSocket(socket, CloseCode.RESTART, "relay restarting", limits.closeGraceMs);
         }
         let timer: ReturnType<typeof setTimeout> | undefined;
         await Promise.race([

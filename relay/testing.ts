@@ -541,6 +541,54 @@ export async function refusedUpgrade(
   }
 }
 
+/** What a raw client read before the server's close frame, or before the connection went without one. */
+export interface ReadToClose {
+  /** The close frame's code and reason; `null` when the connection ended or reset without one. */
+  close: Closed | null;
+  /** Payload bytes of the data frames before it. */
+  dataBytes: number;
+}
+
+/**
+ * Reads server frames (unmasked, RFC 6455) from a raw connection `chunkBytes`
+ * at a time, pausing `paceMs` between reads (a client slower than the link),
+ * until the server's close frame or the end of the connection.
+ */
+export async function readToClose(conn: Deno.Conn, chunkBytes: number, paceMs: number): Promise<ReadToClose> {
+  const buffer = new Uint8Array(chunkBytes);
+  let pending = new Uint8Array(0);
+  let dataBytes = 0;
+  while (true) {
+    let n: number | null;
+    try {
+      n = await conn.read(buffer);
+    } catch {
+      n = null;
+    }
+    if (n === null) return { close: null, dataBytes };
+    pending = concatBytes([pending, buffer.subarray(0, n)]);
+    let at = 0;
+    while (pending.length - at >= 2) {
+      const opcode = pending[at] & 0x0f;
+      const short = pending[at + 1] & 0x7f;
+      const header = short === 126 ? 4 : short === 127 ? 10 : 2;
+      if (pending.length - at < header) break;
+      const view = new DataView(pending.buffer, pending.byteOffset + at);
+      const length = short === 126 ? view.getUint16(2) : short === 127 ? Number(view.getBigUint64(2)) : short;
+      if (pending.length - at < header + length) break;
+      const payload = pending.subarray(at + header, at + header + length);
+      if (opcode === 0x8) {
+        const code = payload.length >= 2 ? (payload[0] << 8) | payload[1] : 1005;
+        return { close: { code, reason: testDecoder.decode(payload.subarray(2)) }, dataBytes };
+      }
+      if (opcode === 0x1 || opcode === 0x2 || opcode === 0x0) dataBytes += length;
+      at += header + length;
+    }
+    pending = pending.slice(at);
+    await new Promise((resolve) => setTimeout(resolve, paceMs));
+  }
+}
+
 /** Reads `conn` until the peer closes it; resolves with the bytes read. */
 export async function drainUntilClosed(conn: Deno.Conn): Promise<number> {
   const buffer = new Uint8Array(64 * 1024);

@@ -467,3 +467,23 @@ Deno.test("a SIGKILLed relay under a full-speed stream loses nothing: the PTY wa
     await Deno.remove(home, { recursive: true });
   }
 });
+
+Deno.test("through the relay a session that ends under a full-speed stream closes 1000 after its last byte", async () => {
+  await using t = await setup();
+  const data = base64Lines(3_000_000);
+  await Deno.writeTextFile(`${t.home}/data.b64`, data);
+  for (const binary of [true, false]) {
+    const { client, sessionId } = await t.clientFor(undefined, "&ack=1", { binary });
+    await waitFor(() => client.metas().includes(`coda:session:${sessionId}`), "the attach");
+    // Acks as it receives, as the SPA does once it has rendered.
+    const acker = setInterval(() => client.send({ type: "ack", sessionId, offset: client.offset }), 5);
+    client.send({ type: "stdin", sessionId, data: "stty -echo; cat data.b64; exit 3\r" });
+    const closed = await client.closed;
+    clearInterval(acker);
+    assertEquals(closed, { code: 1000, reason: "session ended" }, `binary ${binary}`);
+    const got = binary ? client.received() : new TextEncoder().encode(client.output());
+    const text = new TextDecoder().decode(got);
+    assert(text.includes(onTerminal(data)), `every byte up to the close (binary ${binary})`);
+    assert(client.metas().includes("coda:exit:3"));
+  }
+});

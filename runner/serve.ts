@@ -30,7 +30,7 @@ import {
   type RunnerToRelay,
   SessionIdSchema,
 } from "@coda/relay/protocol";
-import { frameSize } from "@coda/relay/frames";
+import { closeSocket as closeFlushed, frameSize, isOpen } from "@coda/relay/frames";
 import { secretsEqual } from "@coda/relay/secrets";
 import { sameSiteOrigins } from "@coda/relay/urls";
 import { DEFAULT_RELAY_LIMITS } from "@coda/relay/limits";
@@ -102,13 +102,9 @@ function jsonError(status: number, error: string): Response {
   return Response.json({ error }, { status });
 }
 
+/** Closes as the relay does: after what was queued has been written, then dropped if never answered. */
 function closeSocket(socket: WebSocket, code: number, reason: string): void {
-  if (socket.readyState === WebSocket.CLOSING || socket.readyState === WebSocket.CLOSED) return;
-  try {
-    socket.close(code, reason);
-  } catch {
-    // Already gone.
-  }
+  closeFlushed(socket, code, reason, DEFAULT_RELAY_LIMITS.closeGraceMs);
 }
 
 /** Routes session frames to the local clients, as the relay would. */
@@ -199,7 +195,7 @@ class LocalClients implements SessionSink {
   }
 
   #deliver(client: LocalClient, frame: string | Uint8Array<ArrayBuffer>): void {
-    if (client.socket.readyState !== WebSocket.OPEN) return;
+    if (!isOpen(client.socket)) return;
     if (client.socket.bufferedAmount > this.#maxBuffered) {
       closeSocket(client.socket, CloseCode.SLOW_CONSUMER, "slow consumer, resume from your offset");
       return;
@@ -321,7 +317,7 @@ export function startServe(options: ServeOptions): Promise<ServeHandle> {
       }
       if (decoded.value.type === "ping") {
         // Answered as the relay does: the SPA's heartbeat talks to this process directly.
-        if (socket.readyState === WebSocket.OPEN) socket.send(encode({ type: "pong", t: decoded.value.t }));
+        if (isOpen(socket)) socket.send(encode({ type: "pong", t: decoded.value.t }));
         return;
       }
       void manager.handle(decoded.value);

@@ -94,3 +94,33 @@ Deno.test("serve: a text or binary frame over 1 MiB closes the client 1009", asy
     await Deno.remove(home, { recursive: true });
   }
 });
+
+Deno.test("serve: a session that ends under a full-speed stream closes 1000 after its last byte, every time", async () => {
+  const home = await Deno.makeTempDir();
+  const server = await serve(home);
+  try {
+    // 4 MB of base64 lines: far more than a socket takes at once, so the end comes with output queued.
+    const random = new Uint8Array(3_000_000);
+    for (let at = 0; at < random.length; at += 65536) crypto.getRandomValues(random.subarray(at, at + 65536));
+    const data = random.toBase64().match(/.{1,76}/g)!.join("\n") + "\n";
+    await Deno.writeTextFile(`${home}/data.b64`, data);
+    for (const binary of [true, false, true, false]) {
+      const client = new TestClient(`${server.clientUrl}&ack=1`, undefined, { binary });
+      await client.opened;
+      await waitFor(() => client.metas()[0]?.startsWith("coda:session:"), "session meta");
+      const sessionId = client.metas()[0].slice("coda:session:".length);
+      // Acks as it receives, as the SPA does once it has rendered.
+      const acker = setInterval(() => client.send({ type: "ack", sessionId, offset: client.offset }), 5);
+      client.send({ type: "stdin", sessionId, data: "stty -echo; cat data.b64; exit 3\r" });
+      const closed = await client.closed;
+      clearInterval(acker);
+      assertEquals(closed, { code: 1000, reason: "session ended" }, `binary ${binary}`);
+      const got = binary ? new TextDecoder().decode(client.received()) : client.output();
+      assert(got.includes(data.replaceAll("\n", "\r\n")), `every byte up to the close (binary ${binary})`);
+      assert(client.metas().includes("coda:exit:3"));
+    }
+  } finally {
+    await server.close();
+    await Deno.remove(home, { recursive: true });
+  }
+});

@@ -5,6 +5,7 @@
  * @module
  */
 import { BINARY_SUBPROTOCOL, decodeBinaryFrame, type RunnerToRelay } from "@coda/relay/protocol";
+import { concatBytes } from "@coda/relay/bytes";
 import type { OutputChunk, SessionSink } from "./session.ts";
 import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
 import { type LinkStopReason, RelayLink, type RelayLinkOptions } from "./link.ts";
@@ -141,13 +142,7 @@ export class TestClient {
 
   /** Every output byte received in binary frames, joined. */
   received(): Uint8Array {
-    const joined = new Uint8Array(this.#byteCount);
-    let at = 0;
-    for (const part of this.bytes) {
-      joined.set(part, at);
-      at += part.length;
-    }
-    return joined;
+    return concatBytes(this.bytes, this.#byteCount);
   }
 
   /** Everything written to the terminal so far. */
