@@ -17,6 +17,7 @@ import type { RelayMetrics } from "./metrics.ts";
 import type { ClientPeer, PendingInput, RunnerPeer } from "./peers.ts";
 import {
   CloseCode,
+  CloseReason,
   encode,
   encodeInputFrame,
   encodeOutputFrame,
@@ -28,9 +29,6 @@ import {
   type RelayToRunner,
   type RunnerToRelay,
 } from "./protocol.ts";
-
-/** Reason sent with close 4413. */
-export const SLOW_CONSUMER_REASON = "slow consumer, resume from your offset";
 
 /** The relay's `welcome` to `runnerId`: protocol 2, binary frames taken. */
 export function welcomeFor(runnerId: string): RelayToRunner {
@@ -267,7 +265,7 @@ export class Broker {
           if (client.sessionId !== message.sessionId) continue;
           client.ended = true;
           runner.clients.delete(client);
-          this.#close(client.socket, CloseCode.NORMAL, "session ended");
+          this.#close(client.socket, CloseCode.NORMAL, CloseReason.SESSION_ENDED);
         }
         return;
       }
@@ -585,7 +583,7 @@ export class Broker {
         sessionId: client.sessionId,
         buffered,
       });
-      this.#close(socket, CloseCode.SLOW_CONSUMER, SLOW_CONSUMER_REASON);
+      this.#close(socket, CloseCode.SLOW_CONSUMER, CloseReason.SLOW_CONSUMER);
       return false;
     }
     if (!trySend(socket, frame)) return false;

@@ -1,7 +1,6 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import type { RelayBackend, SessionReport } from "./backend.ts";
-import { CloseCode, encode, MetaLine } from "./protocol.ts";
-import { SLOW_CONSUMER_REASON } from "./broker.ts";
+import { CloseCode, CloseReason, encode, MetaLine } from "./protocol.ts";
 import {
   clientToken,
   connectClient,
@@ -234,7 +233,7 @@ relayTest(
     // Reading at ~6 MB/s takes far longer than the close grace: the close must wait for the queue, not race it.
     const read = await readToClose(slow, 64 * 1024, 10);
     slow.close();
-    assertEquals(read.close, { code: CloseCode.SLOW_CONSUMER, reason: SLOW_CONSUMER_REASON });
+    assertEquals(read.close, { code: CloseCode.SLOW_CONSUMER, reason: CloseReason.SLOW_CONSUMER });
     assert(read.dataBytes > 1024 * 1024, `only ${read.dataBytes} bytes came before the close`);
   },
   { limits: { maxClientBufferedBytes: 4 * 1024 * 1024, closeGraceMs: 300 } },

@@ -10,12 +10,12 @@
  *
  * @module
  */
-import { checkUpgrade, jsonError, refuseLink, type RelayContext, upgrade } from "./context.ts";
-import { closeSocket, frameSize, trySend } from "./frames.ts";
+import { checkUpgrade, FrameGuard, jsonError, refuseLink, type RelayContext, upgrade } from "./context.ts";
+import { frameSize, trySend } from "./frames.ts";
 import { ClientPeer } from "./peers.ts";
 import {
   BINARY_SUBPROTOCOL,
-  CloseCode,
+  type ClientLinkOptions,
   decodeBinaryFrame,
   decodeClientMessage,
   encode,
@@ -86,55 +86,52 @@ export async function acceptClient(ctx: RelayContext, req: Request, release: () 
   // Checked again: other upgrades of this user may have been admitted while the jti was being stored.
   if (overCap()) return refuseLink(ctx, "client", tooMany);
 
+  return openClientLink(ctx, req, claims, options.value, release);
+}
+
+/**
+ * Upgrades an authenticated client's request and serves its link: checks every frame it sends
+ * (size, shape, its own session only) before the broker forwards it, and answers its pings.
+ * Shared by `/client` and `coda-runner serve`, which authenticates by its access token instead.
+ */
+export function openClientLink(
+  ctx: RelayContext,
+  req: Request,
+  claims: ClientClaims,
+  options: ClientLinkOptions,
+  release: () => void,
+): Response {
   const binary = offersBinary(req);
   const upgraded = upgrade(ctx, req, release, binary ? BINARY_SUBPROTOCOL : undefined);
   if ("refused" in upgraded) return upgraded.refused;
   const { socket, response } = upgraded;
-  const client = new ClientPeer(crypto.randomUUID(), claims, options.value, socket);
+  const client = new ClientPeer(crypto.randomUUID(), claims, options, socket);
   client.binary = binary;
   // Counted against the per-user cap from now on, though it is attached only once open.
   ctx.broker.reserveClient(client);
-  let strikes = 0;
-
-  const refuse = (code: number, reason: string) => {
-    ctx.metrics.closed(code);
-    closeSocket(socket, code, reason, ctx.limits.closeGraceMs);
-  };
-
-  const strike = (reason: string) => {
-    ctx.metrics.dropped(reason);
-    strikes++;
-    if (strikes >= ctx.limits.malformedFrameLimit) {
-      ctx.log({ event: "client_policy_close", clientId: client.clientId });
-      refuse(CloseCode.POLICY, "too many malformed or forbidden frames");
-    }
-  };
+  const guard = new FrameGuard(ctx, socket, { event: "client_policy_close", clientId: client.clientId });
 
   socket.onopen = () => ctx.broker.addClient(client);
   socket.onmessage = (event) => {
     const bytes = frameSize(event.data);
-    if (bytes > ctx.limits.maxFrameBytes) {
-      ctx.metrics.dropped("too_big");
-      return refuse(CloseCode.TOO_BIG, "frame too big");
-    }
-    if (client.state === "closed") return;
+    if (guard.tooBig(bytes) || client.state === "closed") return;
     if (client.binary && event.data instanceof ArrayBuffer) {
       const frame = decodeBinaryFrame(event.data);
       if (!frame.ok || frame.value.type !== "input" || frame.value.clientId !== undefined) {
-        return strike("malformed");
+        return guard.strike("malformed");
       }
-      if (frame.value.sessionId !== client.sessionId) return strike("foreign_session");
+      if (frame.value.sessionId !== client.sessionId) return guard.strike("foreign_session");
       return ctx.broker.fromClient(client, frame.value.data, bytes);
     }
     const decoded = decodeClientMessage(event.data);
-    if (!decoded.ok) return strike("malformed");
+    if (!decoded.ok) return guard.strike("malformed");
     // Answered here, whether or not a runner is attached: the pong is about this link only. Not past the
     // client's buffer cap, so a peer that pings without reading cannot make the relay hold its pongs.
     if (decoded.value.type === "ping") {
       if (socket.bufferedAmount > ctx.limits.maxClientBufferedBytes) return;
       return void trySend(socket, encode({ type: "pong", t: decoded.value.t }));
     }
-    if (decoded.value.sessionId !== client.sessionId) return strike("foreign_session");
+    if (decoded.value.sessionId !== client.sessionId) return guard.strike("foreign_session");
     ctx.broker.fromClient(client, decoded.value, bytes);
   };
   socket.onclose = () => ctx.broker.removeClient(client);

@@ -8,6 +8,8 @@ import type { Broker } from "./broker.ts";
 import { idleTimeoutSeconds, type RelayLimits } from "./limits.ts";
 import type { RelayLog } from "./log.ts";
 import type { RelayMetrics } from "./metrics.ts";
+import { closeSocket } from "./frames.ts";
+import { CloseCode, CloseReason } from "./protocol.ts";
 
 /** Everything a link handler needs. */
 export interface RelayContext {
@@ -151,4 +153,62 @@ export function upgrade(
   socket.addEventListener("open", () => clearTimeout(staleTimer), { once: true });
   socket.addEventListener("close", () => clearTimeout(staleTimer), { once: true });
   return upgraded;
+}
+
+/**
+ * The checks every frame of an upgraded peer passes, the same on `/client`, on `/runner` and in
+ * `coda-runner serve`: a frame over `maxFrameBytes` closes the peer 1009; a malformed or forbidden
+ * one is a strike, counted by `reason`, and `malformedFrameLimit` strikes close it 1008.
+ */
+export class FrameGuard {
+  #strikes = 0;
+
+  constructor(
+    private readonly ctx: RelayContext,
+    private readonly socket: WebSocket,
+    /** Logged when the peer is closed for its strikes, e.g. `{ event: "client_policy_close", clientId }`. */
+    private readonly onPolicyClose: Record<string, unknown>,
+  ) {}
+
+  /** Whether a frame of `bytes` is too big; if so the peer is being closed 1009. */
+  tooBig(bytes: number): boolean {
+    if (bytes <= this.ctx.limits.maxFrameBytes) return false;
+    this.ctx.metrics.dropped("too_big");
+    this.close(CloseCode.TOO_BIG, CloseReason.TOO_BIG);
+    return true;
+  }
+
+  /** Counts a malformed or forbidden frame (dropped); the last one allowed closes the peer 1008. */
+  strike(reason: string): void {
+    this.ctx.metrics.dropped(reason);
+    this.#strikes++;
+    if (this.#strikes < this.ctx.limits.malformedFrameLimit) return;
+    this.ctx.log(this.onPolicyClose);
+    this.close(CloseCode.POLICY, CloseReason.POLICY);
+  }
+
+  /** Closes the peer (after what is queued for it), counted under `code`. */
+  close(code: number, reason: string): void {
+    this.ctx.metrics.closed(code);
+    closeSocket(this.socket, code, reason, this.ctx.limits.closeGraceMs);
+  }
+}
+
+/** How long a shutting-down relay waits for its peers to acknowledge the close. */
+const SHUTDOWN_GRACE_MS = 3000;
+
+/**
+ * Closes every peer with `1012` and `reason` (each after what is queued for it) and waits for them
+ * to go, {@linkcode SHUTDOWN_GRACE_MS} at most, then for the broker's last records.
+ */
+export async function closeEveryone(ctx: RelayContext, reason: string): Promise<void> {
+  ctx.broker.closeAll(CloseCode.RESTART, reason);
+  for (const socket of ctx.sockets) closeSocket(socket, CloseCode.RESTART, reason, ctx.limits.closeGraceMs);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  await Promise.race([
+    Promise.all(ctx.closed.values()),
+    new Promise((resolve) => timer = setTimeout(resolve, SHUTDOWN_GRACE_MS)),
+  ]);
+  clearTimeout(timer);
+  await ctx.broker.settle();
 }

@@ -20,13 +20,11 @@
 import type { RelayBackend } from "./backend.ts";
 import { Broker } from "./broker.ts";
 import { acceptClient } from "./client_link.ts";
-import { jsonError, type RelayContext } from "./context.ts";
+import { closeEveryone, jsonError, type RelayContext } from "./context.ts";
 import { type RelayLimits, resolveLimits } from "./limits.ts";
 import { type RelayLog, stderrLog } from "./log.ts";
 import { RelayMetrics } from "./metrics.ts";
 import { ConnectionCaps, defaultConnectionLimits, raiseFdLimit, refusalResponse } from "./edge.ts";
-import { CloseCode } from "./protocol.ts";
-import { closeSocket } from "./frames.ts";
 import { secretsEqual } from "./secrets.ts";
 import { acceptRunner } from "./runner_link.ts";
 import { watchRevocations } from "./revocation.ts";
@@ -94,9 +92,6 @@ export function isLoopback(hostname: string): boolean {
 
 /** Paths the relay answers. */
 export const RELAY_PATHS: readonly string[] = ["/runner", "/client", "/metrics"];
-
-/** How long shutdown waits for peers to acknowledge the close. */
-const SHUTDOWN_GRACE_MS = 3000;
 
 /** Creates a relay. */
 export function createRelay(options: RelayOptions): Relay {
@@ -166,17 +161,7 @@ export function createRelay(options: RelayOptions): Relay {
       shuttingDown ??= (async () => {
         log({ event: "relay_shutdown", runners: broker.runners.size, clients: broker.clients.size });
         await stopRevocations();
-        broker.closeAll(CloseCode.RESTART, "relay restarting");
-        for (const socket of ctx.sockets) {
-          closeSocket(socket, CloseCode.RESTART, "relay restarting", limits.closeGraceMs);
-        }
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          Promise.all(ctx.closed.values()),
-          new Promise((resolve) => timer = setTimeout(resolve, SHUTDOWN_GRACE_MS)),
-        ]);
-        clearTimeout(timer);
-        await broker.settle();
+        await closeEveryone(ctx, "relay restarting");
       })();
       return shuttingDown;
     },

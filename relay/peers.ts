@@ -24,8 +24,6 @@ export type ClientState = "waiting" | "attaching" | "live" | "offline" | "closed
 export class RunnerPeer {
   /** Clients attached (or attaching) through this connection. */
   readonly clients = new Set<ClientPeer>();
-  /** Malformed frames received so far. */
-  strikes = 0;
   /** It sent `binary` after `welcome`: stdin goes to it as binary input frames. */
   binary = false;
   /** Refreshes presence while connected. */

@@ -370,6 +370,21 @@ export const CloseCode = {
   SLOW_CONSUMER: 4413,
 } as const;
 
+/**
+ * The reasons sent with the close codes a peer acts on, the same from the relay and from
+ * `coda-runner serve` (which mounts the relay's broker).
+ */
+export const CloseReason = {
+  /** With {@linkcode CloseCode.NORMAL}, to a session's clients. */
+  SESSION_ENDED: "session ended",
+  /** With {@linkcode CloseCode.POLICY}. */
+  POLICY: "too many malformed or forbidden frames",
+  /** With {@linkcode CloseCode.TOO_BIG}. */
+  TOO_BIG: "frame too big",
+  /** With {@linkcode CloseCode.SLOW_CONSUMER}. */
+  SLOW_CONSUMER: "slow consumer, resume from your offset",
+} as const;
+
 /* ------------------------------------------------------------------ */
 /* Client link negotiation.                                             */
 /* ------------------------------------------------------------------ */

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { checkUpgrade, refuseLink, type RelayContext, upgrade } from "./context.ts";
+import { checkUpgrade, FrameGuard, refuseLink, type RelayContext, upgrade } from "./context.ts";
 import { closeSocket, frameSize } from "./frames.ts";
 import { RunnerPeer } from "./peers.ts";
 import { welcomeFor } from "./broker.ts";
@@ -92,6 +92,7 @@ export async function acceptRunner(ctx: RelayContext, req: Request, release: () 
     iat,
   );
   let registered = false;
+  const guard = new FrameGuard(ctx, socket, { event: "runner_policy_close", runnerId: runner.runnerId });
 
   socket.onopen = () => {
     registered = true;
@@ -99,29 +100,16 @@ export async function acceptRunner(ctx: RelayContext, req: Request, release: () 
   };
   socket.onmessage = (event) => {
     const bytes = frameSize(event.data);
-    if (bytes > ctx.limits.maxFrameBytes) {
-      ctx.metrics.dropped("too_big");
-      ctx.metrics.closed(CloseCode.TOO_BIG);
-      return closeSocket(socket, CloseCode.TOO_BIG, "frame too big", ctx.limits.closeGraceMs);
-    }
-    const strike = () => {
-      ctx.metrics.dropped("malformed");
-      runner.strikes++;
-      if (runner.strikes >= ctx.limits.malformedFrameLimit) {
-        ctx.log({ event: "runner_policy_close", runnerId: runner.runnerId });
-        ctx.metrics.closed(CloseCode.POLICY);
-        closeSocket(socket, CloseCode.POLICY, "too many malformed frames", ctx.limits.closeGraceMs);
-      }
-    };
+    if (guard.tooBig(bytes)) return;
     if (event.data instanceof ArrayBuffer) {
       // Output passes on unread: only its header is decoded.
       const frame = new Uint8Array(event.data);
       const decoded = decodeBinaryFrame(frame);
-      if (!decoded.ok || decoded.value.type !== "output") return strike();
+      if (!decoded.ok || decoded.value.type !== "output") return guard.strike("malformed");
       return ctx.broker.fromRunnerOutput(runner, decoded.value, frame);
     }
     const decoded = decodeRunnerToRelay(event.data);
-    if (!decoded.ok) return strike();
+    if (!decoded.ok) return guard.strike("malformed");
     ctx.broker.fromRunner(runner, decoded.value, bytes);
   };
   socket.onclose = () => {

@@ -227,6 +227,8 @@ export class RelayLink implements SessionSink {
       let gotPong = false;
       let lastFrameAt = Date.now();
       let finished = false;
+      /** Stdin decoders of this connection's clients, by session and client id. */
+      const inputDecoders = new Map<string, TextDecoder>();
       const socket = new WebSocketWithHeaders(`${this.#options.relayUrl}/runner`, {
         headers: { authorization: `Bearer ${this.#options.runnerToken}` },
       });
@@ -293,11 +295,13 @@ export class RelayLink implements SessionSink {
             return;
           }
           carriedTraffic = welcomed;
-          void handler.onMessage({
-            type: "stdin",
-            sessionId: frame.value.sessionId,
-            data: new TextDecoder().decode(frame.value.data),
-          });
+          const { sessionId, clientId = "" } = frame.value;
+          // Per client and session, as a stream: a character a client split across two frames stays whole.
+          const key = `${sessionId}\u0000${clientId}`;
+          let decoder = inputDecoders.get(key);
+          if (!decoder) inputDecoders.set(key, decoder = new TextDecoder());
+          const data = decoder.decode(frame.value.data, { stream: true });
+          if (data !== "") void handler.onMessage({ type: "stdin", sessionId, data });
           return;
         }
         const decoded = decodeRelayToRunner(event.data);
@@ -323,6 +327,7 @@ export class RelayLink implements SessionSink {
           return;
         }
         carriedTraffic = welcomed;
+        if (message.type === "detach") inputDecoders.delete(`${message.sessionId}\u0000${message.clientId}`);
         void handler.onMessage(message);
       };
       socket.onerror = (event) => {

@@ -226,10 +226,10 @@ Deno.test("link: a relay that is not there is reported as such, not as a lost li
 
 /**
  * A relay that welcomes with `welcome` and keeps every frame the runner sends
- * (an old relay, protocol 1, cannot be made from today's); `input` is sent
- * once the runner asks for binary frames.
+ * (an old relay, protocol 1, cannot be made from today's); the `input` frames
+ * are sent once the runner asks for binary frames.
  */
-function recordingRelay(welcome: Record<string, unknown>, input?: Uint8Array) {
+function recordingRelay(welcome: Record<string, unknown>, input: Uint8Array[] = []) {
   const frames: (string | Uint8Array)[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     const { socket, response } = Deno.upgradeWebSocket(req);
@@ -237,7 +237,9 @@ function recordingRelay(welcome: Record<string, unknown>, input?: Uint8Array) {
     socket.onopen = () => socket.send(JSON.stringify(welcome));
     socket.onmessage = (event) => {
       frames.push(typeof event.data === "string" ? event.data : new Uint8Array(event.data));
-      if (input && event.data === JSON.stringify({ type: "binary" })) socket.send(input);
+      if (event.data === JSON.stringify({ type: "binary" })) {
+        for (const frame of input) socket.send(frame as Uint8Array<ArrayBuffer>);
+      }
     };
     return response;
   });
@@ -280,11 +282,12 @@ Deno.test("link: an old relay's welcome (no binary) gets JSON stdout, split to f
 });
 
 Deno.test("link: a relay that offers binary frames gets output as one binary frame and sends stdin as bytes", async () => {
-  const input = encodeInputFrame({
-    sessionId: "session-0001",
-    clientId: "c1",
-    data: new TextEncoder().encode("ls é\r"),
-  });
+  // The é is cut between two frames, as a client's bytes may be: it reaches the PTY whole.
+  const typed = new TextEncoder().encode("ls é\r");
+  const cut = typed.indexOf(0xc3) + 1;
+  const input = [typed.subarray(0, cut), typed.subarray(cut)].map((data) =>
+    encodeInputFrame({ sessionId: "session-0001", clientId: "c1", data })
+  );
   const relay = recordingRelay(
     { type: "welcome", runnerId: "runner-new1", protocol: 2, binary: true },
     input,
@@ -298,8 +301,11 @@ Deno.test("link: a relay that offers binary frames gets output as one binary fra
   });
   const done = link.run();
   try {
-    await waitFor(() => messages.length === 1, "stdin from the relay");
-    assertEquals(messages[0], { type: "stdin", sessionId: "session-0001", data: "ls é\r" });
+    await waitFor(() => messages.length === 2, "stdin from the relay");
+    assertEquals(messages, [
+      { type: "stdin", sessionId: "session-0001", data: "ls " },
+      { type: "stdin", sessionId: "session-0001", data: "é\r" },
+    ]);
     link.sendOutput({ sessionId: "session-0001", offset: 7, replay: false, data: OUTPUT });
     const frame = await waitFor(() => relay.frames.find((f) => typeof f !== "string"), "the binary frame");
     const decoded = decodeBinaryFrame(frame as Uint8Array);
