@@ -46,8 +46,29 @@ import type { Logger } from "./log.ts";
  */
 const WebSocketWithHeaders = NodeWebSocket as unknown as new (
   url: string,
-  options: { headers: Record<string, string> },
+  options: { headers: Record<string, string>; generateMask?: (mask: Uint8Array) => void },
 ) => WebSocket;
+
+/**
+ * Whether frames to `url` may go unmasked (an all-zero masking key, which `ws` then skips: masking
+ * every output byte in JS was the runner's largest cost per byte). Masking keeps a browser's
+ * attacker-chosen bytes from being read as HTTP by a proxy on the path (RFC 6455 §10.3); over TLS
+ * or loopback no proxy reads them, so the key is kept random only on plain `ws://` to another host.
+ */
+export function maskingNeeded(url: string): boolean {
+  const { protocol, hostname } = new URL(url);
+  if (protocol === "wss:") return false;
+  const host = hostname.replace(/^\[|\]$/g, "");
+  return !(host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host));
+}
+
+/** The `ws` options of a link to `url`. */
+function socketOptions(url: string, runnerToken: string) {
+  return {
+    headers: { authorization: `Bearer ${runnerToken}` },
+    ...(maskingNeeded(url) ? {} : { generateMask: (mask: Uint8Array) => void mask.fill(0) }),
+  };
+}
 
 /**
  * Output bytes per JSON `stdout` frame for a relay without binary frames:
@@ -229,9 +250,8 @@ export class RelayLink implements SessionSink {
       let finished = false;
       /** Stdin decoders of this connection's clients, by session and client id. */
       const inputDecoders = new Map<string, TextDecoder>();
-      const socket = new WebSocketWithHeaders(`${this.#options.relayUrl}/runner`, {
-        headers: { authorization: `Bearer ${this.#options.runnerToken}` },
-      });
+      const url = `${this.#options.relayUrl}/runner`;
+      const socket = new WebSocketWithHeaders(url, socketOptions(url, this.#options.runnerToken));
       socket.binaryType = "arraybuffer";
       this.#socket = socket;
       this.#binary = false;

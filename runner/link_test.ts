@@ -1,6 +1,6 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { decodeBinaryFrame, encodeInputFrame, type RelayToRunner } from "@coda/relay/protocol";
-import { RelayLink } from "./link.ts";
+import { maskingNeeded, RelayLink } from "./link.ts";
 import { createLogger, silentLogger } from "./log.ts";
 import { waitFor } from "./testing.ts";
 
@@ -319,5 +319,27 @@ Deno.test("link: a relay that offers binary frames gets output as one binary fra
     link.stop();
     await done;
     await relay.close();
+  }
+});
+
+Deno.test("link: frames go unmasked only where no proxy can read them: TLS or loopback", () => {
+  for (
+    const url of [
+      "wss://relay.example/runner",
+      "ws://127.0.0.1:8080/runner",
+      "ws://localhost/runner",
+      "ws://[::1]:1/runner",
+    ]
+  ) {
+    assertEquals(maskingNeeded(url), false, url);
+  }
+  for (
+    const url of [
+      "ws://relay.example/runner",
+      "ws://10.0.0.2:8080/runner",
+      "ws://127.0.0.1.evil.example/runner",
+    ]
+  ) {
+    assertEquals(maskingNeeded(url), true, url);
   }
 });
