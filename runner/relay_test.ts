@@ -14,6 +14,7 @@ import {
 } from "@coda/api/testing";
 import { spawnTask, standaloneRelayEnv } from "@coda/relay/testing";
 import { probeRelay } from "./link.ts";
+import { DEFAULT_FLOW_LIMITS } from "./session.ts";
 import { startInProcessRunner, TestClient, waitFor } from "./testing.ts";
 
 /** `bytes` random bytes as base64 lines of 76, the way `base64` prints them. */
@@ -176,7 +177,10 @@ Deno.test("flow control through the relay keeps the runner bounded under yes; Ct
     assert(t.runner.link.bufferedAmount() <= 4 * 1024 * 1024, "link send buffer bounded");
     await new Promise((r) => setTimeout(r, 20));
   }
-  assert(worstUnacked <= 1024 * 1024, `unacknowledged output reached ${worstUnacked}`);
+  // The window's ceiling, plus what node-pty had read before the pause took effect.
+  const bound = DEFAULT_FLOW_LIMITS.maxWindow + 256 * 1024;
+  assert(worstUnacked <= bound, `unacknowledged output reached ${worstUnacked}`);
+  assertEquals(client.socket.readyState, WebSocket.OPEN, "the relay never had to close the client 4413");
   client.send({ type: "stdin", sessionId, data: "\x03" });
   client.send({ type: "stdin", sessionId, data: "echo stopped-$((7 * 6))\r" });
   await client.waitForOutput("stopped-42", 60_000);

@@ -24,6 +24,7 @@ import { MAX_FRAME_BYTES, MetaLine, type OutputFrame, type RunnerToRelay } from 
 import { completeLength, ReplayBuffer, splitChunk } from "./replay_buffer.ts";
 import { DEFAULT_RELAY_LIMITS } from "@coda/relay/limits";
 import { concatBytes } from "@coda/relay/bytes";
+import { FlowWindow, type FlowWindowLimits } from "./flow_window.ts";
 import type { PtyProcess } from "./pty.ts";
 import { ShellTracker } from "./shell_integration.ts";
 import type { Recorder } from "./recorder.ts";
@@ -42,12 +43,11 @@ export interface SessionSink {
   bufferedAmount(): number;
 }
 
-/** Flow-control thresholds, in bytes. */
-export interface FlowLimits {
-  /** Pause above this many unacknowledged bytes (default 512 KiB). */
-  highWatermark: number;
-  /** Resume below this many (default 128 KiB). */
-  lowWatermark: number;
+/**
+ * Flow-control thresholds, in bytes: the bounds of the session's {@linkcode FlowWindow} (sized by
+ * the clients' ack rate), and the link's.
+ */
+export interface FlowLimits extends FlowWindowLimits {
   /** Pause while the link buffers more than this (default 1 MiB). */
   maxLinkBuffered: number;
   /** How often a paused session re-checks the link's buffer, ms (default 20). */
@@ -56,8 +56,13 @@ export interface FlowLimits {
 
 /** Default {@linkcode FlowLimits}. */
 export const DEFAULT_FLOW_LIMITS: FlowLimits = {
-  highWatermark: 512 * 1024,
-  lowWatermark: 128 * 1024,
+  highWatermark: 128 * 1024,
+  lowWatermark: 32 * 1024,
+  // A quarter of what the relay queues for one client: a spec-only client gets the bytes as JSON, whose
+  // escapes make `yes` 1.7 times as large (and a control byte 6), all of it in the relay's queue when
+  // that client reads slowly.
+  maxWindow: DEFAULT_RELAY_LIMITS.maxClientBufferedBytes / 4,
+  windowMs: 100,
   maxLinkBuffered: 1024 * 1024,
   linkPollMs: 20,
 };
@@ -112,6 +117,8 @@ export interface SessionOptions {
 export interface SessionStats {
   produced: number;
   acked: number;
+  /** The flow-control window now: the PTY pauses with more than this unacknowledged. */
+  window: number;
   heldBytes: number;
   chunks: number;
   paused: boolean;
@@ -135,6 +142,7 @@ export class Session {
   readonly #log: Logger;
   readonly #buffer: ReplayBuffer;
   readonly #flow: FlowLimits;
+  readonly #window: FlowWindow;
   readonly #graceMs: number;
   readonly #onEnd: (session: Session) => void;
   readonly #terminate: (() => Promise<void>) | undefined;
@@ -177,6 +185,7 @@ export class Session {
     this.#log = options.log;
     this.#buffer = new ReplayBuffer(options.replayBytes);
     this.#flow = { ...DEFAULT_FLOW_LIMITS, ...options.flow };
+    this.#window = new FlowWindow(this.#flow);
     this.#graceMs = options.graceMs;
     this.#onEnd = options.onEnd;
     this.#terminate = options.terminate;
@@ -211,6 +220,7 @@ export class Session {
     return {
       produced: this.#buffer.end,
       acked: this.#acked,
+      window: this.#window.high,
       heldBytes: this.#buffer.heldBytes,
       chunks: this.#buffer.chunkCount,
       paused: this.#ptyPaused,
@@ -325,6 +335,7 @@ export class Session {
   /** A client has rendered output up to `offset`. */
   ack(offset: number): void {
     if (offset > this.#acked) this.#acked = Math.min(offset, this.#buffer.end);
+    this.#window.acked(this.#acked);
     this.#updateFlow();
   }
 
@@ -407,7 +418,7 @@ export class Session {
     // other reads.
     if (
       this.#readBytes >= BATCH_BYTES ||
-      (this.#clients.size > 0 && this.#buffer.end + this.#readBytes - this.#acked > this.#flow.highWatermark)
+      (this.#clients.size > 0 && this.#buffer.end + this.#readBytes - this.#acked > this.#window.high)
     ) {
       this.#takeReads();
       return;
@@ -452,6 +463,7 @@ export class Session {
 
   #emit(data: Uint8Array): void {
     if (data.length === 0) return;
+    if (this.#buffer.end === this.#acked) this.#window.restart(this.#acked);
     // The ring keeps the chunk: a view into a larger buffer (node's read pool) would hold all of it.
     const chunk = this.#buffer.append(data.byteLength === data.buffer.byteLength ? data : data.slice());
     this.#recorder?.push(chunk.data);
@@ -517,8 +529,8 @@ export class Session {
     if (this.#ended) return;
     const unacked = this.#buffer.end - this.#acked;
     if (this.#clients.size === 0) this.#pausedForAcks = false;
-    else if (!this.#pausedForAcks && unacked > this.#flow.highWatermark) this.#pausedForAcks = true;
-    else if (this.#pausedForAcks && unacked < this.#flow.lowWatermark) this.#pausedForAcks = false;
+    else if (!this.#pausedForAcks && unacked > this.#window.high) this.#pausedForAcks = true;
+    else if (this.#pausedForAcks && unacked < this.#window.low) this.#pausedForAcks = false;
     const wasPausedForLink = this.#pausedForLink;
     this.#pausedForLink = this.#sink.bufferedAmount() > this.#flow.maxLinkBuffered;
     if (this.#pausedForLink && !wasPausedForLink) this.#pollLink();
