@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--quick] [--out FILE]`: the data path's figures side by
+ * `deno task bench [--quick] [--out FILE] [--cpu-prof DIR]`: the data path's figures side by
  * side in one run, each beside its goal (issue 10). The app (API + relay), the
  * runner (`runner/main.ts` with a token paired over HTTP), `coda-runner serve`
  * and a raw WebSocket loopback each run as a real subprocess, measured from
@@ -17,6 +17,9 @@
  *   runner, then Ctrl-C to prompt. Runner idle RSS beside a bare Deno's.
  *
  * Writes one JSON line per figure to `test-output/bench.jsonl` (`--out`).
+ * With `--cpu-prof DIR` the app, the runner and serve write V8 CPU profiles
+ * under `DIR/<process>/` and the run ends with each one's top self-time entries
+ * (the figures are then slower: profiling costs CPU).
  *
  * @module
  */
@@ -28,6 +31,7 @@ import { createSession, pairRunner, signup } from "@coda/api/testing";
 import { clientLinkQuery } from "@coda/relay/protocol";
 import { type AckPolicy, BenchClient, type ClientMode, NotNegotiatedError } from "./client.ts";
 import { Child, cpuSeconds, freePort, rssBytes } from "./procs.ts";
+import { summarizeProfiles } from "./profile.ts";
 
 const MiB = 1024 * 1024;
 const MB = 1e6;
@@ -49,6 +53,8 @@ interface Plan {
   pacedIntervalMs: number;
   attaches: number;
   floodSeconds: number;
+  /** Where the app, runner and serve write CPU profiles (`--cpu-prof DIR`), if anywhere. */
+  profileDir?: string;
 }
 
 const FULL: Plan = {
@@ -653,6 +659,9 @@ async function measure(plan: Plan): Promise<Figure[]> {
     };
     const shellEnv = { ...base, HOME: home, SHELL: "/bin/bash", PS1: "$ ", TERM: "xterm-256color" };
     const start = (name: string, args: string[], env: Record<string, string>) => {
+      if (plan.profileDir && name !== "loopback") {
+        args = [args[0], "--cpu-prof", `--cpu-prof-dir=${plan.profileDir}/${name}`, ...args.slice(1)];
+      }
       const child = new Child(name, args, env);
       children.push(child);
       return child;
@@ -785,10 +794,10 @@ export function formatTable(figures: Figure[]): string {
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { quick: { type: "boolean" }, out: { type: "string" } },
+    options: { quick: { type: "boolean" }, out: { type: "string" }, "cpu-prof": { type: "string" } },
     strict: true,
   });
-  const plan = values.quick ? QUICK : FULL;
+  const plan = { ...(values.quick ? QUICK : FULL), profileDir: values["cpu-prof"] };
   const out = values.out ?? "test-output/bench.jsonl";
   const started = performance.now();
   const figures = await measure(plan);
@@ -801,6 +810,14 @@ if (import.meta.main) {
   const dirEnd = out.lastIndexOf("/");
   if (dirEnd > 0) await Deno.mkdir(out.slice(0, dirEnd), { recursive: true });
   await Deno.writeTextFile(out, figures.map((f) => JSON.stringify(f)).join("\n") + "\n");
+  if (plan.profileDir) {
+    for (const { process, file, top } of await summarizeProfiles(plan.profileDir)) {
+      console.log(`\n${process} (${file}), self time:`);
+      for (const entry of top) {
+        console.log(`  ${(entry.selfShare * 100).toFixed(1).padStart(5)} %  ${entry.name}`);
+      }
+    }
+  }
   // node-pty's handles keep the event loop alive after its shells are gone.
   Deno.exit(0);
 }
