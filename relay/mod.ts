@@ -13,7 +13,8 @@
  * and resilient listener it shares with its host, and the used-token store.
  * Clients and runners use the narrower exports: `@coda/relay/protocol` (the
  * wire protocol, also in `PROTOCOL.md`), `/tokens`, `/backend`, `/limits`,
- * `/frames`, `/backoff`, `/urls`, `/utf8`, `/secrets`; tests `/testing`.
+ * `/frames`, `/backoff`, `/urls`, `/utf8`, `/bytes`, `/secrets`, `/local` (what
+ * `coda-runner serve` mounts); tests `/testing`.
  *
  * @module
  */

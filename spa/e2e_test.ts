@@ -325,6 +325,7 @@ Deno.test({
         ],
       });
       const page = await browser.newPage();
+      page.setDefaultTimeout(STEP_TIMEOUT_MS);
       await page.setViewport(DESKTOP);
       // With no choice stored, the app follows the system's colour scheme.
       await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "dark" }]);
@@ -431,8 +432,18 @@ Deno.test({
         await waitForTerminal(page, "sleep running", (h) => h.text.includes("sleep 300"));
         const pane = `#pane-${hook.tabId}`;
         if (!await page.$(`${pane} .key-bar`)) await page.click(`${pane} button[title^="Show extra keys"]`);
-        await page.click(`${pane} .key-bar button[aria-pressed]`);
-        await page.waitForSelector(`${pane} .key-bar button[aria-pressed="true"]`);
+        // A click that lands while the pane re-renders is lost: click until Ctrl shows pressed (a toggle, so
+        // never again once it does).
+        await waitFor(
+          async () => {
+            if (await page.$(`${pane} .key-bar button[aria-pressed="true"]`)) return true;
+            await page.click(`${pane} .key-bar button[aria-pressed]`);
+            return false;
+          },
+          "the sticky Ctrl to be pressed",
+          STEP_TIMEOUT_MS,
+          1000,
+        );
         await screenshot(page, "phone-key-bar");
         await page.focus(`${pane} textarea.xterm-helper-textarea`);
         await page.keyboard.type("c");
@@ -635,6 +646,8 @@ Deno.test({
         await page.waitForSelector(`${record}[aria-pressed="false"]`, { timeout: STEP_TIMEOUT_MS });
 
         const player = await browser!.newPage();
+
+        player.setDefaultTimeout(STEP_TIMEOUT_MS);
         await player.setViewport(DESKTOP);
         await waitFor(
           async () => {
@@ -663,6 +676,7 @@ Deno.test({
         serve = new RunnerProcess(app.url, serveHome, ["serve", "--port", "0"]);
         const url = await serve.serveUrl();
         const manual = await browser!.newPage();
+        manual.setDefaultTimeout(STEP_TIMEOUT_MS);
         await manual.setViewport({ width: 1000, height: 700 });
         await manual.goto(`${app.url}/devmode/connect`);
         await manual.waitForSelector("#manual-url");
@@ -696,6 +710,7 @@ Deno.test({
 
       await step("revoke the runner and see the terminal explain it", async () => {
         const other = await browser!.newPage();
+        other.setDefaultTimeout(STEP_TIMEOUT_MS);
         await other.setViewport(DESKTOP);
         await other.goto(`${app.url}/devmode/runners`);
         const revoke = await other.waitForSelector("xpath/.//button[contains(., 'Revoke')]");
@@ -761,6 +776,7 @@ Deno.test({
         args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
       });
       const page = await browser.newPage();
+      page.setDefaultTimeout(STEP_TIMEOUT_MS);
       await page.setViewport(PHONE);
       await page.emulateMediaFeatures([{ name: "prefers-color-scheme", value: "light" }]);
 
@@ -869,6 +885,7 @@ Deno.test({
         args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
       });
       const page = await browser.newPage();
+      page.setDefaultTimeout(STEP_TIMEOUT_MS);
       await page.setViewport(DESKTOP);
       await page.setExtraHTTPHeaders({ "x-e2e-client-ip": "198.51.100.7" });
       const [name, value] = user.cookie.split("=");
