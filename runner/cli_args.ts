@@ -17,7 +17,7 @@ export class UsageError extends Error {
 }
 
 /** The subcommands. */
-export type Command = "run" | "pair" | "status" | "logout" | "serve" | "help" | "version";
+export type Command = "run" | "pair" | "status" | "logout" | "serve" | "selfcheck" | "help" | "version";
 
 /** A parsed command line. */
 export interface CliArgs {
@@ -41,6 +41,7 @@ Usage:
   coda-runner pair            pair again (a new code to approve in the app)
   coda-runner status          show the account, runner, relay, token expiry and whether the relay accepts it
   coda-runner logout          revoke this runner in the app and forget its credentials
+  coda-runner selfcheck       check that a shell runs in a PTY, the config is private, the relay URL parses
   coda-runner serve           serve terminals directly (manual URL fallback, no relay)
       --port N                port to listen on (default 7681)
       --host H                interface to listen on (default 127.0.0.1)
@@ -72,6 +73,7 @@ const COMMANDS: Record<string, Command> = {
   status: "status",
   logout: "logout",
   serve: "serve",
+  selfcheck: "selfcheck",
   help: "help",
 };
 

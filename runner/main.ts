@@ -19,6 +19,7 @@ import { probeRelay, RelayLink, STOP_MESSAGES } from "./link.ts";
 import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
 import { checkTmux, TmuxMissingError, type TmuxSettings } from "./tmux.ts";
 import { defaultServeOrigins, startServe } from "./serve.ts";
+import { formatChecks, selfcheck } from "./selfcheck.ts";
 import { VERSION } from "./version.ts";
 
 /** Exit codes. */
@@ -537,6 +538,27 @@ async function commandServe(ctx: CommandContext): Promise<number> {
   return ExitCode.INTERRUPTED;
 }
 
+/** `selfcheck`: one line per check, exit 1 if any failed. */
+async function commandSelfcheck(ctx: CommandContext): Promise<number> {
+  let relayUrl = ctx.config.relayUrl;
+  let unreadable: string | undefined;
+  if (relayUrl === undefined) {
+    try {
+      relayUrl = (await ctx.store.read()).credentials?.relayUrl;
+    } catch (error) {
+      unreadable = error instanceof Error ? error.message : String(error);
+    }
+  }
+  const results = await selfcheck({
+    env: sessionOptions(ctx, undefined).env,
+    configPath: ctx.store.path,
+    relayUrl,
+  });
+  if (unreadable !== undefined) results.push({ name: "config", ok: false, detail: unreadable });
+  ctx.io.out(formatChecks(results));
+  return results.every((result) => result.ok) ? ExitCode.OK : ExitCode.ERROR;
+}
+
 /** Runs the CLI with `args`; resolves the exit code. `signal` aborts like Ctrl-C. */
 export async function main(
   args: string[],
@@ -577,6 +599,8 @@ export async function main(
         return await commandLogout(ctx);
       case "serve":
         return await commandServe(ctx);
+      case "selfcheck":
+        return await commandSelfcheck(ctx);
     }
   } catch (error) {
     if (signal.aborted) return ExitCode.INTERRUPTED;

@@ -64,20 +64,25 @@ class Cli {
   }
 }
 
+/** The CLI's environment for a test: a temporary home and config file, bash, and the shared module cache. */
+function localEnv(home: string, configPath: string): Record<string, string> {
+  return {
+    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+    HOME: home,
+    SHELL: "/bin/bash",
+    CODA_RUNNER_CONFIG: configPath,
+    DENO_DIR: Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno"),
+  };
+}
+
 Deno.test("CLI: pair end to end, store the credentials safely, reuse them, stop on revoke", async () => {
   const app = await startTestApp();
   const dir = await Deno.makeTempDir({ prefix: "coda-cli-" });
   const configPath = join(dir, "config", "coda-runner", "config.json");
   const env = {
-    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-    HOME: dir,
-    SHELL: "/bin/bash",
-    APP_URL: app.url,
-    RELAY_URL: app.relayUrl,
-    CODA_RUNNER_CONFIG: configPath,
+    ...cliEnv(app, dir, configPath),
     // Unattended, as an install script runs it: the pairing is kept without asking.
     CODA_RUNNER_ASSUME_YES: "1",
-    DENO_DIR: Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno"),
   };
   const processes: Cli[] = [];
   const cli = (args: string[]) => {
@@ -301,15 +306,7 @@ Deno.test("CLI: a RUNNER_TOKEN is never sent to an app nobody named (no APP_URL,
 
 /** The base environment of a CLI run against `app` with its config at `configPath`. */
 function cliEnv(app: StartedApp, home: string, configPath: string): Record<string, string> {
-  return {
-    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-    HOME: home,
-    SHELL: "/bin/bash",
-    APP_URL: app.url,
-    RELAY_URL: app.relayUrl,
-    CODA_RUNNER_CONFIG: configPath,
-    DENO_DIR: Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno"),
-  };
+  return { ...localEnv(home, configPath), APP_URL: app.url, RELAY_URL: app.relayUrl };
 }
 
 /** Stores credentials of a runner paired for `user` (with the API directly) where the CLI reads them. */
@@ -541,6 +538,51 @@ Deno.test("CLI: a runner revoked because this machine was paired again leaves it
     })
       .output();
     await app.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("CLI: selfcheck passes on a healthy machine, and names what is wrong with exit 1", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "coda-selfcheck-" });
+  const configPath = join(dir, "config", "coda-runner", "config.json");
+  const env = localEnv(dir, configPath);
+  try {
+    const fresh = new Cli(["selfcheck"], env);
+    assertEquals((await fresh.status).code, 0, fresh.stdout + fresh.stderr);
+    const lines = fresh.stdout.trim().split("\n");
+    assertEquals(
+      lines.map((line) => line.split(":")[0]),
+      ["ok   pty", "ok   config", "ok   relay"],
+      fresh.stdout,
+    );
+    assert(lines[0].includes("a resize reached it"), lines[0]);
+
+    // A config directory and file others can read, holding a relay URL that is not one: all named, exit 1.
+    await Deno.mkdir(dirname(configPath), { recursive: true });
+    await Deno.chmod(dirname(configPath), 0o755);
+    const credentials = { relayUrl: "ws://bad host", runnerId: "r", runnerToken: "t", appUrl: "http://x" };
+    await Deno.writeTextFile(configPath, JSON.stringify({ version: 1, cwds: {}, credentials }), {
+      mode: 0o644,
+    });
+    await Deno.chmod(configPath, 0o644);
+    const broken = new Cli(["selfcheck"], env);
+    assertEquals((await broken.status).code, 1, broken.stdout + broken.stderr);
+    assert(broken.stdout.includes("ok   pty:"), broken.stdout);
+    assert(
+      broken.stdout.includes(`FAIL config: ${dirname(configPath)} is 755, should be 700`),
+      broken.stdout,
+    );
+    assert(broken.stdout.includes(`${configPath} is 644, should be 600`), broken.stdout);
+    assert(
+      broken.stdout.includes('FAIL relay: the relay URL must be a URL, got "ws://bad host"'),
+      broken.stdout,
+    );
+
+    // A bad RELAY_URL stops before any check, as every command does, with the variable named.
+    const badEnv = new Cli(["selfcheck"], { ...env, RELAY_URL: "https://relay.example" });
+    assertEquals((await badEnv.status).code, 1);
+    assert(badEnv.stderr.includes("RELAY_URL"), badEnv.stderr);
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
