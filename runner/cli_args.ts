@@ -17,7 +17,17 @@ export class UsageError extends Error {
 }
 
 /** The subcommands. */
-export type Command = "run" | "pair" | "status" | "logout" | "serve" | "selfcheck" | "help" | "version";
+export type Command =
+  | "run"
+  | "pair"
+  | "status"
+  | "logout"
+  | "serve"
+  | "selfcheck"
+  | "install"
+  | "uninstall"
+  | "help"
+  | "version";
 
 /** A parsed command line. */
 export interface CliArgs {
@@ -31,6 +41,8 @@ export interface CliArgs {
   allowOrigins: string[];
   /** `--yes`: keep a new pairing without asking to confirm its account (unattended installs). */
   assumeYes: boolean;
+  /** `--log-file`: log lines are appended there too (a Windows scheduled task keeps no output). */
+  logFile?: string;
 }
 
 /** The `--help` text. */
@@ -42,6 +54,8 @@ Usage:
   coda-runner status          show the account, runner, relay, token expiry and whether the relay accepts it
   coda-runner logout          revoke this runner in the app and forget its credentials
   coda-runner selfcheck       check that a shell runs in a PTY, the config is private, the relay URL parses
+  coda-runner install         run the paired runner as a service of this user (systemd, launchd, Task Scheduler)
+  coda-runner uninstall       stop and remove that service
   coda-runner serve           serve terminals directly (manual URL fallback, no relay)
       --port N                port to listen on (default 7681)
       --host H                interface to listen on (default 127.0.0.1)
@@ -51,6 +65,7 @@ Usage:
 Options:
   -y, --yes                   keep a new pairing without asking to confirm the account (unattended installs)
   --log-format text|json      log line format (default text)
+  --log-file PATH             also append log lines to PATH
   -h, --help                  show this help
   -V, --version               show the version
 
@@ -74,6 +89,8 @@ const COMMANDS: Record<string, Command> = {
   logout: "logout",
   serve: "serve",
   selfcheck: "selfcheck",
+  install: "install",
+  uninstall: "uninstall",
   help: "help",
 };
 
@@ -82,6 +99,7 @@ const OPTIONS = {
   version: { type: "boolean", short: "V" },
   yes: { type: "boolean", short: "y" },
   "log-format": { type: "string" },
+  "log-file": { type: "string" },
   port: { type: "string" },
   host: { type: "string" },
   "allow-origin": { type: "string", multiple: true },
@@ -137,6 +155,7 @@ export function parseCliArgs(args: string[]): CliArgs {
     if (flag) throw new UsageError(`--${flag} is only valid with \`coda-runner serve\``);
   }
   parsed.assumeYes = values.yes ?? false;
+  if (values["log-file"] !== undefined) parsed.logFile = values["log-file"];
   const format = values["log-format"];
   if (format !== undefined) {
     if (format !== "text" && format !== "json") {

@@ -6,6 +6,10 @@ Deno.test("commands and flags", () => {
   assertEquals(parseCliArgs(["--version"]).command, "version");
   assertEquals(parseCliArgs(["status", "--log-format", "json"]).logFormat, "json");
   assertEquals(
+    parseCliArgs(["--log-file", "C:\\Users\\me\\coda-runner.log"]).logFile,
+    "C:\\Users\\me\\coda-runner.log",
+  );
+  assertEquals(
     parseCliArgs(["serve", "--port=9000", "--host", "0.0.0.0", "--allow-origin", "https://a.example/x"]),
     {
       command: "serve",

@@ -26,6 +26,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { VERSION } from "./version.ts";
+import { RUNNER_PERMISSIONS } from "./permissions.ts";
 
 /** The targets built by default. */
 export const TARGETS = [
@@ -39,16 +40,7 @@ export const TARGETS = [
 /** A supported target triple. */
 export type Target = (typeof TARGETS)[number];
 
-/** The permissions the runner is compiled with. */
-export const RUNNER_PERMISSIONS = [
-  "--allow-ffi",
-  "--allow-run",
-  "--allow-net",
-  "--allow-env",
-  "--allow-read",
-  "--allow-write",
-  "--allow-sys",
-] as const;
+export { RUNNER_PERMISSIONS } from "./permissions.ts";
 
 const NODE_PTY_PLATFORM: Record<Target, string> = {
   "x86_64-unknown-linux-gnu": "linux-x64",

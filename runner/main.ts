@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { delimiter, join } from "node:path";
+import { basename, delimiter, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { peekExpiry } from "@coda/relay/tokens";
 import { type CliArgs, parseCliArgs, USAGE, UsageError } from "./cli_args.ts";
 import { type Env, loadRunnerEnv, RunnerConfigError, type RunnerEnvConfig } from "./config.ts";
@@ -20,6 +21,15 @@ import { SessionManager, type SessionManagerOptions } from "./session_manager.ts
 import { checkTmux, TmuxMissingError, type TmuxSettings } from "./tmux.ts";
 import { defaultServeOrigins, startServe } from "./serve.ts";
 import { formatChecks, selfcheck } from "./selfcheck.ts";
+import {
+  installService,
+  ServiceError,
+  serviceFilePath,
+  type ServiceSpec,
+  serviceState,
+  uninstallService,
+} from "./service.ts";
+import { RUNNER_PERMISSIONS } from "./permissions.ts";
 import { VERSION } from "./version.ts";
 
 /** Exit codes. */
@@ -452,6 +462,9 @@ async function commandStatus(ctx: CommandContext): Promise<number> {
     `Relay:    ${credentials.relayUrl}`,
     `App:      ${credentials.appUrl ?? "unknown (set APP_URL to record sessions)"}`,
     `Config:   ${ctx.store.path}`,
+    `Service:  ${
+      (await serviceState(Deno.build.os, serviceFileOf(ctx))) ?? "not installed (coda-runner install)"
+    }`,
     `Token:    ${
       expiry
         ? expiry.getTime() <= Date.now()
@@ -538,6 +551,70 @@ async function commandServe(ctx: CommandContext): Promise<number> {
   return ExitCode.INTERRUPTED;
 }
 
+/** Where this user's service file goes on this OS. */
+function serviceFileOf(ctx: CommandContext): string {
+  return serviceFilePath(Deno.build.os, {
+    home: homeDirectory(ctx.env),
+    xdgConfigHome: ctx.env.XDG_CONFIG_HOME,
+    localAppData: ctx.env.LOCALAPPDATA,
+  });
+}
+
+/**
+ * What the service runs: this executable; from source (`deno run`), deno with the runner's
+ * permissions and this module.
+ */
+function serviceSpec(ctx: CommandContext): ServiceSpec {
+  const program = Deno.execPath();
+  const fromSource = /^deno(\.exe)?$/i.test(basename(program));
+  return {
+    program,
+    args: fromSource ? ["run", ...RUNNER_PERMISSIONS, fileURLToPath(Deno.mainModule)] : [],
+    configPath: ctx.store.path,
+    home: homeDirectory(ctx.env),
+  };
+}
+
+/** `install`: the paired runner as a per-user service. */
+async function commandInstall(ctx: CommandContext): Promise<number> {
+  if (!await activeCredentials(ctx)) {
+    ctx.io.err("coda-runner: not paired yet. Run `coda-runner pair` first, then `coda-runner install`.");
+    return ExitCode.ERROR;
+  }
+  const file = serviceFileOf(ctx);
+  const spec = serviceSpec(ctx);
+  // A scheduled task keeps no output: the runner writes its log beside the task file.
+  if (Deno.build.os === "windows") spec.args.push("--log-file", join(dirname(file), "coda-runner.log"));
+  try {
+    await installService(Deno.build.os, file, spec);
+  } catch (error) {
+    if (!(error instanceof ServiceError)) throw error;
+    const hint = Deno.build.os === "linux"
+      ? " Is a systemd user session running for you (`systemctl --user status`)? Without one, run" +
+        " `coda-runner` under your own supervisor."
+      : "";
+    ctx.io.err(`coda-runner: could not install the service: ${error.message}.${hint}`);
+    return ExitCode.ERROR;
+  }
+  ctx.io.out(`Installed ${file}: the runner starts at login and restarts if it fails.`);
+  if (Deno.build.os === "linux") {
+    ctx.io.out(
+      "Logs: journalctl --user -u coda-runner. To keep it running while you are logged out: loginctl enable-linger $USER",
+    );
+  }
+  return ExitCode.OK;
+}
+
+/** `uninstall`: stops and removes the service. */
+async function commandUninstall(ctx: CommandContext): Promise<number> {
+  const file = serviceFileOf(ctx);
+  const removed = await uninstallService(Deno.build.os, file);
+  ctx.io.out(
+    removed ? `Removed the service (${file}).` : "No coda-runner service is installed for this user.",
+  );
+  return ExitCode.OK;
+}
+
 /** `selfcheck`: one line per check, exit 1 if any failed. */
 async function commandSelfcheck(ctx: CommandContext): Promise<number> {
   let relayUrl = ctx.config.relayUrl;
@@ -583,7 +660,18 @@ export async function main(
     return ExitCode.OK;
   }
   const signal = options.signal ?? new AbortController().signal;
-  const log = createLogger({ format: parsed.logFormat, write: io.err });
+  const logFile = parsed.logFile;
+  const log = createLogger({
+    format: parsed.logFormat,
+    write: logFile === undefined ? io.err : (line) => {
+      io.err(line);
+      try {
+        Deno.writeTextFileSync(logFile, `${line}\n`, { append: true });
+      } catch {
+        // The log file is a copy; the line went to standard error.
+      }
+    },
+  });
   try {
     const config = loadRunnerEnv(env);
     const store = new RunnerFileStore(defaultConfigPath(env));
@@ -601,6 +689,10 @@ export async function main(
         return await commandServe(ctx);
       case "selfcheck":
         return await commandSelfcheck(ctx);
+      case "install":
+        return await commandInstall(ctx);
+      case "uninstall":
+        return await commandUninstall(ctx);
     }
   } catch (error) {
     if (signal.aborted) return ExitCode.INTERRUPTED;

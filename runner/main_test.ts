@@ -586,3 +586,70 @@ Deno.test("CLI: selfcheck passes on a healthy machine, and names what is wrong w
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("CLI: install needs a pairing, says plainly when there is no user service manager, and uninstall is idempotent", async () => {
+  const app = await startTestApp();
+  const dir = await Deno.makeTempDir({ prefix: "coda-install-cli-" });
+  const configPath = join(dir, "config", "coda-runner", "config.json");
+  const env = { ...cliEnv(app, dir, configPath), XDG_CONFIG_HOME: join(dir, "xdg") };
+  const unit = join(dir, "xdg", "systemd", "user", "coda-runner.service");
+  try {
+    const unpaired = new Cli(["install"], env);
+    assertEquals((await unpaired.status).code, 1);
+    assert(unpaired.stderr.includes("not paired yet"), unpaired.stderr);
+
+    const user = await signup(app.url);
+    await storePairedRunner(app, user, configPath);
+    const hasUserSystemd = await new Deno.Command("systemctl", {
+      args: ["--user", "is-system-running"],
+      stdout: "null",
+      stderr: "null",
+    }).output().then((r) => r.success, () => false);
+    const install = new Cli(["install"], env);
+    const code = (await install.status).code;
+    if (hasUserSystemd) {
+      assertEquals(code, 0, install.stderr);
+      assert(install.stdout.includes("loginctl enable-linger"), install.stdout);
+    } else {
+      assertEquals(code, 1, install.stdout);
+      assert(install.stderr.includes("could not install the service"), install.stderr);
+      assert(install.stderr.includes("systemd user session"), install.stderr);
+      assert(!await Deno.stat(unit).then(() => true, () => false), "no unit left behind");
+    }
+    const uninstall = new Cli(["uninstall"], env);
+    assertEquals((await uninstall.status).code, 0);
+    assert(
+      /Removed the service|No coda-runner service is installed/.test(uninstall.stdout),
+      uninstall.stdout,
+    );
+  } finally {
+    await app.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("CLI: --log-file appends the log lines to a file as well (what a Windows scheduled task keeps)", async () => {
+  const app = await startTestApp();
+  const dir = await Deno.makeTempDir({ prefix: "coda-log-file-" });
+  const configPath = join(dir, "config", "coda-runner", "config.json");
+  const logFile = join(dir, "coda-runner.log");
+  try {
+    const user = await signup(app.url);
+    await storePairedRunner(app, user, configPath);
+    const run = new Cli(["--log-file", logFile], cliEnv(app, dir, configPath));
+    const logged = await waitFor(
+      () =>
+        Deno.readTextFile(logFile).then(
+          (text) => text.includes("connected to the relay") ? text : "",
+          () => "",
+        ),
+      "the log file",
+    );
+    assert(logged.includes("starting"), logged);
+    assert(run.stderr.includes("connected to the relay"), "standard error keeps its lines");
+    await run.kill();
+  } finally {
+    await app.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
