@@ -173,17 +173,21 @@ export function serviceFile(os: typeof Deno.build.os, spec: ServiceSpec): string
   return systemdUnit(spec);
 }
 
-/** The service manager commands that start (install) or stop and remove (uninstall) the service. */
+/**
+ * The service manager commands that start (install) or stop (uninstall) the service, the ones due
+ * once its file is gone (systemd rereads its units), and the one that reports its state.
+ */
 export function serviceCommands(
   os: typeof Deno.build.os,
   file: string,
   uid: number | null,
-): { install: string[][]; uninstall: string[][]; status: string[] } {
+): { install: string[][]; uninstall: string[][]; afterRemoval: string[][]; status: string[] } {
   if (os === "darwin") {
     const domain = `gui/${uid ?? 501}`;
     return {
       install: [["launchctl", "bootstrap", domain, file]],
       uninstall: [["launchctl", "bootout", `${domain}/${LAUNCHD_LABEL}`]],
+      afterRemoval: [],
       status: ["launchctl", "print", `${domain}/${LAUNCHD_LABEL}`],
     };
   }
@@ -202,6 +206,7 @@ export function serviceCommands(
         SERVICE_NAME,
         "/F",
       ]],
+      afterRemoval: [],
       status: ["schtasks", "/Query", "/TN", SERVICE_NAME],
     };
   }
@@ -214,6 +219,7 @@ export function serviceCommands(
       `${SERVICE_NAME}.service`,
     ]],
     uninstall: [["systemctl", "--user", "disable", "--now", `${SERVICE_NAME}.service`]],
+    afterRemoval: [["systemctl", "--user", "daemon-reload"]],
     status: ["systemctl", "--user", "is-active", `${SERVICE_NAME}.service`],
   };
 }
@@ -266,9 +272,10 @@ export async function installService(
 export async function uninstallService(os: typeof Deno.build.os, file: string): Promise<boolean> {
   const installed = await Deno.stat(file).then(() => true, () => false);
   if (!installed) return false;
-  for (const command of serviceCommands(os, file, Deno.uid()).uninstall) await run(command).catch(() => {});
+  const commands = serviceCommands(os, file, Deno.uid());
+  for (const command of commands.uninstall) await run(command).catch(() => {});
   await Deno.remove(file);
-  if (os === "linux") await run(serviceCommands(os, file, Deno.uid()).install[0]).catch(() => {});
+  for (const command of commands.afterRemoval) await run(command).catch(() => {});
   return true;
 }
 
