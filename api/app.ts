@@ -5,6 +5,7 @@
  * @module
  */
 import { Hono, type MiddlewareHandler } from "hono";
+import { isKvBusy } from "@coda/relay";
 import { bodyLimit } from "hono/body-limit";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { authRoutes } from "./auth_routes.ts";
@@ -41,7 +42,7 @@ export function createApi(deps: ApiDeps, options: ApiOptions = {}): Hono<ApiEnv>
     c.header("cache-control", "no-store");
   });
 
-  app.get("/healthz", (c) => c.json({ ok: true }));
+  app.get("/healthz", (c) => c.json({ ok: true, instance: deps.config.cluster.instanceId }));
   app.get(
     "/api/devmode/config",
     (c) => c.json({ relayEnabled: deps.config.relayEnabled, relayUrl: deps.config.relayUrl }),
@@ -62,6 +63,11 @@ export function createApi(deps: ApiDeps, options: ApiOptions = {}): Hono<ApiEnv>
         error.status as ContentfulStatusCode,
         error.headers,
       );
+    }
+    if (isKvBusy(error)) {
+      // Another process sharing the KV file held it past every retry: a moment's wait, not a fault.
+      c.header("retry-after", "1");
+      return c.json({ error: "the store is busy, retry" }, 503);
     }
     console.error(
       JSON.stringify({ event: "api.error", path: c.req.path, error: String(error?.name ?? error) }),

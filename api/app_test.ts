@@ -9,10 +9,16 @@ Deno.test("healthz and config", async () => {
   await withApi(async (api) => {
     const health = await apiRequest(api.url, "/healthz");
     equal(health.status, 200);
-    assertEquals(await health.json(), { ok: true });
+    assertEquals(await health.json(), { ok: true, instance: "app-one" });
     const config = await apiRequest(api.url, "/api/devmode/config");
     assertEquals(await config.json(), { relayEnabled: false, relayUrl: "wss://relay.example" });
-  }, { env: { DEVMODE_RELAY_ENABLED: "0", DEVMODE_RELAY_URL: "wss://relay.example" } });
+  }, {
+    env: {
+      DEVMODE_RELAY_ENABLED: "0",
+      DEVMODE_RELAY_URL: "wss://relay.example",
+      DEVMODE_INSTANCE_ID: "app-one",
+    },
+  });
 });
 
 Deno.test("the spec's NEXT_PUBLIC_DEVMODE_RELAY_ENABLED switches the SPA's preference, and wins a conflict", async () => {

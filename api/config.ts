@@ -9,7 +9,13 @@
  */
 import { join, resolve } from "node:path";
 import { DEFAULT_RUNNER_TOKEN_TTL_SECONDS } from "@coda/relay/tokens";
-import { type EdgeConfig, parseEdgeConfig, secretProblem } from "@coda/relay";
+import {
+  type ClusterConfig,
+  type EdgeConfig,
+  parseClusterConfig,
+  parseEdgeConfig,
+  secretProblem,
+} from "@coda/relay";
 import { DEFAULT_RECORDING_BYTES_PER_USER } from "./logs.ts";
 import { parseUrl, sameSiteOrigins } from "@coda/relay/urls";
 
@@ -56,6 +62,8 @@ export interface AppConfig {
   recordingBytesPerUser: number;
   /** Connection caps and where client addresses come from (`DEVMODE_CLIENT_IP_HEADER`, …). */
   edge: EdgeConfig;
+  /** The in-app relay's instance id and routing among instances sharing the KV (`FLY_MACHINE_ID`, …). */
+  cluster: ClusterConfig;
 }
 
 /** Where variables come from; `Deno.env` in production, a plain object in tests. */
@@ -186,6 +194,7 @@ export function loadAppConfig(env: Env = readEnv(), boundPort?: number): AppConf
     recordingBytesPerUser = Number(bytesRaw);
   }
   const edge = parseEdgeConfig(env, fail);
+  const cluster = parseClusterConfig(env, fail);
   const notices: string[] = [];
   const relayEnabled = parseRelayEnabled(env, notices);
   return {
@@ -198,6 +207,7 @@ export function loadAppConfig(env: Env = readEnv(), boundPort?: number): AppConf
     publicUrl,
     allowedOrigins: sameSiteOrigins(publicUrl),
     relayUrl,
+    cluster,
     relayEnabled,
     notices,
     signup,

@@ -28,7 +28,11 @@ const Ok = v.literal(true);
 // ---- /healthz and /api/devmode/config
 
 /** Answer of `GET /healthz`. */
-export const HealthSchema = v.object({ ok: Ok });
+export const HealthSchema = v.object({
+  ok: Ok,
+  /** The instance that answered (`FLY_MACHINE_ID`, `DEVMODE_INSTANCE_ID` or a random id). */
+  instance: v.string(),
+});
 
 /** Answer of `GET /api/devmode/config`: the public configuration. */
 export const DevmodeConfigSchema = v.object({ relayEnabled: v.boolean(), relayUrl: v.string() });

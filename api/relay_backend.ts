@@ -5,12 +5,13 @@
  * Keys of its own:
  * - `["client_jti", jti]` → used client tokens (`relay/jti_store.ts`, shared with standalone relays);
  * - `["signed_out_at", userId]` → ms of the user's last sign-out (kept: a link may stay open for days);
- * - `["sign_out_epoch"]` → `Deno.KvU64`, bumped on every sign-out (the in-app relay watches it).
+ * - `["sign_out_epoch"]` (`SIGN_OUT_EPOCH_KEY`) → `Deno.KvU64`, bumped on every sign-out (the in-app relay
+ *   watches it; relays in other processes sharing the KV poll it).
  *
  * @module
  */
 import { MAX_SIGN_OUT_QUERY, type RelayBackend } from "@coda/relay/backend";
-import { consumeJti } from "@coda/relay";
+import { consumeJti, REVOCATION_EPOCH_KEY, SIGN_OUT_EPOCH_KEY } from "@coda/relay";
 import { recordSessionReport } from "./devmode_sessions.ts";
 import { setPresence, verifyRunnerJti } from "./runners.ts";
 
@@ -29,7 +30,7 @@ const localChecks = new WeakMap<Deno.Kv, Set<() => Promise<void>>>();
 export async function recordSignOut(kv: Deno.Kv, userId: string, now: number): Promise<void> {
   await kv.atomic()
     .set(["signed_out_at", userId], now)
-    .sum(["sign_out_epoch"], 1n)
+    .sum(SIGN_OUT_EPOCH_KEY, 1n)
     .commit();
   await Promise.all([...localChecks.get(kv) ?? []].map((check) => check()));
 }
@@ -69,7 +70,7 @@ export function createKvRelayBackend(kv: Deno.Kv, now: () => number): RelayBacke
       localChecks.set(kv, checks);
       checks.add(onChange);
       signal.addEventListener("abort", () => checks.delete(onChange), { once: true });
-      const reader = kv.watch([["revocation_epoch"], ["sign_out_epoch"]]).getReader();
+      const reader = kv.watch([REVOCATION_EPOCH_KEY, SIGN_OUT_EPOCH_KEY]).getReader();
       signal.addEventListener("abort", () => reader.cancel().catch(() => {}), { once: true });
       (async () => {
         let first = true;

@@ -7,7 +7,8 @@
  * - `["runners_by_user", userId, runnerId]` → `true` (listing)
  * - `["runner_jti", jti]` → {@linkcode RunnerIdentity} (the current jti only)
  * - `["revoked_jti", jti]` → `{revokedAt}` until the token would have expired anyway
- * - `["revocation_epoch"]` → `Deno.KvU64`, bumped on every revocation (the in-app relay watches it)
+ * - `["revocation_epoch"]` (`REVOCATION_EPOCH_KEY`) → `Deno.KvU64`, bumped on every revocation (the in-app
+ *   relay watches it; relays in other processes sharing the KV poll it)
  * - `["presence", runnerId]` → {@linkcode Presence} (written for the relay; 90 s)
  * - `["runner_last_seen", runnerId]` → ms since the epoch
  * - `["default_runner", userId]` → runnerId the user marked as default (only ever set by the user)
@@ -15,6 +16,7 @@
  * @module
  */
 import type { RunnerIdentity } from "@coda/relay/backend";
+import { retryKvBusy, REVOCATION_EPOCH_KEY } from "@coda/relay";
 import { CLOCK_TOLERANCE_SECONDS } from "@coda/relay/tokens";
 import { type Failure, failure, type Result, success } from "./result.ts";
 import { cleanLabel, type RunnerView } from "./contract.ts";
@@ -98,7 +100,7 @@ export function addRunnerRekey(
     .delete(["runner_jti", runner.jti])
     .set(["runner_jti", update.jti], { runnerId: runner.runnerId, userId: runner.userId })
     .set(["revoked_jti", runner.jti], { revokedAt: now }, { expireIn: revokedFor(runnerTokenTtlSeconds) })
-    .sum(["revocation_epoch"], 1n);
+    .sum(REVOCATION_EPOCH_KEY, 1n);
 }
 
 /** The identity behind a runner token's jti, or `null` when revoked, replaced or unknown. */
@@ -206,7 +208,7 @@ export async function revokeRunner(
       .delete(["presence", runnerId])
       .delete(["runner_last_seen", runnerId])
       .set(["revoked_jti", runner.jti], { revokedAt: now }, { expireIn: revokedFor(runnerTokenTtlSeconds) })
-      .sum(["revocation_epoch"], 1n)
+      .sum(REVOCATION_EPOCH_KEY, 1n)
       .commit();
     if (result.ok) return true;
   }
@@ -233,6 +235,7 @@ export async function setPresence(
     } else {
       op.delete(["presence", runnerId]);
     }
-    if ((await op.commit()).ok) return;
+    // Relays on other processes write the same KV file as often as they have runners.
+    if ((await retryKvBusy(() => op.commit())).ok) return;
   }
 }

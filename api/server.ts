@@ -17,6 +17,7 @@ import {
   type Relay,
   type RelayLimits,
   type RelayLog,
+  retryKvBusy,
   serveMetrics,
   serveResilient,
   stderrLog,
@@ -69,7 +70,7 @@ export async function startApp(options: StartAppOptions = {}): Promise<StartedAp
   );
   const config = loadAppConfig(env, server.addr.port);
   config.notices.push(...secureDataDir(config.dataDir, config.kvUrl));
-  const kv = await Deno.openKv(config.kvUrl);
+  const kv = await retryKvBusy(() => Deno.openKv(config.kvUrl));
   const api = createApi({ config, kv, now }, options.api);
   const caps = new ConnectionCaps(config.edge);
   const relay = createRelay({
@@ -82,6 +83,9 @@ export async function startApp(options: StartAppOptions = {}): Promise<StartedAp
     caps,
     clientIp: (req, info) => clientIp(req, info, config.edge.clientIpHeader),
     metricsToken: config.edge.metricsToken,
+    instanceId: config.cluster.instanceId,
+    // The app's KV is the one its instances share (`DEVMODE_KV_URL`), so its relay always keeps the shared records.
+    cluster: { kv, flyReplay: config.cluster.flyReplay },
   });
   const metricsServer = config.edge.metricsAddr &&
     serveMetrics(config.edge.metricsAddr, () => relay.metrics());

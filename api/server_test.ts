@@ -8,7 +8,8 @@ function startPairingVia(baseUrl: string, headers: Record<string, string>): Prom
 Deno.test("one port serves the API, the relay and the pages; unknown API routes are JSON 404", async () => {
   const app = await startTestApp();
   try {
-    assertEquals(await (await fetch(`${app.url}/healthz`)).json(), { ok: true });
+    const health = await (await fetch(`${app.url}/healthz`)).json();
+    assertEquals(health, { ok: true, instance: app.relay.instanceId });
     const missing = await fetch(`${app.url}/api/nothing-here`);
     assertEquals(missing.status, 404);
     assert(typeof (await missing.json()).error === "string");

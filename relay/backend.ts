@@ -61,4 +61,9 @@ export interface RelayBackend {
    * connected runners and clients periodically.
    */
   watchRevocations?(onChange: () => Promise<void>, signal: AbortSignal): void;
+  /**
+   * Forgets cached verifications: a revocation was recorded (seen in the KV instances share), so
+   * the next {@linkcode verifyRunnerJti} asks the records. Absent when nothing is cached.
+   */
+  forgetVerifications?(): void;
 }

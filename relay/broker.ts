@@ -9,6 +9,7 @@
  * @module
  */
 import type { RelayBackend, SessionReport } from "./backend.ts";
+import { type Cluster, compareRunnerAge, type InboxMessage, type RunnerClaim } from "./cluster.ts";
 import { closeSocket, isOpen, trySend } from "./frames.ts";
 import { utf8Length } from "./utf8.ts";
 import { type RelayLimits, RUNNER_ERROR_LOG_CHARS, RUNNER_ERROR_LOGS_PER_MINUTE } from "./limits.ts";
@@ -64,6 +65,8 @@ export interface BrokerDeps {
   metrics: RelayMetrics;
   log: RelayLog;
   backend: RelayBackend;
+  /** The records shared with other relay instances, when there may be several. */
+  cluster?: Cluster;
 }
 
 /** Connections and the routing between them. */
@@ -120,15 +123,16 @@ export class Broker {
     if (old) {
       old.clients.clear();
       this.#stopPresence(old);
-      this.#close(old.socket, CloseCode.REPLACED, "replaced by a newer connection");
+      this.#close(old.socket, CloseCode.REPLACED, CloseReason.REPLACED);
       this.#deps.log({ event: "runner_replaced", runnerId: runner.runnerId });
     }
     this.#deps.log({ event: "runner_connected", runnerId: runner.runnerId, userId: runner.userId });
     this.#setPresence(runner, true);
-    runner.presenceTimer = setInterval(
-      () => this.#setPresence(runner, true),
-      this.#deps.limits.pingIntervalMs,
-    );
+    this.#deps.cluster?.claimRunner(claimOf(runner));
+    runner.presenceTimer = setInterval(() => {
+      this.#setPresence(runner, true);
+      this.#refreshShared(runner);
+    }, this.#deps.limits.pingIntervalMs);
     for (const client of moved) {
       if (client.state !== "closed" && client.userId === runner.userId) this.#attach(client, runner);
     }
@@ -147,6 +151,7 @@ export class Broker {
     if (this.runners.get(runner.runnerId) !== runner) return;
     this.runners.delete(runner.runnerId);
     this.#setPresence(runner, false);
+    this.#deps.cluster?.releaseRunner(claimOf(runner));
     this.#deps.log({ event: "runner_disconnected", runnerId: runner.runnerId, userId: runner.userId });
     for (const client of runner.clients) {
       client.runner = undefined;
@@ -155,6 +160,7 @@ export class Broker {
       this.#tell(client, "offline");
       this.#startWait(client, "runner did not come back");
     }
+    if (runner.clients.size > 0) this.#deps.cluster?.awaitRunners(runner.userId);
     runner.clients.clear();
   }
 
@@ -354,6 +360,42 @@ export class Broker {
     if (runner) return this.#attach(client, runner);
     this.#tell(client, "waiting");
     this.#startWait(client, "no runner online");
+    this.#deps.cluster?.awaitRunners(client.userId);
+  }
+
+  /**
+   * Another instance took a connection of `message.runnerId` (the shared records confirm it): the
+   * clients here that wait for it, or for any runner of its user, reconnect and are routed there
+   * (4307); a connection of it here is an older one, closed 4409 like a replaced one, and its
+   * clients follow it there.
+   */
+  runnerElsewhere(message: InboxMessage): void {
+    const local = this.runners.get(message.runnerId);
+    if (local && local.connectionId !== message.connection) this.#replacedElsewhere(local, message.instance);
+    for (const client of [...this.clients]) {
+      if (client.userId !== message.userId) continue;
+      const waitingForIt = client.state === "waiting" &&
+        (client.claims.runnerId === undefined || client.claims.runnerId === message.runnerId);
+      const offlineForIt = client.state === "offline" && client.runnerId === message.runnerId;
+      if (waitingForIt || offlineForIt) this.#sendElsewhere(client);
+    }
+  }
+
+  /** A connection of this runner on another instance replaced `runner`: it goes 4409, its clients follow. */
+  #replacedElsewhere(runner: RunnerPeer, by: string): void {
+    this.#deps.log({ event: "runner_replaced", runnerId: runner.runnerId, by });
+    const clients = [...runner.clients];
+    runner.clients.clear();
+    for (const client of clients) this.#sendElsewhere(client);
+    this.removeRunner(runner);
+    this.#close(runner.socket, CloseCode.REPLACED, CloseReason.REPLACED);
+  }
+
+  /** Closes a client 4307: it reconnects and is routed to the instance its runner is on. */
+  #sendElsewhere(client: ClientPeer): void {
+    client.ended = true;
+    this.removeClient(client);
+    this.#close(client.socket, CloseCode.ON_ANOTHER_INSTANCE, CloseReason.ON_ANOTHER_INSTANCE);
   }
 
   /** A client connection closed: the runner is told `detach` (unless the session ended). */
@@ -436,6 +478,7 @@ export class Broker {
     for (const runner of this.runners.values()) {
       this.#stopPresence(runner);
       this.#setPresence(runner, false);
+      this.#deps.cluster?.releaseRunner(claimOf(runner));
       this.#close(runner.socket, code, reason);
     }
   }
@@ -444,21 +487,19 @@ export class Broker {
 
   /**
    * The token's runner if it is online and the user's, else the user's online runner paired longest
-   * ago (connected longest ago when the pairing times tie or are unknown). Never the newest: a runner
-   * paired or connected later must not silently receive the next terminal.
+   * ago (connected longest ago when the pairing times tie or are unknown: {@linkcode compareRunnerAge},
+   * the order routing between instances uses too). Never the newest: a runner paired or connected
+   * later must not silently receive the next terminal.
    */
   #pickRunner(client: ClientPeer): RunnerPeer | undefined {
     if (client.claims.runnerId !== undefined) {
       const runner = this.runners.get(client.claims.runnerId);
       return runner && runner.userId === client.userId ? runner : undefined;
     }
-    const age = (runner: RunnerPeer) => runner.pairedAt ?? Number.POSITIVE_INFINITY;
     let oldest: RunnerPeer | undefined;
     for (const runner of this.runners.values()) {
       if (runner.userId !== client.userId) continue;
-      if (
-        !oldest || age(runner) < age(oldest) || (age(runner) === age(oldest) && runner.serial < oldest.serial)
-      ) oldest = runner;
+      if (!oldest || compareRunnerAge(runner, oldest) < 0) oldest = runner;
     }
     return oldest;
   }
@@ -681,6 +722,26 @@ export class Broker {
     await Promise.all(this.#presenceWrites);
   }
 
+  /** Refreshes a runner's shared record; one another instance took over is replaced there. */
+  #refreshShared(runner: RunnerPeer): void {
+    const cluster = this.#deps.cluster;
+    if (!cluster) return;
+    const write = cluster.refreshRunner(claimOf(runner)).then(
+      (held) => {
+        if (!held && this.runners.get(runner.runnerId) === runner) {
+          this.#replacedElsewhere(
+            runner,
+            "another instance",
+          );
+        }
+      },
+      (error) =>
+        this.#deps.log({ event: "cluster_refresh_failed", runnerId: runner.runnerId, error: String(error) }),
+    );
+    this.#presenceWrites.add(write);
+    write.finally(() => this.#presenceWrites.delete(write));
+  }
+
   #stopPresence(runner: RunnerPeer): void {
     clearInterval(runner.presenceTimer);
     runner.presenceTimer = undefined;
@@ -692,6 +753,18 @@ export class Broker {
     }
     closeSocket(socket, code, reason, this.#deps.limits.closeGraceMs);
   }
+}
+
+/** What the shared records hold of a runner connection. */
+function claimOf(runner: RunnerPeer): RunnerClaim {
+  const claim: RunnerClaim = {
+    runnerId: runner.runnerId,
+    userId: runner.userId,
+    connectionId: runner.connectionId,
+    connectedAt: runner.connectedAt,
+  };
+  if (runner.pairedAt !== undefined) claim.pairedAt = runner.pairedAt;
+  return claim;
 }
 
 /** Sends a protocol message to a runner (best effort: a closed link is handled by its close event). */

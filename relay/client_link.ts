@@ -21,6 +21,7 @@ import {
   encode,
   parseClientLinkOptions,
 } from "./protocol.ts";
+import { closeMisrouted, replayResponse, type Route, routeClient } from "./routing.ts";
 import { type ClientClaims, TokenError, verifyClientToken } from "./tokens.ts";
 
 /** The app's records (used tokens, sign-outs) could not be read: refused, never let in unchecked. */
@@ -60,6 +61,15 @@ export async function acceptClient(ctx: RelayContext, req: Request, release: () 
     const reason = error instanceof TokenError ? error.reason : "invalid";
     return refuseLink(ctx, "client", { status: 401, reason, error: `token ${reason}` });
   }
+  // Routed before anything is consumed: the instance that serves the client checks and uses the token.
+  let route: Route;
+  try {
+    route = await routeClient(ctx, req, claims);
+  } catch (error) {
+    return storeUnavailable(ctx, error);
+  }
+  if (route.kind === "replay") return replayResponse(ctx, "client", route.instance);
+  if (route.kind === "elsewhere") return closeMisrouted(ctx, req, release, route);
   // A token minted before its user signed out (it lives 60 s) is as dead as the links the sign-out closed.
   let signedOut: number | undefined;
   try {

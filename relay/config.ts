@@ -15,6 +15,10 @@
  * | `DEVMODE_MAX_CONNECTIONS_PER_IP` | 128 | concurrent connections from one address |
  * | `DEVMODE_METRICS_TOKEN` | unset | bearer token `/metrics` requires; unset, loopback only |
  * | `DEVMODE_METRICS_ADDR` | unset | `host:port` of a separate listener serving `/metrics` alone |
+ * | `DEVMODE_KV_URL` | unset | the KV every instance shares (a file, or a KV Connect URL with `DENO_KV_ACCESS_TOKEN`); unset, this relay is the only one |
+ * | `FLY_MACHINE_ID` | set by Fly | this instance's id, what `fly-replay: instance=` names |
+ * | `DEVMODE_INSTANCE_ID` | random | the instance id off Fly |
+ * | `DEVMODE_FLY_REPLAY` | 1 on Fly, else 0 | answer upgrades for another instance's runner with `fly-replay` |
  *
  * @module
  */
@@ -82,6 +86,41 @@ export interface RelayConfig {
   allowedOrigins: string[];
   /** Connection caps and where client addresses come from. */
   edge: EdgeConfig;
+  /** `DEVMODE_KV_URL`: the KV every instance shares, or null when this relay is the only one. */
+  kvUrl: string | null;
+  /** Instance id and routing. */
+  cluster: ClusterConfig;
+}
+
+/** How an instance knows itself among several; the app's relay and the standalone one read it alike. */
+export interface ClusterConfig {
+  /** `FLY_MACHINE_ID`, else `DEVMODE_INSTANCE_ID`, else a random id for this process. */
+  instanceId: string;
+  /** `DEVMODE_FLY_REPLAY` (default: on when `FLY_MACHINE_ID` is set): Fly's proxy replays upgrades. */
+  flyReplay: boolean;
+}
+
+/** Reads `FLY_MACHINE_ID`, `DEVMODE_INSTANCE_ID` and `DEVMODE_FLY_REPLAY`; a bad value is reported through `fail`. */
+export function parseClusterConfig(
+  env: Record<string, string | undefined>,
+  fail: (message: string) => Error,
+): ClusterConfig {
+  const fly = env.FLY_MACHINE_ID?.trim() || null;
+  const named = env.DEVMODE_INSTANCE_ID?.trim() || null;
+  for (const [name, value] of [["FLY_MACHINE_ID", fly], ["DEVMODE_INSTANCE_ID", named]] as const) {
+    // It goes into a `fly-replay` header and KV keys: letters, digits, `-` and `_` only.
+    if (value !== null && !/^[A-Za-z0-9_-]{1,64}$/.test(value)) {
+      throw fail(`${name} must be 1 to 64 letters, digits, - or _, got "${value}"`);
+    }
+  }
+  const rawReplay = env.DEVMODE_FLY_REPLAY?.trim() || null;
+  if (rawReplay !== null && rawReplay !== "1" && rawReplay !== "0") {
+    throw fail(`DEVMODE_FLY_REPLAY must be 1 or 0, got "${rawReplay}"`);
+  }
+  return {
+    instanceId: fly ?? named ?? `relay-${crypto.randomUUID().slice(0, 8)}`,
+    flyReplay: rawReplay === null ? fly !== null : rawReplay === "1",
+  };
 }
 
 /** How the process admits connections; the app and the relay read it alike. */
@@ -187,5 +226,7 @@ export function loadRelayConfig(env: Record<string, string | undefined> = Deno.e
     appUrl,
     allowedOrigins,
     edge: parseEdgeConfig(env, (message) => new RelayConfigError(message)),
+    kvUrl: env.DEVMODE_KV_URL?.trim() || null,
+    cluster: parseClusterConfig(env, (message) => new RelayConfigError(message)),
   };
 }

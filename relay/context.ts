@@ -5,6 +5,7 @@
  */
 import type { RelayBackend } from "./backend.ts";
 import type { Broker } from "./broker.ts";
+import type { Cluster } from "./cluster.ts";
 import { idleTimeoutSeconds, type RelayLimits } from "./limits.ts";
 import type { RelayLog } from "./log.ts";
 import type { RelayMetrics } from "./metrics.ts";
@@ -25,6 +26,8 @@ export interface RelayContext {
   sockets: Set<WebSocket>;
   /** Resolves each socket's close, for shutdown. */
   closed: Map<WebSocket, Promise<void>>;
+  /** With several instances: the shared records, and whether Fly's proxy replays upgrades (`fly-replay`). */
+  routing?: { cluster: Cluster; flyReplay: boolean };
 }
 
 /** How long a refused peer should wait before retrying, in seconds (`Retry-After`). */

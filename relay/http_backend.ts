@@ -93,6 +93,10 @@ export function createHttpRelayBackend(options: HttpBackendOptions): RelayBacken
       return identity;
     },
 
+    forgetVerifications() {
+      cache.clear();
+    },
+
     async consumeClientJti(jti, expiresAt) {
       const response = await callApp("/api/devmode/internal/client-jti", {
         method: "POST",

@@ -36,6 +36,12 @@ export interface RelayLimits {
   maxPendingClientBytes: number;
   /** A peer that does not answer the relay's close frame by then has its connection dropped. */
   closeGraceMs: number;
+  /** With several instances: how often each reads its inbox and the revocation epochs from KV. */
+  clusterPollMs: number;
+  /** With several instances: how often each refreshes its instance record in KV. */
+  instanceHeartbeatMs: number;
+  /** An instance whose record was not refreshed for this long is dead: its runners count as offline. */
+  instanceTtlMs: number;
 }
 
 /** Runner `error` frames logged per runner and minute; more are only counted (`relay_frames_dropped_total`). */
@@ -59,6 +65,9 @@ export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
   ackIntervalMs: 20,
   maxPendingClientBytes: 256 * 1024,
   closeGraceMs: 5000,
+  clusterPollMs: 500,
+  instanceHeartbeatMs: 2000,
+  instanceTtlMs: 6000,
 });
 
 /** Fills in defaults for the limits a caller did not set. */

@@ -1,8 +1,10 @@
 /**
  * The relay on its own (`deno task relay`), as deployed on Fly.io: `/healthz`,
  * `/runner`, `/client` and `/metrics` on one port, runners verified with the
- * app over HTTP. SIGTERM or SIGINT drains: new upgrades are refused, every
- * peer is closed with 1012 so it reconnects, then the process exits.
+ * app over HTTP. With `DEVMODE_KV_URL` it is one of several instances sharing
+ * that KV (`cluster.ts`, `routing.ts`). SIGTERM or SIGINT drains: marked
+ * draining, new upgrades are refused, every peer is closed with 1012 so it
+ * reconnects elsewhere, its records are removed, then the process exits.
  *
  * @module
  */
@@ -10,6 +12,7 @@ import { HEALTH_PATH, loadRelayConfig, type RelayConfig, RelayConfigError } from
 import { createHttpRelayBackend } from "./http_backend.ts";
 import { clientIp, ConnectionCaps } from "./edge.ts";
 import { serveMetrics, serveResilient, surviveDescriptorExhaustion } from "./listener.ts";
+import { retryKvBusy } from "./kv_busy.ts";
 import { stderrLog } from "./log.ts";
 import { createRelay, type Relay, type RelayLimits, type RelayLog } from "./mod.ts";
 
@@ -39,14 +42,20 @@ export interface StandaloneRelay {
 }
 
 /** Starts the relay from environment variables (throws {@linkcode RelayConfigError} on bad ones). */
-// Async with nothing to await since it opens no store: a bad configuration still rejects rather than throws.
-// deno-lint-ignore require-await
 export async function startStandaloneRelay(
   env: Record<string, string | undefined>,
   options: StandaloneOptions = {},
 ): Promise<StandaloneRelay> {
   const config = loadRelayConfig(env);
   const log = options.log ?? stderrLog;
+  let kv: Deno.Kv | null = null;
+  if (config.kvUrl !== null) {
+    try {
+      kv = await retryKvBusy(() => Deno.openKv(config.kvUrl!));
+    } catch (error) {
+      throw new RelayConfigError(`DEVMODE_KV_URL could not be opened: ${error}`);
+    }
+  }
   const relay = createRelay({
     jwtSecret: config.jwtSecret,
     backend: createHttpRelayBackend({
@@ -60,6 +69,8 @@ export async function startStandaloneRelay(
     caps: new ConnectionCaps(config.edge),
     clientIp: (req, info) => clientIp(req, info, config.edge.clientIpHeader),
     metricsToken: config.edge.metricsToken,
+    instanceId: config.cluster.instanceId,
+    cluster: kv ? { kv, flyReplay: config.cluster.flyReplay } : undefined,
   });
   const metricsServer = config.edge.metricsAddr &&
     serveMetrics(config.edge.metricsAddr, () => relay.metrics());
@@ -69,7 +80,10 @@ export async function startStandaloneRelay(
     if (handled) return handled;
     if (new URL(req.url).pathname === HEALTH_PATH) {
       // Draining: the health check fails so the proxy stops sending new connections here.
-      return closing ? Response.json({ ok: false }, { status: 503 }) : Response.json({ ok: true });
+      const instance = relay.instanceId;
+      return closing
+        ? Response.json({ ok: false, instance }, { status: 503 })
+        : Response.json({ ok: true, instance });
     }
     return Response.json({ error: "not found" }, { status: 404 });
   });
@@ -88,6 +102,7 @@ export async function startStandaloneRelay(
         await relay.shutdown();
         await server.shutdown();
         await metricsServer?.shutdown();
+        kv?.close();
       })();
       return closing;
     },
@@ -108,6 +123,9 @@ if (import.meta.main) {
   console.error(JSON.stringify({
     event: "relay_listening",
     url: started.url,
+    instance: started.relay.instanceId,
+    sharedKv: started.config.kvUrl !== null,
+    flyReplay: started.config.cluster.flyReplay,
     app: started.config.appUrl,
     openFileLimit: edge.fdLimit,
     maxConnections: edge.maxConnections,

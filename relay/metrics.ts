@@ -14,6 +14,7 @@ export class RelayMetrics {
   #dropped = new Map<string, number>();
   #authFailures = new Map<string, number>();
   #closes = new Map<string, number>();
+  #replays = new Map<string, number>();
 
   /** Counts one frame of `bytes` relayed in `direction`. */
   relayed(direction: Direction, bytes: number): void {
@@ -35,6 +36,11 @@ export class RelayMetrics {
   /** Counts a connection the relay closed, by close code. */
   closed(code: number): void {
     this.#closes.set(String(code), (this.#closes.get(String(code)) ?? 0) + 1);
+  }
+
+  /** Counts an upgrade answered with `fly-replay` towards another instance, by endpoint. */
+  replayed(endpoint: "runner" | "client"): void {
+    this.#replays.set(endpoint, (this.#replays.get(endpoint) ?? 0) + 1);
   }
 
   /** Total dropped frames of `reason` (tests read it). */
@@ -84,6 +90,11 @@ export class RelayMetrics {
       "relay_connections_closed_total",
       "Connections closed by the relay, by close code.",
       [...this.#closes].map(([code, n]) => [`{code="${code}"}`, n]),
+    );
+    counter(
+      "relay_replays_total",
+      "Upgrades sent to the instance holding their runner (fly-replay), by endpoint.",
+      [...this.#replays].map(([endpoint, n]) => [`{endpoint="${endpoint}"}`, n]),
     );
     return lines.join("\n") + "\n";
   }

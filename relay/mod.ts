@@ -20,6 +20,8 @@
  */
 import type { RelayBackend } from "./backend.ts";
 import { Broker } from "./broker.ts";
+import { Cluster } from "./cluster.ts";
+import { parseClusterConfig } from "./config.ts";
 import { acceptClient } from "./client_link.ts";
 import { closeEveryone, jsonError, type RelayContext } from "./context.ts";
 import { type RelayLimits, resolveLimits } from "./limits.ts";
@@ -29,6 +31,7 @@ import { ConnectionCaps, defaultConnectionLimits, raiseFdLimit, refusalResponse 
 import { secretsEqual } from "./secrets.ts";
 import { acceptRunner } from "./runner_link.ts";
 import { watchRevocations } from "./revocation.ts";
+import { FLY_REPLAY_HEADER } from "./routing.ts";
 
 export { DEFAULT_RELAY_LIMITS, type RelayLimits } from "./limits.ts";
 export { type RelayLog, stderrLog } from "./log.ts";
@@ -42,6 +45,9 @@ export {
 export { clientAddress, clientIp, ConnectionCaps, refusalResponse } from "./edge.ts";
 export { serveMetrics, serveResilient, surviveDescriptorExhaustion } from "./listener.ts";
 export { consumeJti } from "./jti_store.ts";
+export { isKvBusy, retryKvBusy } from "./kv_busy.ts";
+export { REVOCATION_EPOCH_KEY, SIGN_OUT_EPOCH_KEY } from "./cluster.ts";
+export { type ClusterConfig, parseClusterConfig } from "./config.ts";
 
 /** Options of {@linkcode createRelay}. */
 export interface RelayOptions {
@@ -70,6 +76,13 @@ export interface RelayOptions {
    * <token>`. Without it `/metrics` answers only connections from loopback.
    */
   metricsToken?: string | null;
+  /** This instance's id (`FLY_MACHINE_ID`, `DEVMODE_INSTANCE_ID`); default a random one. In every log record. */
+  instanceId?: string;
+  /**
+   * Several instances: the KV they share (`DEVMODE_KV_URL`) for presence, routing and revocation
+   * epochs, and whether Fly's proxy replays upgrades to the instance holding their runner.
+   */
+  cluster?: { kv: Deno.Kv; flyReplay: boolean };
 }
 
 /** A relay, ready to be mounted in a server. */
@@ -81,8 +94,13 @@ export interface Relay {
   handle(req: Request, info: Deno.ServeHandlerInfo): Response | Promise<Response> | null;
   /** The Prometheus text of every metric, for a separate metrics listener (`DEVMODE_METRICS_ADDR`). */
   metrics(): Response;
-  /** Stops accepting, closes every peer with 1012 (reconnect) and waits for them to go. */
+  /**
+   * Stops accepting (marked draining in the shared records first), closes every peer with 1012
+   * (reconnect) and waits for them to go, then removes this instance's records.
+   */
   shutdown(): Promise<void>;
+  /** This instance's id. */
+  readonly instanceId: string;
 }
 
 /** Whether `hostname` (a connection's address) is this machine's loopback. */
@@ -98,9 +116,13 @@ export const RELAY_PATHS: readonly string[] = ["/runner", "/client", "/metrics"]
 export function createRelay(options: RelayOptions): Relay {
   const limits = resolveLimits(options.limits);
   const metrics = new RelayMetrics();
-  const log = options.log ?? stderrLog;
+  const instanceId = options.instanceId ?? parseClusterConfig({}, (message) => new Error(message)).instanceId;
+  const baseLog = options.log ?? stderrLog;
+  const log: RelayLog = (record) => baseLog({ instance: instanceId, ...record });
   const now = options.now ?? Date.now;
-  const broker = new Broker({ limits, metrics, log, backend: options.backend });
+  const cluster = options.cluster &&
+    new Cluster({ kv: options.cluster.kv, instanceId, limits, log, now });
+  const broker = new Broker({ limits, metrics, log, backend: options.backend, cluster });
   const caps = options.caps ??
     new ConnectionCaps(defaultConnectionLimits(raiseFdLimit()));
   const clientIp = options.clientIp ?? ((_req, info) => (info.remoteAddr as Deno.NetAddr).hostname);
@@ -115,11 +137,30 @@ export function createRelay(options: RelayOptions): Relay {
     broker,
     sockets: new Set(),
     closed: new Map(),
+    routing: cluster && { cluster, flyReplay: options.cluster!.flyReplay },
   };
-  const stopRevocations = watchRevocations({ broker, backend: options.backend, limits, log, now });
+  const revocations = watchRevocations({ broker, backend: options.backend, limits, log, now });
+  const clusterStarted = cluster?.start({
+    onRunnerElsewhere: (message) => broker.runnerElsewhere(message),
+    onRevocationEpoch: () => {
+      options.backend.forgetVerifications?.();
+      void revocations.check();
+    },
+  }).then((others) => {
+    log({ event: "cluster_joined", others: others.map((other) => other.instance) });
+    if (others.length > 0 && !options.cluster!.flyReplay) {
+      log({
+        event: "cluster_without_proxy",
+        warning:
+          "other relay instances share this KV but no proxy routes between them (DEVMODE_FLY_REPLAY is " +
+          "off): clients whose runner is on another instance are closed 4308",
+      });
+    }
+  }, (error) => log({ event: "cluster_join_failed", error: String(error) }));
   let shuttingDown: Promise<void> | undefined;
 
   return {
+    instanceId,
     handle(req, info) {
       const path = new URL(req.url).pathname;
       if (!RELAY_PATHS.includes(path)) return null;
@@ -137,7 +178,12 @@ export function createRelay(options: RelayOptions): Relay {
         }
         return this.metrics();
       }
-      if (shuttingDown) return jsonError(503, "relay restarting");
+      if (shuttingDown) {
+        const refused = jsonError(503, "relay restarting");
+        // Behind Fly's proxy the upgrade is tried on another machine at once.
+        if (ctx.routing?.flyReplay) refused.headers.set(FLY_REPLAY_HEADER, "elsewhere=true");
+        return refused;
+      }
       const release = caps.admit(clientIp(req, info));
       if (typeof release === "string") {
         metrics.authFailure(path === "/runner" ? "runner" : "client", `cap_${release}`);
@@ -161,8 +207,11 @@ export function createRelay(options: RelayOptions): Relay {
     shutdown() {
       shuttingDown ??= (async () => {
         log({ event: "relay_shutdown", runners: broker.runners.size, clients: broker.clients.size });
-        await stopRevocations();
+        await clusterStarted;
+        await cluster?.drain().catch((error) => log({ event: "cluster_drain_failed", error: String(error) }));
+        await revocations.stop();
         await closeEveryone(ctx, "relay restarting");
+        await cluster?.stop().catch((error) => log({ event: "cluster_stop_failed", error: String(error) }));
       })();
       return shuttingDown;
     },

@@ -20,6 +20,14 @@ export type PendingInput = ClientMessage | Uint8Array;
  */
 export type ClientState = "waiting" | "attaching" | "live" | "offline" | "closed";
 
+let lastConnectedAt = 0;
+
+/** Now in ms, made larger than the last value returned, so connections in one process never tie. */
+function connectionTime(): number {
+  lastConnectedAt = Math.max(Date.now(), lastConnectedAt + 1);
+  return lastConnectedAt;
+}
+
 /** An authenticated runner connection. */
 export class RunnerPeer {
   /** Clients attached (or attaching) through this connection. */
@@ -28,6 +36,10 @@ export class RunnerPeer {
   binary = false;
   /** Refreshes presence while connected. */
   presenceTimer: ReturnType<typeof setInterval> | undefined;
+  /** This connection, distinct from any other connection of the same runner on any instance. */
+  readonly connectionId: string = crypto.randomUUID();
+  /** When it connected, ms since the epoch; later connections in this process have larger values. */
+  readonly connectedAt: number = connectionTime();
 
   constructor(
     /** Connection order; the newest runner of a user has the largest. */
@@ -53,7 +65,10 @@ export class ClientPeer {
   state: ClientState = "waiting";
   /** The runner connection it is attached through, while attaching or live. */
   runner: RunnerPeer | undefined;
-  /** The runner it belongs to once first attached; it only ever waits for that one. */
+  /**
+   * The runner it belongs to once first attached (or, with several instances, the one routing
+   * chose for it); it only ever waits for that one.
+   */
   runnerId: string | undefined;
   /** The offset of the next output byte this client expects (undefined: nothing yet, full replay). */
   nextOffset: number | undefined;

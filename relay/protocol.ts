@@ -364,6 +364,16 @@ export const CloseCode = {
   REVOKED: 4403,
   /** No runner came online (or came back) in time. */
   NO_RUNNER: 4404,
+  /**
+   * The session's runner is connected to another relay instance: reconnect (with a new token and
+   * your offset) and the proxy routes you there.
+   */
+  ON_ANOTHER_INSTANCE: 4307,
+  /**
+   * The session's runner is connected to another relay instance and no proxy routes there (the
+   * relay is not behind Fly's proxy): a deployment problem, retried with backoff.
+   */
+  NO_ROUTE: 4308,
   /** Another connection for the same runner replaced this one. */
   REPLACED: 4409,
   /** The client fell too far behind; reconnect and resume from its offset. */
@@ -383,6 +393,12 @@ export const CloseReason = {
   TOO_BIG: "frame too big",
   /** With {@linkcode CloseCode.SLOW_CONSUMER}. */
   SLOW_CONSUMER: "slow consumer, resume from your offset",
+  /** With {@linkcode CloseCode.ON_ANOTHER_INSTANCE}. */
+  ON_ANOTHER_INSTANCE: "runner is on another instance, reconnect",
+  /** With {@linkcode CloseCode.NO_ROUTE}. */
+  NO_ROUTE: "runner is on another instance and no proxy routes there (set DEVMODE_FLY_REPLAY on Fly)",
+  /** With {@linkcode CloseCode.REPLACED}. */
+  REPLACED: "replaced by a newer connection",
 } as const;
 
 /* ------------------------------------------------------------------ */

@@ -97,12 +97,20 @@ export class SignOutCheck {
   }
 }
 
+/** Running re-verification. */
+export interface RevocationWatch {
+  /** Checks now (a check running goes round again); resolves once a check that started after the call is over. */
+  check(): Promise<void>;
+  /** Stops it; resolves once a check in progress is over. */
+  stop(): Promise<void>;
+}
+
 /**
- * Starts re-verification: on every backend change notification (when the
- * backend can watch; the notification resolves once it is acted on), and every `reverifyIntervalMs`. Returns a function that stops it and
- * resolves once a check in progress is over.
+ * Starts re-verification: on every backend change notification (when the backend can watch; the
+ * notification resolves once it is acted on), on every {@linkcode RevocationWatch.check} (other
+ * instances' changes, seen in shared KV), and every `reverifyIntervalMs`.
  */
-export function watchRevocations(options: RevocationOptions): () => Promise<void> {
+export function watchRevocations(options: RevocationOptions): RevocationWatch {
   const controller = new AbortController();
   let running: Promise<void> = Promise.resolve();
   let again = false;
@@ -128,9 +136,12 @@ export function watchRevocations(options: RevocationOptions): () => Promise<void
   options.backend.watchRevocations?.(check, controller.signal);
   // Also periodic with a watch: expired tokens are caught, and a watch that died is covered.
   const interval = setInterval(check, options.limits.reverifyIntervalMs);
-  return async () => {
-    controller.abort();
-    clearInterval(interval);
-    await running;
+  return {
+    check,
+    async stop() {
+      controller.abort();
+      clearInterval(interval);
+      await running;
+    },
   };
 }

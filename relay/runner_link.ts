@@ -15,6 +15,7 @@ import { closeSocket, frameSize } from "./frames.ts";
 import { RunnerPeer } from "./peers.ts";
 import { welcomeFor } from "./broker.ts";
 import { CloseCode, decodeBinaryFrame, decodeRunnerToRelay, encode } from "./protocol.ts";
+import { replayResponse, type Route, routeProbe } from "./routing.ts";
 import { TokenError, verifyRunnerToken } from "./tokens.ts";
 
 /** The bearer token of `req`, or its `token` query parameter. */
@@ -67,11 +68,17 @@ export async function acceptRunner(ctx: RelayContext, req: Request, release: () 
       runnerId: claims.runnerId,
     });
   }
+  const probe = new URL(req.url).searchParams.get("probe") === "1";
+  if (probe) {
+    // The probe only checks the token, which needs no shared record: unreadable records answer it here.
+    const route: Route = await routeProbe(ctx, req, claims.runnerId).catch(() => ({ kind: "here" }));
+    if (route.kind === "replay") return replayResponse(ctx, "runner", route.instance);
+  }
   const upgraded = upgrade(ctx, req, release);
   if ("refused" in upgraded) return upgraded.refused;
   const { socket, response } = upgraded;
 
-  if (new URL(req.url).searchParams.get("probe") === "1") {
+  if (probe) {
     socket.onopen = () => {
       socket.send(encode(welcomeFor(claims.runnerId)));
       ctx.metrics.closed(CloseCode.NORMAL);

@@ -50,7 +50,7 @@ async function withApps(
 Deno.test("standalone: serves /healthz and refuses unknown paths", async () => {
   await withApps({}, async (_app, relay) => {
     const health = await fetch(`${relay.url}/healthz`);
-    assertEquals([health.status, await health.json()], [200, { ok: true }]);
+    assertEquals([health.status, await health.json()], [200, { ok: true, instance: relay.relay.instanceId }]);
     const missing = await fetch(`${relay.url}/nope`);
     assertEquals([missing.status, await missing.json()], [404, { error: "not found" }]);
     const metrics = await fetch(`${relay.url}/metrics`);

@@ -1,12 +1,15 @@
 /**
  * Test helpers for the relay: an in-memory backend, a relay served on a free
  * loopback port, and scripted peers (a runner that speaks the runner side with
- * a real replay buffer, and clients) over real WebSockets.
+ * a real replay buffer, and clients) over real WebSockets; for several
+ * instances, a stand-in for Fly's proxy and a look at the shared records.
  *
  * @module
  */
 import type { RelayBackend, RunnerIdentity } from "./backend.ts";
 import { concatBytes } from "./bytes.ts";
+import { Cluster } from "./cluster.ts";
+import { resolveLimits } from "./limits.ts";
 import { createRelay, type Relay, type RelayLimits, type RelayOptions } from "./mod.ts";
 import {
   BINARY_SUBPROTOCOL,
@@ -20,6 +23,20 @@ import {
   MetaLine,
 } from "./protocol.ts";
 import { signClientToken, signRunnerToken } from "./tokens.ts";
+
+export { type ReplayProxy, startReplayProxy } from "./replay_proxy.ts";
+
+/** The instance the shared records in `kv` say holds `runnerId` (alive, not draining), or null. */
+export async function runnerInstance(kv: Deno.Kv, runnerId: string): Promise<string | null> {
+  const observer = new Cluster({
+    kv,
+    instanceId: "observer",
+    limits: resolveLimits(),
+    log: () => {},
+    now: Date.now,
+  });
+  return (await observer.locate(runnerId))?.instance ?? null;
+}
 
 /** The JWT secret the helpers sign with. */
 export const TEST_SECRET: Uint8Array = new TextEncoder().encode("test-secret-".repeat(4));
@@ -162,6 +179,8 @@ export function startTestRelay(
     now?: () => number;
     caps?: RelayOptions["caps"];
     metricsToken?: string;
+    instanceId?: string;
+    cluster?: RelayOptions["cluster"];
   } = {},
 ): TestRelay {
   const backend = options.backend ?? new MemoryBackend();
@@ -174,6 +193,8 @@ export function startTestRelay(
     now: options.now,
     caps: options.caps,
     metricsToken: options.metricsToken,
+    instanceId: options.instanceId,
+    cluster: options.cluster,
     log: (record) => logs.push(record),
   });
   const requests: Request[] = [];
@@ -421,12 +442,13 @@ export class ScriptedClient extends Peer {
   constructor(
     relayUrl: string,
     token: string,
-    options: ClientLinkOptions & { origin?: string; binary?: boolean } = {},
+    options: ClientLinkOptions & { origin?: string; binary?: boolean; headers?: Record<string, string> } = {},
   ) {
-    const { origin, binary, ...link } = options;
+    const { origin, binary, headers, ...link } = options;
+    const sent = { ...headers, ...(origin ? { origin } : {}) };
     super(
       `${relayUrl}/client?${clientLinkQuery(token, link)}`,
-      origin ? { origin } : undefined,
+      Object.keys(sent).length > 0 ? sent : undefined,
       binary ? [BINARY_SUBPROTOCOL] : undefined,
     );
   }

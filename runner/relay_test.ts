@@ -15,17 +15,7 @@ import {
 import { spawnTask, standaloneRelayEnv } from "@coda/relay/testing";
 import { probeRelay } from "./link.ts";
 import { DEFAULT_FLOW_LIMITS } from "./session.ts";
-import { startInProcessRunner, TestClient, waitFor } from "./testing.ts";
-
-/** `bytes` random bytes as base64 lines of 76, the way `base64` prints them. */
-function base64Lines(bytes: number): string {
-  const random = new Uint8Array(bytes);
-  for (let at = 0; at < bytes; at += 65536) crypto.getRandomValues(random.subarray(at, at + 65536));
-  return random.toBase64().match(/.{1,76}/g)!.join("\n") + "\n";
-}
-
-/** What a terminal shows for `text` written by a program (the PTY turns LF into CR LF). */
-const onTerminal = (text: string) => text.replaceAll("\n", "\r\n");
+import { base64Lines, onTerminal, startInProcessRunner, TestClient, waitFor } from "./testing.ts";
 
 /** A port that was free a moment ago, for a server that must come back at the same address. */
 function freePort(): number {

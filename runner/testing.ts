@@ -185,6 +185,16 @@ export class TestClient {
   }
 }
 
+/** `bytes` random bytes as base64 lines of 76, the way `base64` prints them. */
+export function base64Lines(bytes: number): string {
+  const random = new Uint8Array(bytes);
+  for (let at = 0; at < bytes; at += 65536) crypto.getRandomValues(random.subarray(at, at + 65536));
+  return random.toBase64().match(/.{1,76}/g)!.join("\n") + "\n";
+}
+
+/** What a terminal shows for `text` written by a program (the PTY turns LF into CR LF). */
+export const onTerminal = (text: string): string => text.replaceAll("\n", "\r\n");
+
 /** A runner running in this process: the real session manager behind the real relay link. */
 export interface InProcessRunner {
   manager: SessionManager;

@@ -226,6 +226,8 @@ export class TerminalConnection {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #attempt = 0;
   #authRetried = false;
+  /** A 4307 (runner on another relay instance) was answered with an immediate reconnect since the last online. */
+  #followedRunner = false;
   #receivedAtConnect = 0;
   #pendingInput: string[] = [];
   #pendingInputLength = 0;
@@ -663,6 +665,7 @@ export class TerminalConnection {
     if (STOPPED.has(this.#state.status)) return;
     this.#attempt = 0;
     this.#authRetried = false;
+    this.#followedRunner = false;
     if (this.#state.status !== "online") this.#setState("online");
     const size = this.#options.sink.size();
     if (size) this.resize(size.cols, size.rows);
@@ -690,6 +693,14 @@ export class TerminalConnection {
         return;
       case CloseCode.NO_RUNNER:
         this.#setState("no-runner");
+        return;
+      case CloseCode.ON_ANOTHER_INSTANCE:
+        // The next connect is routed to the runner's instance; moving again before going online waits its turn.
+        if (this.#followedRunner) this.#scheduleReconnect(STATE_TEXT.reconnecting);
+        else {
+          this.#followedRunner = true;
+          void this.#connect();
+        }
         return;
       case CloseCode.SLOW_CONSUMER:
         if (this.#received > this.#receivedAtConnect) void this.#connect();

@@ -523,6 +523,23 @@ Deno.test("4413 (slow consumer) reconnects from the offset it had reached", asyn
   assertEquals(second.params.get("offset"), "1000");
 });
 
+Deno.test("4307 (runner on another relay instance) reconnects at once from its offset; a second in a row waits", async () => {
+  await using t = setup();
+  t.connection.start();
+  const first = await t.relay.peer(1);
+  meta(first, MetaLine.session(SESSION));
+  stdout(first, "y".repeat(500), 0);
+  await waitFor(() => t.connection.offset === 500, "output");
+  first.socket.close(CloseCode.ON_ANOTHER_INSTANCE, "runner is on another instance, reconnect");
+  const second = await t.relay.peer(2);
+  assertEquals(second.params.get("offset"), "500");
+  assert(t.states.every((state) => state.status !== "reconnecting"), "the first 4307 waits no backoff");
+  second.socket.close(CloseCode.ON_ANOTHER_INSTANCE, "runner is on another instance, reconnect");
+  await t.waitStatus("reconnecting");
+  assert(t.states.at(-1)!.retryAt !== undefined);
+  assertEquals((await t.relay.peer(3)).params.get("offset"), "500");
+});
+
 Deno.test("relay meta lines drive the state; exit then 1000 ends without reconnecting", async () => {
   await using t = setup();
   t.connection.start();
