@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--quick] [--out FILE] [--cpu-prof DIR]`: the data path's figures side by
+ * `deno task bench [--quick] [--out FILE] [--cpu-prof DIR] [--only capacity]`: the data path's figures side by
  * side in one run, each beside its goal (issue 10). The app (API + relay), the
  * runner (`runner/main.ts` with a token paired over HTTP), `coda-runner serve`
  * and a raw WebSocket loopback each run as a real subprocess, measured from
@@ -30,7 +30,9 @@ import pty from "@lydell/node-pty";
 import { createSession, pairRunner, signup } from "@coda/api/testing";
 import { clientLinkQuery } from "@coda/relay/protocol";
 import { type AckPolicy, BenchClient, type ClientMode, NotNegotiatedError } from "./client.ts";
-import { Child, cpuSeconds, freePort, rssBytes } from "./procs.ts";
+import { APP_FLAGS, Child, cpuSeconds, denoDir, freePort, ROOT, rssBytes, RUNNER_FLAGS } from "./procs.ts";
+import { capacityFigures, type CapacityPlan } from "./capacity.ts";
+import { type Figure, figure, formatTable, median, percentile, unmeasured } from "./figures.ts";
 import { summarizeProfiles } from "./profile.ts";
 
 const MiB = 1024 * 1024;
@@ -55,6 +57,7 @@ interface Plan {
   floodSeconds: number;
   /** Where the app, runner and serve write CPU profiles (`--cpu-prof DIR`), if anywhere. */
   profileDir?: string;
+  capacity: CapacityPlan;
 }
 
 const FULL: Plan = {
@@ -66,6 +69,7 @@ const FULL: Plan = {
   pacedIntervalMs: 100,
   attaches: 10,
   floodSeconds: 10,
+  capacity: { runners: 400, sessions: 10_000, replayAttaches: 50, rounds: 3 },
 };
 
 const QUICK: Plan = {
@@ -77,33 +81,10 @@ const QUICK: Plan = {
   pacedIntervalMs: 20,
   attaches: 2,
   floodSeconds: 1,
+  capacity: { runners: 10, sessions: 200, replayAttaches: 5, rounds: 1 },
 };
 
-/** One figure: a JSON line of `bench.jsonl` and a row of the table. */
-export interface Figure {
-  metric: string;
-  value: number | null;
-  unit: string;
-  goal: string | null;
-  min?: number;
-  max?: number;
-  /** Whether the goal is met, when it is one a number can meet. */
-  met?: boolean;
-  note?: string;
-}
-
 const step = (what: string) => console.error(`… ${what}`);
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
-}
 
 const singleByte = new TextDecoder("windows-1252");
 
@@ -375,29 +356,6 @@ async function finish(client: BenchClient): Promise<void> {
   clearTimeout(timer);
 }
 
-function figure(
-  metric: string,
-  values: number[],
-  unit: string,
-  goal: string | null = null,
-  test?: (median: number) => boolean,
-  note?: string,
-): Figure {
-  const value = median(values);
-  const result: Figure = { metric, value, unit, goal };
-  if (values.length > 1) {
-    result.min = Math.min(...values);
-    result.max = Math.max(...values);
-  }
-  if (test) result.met = test(value);
-  if (note) result.note = note;
-  return result;
-}
-
-function unmeasured(metric: string, unit: string, goal: string | null, why: string): Figure {
-  return { metric, value: null, unit, goal, note: why };
-}
-
 /** The throughput, ratio and CPU figures of every path. */
 function throughputFigures(world: World, runs: Run[]): Figure[] {
   const figures: Figure[] = [];
@@ -607,27 +565,6 @@ async function bareDenoRss(dir: string): Promise<number> {
   return rss;
 }
 
-let cachedDenoDir: string | undefined;
-async function denoDir(): Promise<string> {
-  if (cachedDenoDir) return cachedDenoDir;
-  const output = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
-    .output();
-  cachedDenoDir = (JSON.parse(new TextDecoder().decode(output.stdout)) as { denoDir: string }).denoDir;
-  return cachedDenoDir;
-}
-
-const ROOT = new URL("..", import.meta.url).pathname;
-const RUNNER_FLAGS = [
-  "--allow-net",
-  "--allow-env",
-  "--allow-read",
-  "--allow-write",
-  "--allow-run",
-  "--allow-sys",
-  "--allow-ffi",
-];
-const APP_FLAGS = ["--unstable-no-legacy-abort", ...RUNNER_FLAGS];
-
 /** Whether a `mode` client of `open` gets its subprotocol; throws on any other failure. */
 async function negotiates(open: () => Promise<BenchClient>): Promise<boolean> {
   try {
@@ -745,6 +682,7 @@ async function measure(plan: Plan): Promise<Figure[]> {
     const figures = throughputFigures(world, runs);
     figures.push(...await latencyFigures(world));
     figures.push(...await floodFigures(world));
+    figures.push(...await capacityFigures(plan.capacity, dir));
     const bare = await bareDenoRss(dir);
     figures.push(
       figure(
@@ -769,38 +707,35 @@ async function measure(plan: Plan): Promise<Figure[]> {
   }
 }
 
-function formatNumber(value: number): string {
-  const size = Math.abs(value);
-  return size >= 100 ? value.toFixed(0) : size >= 10 ? value.toFixed(1) : value.toFixed(2);
-}
-
-/** The table: figure, median, min–max, goal and whether it is met. */
-export function formatTable(figures: Figure[]): string {
-  const rows = figures.map((f) => [
-    f.metric,
-    f.value === null ? (f.note ?? "not measured") : `${formatNumber(f.value)} ${f.unit}`,
-    f.min === undefined ? "" : `${formatNumber(f.min)}–${formatNumber(f.max!)}`,
-    f.goal ?? "",
-    f.met === undefined ? "" : f.met ? "met" : "NOT MET",
-    f.value === null ? "" : (f.note ?? ""),
-  ]);
-  const header = ["figure", "median", "min–max", "goal", "", "note"];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  return [header, ...rows].map((r) => r.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd()).join(
-    "\n",
-  );
+/** `--only capacity`: the relay's capacity figures alone. */
+async function capacityOnly(plan: Plan): Promise<Figure[]> {
+  const dir = await Deno.makeTempDir({ prefix: "coda-bench-" });
+  try {
+    return await capacityFigures(plan.capacity, dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { quick: { type: "boolean" }, out: { type: "string" }, "cpu-prof": { type: "string" } },
+    options: {
+      quick: { type: "boolean" },
+      out: { type: "string" },
+      "cpu-prof": { type: "string" },
+      only: { type: "string" },
+    },
     strict: true,
   });
   const plan = { ...(values.quick ? QUICK : FULL), profileDir: values["cpu-prof"] };
   const out = values.out ?? "test-output/bench.jsonl";
   const started = performance.now();
-  const figures = await measure(plan);
+  if (values.only !== undefined && values.only !== "capacity") {
+    console.error(`bench: --only takes "capacity", got "${values.only}"`);
+    Deno.exit(2);
+  }
+  const figures = values.only === "capacity" ? await capacityOnly(plan) : await measure(plan);
   const seconds = (performance.now() - started) / 1000;
   console.log(formatTable(figures));
   console.log(

@@ -28,6 +28,31 @@ export function rssBytes(pid: number | "self"): number {
   return Number(kib[1]) * 1024;
 }
 
+/** The repository's root directory. */
+export const ROOT: string = new URL("..", import.meta.url).pathname;
+/** `deno run` permissions of the runner (and, with {@linkcode APP_FLAGS}, of the app and the relay). */
+export const RUNNER_FLAGS: readonly string[] = [
+  "--allow-net",
+  "--allow-env",
+  "--allow-read",
+  "--allow-write",
+  "--allow-run",
+  "--allow-sys",
+  "--allow-ffi",
+];
+/** `deno run` flags of the app and the relay. */
+export const APP_FLAGS: readonly string[] = ["--unstable-no-legacy-abort", ...RUNNER_FLAGS];
+
+let cachedDenoDir: string | undefined;
+/** This Deno's cache directory, handed to children whose environment is cleared. */
+export async function denoDir(): Promise<string> {
+  if (cachedDenoDir) return cachedDenoDir;
+  const output = await new Deno.Command(Deno.execPath(), { args: ["info", "--json"], stdout: "piped" })
+    .output();
+  cachedDenoDir = (JSON.parse(new TextDecoder().decode(output.stdout)) as { denoDir: string }).denoDir;
+  return cachedDenoDir;
+}
+
 /** A running subprocess whose stdout is read line by line. */
 export class Child {
   readonly process: Deno.ChildProcess;

@@ -218,3 +218,25 @@ Deno.test("cluster: a draining instance's runners are offline to the others, and
     await client.meta(MetaLine.relay("waiting"));
   });
 });
+
+Deno.test("cluster: a runner's probe is replayed to the instance holding it", async () => {
+  await withInstances(true, async (t) => {
+    const userId = uniqueId("user");
+    const runnerId = uniqueId("runner");
+    await t.runner(t.b, runnerId, userId);
+    await located(t, t.b, runnerId);
+    const { token } = await runnerToken(t.backend, runnerId, userId);
+    const refused = await refusedUpgrade(`${t.a.url}/runner?probe=1`, { authorization: `Bearer ${token}` });
+    assertEquals([refused.status, refused.headers["fly-replay"]], [421, "instance=b"]);
+  });
+});
+
+Deno.test("cluster: an instance that finds others in its KV without Fly's proxy says so at start", async () => {
+  await withInstances(false, async (t) => {
+    // Whichever started second sees the first.
+    const warnings = () =>
+      [t.a, t.b].flatMap((relay) => relay.logs).filter((record) => record.event === "cluster_without_proxy");
+    await waitFor(() => warnings().length > 0, "the warning");
+    assert(String(warnings()[0].warning).includes("closed 4308"));
+  });
+});

@@ -24,8 +24,6 @@ export interface RelayContext {
   broker: Broker;
   /** Every open socket, authenticated or not, so shutdown can close and await them. */
   sockets: Set<WebSocket>;
-  /** Resolves each socket's close, for shutdown. */
-  closed: Map<WebSocket, Promise<void>>;
   /** With several instances: the shared records, and whether Fly's proxy replays upgrades (`fly-replay`). */
   routing?: { cluster: Cluster; flyReplay: boolean };
 }
@@ -107,21 +105,6 @@ export function checkUpgrade(ctx: RelayContext, req: Request): Response | null {
   return null;
 }
 
-/** Tracks `socket` until it closes, so shutdown can wait for it. */
-function track(ctx: RelayContext, socket: WebSocket): void {
-  ctx.sockets.add(socket);
-  ctx.closed.set(
-    socket,
-    new Promise((resolve) => {
-      socket.addEventListener("close", () => {
-        ctx.sockets.delete(socket);
-        ctx.closed.delete(socket);
-        resolve();
-      }, { once: true });
-    }),
-  );
-}
-
 /**
  * Upgrades `req` for an authenticated peer and tracks the socket, or answers
  * 400 when its WebSocket handshake headers are unusable. A socket that has
@@ -147,14 +130,18 @@ export function upgrade(
   }
   const { socket } = upgraded;
   socket.binaryType = "arraybuffer";
-  track(ctx, socket);
-  socket.addEventListener("close", release, { once: true });
+  // Tracked until it closes, so shutdown can close it and wait; one listener per socket does it all
+  // (a relay holds thousands of idle sockets, and each listener costs memory).
+  ctx.sockets.add(socket);
   const staleTimer = setTimeout(() => {
     if (socket.readyState !== WebSocket.CONNECTING) return;
     socket.dispatchEvent(new CloseEvent("close", { code: 1006, reason: "handshake never completed" }));
   }, ctx.limits.openTimeoutMs);
-  socket.addEventListener("open", () => clearTimeout(staleTimer), { once: true });
-  socket.addEventListener("close", () => clearTimeout(staleTimer), { once: true });
+  socket.addEventListener("close", () => {
+    clearTimeout(staleTimer);
+    ctx.sockets.delete(socket);
+    release();
+  }, { once: true });
   return upgraded;
 }
 
@@ -206,10 +193,13 @@ const SHUTDOWN_GRACE_MS = 3000;
  */
 export async function closeEveryone(ctx: RelayContext, reason: string): Promise<void> {
   ctx.broker.closeAll(CloseCode.RESTART, reason);
+  const closed = [...ctx.sockets].map((socket) =>
+    new Promise<void>((resolve) => socket.addEventListener("close", () => resolve(), { once: true }))
+  );
   for (const socket of ctx.sockets) closeSocket(socket, CloseCode.RESTART, reason, ctx.limits.closeGraceMs);
   let timer: ReturnType<typeof setTimeout> | undefined;
   await Promise.race([
-    Promise.all(ctx.closed.values()),
+    Promise.all(closed),
     new Promise((resolve) => timer = setTimeout(resolve, SHUTDOWN_GRACE_MS)),
   ]);
   clearTimeout(timer);

@@ -7,6 +7,8 @@ const root = new URL("../", import.meta.url);
 
 interface FlyConfig {
   kill_signal: string;
+  kill_timeout: string;
+  deploy: { strategy: string };
   build: { dockerfile: string };
   env: Record<string, string>;
   http_service: {
@@ -29,7 +31,10 @@ Deno.test("fly.toml routes to the port and health path the relay serves", async 
   assertEquals(service.checks.map((c) => [c.method, c.path]), [["GET", HEALTH_PATH]]);
   assertEquals(service.force_https, true);
   assertEquals(service.auto_stop_machines, "off");
-  assert(service.min_machines_running >= 1);
+  // Several machines, replaced one at a time (the relay routes between them through the shared KV).
+  assert(service.min_machines_running >= 2);
+  assertEquals(fly.deploy.strategy, "rolling");
+  assert(/^\d+s$/.test(fly.kill_timeout), "runner/scale_out_test.ts holds the drain to it");
   assertEquals(service.concurrency.type, "connections");
   assert(service.concurrency.soft_limit <= service.concurrency.hard_limit);
   // The proxy's cap binds first; the relay's own sits just above it, and per-address caps see clients.

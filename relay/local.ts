@@ -127,7 +127,6 @@ export function createLocalRelay(options: LocalRelayOptions): LocalRelay {
     log: options.log,
     broker,
     sockets: new Set(),
-    closed: new Map(),
   };
   const socket = new InProcessRunnerSocket(options.toRunner, options.log);
   const runner = new RunnerPeer(

@@ -136,7 +136,6 @@ export function createRelay(options: RelayOptions): Relay {
     log,
     broker,
     sockets: new Set(),
-    closed: new Map(),
     routing: cluster && { cluster, flyReplay: options.cluster!.flyReplay },
   };
   const revocations = watchRevocations({ broker, backend: options.backend, limits, log, now });

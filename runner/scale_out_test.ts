@@ -4,6 +4,7 @@
  * a real runner (PTYs) connecting through the proxy, clients connecting through it too.
  */
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { parse } from "smol-toml";
 import {
   createSession,
   pairRunner,
@@ -30,8 +31,13 @@ import {
   waitFor,
 } from "./testing.ts";
 
-/** `kill_timeout` in fly.toml: a SIGTERMed instance must be gone by then. */
-const KILL_TIMEOUT_MS = 10_000;
+/** `kill_timeout` in fly.toml ("10s"): a SIGTERMed instance must be gone by then. */
+const KILL_TIMEOUT_MS = Number(
+  /^(\d+)s$/.exec(
+    (parse(await Deno.readTextFile(new URL("../fly.toml", import.meta.url))) as { kill_timeout: string })
+      .kill_timeout,
+  )![1],
+) * 1000;
 
 interface Deployment {
   app: StartedApp;

@@ -475,7 +475,11 @@ Deno.test({
           const pane = `#pane-${hook.tabId}`;
           const tabLabel = `#tab-${hook.tabId}`;
           await page.click(tabLabel, { count: 2 });
-          const name = await page.waitForSelector(`${pane} .pane-panel input[placeholder^="Empty"]`);
+          const nameInput = `${pane} .pane-panel input[placeholder^="Empty"]`;
+          const name = await page.waitForSelector(nameInput);
+          await page.waitForFunction((sel) => document.activeElement === document.querySelector(sel), {
+            timeout: STEP_TIMEOUT_MS,
+          }, nameInput);
           await name!.type(`logs ${marker}`);
           await page.keyboard.press("Enter");
           await page.waitForFunction(

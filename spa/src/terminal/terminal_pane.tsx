@@ -9,7 +9,7 @@
  * @module
  */
 import type { JSX } from "preact";
-import { useEffect, useId, useRef, useState } from "preact/hooks";
+import { useEffect, useId, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { TERMINAL_THEMES, type ThemeName } from "../theme.ts";
 import { showToast } from "../toasts.tsx";
 import { Link } from "../router.tsx";
@@ -617,7 +617,8 @@ function RenameForm(
   const input = useRef<HTMLInputElement>(null);
   const [name, setName] = useState(props.current);
   const id = useId();
-  useEffect(() => input.current?.select(), []);
+  // Before the browser handles another event: a key typed right after opening is never selected away.
+  useLayoutEffect(() => input.current?.select(), []);
   return (
     <form
       class="pane-panel"
@@ -652,7 +653,8 @@ function CwdForm(
   const input = useRef<HTMLInputElement>(null);
   const [path, setPath] = useState(props.current);
   const id = useId();
-  useEffect(() => input.current?.select(), []);
+  // Before the browser handles another event: a key typed right after opening is never selected away.
+  useLayoutEffect(() => input.current?.select(), []);
   return (
     <form
       class="pane-panel"
