@@ -13,6 +13,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { openSharedKv } from "@coda/relay";
 import { signRunnerToken } from "@coda/relay/tokens";
 import { type AppConfig, ConfigError, loadAppConfig } from "./config.ts";
 import { randomId } from "./crypto.ts";
@@ -101,7 +102,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     const { email, name } = parse(args);
     const config = loadAppConfig();
-    kv = await Deno.openKv(config.kvUrl);
+    kv = await openSharedKv(config.kvUrl);
     const minted = await mintRunnerToken(kv, config, { email, name, now: Date.now() });
     console.error(
       `Registered runner "${minted.name}" (${minted.runnerId}) for ${minted.email}; ` +

@@ -16,7 +16,7 @@
  * @module
  */
 import type { RunnerIdentity } from "@coda/relay/backend";
-import { retryKvBusy, REVOCATION_EPOCH_KEY } from "@coda/relay";
+import { REVOCATION_EPOCH_KEY } from "@coda/relay";
 import { CLOCK_TOLERANCE_SECONDS } from "@coda/relay/tokens";
 import { type Failure, failure, type Result, success } from "./result.ts";
 import { cleanLabel, type RunnerView } from "./contract.ts";
@@ -235,7 +235,6 @@ export async function setPresence(
     } else {
       op.delete(["presence", runnerId]);
     }
-    // Relays on other processes write the same KV file as often as they have runners.
-    if ((await retryKvBusy(() => op.commit())).ok) return;
+    if ((await op.commit()).ok) return;
   }
 }

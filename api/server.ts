@@ -13,11 +13,11 @@ import {
   clientIp,
   ConnectionCaps,
   createRelay,
+  openSharedKv,
   refusalResponse,
   type Relay,
   type RelayLimits,
   type RelayLog,
-  retryKvBusy,
   serveMetrics,
   serveResilient,
   stderrLog,
@@ -70,7 +70,7 @@ export async function startApp(options: StartAppOptions = {}): Promise<StartedAp
   );
   const config = loadAppConfig(env, server.addr.port);
   config.notices.push(...secureDataDir(config.dataDir, config.kvUrl));
-  const kv = await retryKvBusy(() => Deno.openKv(config.kvUrl));
+  const kv = await openSharedKv(config.kvUrl);
   const api = createApi({ config, kv, now }, options.api);
   const caps = new ConnectionCaps(config.edge);
   const relay = createRelay({

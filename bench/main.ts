@@ -32,7 +32,7 @@ import { clientLinkQuery } from "@coda/relay/protocol";
 import { type AckPolicy, BenchClient, type ClientMode, NotNegotiatedError } from "./client.ts";
 import { APP_FLAGS, Child, cpuSeconds, denoDir, freePort, ROOT, rssBytes, RUNNER_FLAGS } from "./procs.ts";
 import { capacityFigures, type CapacityPlan } from "./capacity.ts";
-import { type Figure, figure, formatTable, median, percentile, unmeasured } from "./figures.ts";
+import { type Figure, figure, formatTable, percentile, unmeasured } from "./figures.ts";
 import { summarizeProfiles } from "./profile.ts";
 
 const MiB = 1024 * 1024;

@@ -18,7 +18,6 @@
  * @module
  */
 import * as v from "valibot";
-import { retryKvBusy } from "./kv_busy.ts";
 import type { RelayLimits } from "./limits.ts";
 import type { RelayLog } from "./log.ts";
 
@@ -193,7 +192,7 @@ export class Cluster {
     const key = instanceKey(this.instanceId);
     const entry = await this.#kv.get(key);
     if (parsed(InstanceRecordSchema, entry.value)?.boot === this.boot) {
-      await retryKvBusy(() => this.#kv.atomic().check(entry).delete(key).commit());
+      await this.#kv.atomic().check(entry).delete(key).commit();
     }
   }
 
@@ -230,7 +229,7 @@ export class Cluster {
         };
         for (const instance of notify) {
           const key = ["relay", "inbox", instance, crypto.randomUUID()];
-          await retryKvBusy(() => this.#kv.set(key, message, { expireIn: INBOX_TTL_MS }));
+          await this.#kv.set(key, message, { expireIn: INBOX_TTL_MS });
         }
       })(),
       { event: "cluster_claim_failed", runnerId: claim.runnerId },
@@ -256,7 +255,7 @@ export class Cluster {
         const entry = await this.#kv.get(key);
         if (parsed(RunnerPresenceSchema, entry.value)?.connection !== claim.connectionId) return;
         const userKey = userRunnerKey(claim.userId, claim.runnerId);
-        await retryKvBusy(() => this.#kv.atomic().check(entry).delete(key).delete(userKey).commit());
+        await this.#kv.atomic().check(entry).delete(key).delete(userKey).commit();
       })(),
       { event: "cluster_release_failed", runnerId: claim.runnerId },
     );
@@ -287,9 +286,7 @@ export class Cluster {
     this.#waiting.set(userId, expiresAt);
     for (const [user, until] of this.#waiting) if (until <= now) this.#waiting.delete(user);
     this.#track(
-      retryKvBusy(() =>
-        this.#kv.set(waiterKey(userId, this.instanceId), { expiresAt }, { expireIn: expiresAt - now })
-      ),
+      this.#kv.set(waiterKey(userId, this.instanceId), { expiresAt }, { expireIn: expiresAt - now }),
       { event: "cluster_wait_failed", userId },
     );
   }
@@ -314,12 +311,10 @@ export class Cluster {
 
   async #write(record: RunnerPresence): Promise<void> {
     const expireIn = this.#runnerTtlMs();
-    await retryKvBusy(() =>
-      this.#kv.atomic()
-        .set(runnerKey(record.runnerId), record, { expireIn })
-        .set(userRunnerKey(record.userId, record.runnerId), record, { expireIn })
-        .commit()
-    );
+    await this.#kv.atomic()
+      .set(runnerKey(record.runnerId), record, { expireIn })
+      .set(userRunnerKey(record.userId, record.runnerId), record, { expireIn })
+      .commit();
   }
 
   /** The records whose instance process is alive and not draining, and which have not expired. */
@@ -348,8 +343,7 @@ export class Cluster {
       startedAt: this.#startedAt,
       expiresAt: now + this.#limits.instanceTtlMs,
     };
-    const expireIn = this.#limits.instanceTtlMs;
-    await retryKvBusy(() => this.#kv.set(instanceKey(this.instanceId), record, { expireIn }));
+    await this.#kv.set(instanceKey(this.instanceId), record, { expireIn: this.#limits.instanceTtlMs });
   }
 
   /** Reads the inbox (acting only on what the records still confirm) and the revocation epochs. */
@@ -367,7 +361,7 @@ export class Cluster {
         entries.push(entry);
       }
       for (const entry of entries) {
-        await retryKvBusy(() => this.#kv.delete(entry.key));
+        await this.#kv.delete(entry.key);
         const message = parsed(InboxMessageSchema, entry.value);
         if (!message || message.expiresAt <= this.#now()) continue;
         // A message overtaken by a later move (the runner came back here, say) is stale.

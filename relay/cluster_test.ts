@@ -1,5 +1,6 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { REVOCATION_EPOCH_KEY } from "./cluster.ts";
+import { openSharedKv } from "./kv_busy.ts";
 import { CloseCode, CloseReason, MetaLine } from "./protocol.ts";
 import { FLY_REPLAY_SRC_HEADER } from "./routing.ts";
 import {
@@ -36,7 +37,8 @@ interface Instances {
 async function withInstances(flyReplay: boolean, fn: (t: Instances) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/shared.kv`;
-  const kvs = await Promise.all([Deno.openKv(path), Deno.openKv(path), Deno.openKv(path)]);
+  // Three connections to one file, as three processes would have; opened one after the other.
+  const kvs = [await openSharedKv(path), await openSharedKv(path), await openSharedKv(path)];
   const backend = new MemoryBackend(false);
   const start = (instanceId: string, kv: Deno.Kv) =>
     startTestRelay({ backend, instanceId, cluster: { kv, flyReplay }, limits: LIMITS });

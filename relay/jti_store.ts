@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { retryKvBusy } from "./kv_busy.ts";
 import { CLOCK_TOLERANCE_SECONDS } from "./tokens.ts";
 
 /** A used client token. */
@@ -34,12 +33,10 @@ export async function consumeJti(
     const entry = await kv.get<UsedJti>(key);
     // A stale record no longer guards anything and may be replaced.
     if (entry.value && entry.value.expiresAt > now()) return false;
-    const result = await retryKvBusy(() =>
-      kv.atomic()
-        .check(entry)
-        .set(key, { expiresAt: until } satisfies UsedJti, { expireIn: Math.max(1000, until - now()) })
-        .commit()
-    );
+    const result = await kv.atomic()
+      .check(entry)
+      .set(key, { expiresAt: until } satisfies UsedJti, { expireIn: Math.max(1000, until - now()) })
+      .commit();
     if (result.ok) return true;
   }
 }

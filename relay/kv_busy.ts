@@ -1,7 +1,8 @@
 /**
  * Several processes on one local KV file (instances on one machine, as in tests): SQLite answers a
  * write that meets another process's write with "database is locked" at once instead of waiting.
- * Such a write is retried after a short random pause; anything else fails as it is.
+ * {@linkcode openSharedKv} opens a KV whose writes are retried after a short random pause when that
+ * happens; anything else fails as it is.
  *
  * @module
  */
@@ -27,4 +28,44 @@ export async function retryKvBusy<T>(write: () => Promise<T>): Promise<T> {
       await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
+}
+
+/** `operation` with its `commit` retried (a commit that met a lock was not applied). */
+function retryingAtomic(operation: Deno.AtomicOperation): Deno.AtomicOperation {
+  const wrapped: Deno.AtomicOperation = new Proxy(operation, {
+    get(target, property) {
+      if (property === "commit") return () => retryKvBusy(() => target.commit());
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== "function") return value;
+      // The builder's methods return the operation itself: the caller keeps the retrying one.
+      return (...args: unknown[]) => {
+        const result = value.apply(target, args);
+        return result === target ? wrapped : result;
+      };
+    },
+  });
+  return wrapped;
+}
+
+/** `kv` with `set`, `delete` and atomic commits retried past another process's lock. */
+export function retryingKv(kv: Deno.Kv): Deno.Kv {
+  return new Proxy(kv, {
+    get(target, property) {
+      const value = Reflect.get(target, property, target);
+      if (typeof value !== "function") return value;
+      if (property === "atomic") return () => retryingAtomic(target.atomic());
+      if (property === "set" || property === "delete") {
+        return (...args: unknown[]) => retryKvBusy(() => value.apply(target, args));
+      }
+      return value.bind(target);
+    },
+  });
+}
+
+/**
+ * Opens the KV at `url` (a file several processes may share, or a KV Connect URL) with its writes
+ * retried past another process's lock ({@linkcode retryingKv}); the open itself is retried too.
+ */
+export async function openSharedKv(url: string): Promise<Deno.Kv> {
+  return retryingKv(await retryKvBusy(() => Deno.openKv(url)));
 }

@@ -1,5 +1,5 @@
 import { deepEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
-import { isKvBusy, retryKvBusy } from "./kv_busy.ts";
+import { isKvBusy, openSharedKv, retryKvBusy } from "./kv_busy.ts";
 
 Deno.test("kv busy: a locked write is retried until it succeeds; other errors pass at once", async () => {
   let calls = 0;
@@ -22,16 +22,16 @@ Deno.test("kv busy: a locked write is retried until it succeeds; other errors pa
   assert(!isKvBusy("database is locked"), "only errors count");
 });
 
-Deno.test("kv busy: writes from two processes to one KV file all land", async () => {
+Deno.test("kv busy: writes from two processes to one KV file opened with openSharedKv all land", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/shared.kv`;
+  const module = JSON.stringify(new URL("./kv_busy.ts", import.meta.url).href);
   const writer = `
-        const { retryKvBusy } = await import(${
-    JSON.stringify(new URL("./kv_busy.ts", import.meta.url).href)
-  });
-    const kv = await retryKvBusy(() => Deno.openKv(${JSON.stringify(path)}));
+    const { openSharedKv } = await import(${module});
+    const kv = await openSharedKv(${JSON.stringify(path)});
     for (let i = 0; i < 300; i++) {
-      await retryKvBusy(() => kv.atomic().sum(["count"], 1n).set(["by", Deno.args[0], i], i).commit());
+      await kv.atomic().sum(["count"], 1n).set(["by", Deno.args[0], i], i).commit();
+      await kv.set(["last", Deno.args[0]], i);
     }
     kv.close();
   `;
@@ -44,8 +44,9 @@ Deno.test("kv busy: writes from two processes to one KV file all land", async ()
       }).output();
     const results = await Promise.all([run("a"), run("b")]);
     for (const result of results) assert(result.success, new TextDecoder().decode(result.stderr));
-    const kv = await Deno.openKv(path);
+    const kv = await openSharedKv(path);
     assertEquals((await kv.get<Deno.KvU64>(["count"])).value?.value, 600n);
+    assertEquals((await kv.getMany([["last", "a"], ["last", "b"]])).map((entry) => entry.value), [299, 299]);
     kv.close();
   } finally {
     await Deno.remove(dir, { recursive: true });

@@ -12,7 +12,7 @@ import { HEALTH_PATH, loadRelayConfig, type RelayConfig, RelayConfigError } from
 import { createHttpRelayBackend } from "./http_backend.ts";
 import { clientIp, ConnectionCaps } from "./edge.ts";
 import { serveMetrics, serveResilient, surviveDescriptorExhaustion } from "./listener.ts";
-import { retryKvBusy } from "./kv_busy.ts";
+import { openSharedKv } from "./kv_busy.ts";
 import { stderrLog } from "./log.ts";
 import { createRelay, type Relay, type RelayLimits, type RelayLog } from "./mod.ts";
 
@@ -51,7 +51,7 @@ export async function startStandaloneRelay(
   let kv: Deno.Kv | null = null;
   if (config.kvUrl !== null) {
     try {
-      kv = await retryKvBusy(() => Deno.openKv(config.kvUrl!));
+      kv = await openSharedKv(config.kvUrl);
     } catch (error) {
       throw new RelayConfigError(`DEVMODE_KV_URL could not be opened: ${error}`);
     }

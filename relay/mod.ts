@@ -45,7 +45,7 @@ export {
 export { clientAddress, clientIp, ConnectionCaps, refusalResponse } from "./edge.ts";
 export { serveMetrics, serveResilient, surviveDescriptorExhaustion } from "./listener.ts";
 export { consumeJti } from "./jti_store.ts";
-export { isKvBusy, retryKvBusy } from "./kv_busy.ts";
+export { isKvBusy, openSharedKv } from "./kv_busy.ts";
 export { REVOCATION_EPOCH_KEY, SIGN_OUT_EPOCH_KEY } from "./cluster.ts";
 export { type ClusterConfig, parseClusterConfig } from "./config.ts";
 
