@@ -11,7 +11,7 @@
 import { signClientToken, signRunnerToken } from "@coda/relay/tokens";
 import { ScriptedRunner, startReplayProxy } from "@coda/relay/testing";
 import { type Figure, figure, median } from "./figures.ts";
-import { APP_FLAGS, Child, denoDir, freePort, ROOT, rssBytes } from "./procs.ts";
+import { Child, denoDir, freePort, RELAY_FLAGS, ROOT, rssBytes } from "./procs.ts";
 
 /** How much the capacity part measures. */
 export interface CapacityPlan {
@@ -161,7 +161,7 @@ async function capacityRound(plan: CapacityPlan, dir: string): Promise<CapacityR
     const ports: Record<string, number> = {};
     for (const id of ["r1", "r2"]) {
       ports[id] = freePort();
-      const relay = new Child(id, ["run", ...APP_FLAGS, `${ROOT}relay/main.ts`], {
+      const relay = new Child(id, ["run", ...RELAY_FLAGS, `${ROOT}relay/main.ts`], {
         ...env,
         PORT: String(ports[id]),
         DEVMODE_INSTANCE_ID: id,

@@ -5,6 +5,8 @@
  * @module
  */
 
+import denoConfig from "../deno.json" with { type: "json" };
+
 /** Linux clock ticks per second (`getconf CLK_TCK`; 100 on every kernel the bench targets). */
 const CLOCK_TICKS_PER_SECOND = 100;
 /** Lines of a child's stderr kept to explain a failure. */
@@ -30,18 +32,20 @@ export function rssBytes(pid: number | "self"): number {
 
 /** The repository's root directory. */
 export const ROOT: string = new URL("..", import.meta.url).pathname;
-/** `deno run` permissions of the runner (and, with {@linkcode APP_FLAGS}, of the app and the relay). */
-export const RUNNER_FLAGS: readonly string[] = [
-  "--allow-net",
-  "--allow-env",
-  "--allow-read",
-  "--allow-write",
-  "--allow-run",
-  "--allow-sys",
-  "--allow-ffi",
-];
-/** `deno run` flags of the app and the relay. */
-export const APP_FLAGS: readonly string[] = ["--unstable-no-legacy-abort", ...RUNNER_FLAGS];
+/** The `deno run` flags of a task in `deno.json`, so the bench runs each part exactly as its task does. */
+function taskFlags(name: "start" | "relay" | "runner"): readonly string[] {
+  const task = denoConfig.tasks[name];
+  const [deno, run, ...rest] = (typeof task === "string" ? task : task.command).split(/\s+/);
+  if (deno !== "deno" || run !== "run") throw new Error(`task ${name} is not a deno run`);
+  return rest.filter((word) => word.startsWith("--"));
+}
+
+/** `deno run` flags of the runner, as `deno task runner` has them. */
+export const RUNNER_FLAGS: readonly string[] = taskFlags("runner");
+/** `deno run` flags of the app (with its relay), as `deno task start` has them. */
+export const APP_FLAGS: readonly string[] = taskFlags("start");
+/** `deno run` flags of the standalone relay, as `deno task relay` has them. */
+export const RELAY_FLAGS: readonly string[] = taskFlags("relay");
 
 let cachedDenoDir: string | undefined;
 /** This Deno's cache directory, handed to children whose environment is cleared. */
