@@ -159,12 +159,13 @@ export class Cluster {
    * instances that are alive now.
    */
   async start(handlers: ClusterHandlers): Promise<InstanceRecord[]> {
-    await this.#heartbeat();
-    this.#epochs = await this.#readEpochs();
+    // The timers first: a KV that fails now is tried again at every beat, and this instance joins once it answers.
     this.#timers.push(
       setInterval(() => this.#track(this.#heartbeat()), this.#limits.instanceHeartbeatMs),
       setInterval(() => this.#track(this.#poll(handlers)), this.#limits.clusterPollMs),
     );
+    await this.#heartbeat();
+    this.#epochs = await this.#readEpochs();
     return (await this.instances()).filter((record) => record.instance !== this.instanceId);
   }
 

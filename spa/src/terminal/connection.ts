@@ -206,6 +206,10 @@ const ENDED_TEXT: Record<string, string> = {
     "This shell ended when the runner restarted. Its output and programs are gone; open a new terminal.",
 };
 
+/** Shown while retrying after a 4308: the deployment cannot route this browser to its runner's relay. */
+const NO_ROUTE_TEXT =
+  "Your runner is connected to another relay instance that this one cannot route to (a deployment problem); retrying…";
+
 /** Shown while retrying after the relay refused the upgrade twice (the browser cannot see why). */
 const REFUSED_TEXT =
   "The relay refused the connection or cannot be reached (too many open terminals, or it is restarting); retrying…";
@@ -709,6 +713,9 @@ export class TerminalConnection {
       case CloseCode.POLICY:
       case CloseCode.TOO_BIG:
         this.#setState("failed", { detail: `The relay closed the connection: ${reason || code}.` });
+        return;
+      case CloseCode.NO_ROUTE:
+        this.#scheduleReconnect(NO_ROUTE_TEXT);
         return;
       default:
         this.#scheduleReconnect(

@@ -540,6 +540,19 @@ Deno.test("4307 (runner on another relay instance) reconnects at once from its o
   assertEquals((await t.relay.peer(3)).params.get("offset"), "500");
 });
 
+Deno.test("4308 (no route to the runner's relay instance) retries with backoff and says why", async () => {
+  await using t = setup();
+  t.connection.start();
+  (await t.relay.peer(1)).socket.close(
+    CloseCode.NO_ROUTE,
+    "runner is on another instance and no proxy routes there",
+  );
+  await t.waitStatus("reconnecting");
+  assert(t.states.at(-1)!.detail.includes("another relay instance"), t.states.at(-1)!.detail);
+  assert(t.states.at(-1)!.retryAt !== undefined);
+  await t.relay.peer(2);
+});
+
 Deno.test("relay meta lines drive the state; exit then 1000 ends without reconnecting", async () => {
   await using t = setup();
   t.connection.start();
