@@ -88,7 +88,24 @@ function writeAscii(target: Uint8Array, at: number, text: string): void {
   for (let i = 0; i < text.length; i++) target[at + i] = text.charCodeAt(i);
 }
 
-/** Encodes an output frame; one copy of `data`. Throws a `RangeError` on an invalid field. */
+/** A buffer made by {@linkcode reserveOutput}: its first bytes are room for a frame header. */
+class ReservedOutputBuffer extends ArrayBuffer {}
+
+/**
+ * Room for `length` bytes of broadcast output of `sessionId` (a frame naming no client), preceded by
+ * room for its frame header: {@linkcode encodeOutputFrame} of data that starts there writes the header
+ * into that room and sends the bytes where they are, instead of copying them.
+ */
+export function reserveOutput(sessionId: string, length: number): Uint8Array<ArrayBuffer> {
+  const header = OUTPUT_FIXED_HEADER_BYTES + sessionId.length;
+  return new Uint8Array(new ReservedOutputBuffer(header + length), header, length);
+}
+
+/**
+ * Encodes an output frame: one copy of `data`, or none when `data` starts right after the header
+ * room of a {@linkcode reserveOutput} buffer (the frame is then that buffer, header written in
+ * place). Throws a `RangeError` on an invalid field.
+ */
 export function encodeOutputFrame(frame: Omit<OutputFrame, "type">): Uint8Array<ArrayBuffer> {
   const { sessionId, clientId = "", offset, replay, data } = frame;
   checkId(sessionId, SESSION_ID_PATTERN, "sessionId");
@@ -97,7 +114,10 @@ export function encodeOutputFrame(frame: Omit<OutputFrame, "type">): Uint8Array<
     throw new RangeError("binary frame: offset must be a whole number from 0 to 2^53 - 1");
   }
   const header = OUTPUT_FIXED_HEADER_BYTES + sessionId.length + clientId.length;
-  const bytes = new Uint8Array(header + data.byteLength);
+  const inPlace = data.byteOffset === header && data.buffer instanceof ReservedOutputBuffer;
+  const bytes = inPlace
+    ? new Uint8Array(data.buffer as ArrayBuffer, 0, header + data.byteLength)
+    : new Uint8Array(header + data.byteLength);
   bytes[0] = BinaryFrameType.OUTPUT;
   bytes[1] = replay ? OutputFlag.REPLAY : 0;
   bytes[2] = sessionId.length;
@@ -107,7 +127,7 @@ export function encodeOutputFrame(frame: Omit<OutputFrame, "type">): Uint8Array<
   view.setUint32(8, offset % TWO_32);
   writeAscii(bytes, OUTPUT_FIXED_HEADER_BYTES, sessionId);
   writeAscii(bytes, OUTPUT_FIXED_HEADER_BYTES + sessionId.length, clientId);
-  bytes.set(data, header);
+  if (!inPlace) bytes.set(data, header);
   return bytes;
 }
 

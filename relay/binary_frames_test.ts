@@ -6,6 +6,7 @@ import {
   encodeInputFrame,
   encodeOutputFrame,
   OUTPUT_FIXED_HEADER_BYTES,
+  reserveOutput,
 } from "./protocol.ts";
 
 const sessionId = "sess_0123456789";
@@ -105,4 +106,23 @@ Deno.test("encoding refuses what decoding would", () => {
   throws(() => encodeOutputFrame({ sessionId, offset: 2 ** 53, replay: false, data }), /offset/);
   throws(() => encodeInputFrame({ sessionId: "x".repeat(65), data }), /sessionId/);
   equal(BINARY_SUBPROTOCOL, "coda.v2");
+});
+
+Deno.test("binary frames: output in reserved room is framed where it lies; anything else is copied", () => {
+  const data = reserveOutput(sessionId, 5);
+  data.set([104, 101, 108, 108, 111]);
+  const frame = encodeOutputFrame({ sessionId, offset: 7, replay: false, data });
+  assert(frame.buffer === data.buffer, "no copy");
+  const decoded = decodeBinaryFrame(frame);
+  assert(decoded.ok && decoded.value.type === "output");
+  assertEquals([decoded.value.offset, [...decoded.value.data]], [7, [104, 101, 108, 108, 111]]);
+  // Targeted at a client the header is longer than the room: copied, the reserved bytes untouched.
+  const targeted = encodeOutputFrame({ sessionId, clientId, offset: 7, replay: true, data });
+  assert(targeted.buffer !== data.buffer);
+  // A view further into the buffer, or a plain array, is copied too.
+  assert(
+    encodeOutputFrame({ sessionId, offset: 8, replay: false, data: data.subarray(1) }).buffer !== data.buffer,
+  );
+  const plain = new Uint8Array(64).subarray(OUTPUT_FIXED_HEADER_BYTES + sessionId.length);
+  assert(encodeOutputFrame({ sessionId, offset: 0, replay: false, data: plain }).buffer !== plain.buffer);
 });

@@ -20,7 +20,13 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import { MAX_FRAME_BYTES, MetaLine, type OutputFrame, type RunnerToRelay } from "@coda/relay/protocol";
+import {
+  MAX_FRAME_BYTES,
+  MetaLine,
+  type OutputFrame,
+  reserveOutput,
+  type RunnerToRelay,
+} from "@coda/relay/protocol";
 import { completeLength, ReplayBuffer, splitChunk } from "./replay_buffer.ts";
 import { DEFAULT_RELAY_LIMITS } from "@coda/relay/limits";
 import { concatBytes } from "@coda/relay/bytes";
@@ -432,9 +438,17 @@ export class Session {
     this.#readsScheduled = false;
     const reads = this.#reads;
     if (reads.length === 0) return;
+    // The turn's reads, copied once into a buffer with room for the frame header before them: the link
+    // sends the bytes from there (node-pty's reads are views into its pool, which the ring must not hold).
+    const owned = reserveOutput(this.sessionId, this.#readBytes);
+    let at = 0;
+    for (const read of reads) {
+      owned.set(read, at);
+      at += read.length;
+    }
     this.#reads = [];
     this.#readBytes = 0;
-    let raw = reads.length === 1 ? reads[0] : concatBytes(reads);
+    let raw: Uint8Array = owned;
     clearTimeout(this.#heldTimer);
     this.#heldTimer = undefined;
     // The stripped stream is the session's stream: offsets, the replay buffer and recordings all count it.
@@ -451,7 +465,7 @@ export class Session {
     if (this.#partialCharacter.length > 0 || this.#shell?.holding) {
       this.#heldTimer = setTimeout(() => this.#emitHeld(), HELD_OUTPUT_MS);
     }
-    this.#emit(raw);
+    this.#emit(raw, raw.buffer === owned.buffer);
   }
 
   /** Gives up waiting for the rest of what the last read ended with: it is output as it is. */
@@ -461,11 +475,14 @@ export class Session {
     this.#emit(this.#shell ? concatBytes([held, this.#shell.flush()]) : held);
   }
 
-  #emit(data: Uint8Array): void {
+  /** Output of the session's stream; `owned`: `data` is a view of a buffer of this session's own. */
+  #emit(data: Uint8Array, owned = false): void {
     if (data.length === 0) return;
     if (this.#buffer.end === this.#acked) this.#window.restart(this.#acked);
     // The ring keeps the chunk: a view into a larger buffer (node's read pool) would hold all of it.
-    const chunk = this.#buffer.append(data.byteLength === data.buffer.byteLength ? data : data.slice());
+    const chunk = this.#buffer.append(
+      owned || data.byteLength === data.buffer.byteLength ? data : data.slice(),
+    );
     this.#recorder?.push(chunk.data);
     if (this.#clients.size > 0) {
       for (const piece of splitChunk(chunk, FRAME_DATA_BYTES)) {
