@@ -15,6 +15,7 @@ import { logRoutes } from "./log_routes.ts";
 import { pairRoutes } from "./pair_routes.ts";
 import { runnerRoutes } from "./runner_routes.ts";
 import { sessionRoutes } from "./session_routes.ts";
+import { sessionShareRoutes, shareRoutes } from "./share_routes.ts";
 
 /** Largest request body accepted, in bytes. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -51,6 +52,8 @@ export function createApi(deps: ApiDeps, options: ApiOptions = {}): Hono<ApiEnv>
   app.route("/api/auth", authRoutes(deps));
   app.route("/api/devmode/pair", pairRoutes(deps));
   app.route("/api/devmode/sessions", sessionRoutes(deps));
+  app.route("/api/devmode/sessions", sessionShareRoutes(deps));
+  app.route("/api/devmode/shares", shareRoutes(deps));
   app.route("/api/devmode/runners", runnerRoutes(deps));
   app.route("/api/devmode/logs", logRoutes(deps));
   app.route("/api/devmode", internalRoutes(deps));

@@ -361,6 +361,92 @@ export const SignedOutSchema = v.object({
 /** Answer of `POST /api/devmode/internal/signed-out`: each known user's last sign-out (ms since the epoch). */
 export const SignedOutAnswerSchema = v.object({ signedOut: v.record(v.string(), v.number()) });
 
+// ---- /api/devmode/sessions/:sessionId/shares, /api/devmode/shares
+
+/** Default lifetime of a share, in minutes. */
+export const DEFAULT_SHARE_MINUTES = 60;
+/** Longest lifetime of a share: a week. */
+export const MAX_SHARE_MINUTES = 7 * 24 * 60;
+/** Most accounts one share names. */
+export const MAX_SHARE_EMAILS = 20;
+
+/** Body of `POST /api/devmode/sessions/:sessionId/shares`. */
+export const CreateShareSchema = v.pipe(
+  v.object({
+    /** `link`: anyone holding the link; `accounts`: the signed-in accounts of `emails`. */
+    audience: v.picklist(["link", "accounts"], 'audience must be "link" or "accounts"'),
+    emails: v.optional(
+      v.pipe(v.array(EmailSchema), v.maxLength(MAX_SHARE_EMAILS, `at most ${MAX_SHARE_EMAILS} emails`)),
+    ),
+    /** Default {@linkcode DEFAULT_SHARE_MINUTES}. */
+    minutes: v.optional(
+      v.pipe(
+        v.number("minutes must be a number"),
+        v.integer("minutes must be whole"),
+        v.minValue(1, "minutes must be at least 1"),
+        v.maxValue(MAX_SHARE_MINUTES, `minutes must be at most ${MAX_SHARE_MINUTES}`),
+      ),
+    ),
+  }),
+  v.check(
+    (body) => body.audience === "link" || (body.emails?.length ?? 0) > 0,
+    "a share for accounts names at least one email",
+  ),
+);
+
+/** A share as its owner sees it. */
+export const ShareViewSchema = v.object({
+  shareId: v.string(),
+  audience: v.picklist(["link", "accounts"]),
+  emails: v.array(v.string()),
+  createdAt: v.number(),
+  expiresAt: v.number(),
+  /** Who watches now: an invited account's email, or null for someone with the link. */
+  viewers: v.array(v.object({ viewer: v.nullable(v.string()), since: v.number() })),
+});
+/** A share as its owner sees it. */
+export type ShareView = v.InferOutput<typeof ShareViewSchema>;
+
+/** Answer of `POST /api/devmode/sessions/:sessionId/shares`: the share and the address to hand out. */
+export const ShareCreatedSchema = v.object({
+  share: ShareViewSchema,
+  /** `…/devmode/watch/<shareId>`, with the secret in the fragment for a link share. */
+  url: v.string(),
+});
+/** Answer of `POST /api/devmode/sessions/:sessionId/shares`. */
+export type ShareCreated = v.InferOutput<typeof ShareCreatedSchema>;
+
+/** Body of `POST /api/devmode/shares/:shareId/ticket`: a link share's secret (from the URL's fragment). */
+export const WatchTicketRequestSchema = v.object({
+  secret: v.optional(v.pipe(v.string(), v.maxLength(256))),
+});
+
+/** Answer of `POST /api/devmode/shares/:shareId/ticket`: a watch-only client token. */
+export const WatchTicketSchema = v.object({
+  relayUrl: v.string(),
+  sessionId: v.string(),
+  token: v.string(),
+  expiresAt: v.number(),
+});
+/** Answer of `POST /api/devmode/shares/:shareId/ticket`. */
+export type WatchTicket = v.InferOutput<typeof WatchTicketSchema>;
+
+/** Body of `POST /api/devmode/internal/shares`: the shares a relay's viewers watch through. */
+export const LiveSharesSchema = v.object({
+  shareIds: v.pipe(v.array(v.pipe(v.string(), v.maxLength(128))), v.maxLength(MAX_SIGN_OUT_QUERY)),
+});
+
+/** Answer of `POST /api/devmode/internal/shares`: those still live. */
+export const LiveSharesAnswerSchema = v.object({ live: v.array(v.string()) });
+
+/** Body of `POST /api/devmode/internal/share-viewer`. */
+export const ViewerReportSchema = v.object({
+  shareId: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),
+  clientId: v.pipe(v.string(), v.minLength(1), v.maxLength(128)),
+  viewer: v.optional(v.pipe(v.string(), v.maxLength(320))),
+  online: v.boolean(),
+});
+
 // ---- the route table
 
 /** One route: what it reads, and what it answers by status. */
@@ -398,6 +484,16 @@ export const ROUTES = {
 
   "POST /api/devmode/sessions": { body: CreateSessionSchema, responses: { 201: SessionTicketSchema } },
   "GET /api/devmode/sessions": { responses: { 200: v.array(RecentSessionSchema) } },
+  "POST /api/devmode/sessions/:sessionId/shares": {
+    body: CreateShareSchema,
+    responses: { 201: ShareCreatedSchema },
+  },
+  "GET /api/devmode/sessions/:sessionId/shares": { responses: { 200: v.array(ShareViewSchema) } },
+  "DELETE /api/devmode/shares/:shareId": { responses: { 200: OkSchema } },
+  "POST /api/devmode/shares/:shareId/ticket": {
+    body: WatchTicketRequestSchema,
+    responses: { 201: WatchTicketSchema },
+  },
 
   "GET /api/devmode/runners": { responses: { 200: v.array(RunnerViewSchema) } },
   "PATCH /api/devmode/runners/:runnerId": {
@@ -426,6 +522,8 @@ export const ROUTES = {
     body: SignedOutSchema,
     responses: { 200: SignedOutAnswerSchema },
   },
+  "POST /api/devmode/internal/shares": { body: LiveSharesSchema, responses: { 200: LiveSharesAnswerSchema } },
+  "POST /api/devmode/internal/share-viewer": { body: ViewerReportSchema, responses: { 204: null } },
 } as const satisfies Record<string, RouteContract>;
 
 /** A route's key in {@linkcode ROUTES}. */

@@ -12,14 +12,17 @@ import { secretsEqual } from "@coda/relay/secrets";
 import {
   ClientJtiSchema,
   JtiParamSchema,
+  LiveSharesSchema,
   PresenceSchema,
   SessionReportSchema,
   SignedOutSchema,
+  ViewerReportSchema,
 } from "./contract.ts";
 import { recordSessionReport } from "./devmode_sessions.ts";
 import { type ApiDeps, type ApiEnv, ApiError, parseWith, readJson } from "./http.ts";
 import { readSignOuts } from "./relay_backend.ts";
 import { setPresence, verifyRunnerJti } from "./runners.ts";
+import { liveShareIds, recordViewer } from "./shares.ts";
 
 function requireRelaySecret(c: Context, expected: string): void {
   const given = c.req.header("x-relay-secret");
@@ -44,6 +47,18 @@ export function internalRoutes(deps: ApiDeps): Hono<ApiEnv> {
     requireRelaySecret(c, deps.config.relayInternalSecret);
     const body = await readJson(c, PresenceSchema);
     await setPresence(deps.kv, body.runnerId, body.userId, body.online, deps.now());
+    return c.body(null, 204);
+  });
+
+  app.post("/internal/shares", async (c) => {
+    requireRelaySecret(c, deps.config.relayInternalSecret);
+    const body = await readJson(c, LiveSharesSchema);
+    return c.json({ live: [...await liveShareIds(deps.kv, body.shareIds, deps.now())] });
+  });
+
+  app.post("/internal/share-viewer", async (c) => {
+    requireRelaySecret(c, deps.config.relayInternalSecret);
+    await recordViewer(deps.kv, await readJson(c, ViewerReportSchema), deps.now());
     return c.body(null, 204);
   });
 

@@ -28,15 +28,21 @@ export function checkOrigin(c: Context, allowedOrigins: string[], required: bool
   if (!allowedOrigins.includes(origin)) throw new ApiError(403, "cross-origin request refused");
 }
 
+/** The user the request's login cookie belongs to, if any (for routes open to anyone as well). */
+export async function signedInUser(c: Context, deps: ApiDeps): Promise<{ id: string; email: string } | null> {
+  const sessionId = getCookie(c, sessionCookieName(deps.config.publicUrl));
+  const userId = sessionId ? await readLoginSession(deps.kv, sessionId, deps.now()) : null;
+  const user = userId ? await getUser(deps.kv, userId) : null;
+  return user && { id: user.id, email: user.email };
+}
+
 /**
  * Requires a signed-in user (401 otherwise) and sets `c.var.user`. For
  * POST/PUT/PATCH/DELETE the `Origin` must be the app's (403 otherwise).
  */
 export function requireUser(deps: ApiDeps): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
-    const sessionId = getCookie(c, sessionCookieName(deps.config.publicUrl));
-    const userId = sessionId ? await readLoginSession(deps.kv, sessionId, deps.now()) : null;
-    const user = userId ? await getUser(deps.kv, userId) : null;
+    const user = await signedInUser(c, deps);
     if (!user) throw new ApiError(401, "sign in first");
     if (UNSAFE_METHODS.has(c.req.method)) checkOrigin(c, deps.config.allowedOrigins, true);
     c.set("user", { id: user.id, email: user.email });

@@ -20,7 +20,8 @@ import {
   POLL_INTERVAL_SECONDS,
   type StartFailure,
 } from "./pairing.ts";
-import type { Result } from "./result.ts";
+import type { Failure, Result } from "./result.ts";
+import type { OpenShareFailure } from "./shares.ts";
 import type { OwnRunnerFailure } from "./runners.ts";
 
 /** Every failure a domain operation behind a route can return. */
@@ -34,7 +35,9 @@ export type DomainFailure =
   | CreateSessionFailure
   | OwnSessionFailure
   | ReattachFailure
-  | OwnRunnerFailure;
+  | OwnRunnerFailure
+  | OpenShareFailure
+  | Failure<"share_not_invited" | "share_wrong_secret">;
 
 /** A reason a domain operation can give. */
 type Reason = DomainFailure["reason"];
@@ -71,6 +74,10 @@ const ANSWERS: { [R in Reason]: (failure: Extract<DomainFailure, { reason: R }>)
   session_not_found: () => new ApiError(404, "session not found"),
   session_not_yours: () => new ApiError(403, "this session belongs to someone else"),
   session_ended: () => new ApiError(410, "this session has ended"),
+  share_not_found: () => new ApiError(404, "no such share, or it was revoked"),
+  share_expired: () => new ApiError(410, "this share has expired"),
+  share_not_invited: () => new ApiError(403, "this share is for other accounts"),
+  share_wrong_secret: () => new ApiError(403, "this link is not the share's"),
   no_recording: () => new ApiError(404, "no recording for this session"),
   recording_deleted: () => new ApiError(410, "this session's recording was deleted"),
   recording_full: () => new ApiError(413, "recording limit reached for this session"),

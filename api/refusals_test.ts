@@ -32,6 +32,10 @@ const EXPECTED: { [R in DomainFailure["reason"]]: Expected } = {
   ],
   not_a_code: [failure("not_a_code"), 400, "code is not a pairing code", {}, {}],
   session_ended: [failure("session_ended"), 410, "this session has ended", {}, {}],
+  share_not_found: [failure("share_not_found"), 404, "no such share, or it was revoked", {}, {}],
+  share_expired: [failure("share_expired"), 410, "this share has expired", {}, {}],
+  share_not_invited: [failure("share_not_invited"), 403, "this share is for other accounts", {}, {}],
+  share_wrong_secret: [failure("share_wrong_secret"), 403, "this link is not the share's", {}, {}],
   unknown_poll: [failure("unknown_poll"), 404, UNKNOWN_CODE, { status: "expired" }, {}],
   slow_down: [
     failure("slow_down", 5000),

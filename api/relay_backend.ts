@@ -11,9 +11,10 @@
  * @module
  */
 import { MAX_SIGN_OUT_QUERY, type RelayBackend } from "@coda/relay/backend";
-import { consumeJti, REVOCATION_EPOCH_KEY, SIGN_OUT_EPOCH_KEY } from "@coda/relay";
+import { consumeJti, REVOCATION_EPOCH_KEY, SHARE_EPOCH_KEY, SIGN_OUT_EPOCH_KEY } from "@coda/relay";
 import { recordSessionReport } from "./devmode_sessions.ts";
 import { setPresence, verifyRunnerJti } from "./runners.ts";
+import { liveShareIds, recordViewer } from "./shares.ts";
 
 /** Most keys one `kv.getMany` reads. */
 const KV_GET_MANY_LIMIT = 10;
@@ -64,13 +65,17 @@ export function createKvRelayBackend(kv: Deno.Kv, now: () => number): RelayBacke
 
     reportSession: (report) => recordSessionReport(kv, report, now()),
 
+    liveShares: (shareIds) => liveShareIds(kv, shareIds, now()),
+
+    reportViewer: (report) => recordViewer(kv, report, now()),
+
     watchRevocations(onChange, signal) {
       if (signal.aborted) return;
       const checks = localChecks.get(kv) ?? new Set();
       localChecks.set(kv, checks);
       checks.add(onChange);
       signal.addEventListener("abort", () => checks.delete(onChange), { once: true });
-      const reader = kv.watch([REVOCATION_EPOCH_KEY, SIGN_OUT_EPOCH_KEY]).getReader();
+      const reader = kv.watch([REVOCATION_EPOCH_KEY, SIGN_OUT_EPOCH_KEY, SHARE_EPOCH_KEY]).getReader();
       signal.addEventListener("abort", () => reader.cancel().catch(() => {}), { once: true });
       (async () => {
         let first = true;

@@ -23,11 +23,13 @@ import * as v from "valibot";
 import { describeIssues } from "@coda/relay/protocol";
 import {
   type CreateSessionBody,
+  type CreateShareSchema,
   type PairStarted,
   responseSchema,
   routeContract,
   type RunnerOk,
   type SessionTicket,
+  type ShareCreated,
   type UserAnswer,
 } from "./contract.ts";
 import { randomId } from "./crypto.ts";
@@ -210,6 +212,27 @@ export function createSession(
   body: CreateSessionBody = { ideaId: "test-idea" },
 ): Promise<CreatedSession> {
   return apiJson(baseUrl, "/api/devmode/sessions", { cookie, body, expected: 201 });
+}
+
+/** Shares a session of the signed-in user (a link share for an hour unless `body` says otherwise). */
+export function shareSession(
+  baseUrl: string,
+  cookie: string,
+  sessionId: string,
+  body: v.InferInput<typeof CreateShareSchema> = { audience: "link" },
+): Promise<ShareCreated> {
+  return apiJson(baseUrl, `/api/devmode/sessions/${sessionId}/shares`, { cookie, body, expected: 201 });
+}
+
+/** Asks for a watch ticket of the share an address names (its fragment is a link share's secret). */
+export function watchTicket(baseUrl: string, url: string, cookie?: string): Promise<Response> {
+  const { pathname, hash } = new URL(url);
+  const shareId = pathname.split("/").at(-1)!;
+  const secret = hash.slice(1);
+  return apiRequest(baseUrl, `/api/devmode/shares/${shareId}/ticket`, {
+    cookie,
+    body: secret ? { secret } : {},
+  });
 }
 
 /** Revokes (deletes) a runner of the signed-in user. */

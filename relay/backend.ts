@@ -31,6 +31,16 @@ export interface SessionReport {
   ended?: boolean;
 }
 
+/** A viewer came or went on a share's watch-only link. */
+export interface ViewerReport {
+  shareId: string;
+  /** The link's client id. */
+  clientId: string;
+  /** The invited account's email; absent for anyone holding the link. */
+  viewer?: string;
+  online: boolean;
+}
+
 /** The app-side checks and records the relay relies on. */
 export interface RelayBackend {
   /**
@@ -61,6 +71,14 @@ export interface RelayBackend {
    * connected runners and clients periodically.
    */
   watchRevocations?(onChange: () => Promise<void>, signal: AbortSignal): void;
+  /**
+   * Of `shareIds` (at most {@linkcode MAX_SIGN_OUT_QUERY}), the shares still live: not revoked, not
+   * expired. Rejects when the check could not be made. Absent where nothing issues shares: the relay
+   * then refuses watch-only links (fail closed).
+   */
+  liveShares?(shareIds: readonly string[]): Promise<Set<string>>;
+  /** Records who watches through a share, for its owner. Best effort. */
+  reportViewer?(report: ViewerReport): Promise<void>;
   /**
    * Forgets cached verifications: a revocation was recorded (seen in the KV instances share), so
    * the next {@linkcode verifyRunnerJti} asks the records. Absent when nothing is cached.

@@ -104,7 +104,14 @@ export class Broker {
   /** Number of connected clients of `userId`. */
   clientCount(userId: string): number {
     let count = 0;
-    for (const client of this.clients) if (client.userId === userId) count++;
+    for (const client of this.clients) if (client.userId === userId && !client.isViewer) count++;
+    return count;
+  }
+
+  /** Number of connected viewers of share `shareId` (they do not count against its owner's cap). */
+  viewerCount(shareId: string): number {
+    let count = 0;
+    for (const client of this.clients) if (client.claims.share === shareId) count++;
     return count;
   }
 
@@ -355,7 +362,9 @@ export class Broker {
       clientId: client.clientId,
       userId: client.userId,
       sessionId: client.sessionId,
+      ...(client.isViewer ? { share: client.claims.share } : {}),
     });
+    this.#reportViewer(client, true);
     const runner = this.#pickRunner(client);
     if (runner) return this.#attach(client, runner);
     this.#tell(client, "waiting");
@@ -414,6 +423,7 @@ export class Broker {
         send(runner.socket, { type: "detach", sessionId: client.sessionId, clientId: client.clientId });
       }
     }
+    this.#reportViewer(client, false);
     this.#deps.log({ event: "client_disconnected", clientId: client.clientId, sessionId: client.sessionId });
   }
 
@@ -715,6 +725,22 @@ export class Broker {
       this.#presenceWrites.delete(write);
       if (this.#reportChains.get(sessionId) === write) this.#reportChains.delete(sessionId);
     });
+  }
+
+  /** Tells the app a viewer came or went, so the share's owner sees who watches. */
+  #reportViewer(client: ClientPeer, online: boolean): void {
+    const shareId = client.claims.share;
+    const backend = this.#deps.backend;
+    if (shareId === undefined || !backend.reportViewer) return;
+    const write = backend.reportViewer({
+      shareId,
+      clientId: client.clientId,
+      viewer: client.claims.viewer,
+      online,
+    })
+      .catch((error) => this.#deps.log({ event: "viewer_report_failed", shareId, error: String(error) }));
+    this.#presenceWrites.add(write);
+    write.finally(() => this.#presenceWrites.delete(write));
   }
 
   /** Waits for presence and session writes in flight, so a shutdown finishes them before the store closes. */

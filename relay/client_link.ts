@@ -61,6 +61,22 @@ export async function acceptClient(ctx: RelayContext, req: Request, release: () 
     const reason = error instanceof TokenError ? error.reason : "invalid";
     return refuseLink(ctx, "client", { status: 401, reason, error: `token ${reason}` });
   }
+  if (claims.share !== undefined) {
+    // A watch-only link counts only while its share does; a relay that cannot ask refuses it.
+    let live;
+    try {
+      live = await ctx.backend.liveShares?.([claims.share]);
+    } catch (error) {
+      return storeUnavailable(ctx, error);
+    }
+    if (!live?.has(claims.share)) {
+      return refuseLink(ctx, "client", {
+        status: 403,
+        reason: "share_revoked",
+        error: "share revoked or expired",
+      });
+    }
+  }
   // Routed before anything is consumed: the instance that serves the client checks and uses the token.
   let route: Route;
   try {
@@ -81,8 +97,18 @@ export async function acceptClient(ctx: RelayContext, req: Request, release: () 
   if (signedOut !== undefined && (iat + 1) * 1000 <= signedOut) {
     return refuseLink(ctx, "client", { status: 401, reason: "signed_out", error: "signed out" });
   }
-  const overCap = () => ctx.broker.clientCount(claims.userId) >= ctx.limits.maxClientsPerUser;
-  const tooMany = { status: 429, reason: "too_many", error: "too many connections for this user" };
+  // A share's viewers have a cap of their own: anyone holding a link must not lock its owner out.
+  const overCap = () =>
+    claims.share === undefined
+      ? ctx.broker.clientCount(claims.userId) >= ctx.limits.maxClientsPerUser
+      : ctx.broker.viewerCount(claims.share) >= ctx.limits.maxViewersPerShare;
+  const tooMany = {
+    status: 429,
+    reason: "too_many",
+    error: claims.share === undefined
+      ? "too many connections for this user"
+      : "too many viewers of this share",
+  };
   if (overCap()) return refuseLink(ctx, "client", tooMany);
   let fresh: boolean;
   try {
@@ -115,7 +141,9 @@ export function openClientLink(
   const upgraded = upgrade(ctx, req, release, binary ? BINARY_SUBPROTOCOL : undefined);
   if ("refused" in upgraded) return upgraded.refused;
   const { socket, response } = upgraded;
-  const client = new ClientPeer(crypto.randomUUID(), claims, options, socket);
+  // A viewer neither sizes the shell nor holds its output back: the relay acknowledges for it as it reads.
+  const linkOptions = claims.share === undefined ? options : { offset: options.offset };
+  const client = new ClientPeer(crypto.randomUUID(), claims, linkOptions, socket);
   client.binary = binary;
   // Counted against the per-user cap from now on, though it is attached only once open.
   ctx.broker.reserveClient(client);
@@ -131,6 +159,7 @@ export function openClientLink(
         return guard.strike("malformed");
       }
       if (frame.value.sessionId !== client.sessionId) return guard.strike("foreign_session");
+      if (client.isViewer) return ctx.metrics.dropped("viewer_input");
       return ctx.broker.fromClient(client, frame.value.data, bytes);
     }
     const decoded = decodeClientMessage(event.data);
@@ -142,6 +171,8 @@ export function openClientLink(
       return void trySend(socket, encode({ type: "pong", t: decoded.value.t }));
     }
     if (decoded.value.sessionId !== client.sessionId) return guard.strike("foreign_session");
+    // Whatever a viewer's page sends (stdin, resize, record, pick-cwd, kill, acks) stops here, counted.
+    if (client.isViewer) return ctx.metrics.dropped("viewer_input");
     ctx.broker.fromClient(client, decoded.value, bytes);
   };
   socket.onclose = () => ctx.broker.removeClient(client);

@@ -25,6 +25,8 @@ import type { RelayLog } from "./log.ts";
 export const REVOCATION_EPOCH_KEY: Deno.KvKey = ["revocation_epoch"];
 /** Bumped by the app on every sign-out; instances re-check their clients' users when it moves. */
 export const SIGN_OUT_EPOCH_KEY: Deno.KvKey = ["sign_out_epoch"];
+/** Bumped by the app when a share is revoked; instances re-check their viewers when it moves. */
+export const SHARE_EPOCH_KEY: Deno.KvKey = ["share_epoch"];
 
 /** Most inbox messages read per poll; the rest wait for the next one. */
 const INBOX_BATCH = 100;
@@ -99,7 +101,7 @@ export interface ClusterHandlers {
    * user, and any older connection of it here, must go.
    */
   onRunnerElsewhere(message: InboxMessage): void;
-  /** The app bumped the revocation or sign-out epoch (possibly from another process). */
+  /** The app bumped the revocation, sign-out or share epoch (possibly from another process). */
   onRevocationEpoch(): void;
 }
 
@@ -376,8 +378,8 @@ export class Cluster {
 
   /** Where the app's revocation and sign-out epochs stand, as one comparable string. */
   async #readEpochs(): Promise<string> {
-    const [revocations, signOuts] = await this.#kv.getMany([REVOCATION_EPOCH_KEY, SIGN_OUT_EPOCH_KEY]);
-    return `${revocations.versionstamp}/${signOuts.versionstamp}`;
+    const epochs = await this.#kv.getMany([REVOCATION_EPOCH_KEY, SIGN_OUT_EPOCH_KEY, SHARE_EPOCH_KEY]);
+    return epochs.map((epoch) => epoch.versionstamp).join("/");
   }
 
   /** Keeps `write` until it settles, logging (never throwing) a failure. */

@@ -12,6 +12,9 @@
  * - `POST {appUrl}/api/devmode/internal/client-jti {jti, expiresAt}` → `{fresh}`;
  *   any failure rejects (the relay then refuses the client: fail closed).
  * - `POST {appUrl}/api/devmode/internal/signed-out {userIds}` → `{signedOut: {userId: ms}}`.
+ * - `POST {appUrl}/api/devmode/internal/shares {shareIds}` → `{live: [shareId]}`; any failure rejects
+ *   (the relay then refuses the viewer: fail closed).
+ * - `POST {appUrl}/api/devmode/internal/share-viewer {shareId, clientId, viewer?, online}`.
  *
  * @module
  */
@@ -47,6 +50,8 @@ const VerifyAnswer = v.object({
 const ClientJtiAnswer = v.object({ fresh: v.boolean() });
 
 const SignedOutAnswer = v.object({ signedOut: v.record(v.string(), v.number()) });
+
+const LiveSharesAnswer = v.object({ live: v.array(v.string()) });
 
 /** Creates the HTTP-backed {@linkcode RelayBackend}. It offers no revocation watch. */
 export function createHttpRelayBackend(options: HttpBackendOptions): RelayBackend {
@@ -114,6 +119,20 @@ export function createHttpRelayBackend(options: HttpBackendOptions): RelayBacken
         json: { userIds },
       });
       return new Map(Object.entries((await readAnswer(response, SignedOutAnswer, "signed-out")).signedOut));
+    },
+
+    async liveShares(shareIds) {
+      if (shareIds.length > MAX_SIGN_OUT_QUERY) {
+        throw new RangeError(`at most ${MAX_SIGN_OUT_QUERY} shares per query`);
+      }
+      const response = await callApp("/api/devmode/internal/shares", { method: "POST", json: { shareIds } });
+      return new Set((await readAnswer(response, LiveSharesAnswer, "shares")).live);
+    },
+
+    async reportViewer(report) {
+      const response = await callApp("/api/devmode/internal/share-viewer", { method: "POST", json: report });
+      await response.body?.cancel();
+      if (!response.ok) throw new Error(`share-viewer endpoint answered ${response.status}`);
     },
 
     async setPresence(runnerId, userId, online) {

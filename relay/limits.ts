@@ -16,8 +16,10 @@ export interface RelayLimits {
   pingIntervalMs: number;
   /** A peer that stops answering pings is closed within this time. */
   deadPeerMs: number;
-  /** Concurrent client connections per user; more are refused with HTTP 429. */
+  /** Concurrent client connections per user (a share's viewers not counted); more are refused with HTTP 429. */
   maxClientsPerUser: number;
+  /** Concurrent viewers of one share; more are refused with HTTP 429. */
+  maxViewersPerShare: number;
   /** Bytes a client connection may have queued in the relay before it is closed 4413. */
   maxClientBufferedBytes: number;
   /** Bytes queued towards a runner beyond which client frames for it are dropped (it stopped reading). */
@@ -56,6 +58,7 @@ export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
   pingIntervalMs: 25_000,
   deadPeerMs: 60_000,
   maxClientsPerUser: 32,
+  maxViewersPerShare: 20,
   maxClientBufferedBytes: 2 * 1024 * 1024,
   maxRunnerBufferedBytes: 4 * 1024 * 1024,
   reverifyIntervalMs: 60_000,

@@ -46,7 +46,7 @@ export { clientAddress, clientIp, ConnectionCaps, refusalResponse } from "./edge
 export { serveMetrics, serveResilient, surviveDescriptorExhaustion } from "./listener.ts";
 export { consumeJti } from "./jti_store.ts";
 export { isKvBusy, openSharedKv } from "./kv_busy.ts";
-export { REVOCATION_EPOCH_KEY, SIGN_OUT_EPOCH_KEY } from "./cluster.ts";
+export { REVOCATION_EPOCH_KEY, SHARE_EPOCH_KEY, SIGN_OUT_EPOCH_KEY } from "./cluster.ts";
 export { type ClusterConfig, parseClusterConfig } from "./config.ts";
 
 /** Options of {@linkcode createRelay}. */

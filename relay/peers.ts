@@ -112,4 +112,9 @@ export class ClientPeer {
   get userId(): string {
     return this.claims.userId;
   }
+
+  /** A watch-only link of a share: nothing it sends reaches the runner. */
+  get isViewer(): boolean {
+    return this.claims.share !== undefined;
+  }
 }

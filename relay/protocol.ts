@@ -397,6 +397,8 @@ export const CloseReason = {
   ON_ANOTHER_INSTANCE: "runner is on another instance, reconnect",
   /** With {@linkcode CloseCode.NO_ROUTE}. */
   NO_ROUTE: "runner is on another instance and no proxy routes there (set DEVMODE_FLY_REPLAY on Fly)",
+  /** With {@linkcode CloseCode.REVOKED}, to the viewers of a share that was revoked or expired. */
+  SHARE_REVOKED: "share revoked",
   /** With {@linkcode CloseCode.REPLACED}. */
   REPLACED: "replaced by a newer connection",
 } as const;

@@ -13,7 +13,7 @@ import type { Broker } from "./broker.ts";
 import type { RelayLimits } from "./limits.ts";
 import type { RelayLog } from "./log.ts";
 import type { ClientPeer } from "./peers.ts";
-import { CloseCode } from "./protocol.ts";
+import { CloseCode, CloseReason } from "./protocol.ts";
 import { CLOCK_TOLERANCE_SECONDS } from "./tokens.ts";
 
 /** Options of {@linkcode watchRevocations}. */
@@ -105,6 +105,36 @@ export interface RevocationWatch {
   stop(): Promise<void>;
 }
 
+/** Closes the viewers of shares that were revoked or expired (`4403 share revoked`). */
+export async function recheckShares(options: RevocationOptions): Promise<void> {
+  const { broker, backend, log } = options;
+  if (!backend.liveShares) return;
+  const viewers = [...broker.clients].filter((client) => client.claims.share !== undefined);
+  const shareIds = [...new Set(viewers.map((client) => client.claims.share!))];
+  for (let i = 0; i < shareIds.length; i += MAX_SIGN_OUT_QUERY) {
+    const chunk = shareIds.slice(i, i + MAX_SIGN_OUT_QUERY);
+    let live;
+    try {
+      live = await backend.liveShares(chunk);
+    } catch (error) {
+      log({ event: "share_check_failed", error: String(error) });
+      continue;
+    }
+    for (const shareId of chunk) {
+      if (live.has(shareId)) continue;
+      for (const viewer of viewers) {
+        if (viewer.claims.share !== shareId) continue;
+        broker.closeUserClients(
+          viewer.userId,
+          CloseCode.REVOKED,
+          CloseReason.SHARE_REVOKED,
+          (c) => c === viewer,
+        );
+      }
+    }
+  }
+}
+
 /**
  * Starts re-verification: on every backend change notification (when the backend can watch; the
  * notification resolves once it is acted on), on every {@linkcode RevocationWatch.check} (other
@@ -127,7 +157,7 @@ export function watchRevocations(options: RevocationOptions): RevocationWatch {
     running = (async () => {
       do {
         again = false;
-        await Promise.all([reverifyRunners(options), signOuts.run(options)]);
+        await Promise.all([reverifyRunners(options), signOuts.run(options), recheckShares(options)]);
       } while (again && !controller.signal.aborted);
       busy = false;
     })();

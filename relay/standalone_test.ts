@@ -5,10 +5,13 @@ import {
   login,
   pairRunner,
   revokeRunner,
+  shareSession,
   signup,
   type StartedApp,
   startTestApp,
+  watchTicket,
 } from "@coda/api/testing";
+import type { ShareView } from "@coda/api/contract";
 import { RelayConfigError } from "./config.ts";
 import { type StandaloneOptions, startStandaloneRelay } from "./main.ts";
 import { CloseCode, MetaLine } from "./protocol.ts";
@@ -198,4 +201,51 @@ Deno.test("standalone: signing out closes the user's links 4401 at the next re-c
     next.send({ type: "stdin", sessionId: again.sessionId, data: "pwd\r" });
     await waitFor(() => runner.stdin(again.sessionId) === "pwd\r", "stdin after signing in again");
   });
+});
+
+Deno.test("standalone: a share's viewer is checked and reported through the app, and cut within 5 s of a revoke seen in the shared KV", async () => {
+  const app = await startTestApp();
+  const relay = await startStandaloneRelay(
+    { ...standaloneRelayEnv(app), DEVMODE_KV_URL: app.config.kvUrl, DEVMODE_INSTANCE_ID: "alone" },
+    { log: () => {} },
+  );
+  const peers: Peer[] = [];
+  try {
+    const user = await signup(app.url);
+    const paired = await pairRunner(app.url, user.cookie);
+    const runner = new ScriptedRunner(relay.relayUrl, paired.runnerToken);
+    peers.push(runner);
+    await runner.welcome();
+    const session = await createSession(app.url, user.cookie, {
+      ideaId: "idea-1",
+      runnerId: paired.runnerId,
+    });
+    const owner = new ScriptedClient(relay.relayUrl, session.token);
+    peers.push(owner);
+    await owner.meta(MetaLine.session(session.sessionId));
+    const shared = await shareSession(app.url, user.cookie, session.sessionId);
+    const { token } = await (await watchTicket(app.url, shared.url)).json();
+    const viewer = new ScriptedClient(relay.relayUrl, token);
+    peers.push(viewer);
+    await viewer.meta(MetaLine.session(session.sessionId));
+    const path = `/api/devmode/sessions/${session.sessionId}/shares`;
+    await waitFor(async () => {
+      const shares = await apiJson<ShareView[]>(app.url, path, { cookie: user.cookie });
+      return shares[0]?.viewers.length === 1;
+    }, "the viewer reported to the app");
+    viewer.send({ type: "stdin", sessionId: session.sessionId, data: "whoami\r" });
+    const started = Date.now();
+    await apiJson(app.url, `/api/devmode/shares/${shared.share.shareId}`, {
+      cookie: user.cookie,
+      method: "DELETE",
+    });
+    assertEquals((await viewer.closed).code, CloseCode.REVOKED);
+    assert(Date.now() - started < 5000, `cut after ${Date.now() - started} ms`);
+    assertEquals(runner.stdin(session.sessionId), "", "the viewer's keystrokes never reached the runner");
+    assert(!owner.isClosed);
+  } finally {
+    await Promise.all(peers.map((peer) => peer.close()));
+    await relay.close();
+    await app.close();
+  }
 });

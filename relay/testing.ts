@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { RelayBackend, RunnerIdentity } from "./backend.ts";
+import type { RelayBackend, RunnerIdentity, ViewerReport } from "./backend.ts";
 import { concatBytes } from "./bytes.ts";
 import { Cluster } from "./cluster.ts";
 import { resolveLimits } from "./limits.ts";
@@ -22,7 +22,7 @@ import {
   encodeOutputFrame,
   MetaLine,
 } from "./protocol.ts";
-import { signClientToken, signRunnerToken } from "./tokens.ts";
+import { type ClientClaims, signClientToken, signRunnerToken } from "./tokens.ts";
 
 export { type ReplayProxy, startReplayProxy } from "./replay_proxy.ts";
 
@@ -151,6 +151,27 @@ export class MemoryBackend implements RelayBackend {
     return Promise.resolve();
   }
 
+  /** Shares that are live. */
+  readonly shares = new Set<string>();
+  /** Every viewer report received, in order. */
+  readonly viewerReports: ViewerReport[] = [];
+
+  /** Revokes a share; resolves once the watchers have acted on it. */
+  async revokeShare(shareId: string): Promise<void> {
+    this.shares.delete(shareId);
+    await Promise.all([...this.#watchers].map((watcher) => watcher()));
+  }
+
+  liveShares(shareIds: readonly string[]): Promise<Set<string>> {
+    if (this.down) return Promise.reject(new Error("share check unavailable"));
+    return Promise.resolve(new Set(shareIds.filter((shareId) => this.shares.has(shareId))));
+  }
+
+  reportViewer(report: ViewerReport): Promise<void> {
+    this.viewerReports.push(report);
+    return Promise.resolve();
+  }
+
   watchRevocations?: (onChange: () => Promise<void>, signal: AbortSignal) => void = (onChange, signal) => {
     this.#watchers.add(onChange);
     signal.addEventListener("abort", () => this.#watchers.delete(onChange), { once: true });
@@ -243,7 +264,7 @@ export async function runnerToken(
 
 /** Mints a client token. */
 export function clientToken(
-  claims: { userId: string; sessionId: string; runnerId?: string; ideaId?: string; jti?: string },
+  claims: Omit<ClientClaims, "type" | "jti"> & { jti?: string },
   secret: Uint8Array = TEST_SECRET,
 ): Promise<string> {
   return signClientToken(secret, { ...claims, jti: claims.jti ?? uniqueId("client") });
@@ -812,7 +833,7 @@ export function relayTest(
 /** Opens a scripted client with a freshly signed token, closed when the test ends. */
 export async function connectClient(
   h: RelayHarness,
-  claims: { userId: string; sessionId: string; runnerId?: string },
+  claims: Omit<ClientClaims, "type" | "jti">,
   options: ConstructorParameters<typeof ScriptedClient>[2] = {},
 ): Promise<ScriptedClient> {
   const token = await clientToken(claims);

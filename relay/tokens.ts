@@ -48,6 +48,13 @@ export const ClientClaimsSchema = v.object({
    * must answer that it ended rather than start a new shell under its id.
    */
   resume: v.optional(v.boolean()),
+  /**
+   * A watch-only link of a share (its id): the relay forwards output to it and nothing from it, and
+   * closes it once the share is revoked or expires.
+   */
+  share: v.optional(Id),
+  /** Who watches through the share: the invited account's email; absent for anyone holding the link. */
+  viewer: v.optional(v.pipe(v.string(), v.maxLength(320))),
   /** Consumed by the relay on first use. */
   jti: Id,
 });

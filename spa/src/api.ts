@@ -18,11 +18,23 @@ import type {
   RunnerUpdated,
   RunnerView,
   SessionTicket,
+  ShareCreated,
+  ShareView,
   User,
   UserAnswer,
+  WatchTicket,
 } from "@coda/api/contract";
 
-export type { DevmodeConfig, PairInfo, RecentSession, SessionTicket, User };
+export type {
+  DevmodeConfig,
+  PairInfo,
+  RecentSession,
+  SessionTicket,
+  ShareCreated,
+  ShareView,
+  User,
+  WatchTicket,
+};
 
 /** A non-2xx answer (or no answer: `status` 0). */
 export class ApiError extends Error {
@@ -101,6 +113,22 @@ export const api = {
     request<RunnerOk>("DELETE", `/api/devmode/runners/${encodeURIComponent(runnerId)}`),
   createSession: (body: CreateSessionBody) => request<SessionTicket>("POST", "/api/devmode/sessions", body),
   recentSessions: () => request<RecentSession[]>("GET", "/api/devmode/sessions"),
+  /** Shares a session watch-only: with anyone holding the link, or with the accounts of `emails`. */
+  shareSession: (
+    sessionId: string,
+    body: { audience: "link" | "accounts"; emails?: string[]; minutes: number },
+  ) => request<ShareCreated>("POST", `/api/devmode/sessions/${encodeURIComponent(sessionId)}/shares`, body),
+  shares: (sessionId: string) =>
+    request<ShareView[]>("GET", `/api/devmode/sessions/${encodeURIComponent(sessionId)}/shares`),
+  revokeShare: (shareId: string) =>
+    request<OkAnswer>("DELETE", `/api/devmode/shares/${encodeURIComponent(shareId)}`),
+  /** A watch-only token for a share; `secret` is a link share's, from the address's fragment. */
+  watchTicket: (shareId: string, secret: string | undefined) =>
+    request<WatchTicket>(
+      "POST",
+      `/api/devmode/shares/${encodeURIComponent(shareId)}/ticket`,
+      secret ? { secret } : {},
+    ),
   recordings: () => request<Recording[]>("GET", "/api/devmode/logs"),
   /** The asciicast v2 text of a recording. */
   async recording(sessionId: string): Promise<string> {

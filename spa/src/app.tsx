@@ -44,6 +44,8 @@ const PAGE_TITLES: Record<string, string> = {
 
 /** Routes that need no account. */
 const PUBLIC_PATHS = new Set(["/signin", "/signup"]);
+/** A share's watch-only view: open to anyone (a link share's secret is in the fragment). */
+const WATCH_PATH = /^\/devmode\/watch\/([A-Za-z0-9_-]{1,128})$/;
 
 /** The whole app. */
 export function App(): JSX.Element {
@@ -87,7 +89,9 @@ export function App(): JSX.Element {
   useEffect(() => {
     if (user === undefined) return;
     const here = location.path + (location.query.size ? `?${location.query}` : "");
-    if (user === null && !PUBLIC_PATHS.has(location.path) && location.path !== "/devmode/connect") {
+    const open = PUBLIC_PATHS.has(location.path) || location.path === "/devmode/connect" ||
+      WATCH_PATH.test(location.path);
+    if (user === null && !open) {
       navigate(`/signin?next=${encodeURIComponent(here)}`, { replace: true });
     } else if (user && (PUBLIC_PATHS.has(location.path) || location.path === "/")) {
       navigate(safeNext(location.query.get("next"), "/devmode/terminal"), { replace: true });
@@ -177,6 +181,11 @@ function Routes(
   if (path === "/devmode/connect") {
     return <Lazy key="connect" load={loadTerminalPage} props={{ user, config, query, manualOnly: true }} />;
   }
+  const watched = WATCH_PATH.exec(path);
+  if (watched) {
+    if (user === undefined) return <p class="loading" aria-busy="true">Loading…</p>;
+    return <Lazy key="watch" load={loadWatchPage} props={{ shareId: watched[1], signedIn: user !== null }} />;
+  }
   if (user === undefined) return <p class="loading" aria-busy="true">Loading…</p>;
   if (user === null) return null;
   const pageProps: PageProps = { user, config, query };
@@ -208,6 +217,7 @@ function Routes(
 type AnyComponent = ComponentType<any>;
 const loadTerminalPage = () =>
   import("./pages/terminal_page.tsx").then((m) => m.TerminalPage as AnyComponent);
+const loadWatchPage = () => import("./pages/watch_page.tsx").then((m) => m.WatchPage as AnyComponent);
 const loadRecordingsPage = () =>
   import("./pages/recordings.tsx").then((m) => m.RecordingsPage as AnyComponent);
 const loaded = new Map<() => Promise<AnyComponent>, AnyComponent>();

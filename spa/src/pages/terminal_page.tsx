@@ -241,6 +241,7 @@ export function TerminalPage(props: TerminalPageProps): JSX.Element {
             onRename={(name) => update(tab.id, { name })}
             renaming={renaming === tab.id}
             onRenameShown={() => setRenaming(null)}
+            shareable={tab.kind === "relay"}
           />
         ))}
       </div>

@@ -28,6 +28,7 @@ import {
   clientLinkQuery,
   type ClientMessage,
   CloseCode,
+  CloseReason,
   decodeBinaryFrame,
   decodeServerMessage,
   encode,
@@ -169,6 +170,11 @@ export interface ConnectionOptions {
   maxPendingInput?: number;
   /** Heartbeat timings (default {@linkcode DEFAULT_HEARTBEAT}). */
   heartbeat?: Partial<HeartbeatOptions>;
+  /**
+   * A share's watch-only link: it sends nothing about the session (no keystrokes, size, acks or
+   * commands; the relay would drop them anyway), only its heartbeat.
+   */
+  watchOnly?: boolean;
 }
 
 /**
@@ -205,6 +211,9 @@ const ENDED_TEXT: Record<string, string> = {
   [EndedReason.RUNNER_RESTARTED]:
     "This shell ended when the runner restarted. Its output and programs are gone; open a new terminal.",
 };
+
+/** Shown when a share's watch-only link is closed because the share was revoked or expired. */
+const SHARE_ENDED_TEXT = "The owner stopped sharing this terminal, or the share expired.";
 
 /** Shown while retrying after a 4308: the deployment cannot route this browser to its runner's relay. */
 const NO_ROUTE_TEXT =
@@ -298,6 +307,7 @@ export class TerminalConnection {
    * themselves: the shell would run what the user typed blind, seconds later.
    */
   input(data: string): void {
+    if (this.#options.watchOnly) return;
     if (this.#canSend()) {
       this.#sendInput(data);
       return;
@@ -332,22 +342,27 @@ export class TerminalConnection {
 
   /** Tells the runner the terminal's new size. */
   resize(cols: number, rows: number): void {
-    if (this.#canSend()) this.#send({ type: "resize", sessionId: this.#sessionId!, cols, rows });
+    if (this.#mayAct()) this.#send({ type: "resize", sessionId: this.#sessionId!, cols, rows });
   }
 
   /** Turns recording on or off. */
   setRecording(on: boolean): void {
-    if (this.#canSend()) this.#send({ type: "record", sessionId: this.#sessionId!, on });
+    if (this.#mayAct()) this.#send({ type: "record", sessionId: this.#sessionId!, on });
   }
 
   /** Changes the session's working folder. */
   pickCwd(path: string): void {
-    if (this.#canSend()) this.#send({ type: "pick-cwd", sessionId: this.#sessionId!, path });
+    if (this.#mayAct()) this.#send({ type: "pick-cwd", sessionId: this.#sessionId!, path });
   }
 
   /** Ends the session (kills the shell) for every client. */
   kill(): void {
-    if (this.#canSend()) this.#send({ type: "kill", sessionId: this.#sessionId! });
+    if (this.#mayAct()) this.#send({ type: "kill", sessionId: this.#sessionId! });
+  }
+
+  /** Whether this link may send messages about the session now: connected, and not watch-only. */
+  #mayAct(): boolean {
+    return !this.#options.watchOnly && this.#canSend();
   }
 
   /** Whether messages for the session can be sent right now. */
@@ -491,7 +506,8 @@ export class TerminalConnection {
       url.search = clientLinkQuery(token, {
         offset: this.#received,
         ...(size ? { cols: size.cols, rows: size.rows } : {}),
-        ack: true,
+        // A viewer's acks would be dropped: the relay acknowledges for it as its socket drains.
+        ack: !this.#options.watchOnly,
       });
       this.#open(url.href);
     } catch (error) {
@@ -599,7 +615,7 @@ export class TerminalConnection {
     this.#ackScheduled = true;
     queueMicrotask(() => {
       this.#ackScheduled = false;
-      if (!this.#canSend() || this.#rendered <= this.#ackedOnSocket) return;
+      if (!this.#mayAct() || this.#rendered <= this.#ackedOnSocket) return;
       this.#ackedOnSocket = this.#rendered;
       this.#send({ type: "ack", sessionId: this.#sessionId!, offset: this.#rendered });
     });
@@ -693,7 +709,8 @@ export class TerminalConnection {
         void this.#connect();
         return;
       case CloseCode.REVOKED:
-        this.#setState("revoked");
+        if (reason === CloseReason.SHARE_REVOKED) this.#setState("failed", { detail: SHARE_ENDED_TEXT });
+        else this.#setState("revoked");
         return;
       case CloseCode.NO_RUNNER:
         this.#setState("no-runner");

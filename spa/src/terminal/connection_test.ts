@@ -209,6 +209,7 @@ function setup(
     answerPings?: boolean;
     heartbeat?: Partial<HeartbeatOptions>;
     binary?: boolean;
+    watchOnly?: boolean;
   } = {},
 ) {
   const relay = startFakeRelay(options.answerPings, options.binary);
@@ -235,6 +236,7 @@ function setup(
     backoff: BACKOFF,
     random: () => 0.5,
     heartbeat: options.heartbeat,
+    watchOnly: options.watchOnly,
   });
   const status = () => states.at(-1)?.status;
   const waitStatus = (want: ConnectionStatus) => waitFor(() => status() === want, `status ${want}`);
@@ -930,4 +932,24 @@ Deno.test("a runner restart shows the tab's shell as ended by the restart, not a
     await relay.close();
     await Deno.remove(home, { recursive: true });
   }
+});
+
+Deno.test("watch-only: nothing about the session is sent, only the heartbeat; typing is not held either", async () => {
+  await using t = setup({ watchOnly: true });
+  t.connection.start();
+  const peer = await t.relay.peer(1);
+  assertEquals(peer.params.get("ack"), "0", "the relay acknowledges for it");
+  meta(peer, MetaLine.session(SESSION));
+  meta(peer, MetaLine.relay("online"));
+  stdout(peer, "watched", 0);
+  await waitFor(() => t.connection.offset === 7, "output");
+  t.connection.input("rm -rf ~\r");
+  t.connection.resize(10, 5);
+  t.connection.setRecording(true);
+  t.connection.pickCwd("/");
+  t.connection.kill();
+  assertEquals(t.connection.pendingInput, "");
+  await afterEveryScheduledRetry();
+  const sent = peer.received.map((m) => m.type ?? m.frame);
+  assert(sent.every((type) => type === "ping"), JSON.stringify(sent));
 });

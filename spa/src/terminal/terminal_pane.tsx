@@ -33,6 +33,7 @@ import {
   updateTerminalSettings,
 } from "./settings.ts";
 import { SettingsPanel } from "./settings_panel.tsx";
+import { SharePanel } from "./share_panel.tsx";
 import { MAX_TAB_NAME_LENGTH, normalizeTabName } from "./tabs_store.ts";
 
 /** What the pane needs to know about its tab. */
@@ -65,6 +66,10 @@ export interface TerminalPaneProps {
   /** Set to open the rename form (a double-click on the tab); `onRenameShown` is called once it is open. */
   renaming?: boolean;
   onRenameShown?: () => void;
+  /** The session can be shared watch-only (a relay tab of the user's own). */
+  shareable?: boolean;
+  /** A share's watch-only view: nothing typed or sized here reaches the session. */
+  watchOnly?: boolean;
 }
 
 /** What end-to-end tests read through `window.__codaTerminals[tabId]`. */
@@ -124,7 +129,7 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
   const [recording, setRecording] = useState(false);
   const [link, setLink] = useState<LinkHealth>({ silentForMs: 0 });
   const [pendingInput, setPendingInput] = useState("");
-  const [panel, setPanel] = useState<"none" | "search" | "cwd" | "settings" | "rename">("none");
+  const [panel, setPanel] = useState<"none" | "search" | "cwd" | "settings" | "rename" | "share">("none");
   const [settings, setSettings] = useState<TerminalSettings>(terminalSettings);
   const [keyBar, setKeyBar] = useState(TOUCH);
   const [mods, setMods] = useState<Modifiers>({ ctrl: false, alt: false });
@@ -156,6 +161,7 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
     const conn = new TerminalConnection({
       tickets: (sessionId) => latest.current.tickets(sessionId),
       sessionId: latest.current.tab.sessionId,
+      watchOnly: latest.current.watchOnly,
       sink: {
         write: (data, rendered, replay) => terminal.write(data, answering.current && !replay, rendered),
         reset: () => term.reset(),
@@ -326,7 +332,9 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
   };
 
   const online = state.status === "online";
+  const acting = online && !props.watchOnly;
   const stopped = STOPPED.includes(state.status);
+  const sharedSessionId = connection.current?.sessionId ?? props.tab.sessionId;
   const transient = state.status === "reconnecting" || state.status === "runner-offline" ||
     state.status === "waiting";
 
@@ -348,26 +356,45 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
           )}
         </span>
         <span class="cwd" title={props.tab.cwd}>{props.tab.cwd ?? ""}</span>
-        <button
-          type="button"
-          class={`button small ${recording ? "recording" : "ghost"}`}
-          aria-pressed={recording}
-          disabled={!online}
-          onClick={() => connection.current?.setRecording(!recording)}
-          title={recording ? "Stop recording this session" : "Record this session's output"}
-        >
-          {recording ? "● Recording" : "○ Record"}
-        </button>
-        <button
-          type="button"
-          class="button small ghost"
-          aria-expanded={panel === "cwd"}
-          title="Change the working folder"
-          disabled={!online}
-          onClick={() => setPanel(panel === "cwd" ? "none" : "cwd")}
-        >
-          Folder…
-        </button>
+        {props.watchOnly && (
+          <span class="watch-only" title="Nothing you type reaches this terminal">Watching</span>
+        )}
+        {!props.watchOnly && (
+          <button
+            type="button"
+            class={`button small ${recording ? "recording" : "ghost"}`}
+            aria-pressed={recording}
+            disabled={!acting}
+            onClick={() => connection.current?.setRecording(!recording)}
+            title={recording ? "Stop recording this session" : "Record this session's output"}
+          >
+            {recording ? "● Recording" : "○ Record"}
+          </button>
+        )}
+        {!props.watchOnly && (
+          <button
+            type="button"
+            class="button small ghost"
+            aria-expanded={panel === "cwd"}
+            title="Change the working folder"
+            disabled={!acting}
+            onClick={() => setPanel(panel === "cwd" ? "none" : "cwd")}
+          >
+            Folder…
+          </button>
+        )}
+        {props.shareable && (
+          <button
+            type="button"
+            class="button small ghost"
+            aria-expanded={panel === "share"}
+            title="Let others watch this terminal, read-only"
+            disabled={sharedSessionId === undefined}
+            onClick={() => setPanel(panel === "share" ? "none" : "share")}
+          >
+            Share…
+          </button>
+        )}
         <button
           type="button"
           class="button small ghost"
@@ -377,16 +404,20 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
         >
           Search
         </button>
-        <button type="button" class="button small ghost" onClick={paste} disabled={!online}>Paste</button>
-        <button
-          type="button"
-          class="button small ghost"
-          aria-pressed={keyBar}
-          onClick={() => setKeyBar(!keyBar)}
-          title="Show extra keys (Esc, Ctrl, Alt, Tab, arrows)"
-        >
-          Keys
-        </button>
+        {!props.watchOnly && (
+          <button type="button" class="button small ghost" onClick={paste} disabled={!acting}>Paste</button>
+        )}
+        {!props.watchOnly && (
+          <button
+            type="button"
+            class="button small ghost"
+            aria-pressed={keyBar}
+            onClick={() => setKeyBar(!keyBar)}
+            title="Show extra keys (Esc, Ctrl, Alt, Tab, arrows)"
+          >
+            Keys
+          </button>
+        )}
         <button
           type="button"
           class="button small ghost"
@@ -396,15 +427,25 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
         >
           Settings
         </button>
-        <Menu
-          label="More ▾"
-          title="More actions"
-          items={[
-            ...(props.onRename ? [{ label: "Rename tab…", onSelect: () => setPanel("rename") }] : []),
-            { label: "End session", onSelect: endSession, disabled: !online, danger: true },
-          ]}
-        />
+        {!props.watchOnly && (
+          <Menu
+            label="More ▾"
+            title="More actions"
+            items={[
+              ...(props.onRename ? [{ label: "Rename tab…", onSelect: () => setPanel("rename") }] : []),
+              { label: "End session", onSelect: endSession, disabled: !acting, danger: true },
+            ]}
+          />
+        )}
       </div>
+      {panel === "share" && sharedSessionId !== undefined && (
+        <SharePanel sessionId={sharedSessionId} onClose={focusTerminal} />
+      )}
+      {props.watchOnly && online && (
+        <div class="banner" role="status">
+          <span>You are watching this terminal: what you type is not sent to it.</span>
+        </div>
+      )}
       {panel === "search" && handle.current && <SearchBar handle={handle.current} onClose={focusTerminal} />}
       {panel === "settings" && <SettingsPanel onClose={focusTerminal} />}
       {panel === "rename" && props.onRename && (
@@ -491,7 +532,7 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
           />
         )}
       </div>
-      {keyBar && <KeyBar modifiers={mods} onModifiers={setModifiers} onKey={sendKey} />}
+      {keyBar && !props.watchOnly && <KeyBar modifiers={mods} onModifiers={setModifiers} onKey={sendKey} />}
     </div>
   );
 }
