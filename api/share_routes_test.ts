@@ -96,6 +96,7 @@ Deno.test("shares: the owner lists live shares with their viewers; revoked and e
     const ada = await signup(api.url);
     const session = await createSession(api.url, ada.cookie, { ideaId: "i" });
     const first = await shareSession(api.url, ada.cookie, session.sessionId);
+    api.clock.advance(1000);
     const second = await shareSession(api.url, ada.cookie, session.sessionId, {
       audience: "link",
       minutes: 5,

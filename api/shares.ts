@@ -122,7 +122,10 @@ export async function listSessionShares(
     }
     listed.push({ share: opened.value, viewers });
   }
-  return listed.sort((a, b) => a.share.createdAt - b.share.createdAt);
+  // Oldest first; shares made in the same millisecond in id order, so the list does not shuffle.
+  return listed.sort((a, b) =>
+    a.share.createdAt - b.share.createdAt || (a.share.shareId < b.share.shareId ? -1 : 1)
+  );
 }
 
 /** Revokes a share of `ownerId`; relays close its viewers when they see the epoch move. */
