@@ -41,6 +41,8 @@ export interface StartAppOptions {
   onListen?: (app: { url: string; config: AppConfig }) => void;
   /** Options of the API (tests check its answers against the contract). */
   api?: ApiOptions;
+  /** Where the built SPA is (default {@linkcode SPA_DIST_DIR}; end-to-end tests build their own). */
+  spaDistDir?: string;
 }
 
 /** A running app. */
@@ -90,7 +92,7 @@ export async function startApp(options: StartAppOptions = {}): Promise<StartedAp
   const metricsServer = config.edge.metricsAddr &&
     serveMetrics(config.edge.metricsAddr, () => relay.metrics());
   const spa = createSpaHandler({
-    distDir: SPA_DIST_DIR,
+    distDir: options.spaDistDir ?? SPA_DIST_DIR,
     relayUrl: config.relayUrl,
     publicUrl: config.publicUrl,
   });

@@ -17,7 +17,7 @@ import { fileURLToPath } from "node:url";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { apiJson, approvePairing, signup, type StartedApp, startTestApp } from "@coda/api/testing";
 import { waitFor } from "@coda/relay/testing";
-import { buildSpa } from "./build.ts";
+import { builtSpa } from "./testing.ts";
 import type { TerminalTestHook } from "./src/terminal/terminal_pane.tsx";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -284,13 +284,13 @@ Deno.test({
   async fn(t) {
     requireChromium();
     await Deno.mkdir(SCREENSHOTS, { recursive: true });
-    await buildSpa();
+    const spaDistDir = await builtSpa();
     const dataDir = await Deno.makeTempDir({ prefix: "coda-e2e-data-" });
     const home = await Deno.makeTempDir({ prefix: "coda-e2e-home-" });
     const profile = await Deno.makeTempDir({ prefix: "coda-e2e-chromium-" });
     const port = freePort();
     const env = { PORT: String(port), DEVMODE_DATA_DIR: dataDir };
-    let app: StartedApp = await startTestApp({ env });
+    let app: StartedApp = await startTestApp({ env, spaDistDir });
     let runner: RunnerProcess | null = null;
     let serve: RunnerProcess | null = null;
     const extraDirs: string[] = [];
@@ -599,7 +599,7 @@ Deno.test({
         await app.close();
         await waitForTerminal(page, "connection lost", (h) => h.status !== "online");
         await screenshot(page, "relay-down");
-        app = await startTestApp({ env });
+        app = await startTestApp({ env, spaDistDir });
         await waitForTerminal(page, "recovered", (h) => h.status === "online", 90_000);
         await typeInTerminal(page, `echo after-restart-${marker}`);
         const after = await waitForTerminal(
@@ -757,8 +757,7 @@ Deno.test({
   async fn(t) {
     requireChromium();
     await Deno.mkdir(SCREENSHOTS, { recursive: true });
-    await buildSpa();
-    const app = await startTestApp();
+    const app = await startTestApp({ spaDistDir: await builtSpa() });
     const home = await Deno.makeTempDir({ prefix: "coda-e2e-phone-home-" });
     const profile = await Deno.makeTempDir({ prefix: "coda-e2e-chromium-" });
     const runner = new RunnerProcess(app.url, home);
@@ -870,9 +869,9 @@ Deno.test({
   async fn() {
     requireChromium();
     await Deno.mkdir(SCREENSHOTS, { recursive: true });
-    await buildSpa();
+    const spaDistDir = await builtSpa();
     // The browser claims an address of its own through the trusted proxy header; the runners come from 127.0.0.1.
-    const app = await startTestApp({ env: { DEVMODE_CLIENT_IP_HEADER: "x-e2e-client-ip" } });
+    const app = await startTestApp({ env: { DEVMODE_CLIENT_IP_HEADER: "x-e2e-client-ip" }, spaDistDir });
     const homes = [
       await Deno.makeTempDir({ prefix: "coda-e2e-home-a-" }),
       await Deno.makeTempDir({ prefix: "coda-e2e-home-b-" }),

@@ -21,7 +21,7 @@ import {
 } from "@coda/api/testing";
 import { waitFor } from "@coda/relay/testing";
 import { startInProcessRunner, TestClient } from "@coda/runner/testing";
-import { buildSpa } from "./build.ts";
+import { builtSpa } from "./testing.ts";
 import type { ConnectionStatus } from "./src/terminal/connection.ts";
 import type { TerminalTestHook } from "./src/terminal/terminal_pane.tsx";
 
@@ -76,8 +76,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    await buildSpa();
-    const app = await startTestApp();
+    const app = await startTestApp({ spaDistDir: await builtSpa() });
     try {
       const user = await signup(app.url);
       const started = await startPairing(app.url, { name: "phished-box", hostname: "phished-box" });
@@ -106,8 +105,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    await buildSpa();
-    const app = await startTestApp();
+    const app = await startTestApp({ spaDistDir: await builtSpa() });
     const home = await Deno.makeTempDir({ prefix: "coda-e2e-sessions-home-" });
     const user = await signup(app.url);
     const paired = await pairRunner(app.url, user.cookie, { name: "laptop" });

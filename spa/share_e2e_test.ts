@@ -13,7 +13,7 @@ import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { createSession, pairRunner, signup, startTestApp } from "@coda/api/testing";
 import { waitFor } from "@coda/relay/testing";
 import { startInProcessRunner, TestClient } from "@coda/runner/testing";
-import { buildSpa } from "./build.ts";
+import { builtSpa } from "./testing.ts";
 import type { TerminalTestHook } from "./src/terminal/terminal_pane.tsx";
 
 const CHROMIUM = "/usr/bin/chromium";
@@ -38,8 +38,7 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     if (!chromiumPresent) throw new Error(`${CHROMIUM} not found: install Chromium, or set CODA_SKIP_E2E=1`);
-    await buildSpa();
-    const app = await startTestApp();
+    const app = await startTestApp({ spaDistDir: await builtSpa() });
     const home = await Deno.makeTempDir({ prefix: "coda-e2e-share-home-" });
     const profile = await Deno.makeTempDir({ prefix: "coda-e2e-chromium-" });
     const user = await signup(app.url);
