@@ -11,13 +11,16 @@
  * @module
  */
 import { MAX_SIGN_OUT_QUERY, type RelayBackend } from "@coda/relay/backend";
-import { consumeJti, REVOCATION_EPOCH_KEY, SHARE_EPOCH_KEY, SIGN_OUT_EPOCH_KEY } from "@coda/relay";
+import {
+  consumeJti,
+  getManyChunked,
+  REVOCATION_EPOCH_KEY,
+  SHARE_EPOCH_KEY,
+  SIGN_OUT_EPOCH_KEY,
+} from "@coda/relay";
 import { recordSessionReport } from "./devmode_sessions.ts";
 import { setPresence, verifyRunnerJti } from "./runners.ts";
 import { liveShareIds, recordViewer } from "./shares.ts";
-
-/** Most keys one `kv.getMany` reads. */
-const KV_GET_MANY_LIMIT = 10;
 
 /** Per KV handle, the checks of the relays in this process that read it (see {@linkcode recordSignOut}). */
 const localChecks = new WeakMap<Deno.Kv, Set<() => Promise<void>>>();
@@ -42,13 +45,10 @@ export async function readSignOuts(kv: Deno.Kv, userIds: readonly string[]): Pro
     throw new RangeError(`at most ${MAX_SIGN_OUT_QUERY} users per query`);
   }
   const result = new Map<string, number>();
-  for (let i = 0; i < userIds.length; i += KV_GET_MANY_LIMIT) {
-    const chunk = userIds.slice(i, i + KV_GET_MANY_LIMIT);
-    const entries = await kv.getMany<number[]>(chunk.map((userId) => ["signed_out_at", userId]));
-    entries.forEach((entry, j) => {
-      if (typeof entry.value === "number") result.set(chunk[j], entry.value);
-    });
-  }
+  const entries = await getManyChunked<number>(kv, userIds.map((userId) => ["signed_out_at", userId]));
+  entries.forEach((entry, i) => {
+    if (typeof entry.value === "number") result.set(userIds[i], entry.value);
+  });
   return result;
 }
 

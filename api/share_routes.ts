@@ -18,7 +18,7 @@ import { randomId } from "./crypto.ts";
 import { findOwnSession } from "./devmode_sessions.ts";
 import { type ApiDeps, type ApiEnv, readJson } from "./http.ts";
 import { checkOrigin, requireUser, signedInUser } from "./middleware.ts";
-import { unwrap } from "./refusals.ts";
+import { refusal, unwrap } from "./refusals.ts";
 import { failure } from "./result.ts";
 import {
   createShare,
@@ -91,13 +91,14 @@ export function shareRoutes(deps: ApiDeps): Hono<ApiEnv> {
     let viewer: string | undefined;
     if (share.audience === "link") {
       if (body.secret === undefined || !(await secretMatches(share, body.secret))) {
-        unwrap(failure("share_wrong_secret"));
+        throw refusal(failure("share_wrong_secret"));
       }
     } else {
       const user = await signedInUser(c, deps);
-      if (!user) unwrap(failure("share_not_invited"));
-      if (!share.emails.includes(normalizeEmail(user!.email))) unwrap(failure("share_not_invited"));
-      viewer = user!.email;
+      if (!user || !share.emails.includes(normalizeEmail(user.email))) {
+        throw refusal(failure("share_not_invited"));
+      }
+      viewer = user.email;
     }
     const token = await signClientToken(config.jwtSecret, {
       userId: share.ownerId,

@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { SHARE_EPOCH_KEY } from "@coda/relay";
+import { getManyChunked, SHARE_EPOCH_KEY } from "@coda/relay";
 import type { ViewerReport } from "@coda/relay/backend";
 import { secretsEqual } from "@coda/relay/secrets";
 import { randomId } from "./crypto.ts";
@@ -89,16 +89,20 @@ export async function createShare(kv: Deno.Kv, input: {
   return { share, secret };
 }
 
-/** A share that can be watched now: it exists, is not revoked and has not expired. */
+/** `share` if it can be watched now: it exists, is not revoked and has not expired. */
+function watchable(share: ShareRecord | null, now: number): Result<ShareRecord, OpenShareFailure> {
+  if (!share || share.revokedAt !== null) return failure("share_not_found");
+  if (share.expiresAt <= now) return failure("share_expired");
+  return success(share);
+}
+
+/** A share that can be watched now. */
 export async function openShare(
   kv: Deno.Kv,
   shareId: string,
   now: number,
 ): Promise<Result<ShareRecord, OpenShareFailure>> {
-  const share = (await kv.get<ShareRecord>(["shares", shareId])).value;
-  if (!share || share.revokedAt !== null) return failure("share_not_found");
-  if (share.expiresAt <= now) return failure("share_expired");
-  return success(share);
+  return watchable((await kv.get<ShareRecord>(["shares", shareId])).value, now);
 }
 
 /** Whether `secret` is the link's. */
@@ -157,9 +161,8 @@ export async function liveShareIds(
   shareIds: readonly string[],
   now: number,
 ): Promise<Set<string>> {
-  const live = new Set<string>();
-  for (const shareId of shareIds) if ((await openShare(kv, shareId, now)).ok) live.add(shareId);
-  return live;
+  const entries = await getManyChunked<ShareRecord>(kv, shareIds.map((shareId) => ["shares", shareId]));
+  return new Set(shareIds.filter((_, i) => watchable(entries[i].value, now).ok));
 }
 
 /** Applies a relay's report of a viewer coming or going. */

@@ -15,6 +15,7 @@ import { utf8Length } from "./utf8.ts";
 import { type RelayLimits, RUNNER_ERROR_LOG_CHARS, RUNNER_ERROR_LOGS_PER_MINUTE } from "./limits.ts";
 import type { RelayLog } from "./log.ts";
 import type { RelayMetrics } from "./metrics.ts";
+import { PendingWrites } from "./pending_writes.ts";
 import type { ClientPeer, PendingInput, RunnerPeer } from "./peers.ts";
 import {
   CloseCode,
@@ -71,7 +72,7 @@ export interface BrokerDeps {
 
 /** Connections and the routing between them. */
 export class Broker {
-  readonly #presenceWrites = new Set<Promise<void>>();
+  readonly #writes: PendingWrites;
   /** Per runner connection: when its current minute of `error` logging started and how many it logged. */
   readonly #errorLogs = new WeakMap<RunnerPeer, { start: number; count: number }>();
   /** The last report in flight per session: a session's reports reach the app in the order they happened. */
@@ -87,6 +88,7 @@ export class Broker {
 
   constructor(deps: BrokerDeps) {
     this.#deps = deps;
+    this.#writes = new PendingWrites(deps.log);
   }
 
   /** A number larger than every earlier one, for newest-first ordering. */
@@ -690,11 +692,10 @@ export class Broker {
   }
 
   #setPresence(runner: RunnerPeer, online: boolean): void {
-    const write = this.#deps.backend.setPresence(runner.runnerId, runner.userId, online).catch((error) => {
-      this.#deps.log({ event: "presence_failed", runnerId: runner.runnerId, error: String(error) });
+    this.#writes.track(this.#deps.backend.setPresence(runner.runnerId, runner.userId, online), {
+      event: "presence_failed",
+      runnerId: runner.runnerId,
     });
-    this.#presenceWrites.add(write);
-    write.finally(() => this.#presenceWrites.delete(write));
   }
 
   /**
@@ -716,13 +717,13 @@ export class Broker {
     if (!backend.reportSession) return;
     const { sessionId } = report;
     // An `end` right behind `attached` must not be overtaken by it (the session would look live again).
-    const write = (this.#reportChains.get(sessionId) ?? Promise.resolve())
-      .then(() => backend.reportSession!({ ...report, userId: runner.userId }))
-      .catch((error) => this.#deps.log({ event: "session_report_failed", sessionId, error: String(error) }));
+    const write = this.#writes.track(
+      (this.#reportChains.get(sessionId) ?? Promise.resolve())
+        .then(() => backend.reportSession!({ ...report, userId: runner.userId })),
+      { event: "session_report_failed", sessionId },
+    );
     this.#reportChains.set(sessionId, write);
-    this.#presenceWrites.add(write);
     write.finally(() => {
-      this.#presenceWrites.delete(write);
       if (this.#reportChains.get(sessionId) === write) this.#reportChains.delete(sessionId);
     });
   }
@@ -732,40 +733,27 @@ export class Broker {
     const shareId = client.claims.share;
     const backend = this.#deps.backend;
     if (shareId === undefined || !backend.reportViewer) return;
-    const write = backend.reportViewer({
-      shareId,
-      clientId: client.clientId,
-      viewer: client.claims.viewer,
-      online,
-    })
-      .catch((error) => this.#deps.log({ event: "viewer_report_failed", shareId, error: String(error) }));
-    this.#presenceWrites.add(write);
-    write.finally(() => this.#presenceWrites.delete(write));
+    this.#writes.track(
+      backend.reportViewer({ shareId, clientId: client.clientId, viewer: client.claims.viewer, online }),
+      { event: "viewer_report_failed", shareId },
+    );
   }
 
   /** Waits for presence and session writes in flight, so a shutdown finishes them before the store closes. */
-  async settle(): Promise<void> {
-    await Promise.all(this.#presenceWrites);
+  settle(): Promise<void> {
+    return this.#writes.settle();
   }
 
   /** Refreshes a runner's shared record; one another instance took over is replaced there. */
   #refreshShared(runner: RunnerPeer): void {
     const cluster = this.#deps.cluster;
     if (!cluster) return;
-    const write = cluster.refreshRunner(claimOf(runner)).then(
-      (held) => {
-        if (!held && this.runners.get(runner.runnerId) === runner) {
-          this.#replacedElsewhere(
-            runner,
-            "another instance",
-          );
-        }
-      },
-      (error) =>
-        this.#deps.log({ event: "cluster_refresh_failed", runnerId: runner.runnerId, error: String(error) }),
-    );
-    this.#presenceWrites.add(write);
-    write.finally(() => this.#presenceWrites.delete(write));
+    const refreshed = cluster.refreshRunner(claimOf(runner)).then((held) => {
+      if (!held && this.runners.get(runner.runnerId) === runner) {
+        this.#replacedElsewhere(runner, "another instance");
+      }
+    });
+    this.#writes.track(refreshed, { event: "cluster_refresh_failed", runnerId: runner.runnerId });
   }
 
   #stopPresence(runner: RunnerPeer): void {

@@ -98,16 +98,14 @@ export async function acceptClient(ctx: RelayContext, req: Request, release: () 
     return refuseLink(ctx, "client", { status: 401, reason: "signed_out", error: "signed out" });
   }
   // A share's viewers have a cap of their own: anyone holding a link must not lock its owner out.
-  const overCap = () =>
-    claims.share === undefined
-      ? ctx.broker.clientCount(claims.userId) >= ctx.limits.maxClientsPerUser
-      : ctx.broker.viewerCount(claims.share) >= ctx.limits.maxViewersPerShare;
+  const { share } = claims;
+  const overCap = share === undefined
+    ? () => ctx.broker.clientCount(claims.userId) >= ctx.limits.maxClientsPerUser
+    : () => ctx.broker.viewerCount(share) >= ctx.limits.maxViewersPerShare;
   const tooMany = {
     status: 429,
     reason: "too_many",
-    error: claims.share === undefined
-      ? "too many connections for this user"
-      : "too many viewers of this share",
+    error: share === undefined ? "too many connections for this user" : "too many viewers of this share",
   };
   if (overCap()) return refuseLink(ctx, "client", tooMany);
   let fresh: boolean;

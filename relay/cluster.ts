@@ -20,6 +20,8 @@
 import * as v from "valibot";
 import type { RelayLimits } from "./limits.ts";
 import type { RelayLog } from "./log.ts";
+import { PendingWrites } from "./pending_writes.ts";
+import { getManyChunked } from "./shared_kv.ts";
 
 /** Bumped by the app on every runner revocation; instances re-verify their runners when it moves. */
 export const REVOCATION_EPOCH_KEY: Deno.KvKey = ["revocation_epoch"];
@@ -32,8 +34,6 @@ export const SHARE_EPOCH_KEY: Deno.KvKey = ["share_epoch"];
 const INBOX_BATCH = 100;
 /** How long an inbox message is worth acting on. */
 const INBOX_TTL_MS = 30_000;
-/** Most keys one `kv.getMany` reads. */
-const KV_GET_MANY_LIMIT = 10;
 
 const InstanceRecordSchema = v.object({
   instance: v.string(),
@@ -136,10 +136,9 @@ export class Cluster {
   readonly instanceId: string;
   readonly #kv: Deno.Kv;
   readonly #limits: RelayLimits;
-  readonly #log: RelayLog;
   readonly #now: () => number;
   readonly #startedAt: number;
-  readonly #writes = new Set<Promise<unknown>>();
+  readonly #writes: PendingWrites;
   /** Per user, until when this instance's waiter record stands (so a burst of waiting clients writes once). */
   readonly #waiting = new Map<string, number>();
   #draining = false;
@@ -151,9 +150,9 @@ export class Cluster {
     this.instanceId = options.instanceId;
     this.#kv = options.kv;
     this.#limits = options.limits;
-    this.#log = options.log;
     this.#now = options.now;
     this.#startedAt = options.now();
+    this.#writes = new PendingWrites(options.log);
   }
 
   /**
@@ -191,7 +190,7 @@ export class Cluster {
   async stop(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
     this.#timers = [];
-    await Promise.all(this.#writes);
+    await this.#writes.settle();
     const key = instanceKey(this.instanceId);
     const entry = await this.#kv.get(key);
     if (parsed(InstanceRecordSchema, entry.value)?.boot === this.boot) {
@@ -201,7 +200,7 @@ export class Cluster {
 
   /** Waits for the records being written. */
   async settle(): Promise<void> {
-    await Promise.all(this.#writes);
+    await this.#writes.settle();
   }
 
   /**
@@ -326,13 +325,9 @@ export class Cluster {
     const fresh = records.filter((record) => record.expiresAt > now);
     const instances = [...new Set(fresh.map((record) => record.instance))];
     const alive = new Map<string, InstanceRecord>();
-    for (let i = 0; i < instances.length; i += KV_GET_MANY_LIMIT) {
-      const chunk = instances.slice(i, i + KV_GET_MANY_LIMIT);
-      const entries = await this.#kv.getMany(chunk.map(instanceKey));
-      for (const entry of entries) {
-        const record = parsed(InstanceRecordSchema, entry.value);
-        if (record && record.expiresAt > now && !record.draining) alive.set(record.instance, record);
-      }
+    for (const entry of await getManyChunked(this.#kv, instances.map(instanceKey))) {
+      const record = parsed(InstanceRecordSchema, entry.value);
+      if (record && record.expiresAt > now && !record.draining) alive.set(record.instance, record);
     }
     return fresh.filter((record) => alive.get(record.instance)?.boot === record.boot);
   }
@@ -387,8 +382,6 @@ export class Cluster {
     write: Promise<unknown>,
     failure: Record<string, unknown> = { event: "cluster_write_failed" },
   ): void {
-    const tracked = write.catch((error) => this.#log({ ...failure, error: String(error) }));
-    this.#writes.add(tracked);
-    tracked.finally(() => this.#writes.delete(tracked));
+    this.#writes.track(write, failure);
   }
 }

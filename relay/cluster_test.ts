@@ -1,6 +1,6 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { REVOCATION_EPOCH_KEY } from "./cluster.ts";
-import { openSharedKv } from "./kv_busy.ts";
+import { openSharedKv } from "./shared_kv.ts";
 import { CloseCode, CloseReason, MetaLine } from "./protocol.ts";
 import { FLY_REPLAY_SRC_HEADER } from "./routing.ts";
 import {

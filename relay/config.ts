@@ -100,6 +100,11 @@ export interface ClusterConfig {
   flyReplay: boolean;
 }
 
+/** A random instance id, for a process that was given none. */
+export function randomInstanceId(): string {
+  return `relay-${crypto.randomUUID().slice(0, 8)}`;
+}
+
 /** Reads `FLY_MACHINE_ID`, `DEVMODE_INSTANCE_ID` and `DEVMODE_FLY_REPLAY`; a bad value is reported through `fail`. */
 export function parseClusterConfig(
   env: Record<string, string | undefined>,
@@ -118,7 +123,7 @@ export function parseClusterConfig(
     throw fail(`DEVMODE_FLY_REPLAY must be 1 or 0, got "${rawReplay}"`);
   }
   return {
-    instanceId: fly ?? named ?? `relay-${crypto.randomUUID().slice(0, 8)}`,
+    instanceId: fly ?? named ?? randomInstanceId(),
     flyReplay: rawReplay === null ? fly !== null : rawReplay === "1",
   };
 }

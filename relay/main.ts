@@ -12,7 +12,7 @@ import { HEALTH_PATH, loadRelayConfig, type RelayConfig, RelayConfigError } from
 import { createHttpRelayBackend } from "./http_backend.ts";
 import { clientIp, ConnectionCaps } from "./edge.ts";
 import { serveMetrics, serveResilient, surviveDescriptorExhaustion } from "./listener.ts";
-import { openSharedKv } from "./kv_busy.ts";
+import { openSharedKv } from "./shared_kv.ts";
 import { stderrLog } from "./log.ts";
 import { createRelay, type Relay, type RelayLimits, type RelayLog } from "./mod.ts";
 

@@ -21,7 +21,7 @@
 import type { RelayBackend } from "./backend.ts";
 import { Broker } from "./broker.ts";
 import { Cluster } from "./cluster.ts";
-import { parseClusterConfig } from "./config.ts";
+import { randomInstanceId } from "./config.ts";
 import { acceptClient } from "./client_link.ts";
 import { closeEveryone, jsonError, type RelayContext } from "./context.ts";
 import { type RelayLimits, resolveLimits } from "./limits.ts";
@@ -45,7 +45,7 @@ export {
 export { clientAddress, clientIp, ConnectionCaps, refusalResponse } from "./edge.ts";
 export { serveMetrics, serveResilient, surviveDescriptorExhaustion } from "./listener.ts";
 export { consumeJti } from "./jti_store.ts";
-export { isKvBusy, openSharedKv } from "./kv_busy.ts";
+export { getManyChunked, isKvBusy, openSharedKv } from "./shared_kv.ts";
 export { REVOCATION_EPOCH_KEY, SHARE_EPOCH_KEY, SIGN_OUT_EPOCH_KEY } from "./cluster.ts";
 export { type ClusterConfig, parseClusterConfig } from "./config.ts";
 
@@ -116,7 +116,7 @@ export const RELAY_PATHS: readonly string[] = ["/runner", "/client", "/metrics"]
 export function createRelay(options: RelayOptions): Relay {
   const limits = resolveLimits(options.limits);
   const metrics = new RelayMetrics();
-  const instanceId = options.instanceId ?? parseClusterConfig({}, (message) => new Error(message)).instanceId;
+  const instanceId = options.instanceId ?? randomInstanceId();
   const baseLog = options.log ?? stderrLog;
   const log: RelayLog = (record) => baseLog({ instance: instanceId, ...record });
   const now = options.now ?? Date.now;

@@ -109,8 +109,12 @@ export interface RevocationWatch {
 export async function recheckShares(options: RevocationOptions): Promise<void> {
   const { broker, backend, log } = options;
   if (!backend.liveShares) return;
-  const viewers = [...broker.clients].filter((client) => client.claims.share !== undefined);
-  const shareIds = [...new Set(viewers.map((client) => client.claims.share!))];
+  // Each share's owner: its viewers' tokens name the owner as their user.
+  const owners = new Map<string, string>();
+  for (const client of broker.clients) {
+    if (client.claims.share) owners.set(client.claims.share, client.userId);
+  }
+  const shareIds = [...owners.keys()];
   for (let i = 0; i < shareIds.length; i += MAX_SIGN_OUT_QUERY) {
     const chunk = shareIds.slice(i, i + MAX_SIGN_OUT_QUERY);
     let live;
@@ -122,15 +126,12 @@ export async function recheckShares(options: RevocationOptions): Promise<void> {
     }
     for (const shareId of chunk) {
       if (live.has(shareId)) continue;
-      for (const viewer of viewers) {
-        if (viewer.claims.share !== shareId) continue;
-        broker.closeUserClients(
-          viewer.userId,
-          CloseCode.REVOKED,
-          CloseReason.SHARE_REVOKED,
-          (c) => c === viewer,
-        );
-      }
+      broker.closeUserClients(
+        owners.get(shareId)!,
+        CloseCode.REVOKED,
+        CloseReason.SHARE_REVOKED,
+        (client) => client.claims.share === shareId,
+      );
     }
   }
 }

@@ -37,10 +37,10 @@ export function isReplayed(req: Request): boolean {
 function towards(ctx: RelayContext, req: Request, holder: { instance: string } | null | undefined): Route {
   const routing = ctx.routing;
   if (!routing || !holder || holder.instance === routing.cluster.instanceId) return HERE;
-  if (routing.flyReplay && !isReplayed(req)) return { kind: "replay", instance: holder.instance };
-  return routing.flyReplay
-    ? { kind: "elsewhere", instance: holder.instance, ...ON_ANOTHER_INSTANCE }
-    : { kind: "elsewhere", instance: holder.instance, ...NO_ROUTE };
+  const { instance } = holder;
+  if (!routing.flyReplay) return { kind: "elsewhere", instance, ...NO_ROUTE };
+  if (!isReplayed(req)) return { kind: "replay", instance };
+  return { kind: "elsewhere", instance, ...ON_ANOTHER_INSTANCE };
 }
 
 const ON_ANOTHER_INSTANCE = { code: CloseCode.ON_ANOTHER_INSTANCE, reason: CloseReason.ON_ANOTHER_INSTANCE };

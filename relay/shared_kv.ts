@@ -1,11 +1,27 @@
 /**
- * Several processes on one local KV file (instances on one machine, as in tests): SQLite answers a
- * write that meets another process's write with "database is locked" at once instead of waiting.
- * {@linkcode openSharedKv} opens a KV whose writes are retried after a short random pause when that
- * happens; anything else fails as it is.
+ * Deno KV as the app and the relays share it. Several processes on one local KV file (instances on
+ * one machine, as in tests): SQLite answers a write that meets another process's write with
+ * "database is locked" at once instead of waiting. {@linkcode openSharedKv} opens a KV whose writes
+ * are retried after a short random pause when that happens; anything else fails as it is.
+ * {@linkcode getManyChunked} reads any number of keys in the chunks `kv.getMany` takes.
  *
  * @module
  */
+
+/** Most keys one `kv.getMany` reads. */
+const KV_GET_MANY_LIMIT = 10;
+
+/** The entries of `keys`, in order, read `KV_GET_MANY_LIMIT` at a time. */
+export async function getManyChunked<T>(
+  kv: Deno.Kv,
+  keys: readonly Deno.KvKey[],
+): Promise<Deno.KvEntryMaybe<T>[]> {
+  const entries: Deno.KvEntryMaybe<T>[] = [];
+  for (let i = 0; i < keys.length; i += KV_GET_MANY_LIMIT) {
+    entries.push(...await kv.getMany<T[]>(keys.slice(i, i + KV_GET_MANY_LIMIT)));
+  }
+  return entries;
+}
 
 /** Attempts of one write before its "database is locked" is passed on. */
 const BUSY_ATTEMPTS = 8;

@@ -1,5 +1,5 @@
 import { deepEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
-import { isKvBusy, openSharedKv, retryKvBusy } from "./kv_busy.ts";
+import { isKvBusy, openSharedKv, retryKvBusy } from "./shared_kv.ts";
 
 Deno.test("kv busy: a locked write is retried until it succeeds; other errors pass at once", async () => {
   let calls = 0;
@@ -25,7 +25,7 @@ Deno.test("kv busy: a locked write is retried until it succeeds; other errors pa
 Deno.test("kv busy: writes from two processes to one KV file opened with openSharedKv all land", async () => {
   const dir = await Deno.makeTempDir();
   const path = `${dir}/shared.kv`;
-  const module = JSON.stringify(new URL("./kv_busy.ts", import.meta.url).href);
+  const module = JSON.stringify(new URL("./shared_kv.ts", import.meta.url).href);
   const writer = `
     const { openSharedKv } = await import(${module});
     const kv = await openSharedKv(${JSON.stringify(path)});
