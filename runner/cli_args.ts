@@ -26,6 +26,7 @@ export type Command =
   | "selfcheck"
   | "install"
   | "uninstall"
+  | "hold"
   | "help"
   | "version";
 
@@ -43,6 +44,8 @@ export interface CliArgs {
   assumeYes: boolean;
   /** `--log-file`: log lines are appended there too (a Windows scheduled task keeps no output). */
   logFile?: string;
+  /** `hold --dir`: the runtime directory a session holder listens in. */
+  dir?: string;
 }
 
 /** The `--help` text. */
@@ -56,6 +59,8 @@ Usage:
   coda-runner selfcheck       check that a shell runs in a PTY, the config is private, the relay URL parses
   coda-runner install         run the paired runner as a service of this user (systemd, launchd, Task Scheduler)
   coda-runner uninstall       stop and remove that service
+  coda-runner hold --dir D    (started by the runner) a session holder: keeps one session's shell
+                              running across runner restarts, listening on a socket in D
   coda-runner serve           serve terminals directly (manual URL fallback, no relay)
       --port N                port to listen on (default 7681)
       --host H                interface to listen on (default 127.0.0.1)
@@ -75,7 +80,11 @@ Environment:
   RELAY_URL, RUNNER_TOKEN     use this relay / token instead of the stored ones
   CODA_RUNNER_CONFIG          config file path (default: the OS's config directory)
   TTY_CWD                     directory new sessions start in (default: home)
-  TTY_SYNC=tmux               run sessions in tmux so they survive a runner restart
+  TTY_SYNC                    how sessions outlive the runner: unset or holder (default: each in a
+                              session holder process), tmux (a holder running tmux: also
+                              \`tmux -L coda attach\`), off (in the runner; they end with it)
+  CODA_RUNTIME_DIR            where session holders keep their sockets (default: "sessions" beside
+                              the config file)
   CODA_TMUX_SOCKET            tmux socket name (default coda): tmux -L coda attach -t coda-<session>
   DEVMODE_SESSION_GRACE       how long a session without clients lives (default 15m)
   CODA_REPLAY_BYTES           replay buffer per session (default 1MiB)
@@ -91,6 +100,7 @@ const COMMANDS: Record<string, Command> = {
   selfcheck: "selfcheck",
   install: "install",
   uninstall: "uninstall",
+  hold: "hold",
   help: "help",
 };
 
@@ -103,6 +113,7 @@ const OPTIONS = {
   port: { type: "string" },
   host: { type: "string" },
   "allow-origin": { type: "string", multiple: true },
+  dir: { type: "string" },
 } as const satisfies ParseArgsOptionsConfig;
 
 const SERVE_ONLY = ["port", "host", "allow-origin"] as const;
@@ -153,6 +164,12 @@ export function parseCliArgs(args: string[]): CliArgs {
   if (parsed.command !== "serve") {
     const flag = SERVE_ONLY.find((name) => values[name] !== undefined);
     if (flag) throw new UsageError(`--${flag} is only valid with \`coda-runner serve\``);
+  }
+  if (parsed.command === "hold") {
+    if (!values.dir) throw new UsageError("hold needs --dir (the runner starts holders itself)");
+    parsed.dir = values.dir;
+  } else if (values.dir !== undefined) {
+    throw new UsageError("--dir is only valid with `coda-runner hold`");
   }
   parsed.assumeYes = values.yes ?? false;
   if (values["log-file"] !== undefined) parsed.logFile = values["log-file"];

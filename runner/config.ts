@@ -5,6 +5,7 @@
  * @module
  */
 import { DEFAULT_REPLAY_BYTES } from "./replay_buffer.ts";
+import { isAbsolute } from "node:path";
 import { parseUrl } from "@coda/relay/urls";
 
 /** A configuration problem, worded for the person starting the runner. */
@@ -30,8 +31,16 @@ export interface RunnerEnvConfig {
   configPath?: string;
   /** `TTY_CWD`: where new sessions start (default the home directory). */
   ttyCwd?: string;
-  /** `TTY_SYNC=tmux`: run sessions inside tmux so they survive a runner restart. */
+  /**
+   * `TTY_SYNC`: `holder` (the default) keeps each session in a session holder
+   * process, so it outlives the runner; `tmux` does too, with tmux in the
+   * holder's PTY; `off` runs sessions in the runner, which ends them.
+   */
+  sync: "holder" | "tmux" | "off";
+  /** Whether sessions run in tmux (`TTY_SYNC=tmux`). */
   tmux: boolean;
+  /** `CODA_RUNTIME_DIR`: where session holders keep their sockets (default beside the config file). */
+  runtimeDir?: string;
   /** `CODA_TMUX_SOCKET`: the tmux socket name (`tmux -L`), default `coda`. */
   tmuxSocket: string;
   /** `DEVMODE_SESSION_GRACE`: how long a session without clients lives, ms. */
@@ -79,9 +88,13 @@ export function loadRunnerEnv(env: Env): RunnerEnvConfig {
   const fail = (message: string) => new RunnerConfigError(message);
   const relayUrl = nonEmpty(env.RELAY_URL);
   const runnerToken = nonEmpty(env.RUNNER_TOKEN);
-  const sync = nonEmpty(env.TTY_SYNC);
-  if (sync !== undefined && sync !== "tmux") {
-    throw new RunnerConfigError(`TTY_SYNC must be "tmux" or unset, got "${sync}"`);
+  const sync = nonEmpty(env.TTY_SYNC) ?? "holder";
+  if (sync !== "holder" && sync !== "tmux" && sync !== "off") {
+    throw new RunnerConfigError(`TTY_SYNC must be holder, tmux or off (or unset), got "${sync}"`);
+  }
+  const runtimeDir = nonEmpty(env.CODA_RUNTIME_DIR);
+  if (runtimeDir !== undefined && !isAbsolute(runtimeDir)) {
+    throw new RunnerConfigError(`CODA_RUNTIME_DIR must be an absolute path, got "${runtimeDir}"`);
   }
   const tmuxSocket = nonEmpty(env.CODA_TMUX_SOCKET) ?? "coda";
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(tmuxSocket)) {
@@ -97,7 +110,9 @@ export function loadRunnerEnv(env: Env): RunnerEnvConfig {
     appUrl: parseUrl("APP_URL", nonEmpty(env.APP_URL) ?? "http://localhost:8080", ["http:", "https:"], fail),
     configPath: nonEmpty(env.CODA_RUNNER_CONFIG),
     ttyCwd: nonEmpty(env.TTY_CWD),
+    sync,
     tmux: sync === "tmux",
+    runtimeDir,
     tmuxSocket,
     sessionGraceMs: grace ? parseDuration("DEVMODE_SESSION_GRACE", grace) : DEFAULT_SESSION_GRACE_MS,
     replayBytes: replay ? parseBytes("CODA_REPLAY_BYTES", replay) : DEFAULT_REPLAY_BYTES,

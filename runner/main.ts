@@ -10,6 +10,7 @@
  */
 import { basename, delimiter, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { createHash } from "node:crypto";
 import { peekExpiry } from "@coda/relay/tokens";
 import { type CliArgs, parseCliArgs, USAGE, UsageError } from "./cli_args.ts";
 import { type Env, loadRunnerEnv, RunnerConfigError, type RunnerEnvConfig } from "./config.ts";
@@ -18,6 +19,10 @@ import { createLogger, type Logger } from "./log.ts";
 import { pair, PairingError, unpair } from "./pairing.ts";
 import { probeRelay, RelayLink, STOP_MESSAGES } from "./link.ts";
 import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
+import type { SessionSink } from "./session.ts";
+import { endHolders, HolderPool, listHolders, type SelfCommand } from "./holder_pool.ts";
+import type { HolderStatus } from "./holder_protocol.ts";
+import { runHolder } from "./holder.ts";
 import { checkTmux, TmuxMissingError, type TmuxSettings } from "./tmux.ts";
 import { defaultServeOrigins, startServe } from "./serve.ts";
 import { formatChecks, selfcheck } from "./selfcheck.ts";
@@ -93,9 +98,21 @@ function terminalRows(): number | undefined {
   }
 }
 
+/**
+ * Writes a line to standard output or error. Nothing reads a holder's once it has said it is ready
+ * (the runner that started it may be gone): a line with nowhere to go is dropped.
+ */
+function writeLine(stream: typeof Deno.stdout | typeof Deno.stderr, text: string): void {
+  try {
+    stream.writeSync(encoder.encode(text + "\n"));
+  } catch {
+    // The reading end is gone.
+  }
+}
+
 const processIo: CliIo = {
-  out: (text) => Deno.stdout.writeSync(encoder.encode(text + "\n")),
-  err: (text) => Deno.stderr.writeSync(encoder.encode(text + "\n")),
+  out: (text) => writeLine(Deno.stdout, text),
+  err: (text) => writeLine(Deno.stderr, text),
   ask: (question) => {
     Deno.stdout.writeSync(encoder.encode(`${question} `));
     return nextStdinLine();
@@ -388,26 +405,45 @@ async function commandRun(ctx: CommandContext): Promise<number> {
   }
   checkExpiry(credentials.runnerToken);
   const tmux = await tmuxSettings(ctx);
-  const manager: SessionManager = new SessionManager({
-    ...sessionOptions(ctx, tmux, credentials),
-    sink: {
-      send: (message) => link.send(message),
-      sendOutput: (chunk) => link.sendOutput(chunk),
-      bufferedAmount: () => link.bufferedAmount(),
-    },
+  const sink: SessionSink = {
+    send: (message) => link.send(message),
+    sendOutput: (chunk) => link.sendOutput(chunk),
+    bufferedAmount: () => link.bufferedAmount(),
+  };
+  const options = sessionOptions(ctx, tmux, credentials);
+  const local = new SessionManager({ ...options, sink, log: ctx.log });
+  const pool = ctx.config.sync === "off" ? undefined : new HolderPool({
+    dir: runtimeDir(ctx),
+    command: selfCommand(),
+    sink,
     log: ctx.log,
+    local,
+    spec: {
+      runnerId: holderOwner(credentials),
+      env: options.env,
+      home: options.home,
+      ttyCwd: options.ttyCwd,
+      graceMs: options.graceMs,
+      orphanMs: options.graceMs,
+      replayBytes: options.replayBytes,
+      tmux: options.tmux,
+      configPath: ctx.store.path,
+      recording: options.recording,
+    },
   });
+  const sessions = pool ?? local;
   const link: RelayLink = new RelayLink({
     relayUrl: credentials.relayUrl,
     runnerToken: credentials.runnerToken,
     log: ctx.log,
     handler: {
-      onMessage: (message) => manager.handle(message),
-      onUp: () => manager.linkUp(),
-      onDown: () => manager.linkDown(),
+      onMessage: (message) => sessions.handle(message),
+      onUp: () => sessions.linkUp(),
+      onDown: () => sessions.linkDown(),
     },
   });
-  manager.linkDown();
+  sessions.linkDown();
+  await pool?.start();
   ctx.log.info("starting", {
     version: VERSION,
     account: credentials.email,
@@ -417,10 +453,12 @@ async function commandRun(ctx: CommandContext): Promise<number> {
   ctx.signal.addEventListener("abort", () => link.stop(), { once: true });
   const reason = await link.run();
   const rePaired = reason === "revoked" && await pairedAgain(ctx, credentials);
-  // A runner removed from its account ends its tmux sessions: nobody can reach them through Coda any
-  // more. Any other stop leaves them for the next runner (an expired token is fixed by pairing again),
-  // and so does a revocation by `coda-runner pair` on this machine, whose new runner re-adopts them.
-  await manager.shutdown({ endTmux: reason === "revoked" && !rePaired });
+  // A runner removed from its account ends its sessions, held or in tmux: nobody can reach them through
+  // Coda any more. Any other stop leaves them for the next runner (an expired token is fixed by pairing
+  // again), and so does a revocation by `coda-runner pair` on this machine, whose new runner re-adopts them.
+  const endAll = reason === "revoked" && !rePaired;
+  if (pool) await pool.shutdown({ endAll });
+  else await local.shutdown({ endTmux: endAll });
   if (ctx.signal.aborted) return ExitCode.INTERRUPTED;
   if (rePaired) {
     ctx.io.err("This machine was paired again (`coda-runner pair`); run `coda-runner` to connect with it.");
@@ -481,6 +519,7 @@ async function commandStatus(ctx: CommandContext): Promise<number> {
     unreachable: `Online:   no, the relay at ${credentials.relayUrl} did not answer within 5 s`,
   };
   ctx.io.out(lines[result]);
+  ctx.io.out(formatHolders(await listHolders(runtimeDir(ctx))));
   if (result === "accepted") return ExitCode.OK;
   return result === "unreachable" ? ExitCode.ERROR : ExitCode.REFUSED;
 }
@@ -499,6 +538,8 @@ async function commandLogout(ctx: CommandContext): Promise<number> {
     return ExitCode.OK;
   }
   const who = before.email ?? before.runnerId;
+  const ended = await endHolders(runtimeDir(ctx), ctx.log);
+  if (ended > 0) ctx.io.out(`Ended ${ended} session${ended === 1 ? "" : "s"} kept by session holders.`);
   const revoked = await unpair(before.appUrl, before.runnerToken, { signal: revokeSignal(ctx) }).then(
     () => "revoked" as const,
     (error) => {
@@ -565,14 +606,62 @@ function serviceFileOf(ctx: CommandContext): string {
  * permissions and this module.
  */
 function serviceSpec(ctx: CommandContext): ServiceSpec {
-  const program = Deno.execPath();
-  const fromSource = /^deno(\.exe)?$/i.test(basename(program));
+  const command = selfCommand();
   return {
-    program,
-    args: fromSource ? ["run", ...RUNNER_PERMISSIONS, fileURLToPath(Deno.mainModule)] : [],
+    program: command.program,
+    args: command.args,
     configPath: ctx.store.path,
     home: homeDirectory(ctx.env),
   };
+}
+
+/**
+ * How this runner starts itself: this executable; from source (`deno run`), deno with the runner's
+ * permissions and this module.
+ */
+function selfCommand(): SelfCommand {
+  const program = Deno.execPath();
+  const fromSource = /^deno(\.exe)?$/i.test(basename(program));
+  return { program, args: fromSource ? ["run", ...RUNNER_PERMISSIONS, fileURLToPath(import.meta.url)] : [] };
+}
+
+/** The runtime directory of this runner's session holders: `CODA_RUNTIME_DIR`, else beside the config file. */
+function runtimeDir(ctx: CommandContext): string {
+  return ctx.config.runtimeDir ?? join(dirname(ctx.store.path), "sessions");
+}
+
+/**
+ * Who a holder belongs to: the runner id, or for a `RUNNER_TOKEN` without one, a digest of the token. A
+ * runner adopts only its own holders; a machine paired again ends the old pairing's.
+ */
+function holderOwner(credentials: ActiveCredentials): string {
+  if (credentials.runnerId) return credentials.runnerId;
+  return `token-${createHash("sha256").update(credentials.runnerToken).digest("hex").slice(0, 16)}`;
+}
+
+/** `coda-runner status`'s lines about the session holders. */
+function formatHolders(holders: HolderStatus[]): string {
+  if (holders.length === 0) return "Sessions: none held";
+  return [
+    `Sessions: ${holders.length} held (they outlive the runner)`,
+    ...holders.map((holder) =>
+      `  ${holder.sessionId}  shell pid ${holder.shellPid ?? "-"}  holder pid ${holder.pid}  ` +
+      `${holder.clients} client${holder.clients === 1 ? "" : "s"}  ${holder.runner ? "runner connected" : "no runner"}` +
+      `  since ${new Date(holder.startedAt).toISOString()}  ${holder.cwd ?? ""}`.trimEnd()
+    ),
+  ].join("\n");
+}
+
+/** `hold`: a session holder, started by the runner; says where it listens, then keeps its session. */
+async function commandHold(ctx: CommandContext): Promise<number> {
+  if (ctx.args.dir === undefined) return ExitCode.USAGE;
+  Deno.addSignalListener("SIGHUP", () => {});
+  return await runHolder({
+    dir: ctx.args.dir,
+    version: VERSION,
+    signal: ctx.signal,
+    announce: (line) => ctx.io.out(line),
+  });
 }
 
 /** `install`: the paired runner as a per-user service. */
@@ -693,6 +782,8 @@ export async function main(
         return await commandInstall(ctx);
       case "uninstall":
         return await commandUninstall(ctx);
+      case "hold":
+        return await commandHold(ctx);
     }
   } catch (error) {
     if (signal.aborted) return ExitCode.INTERRUPTED;

@@ -17,63 +17,10 @@ import {
   type TestUser,
 } from "@coda/api/testing";
 import { browserOpener } from "./main.ts";
+import { Cli, cliEnv, localEnv, MAIN, storePairedRunner } from "./cli_testing.ts";
 import { OPEN_PROMPT } from "./pairing.ts";
 import { hasTmuxSession, type TmuxSettings } from "./tmux.ts";
 import { TestClient, waitFor } from "./testing.ts";
-
-const MAIN = join(import.meta.dirname!, "main.ts");
-
-/** A running CLI process with its output collected as text. */
-class Cli {
-  readonly child: Deno.ChildProcess;
-  stdout = "";
-  stderr = "";
-  readonly status: Promise<Deno.CommandStatus>;
-
-  constructor(args: string[], env: Record<string, string>, options: { stdin?: "piped" } = {}) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, ...args],
-      env,
-      clearEnv: true,
-      stdin: options.stdin ?? "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const pump = async (stream: ReadableStream<Uint8Array>, key: "stdout" | "stderr") => {
-      const decoder = new TextDecoder();
-      for await (const chunk of stream) this[key] += decoder.decode(chunk, { stream: true });
-    };
-    const pumps = Promise.all([pump(this.child.stdout, "stdout"), pump(this.child.stderr, "stderr")]);
-    this.status = pumps.then(() => this.child.status);
-  }
-
-  /** Types `line` and Enter on the CLI's standard input (started with `stdin: "piped"`). */
-  async type(line: string): Promise<void> {
-    const writer = this.child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(`${line}\n`));
-    writer.releaseLock();
-  }
-
-  async kill(signal: Deno.Signal = "SIGINT"): Promise<Deno.CommandStatus> {
-    try {
-      this.child.kill(signal);
-    } catch {
-      // Already exited.
-    }
-    return await this.status;
-  }
-}
-
-/** The CLI's environment for a test: a temporary home and config file, bash, and the shared module cache. */
-function localEnv(home: string, configPath: string): Record<string, string> {
-  return {
-    PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-    HOME: home,
-    SHELL: "/bin/bash",
-    CODA_RUNNER_CONFIG: configPath,
-    DENO_DIR: Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno"),
-  };
-}
 
 Deno.test("CLI: pair end to end, store the credentials safely, reuse them, stop on revoke", async () => {
   const app = await startTestApp();
@@ -303,26 +250,6 @@ Deno.test("CLI: a RUNNER_TOKEN is never sent to an app nobody named (no APP_URL,
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-/** The base environment of a CLI run against `app` with its config at `configPath`. */
-function cliEnv(app: StartedApp, home: string, configPath: string): Record<string, string> {
-  return { ...localEnv(home, configPath), APP_URL: app.url, RELAY_URL: app.relayUrl };
-}
-
-/** Stores credentials of a runner paired for `user` (with the API directly) where the CLI reads them. */
-async function storePairedRunner(app: StartedApp, user: TestUser, configPath: string, appUrl = app.url) {
-  const paired = await pairRunner(app.url, user.cookie);
-  const credentials = {
-    relayUrl: paired.relayUrl,
-    runnerId: paired.runnerId,
-    runnerToken: paired.runnerToken,
-    appUrl,
-    email: user.email,
-  };
-  await Deno.mkdir(dirname(configPath), { recursive: true });
-  await Deno.writeTextFile(configPath, JSON.stringify({ version: 1, credentials, cwds: {} }));
-  return paired;
-}
 
 /** The runners the app lists for `user`. */
 function listedRunners(app: StartedApp, user: TestUser): Promise<{ runnerId: string }[]> {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import pty from "@lydell/node-pty";
+import pty, { type IPty } from "@lydell/node-pty";
 import { tmuxSessionArgs, type TmuxSettings } from "./tmux.ts";
 import { integratedShell, type IntegratedShellKind, integrationDir, shellKind } from "./shell_integration.ts";
 
@@ -79,12 +79,29 @@ export function spawnPty(request: SpawnRequest): PtyProcess {
   const shell = userShell(env);
   if (request.tmux) {
     const args = tmuxSessionArgs(request.tmux, { ...request, shell, env });
-    return rawReads(pty.spawn(request.tmux.binary, args, ptyOptions(request, env)));
+    return opened(pty.spawn(request.tmux.binary, args, ptyOptions(request, env)));
   }
   const integrated = Deno.build.os === "windows" ? undefined : withIntegration(shell.file, env);
-  if (!integrated) return rawReads(pty.spawn(shell.file, shell.args, ptyOptions(request, env)));
-  const child = rawReads(pty.spawn(integrated.file, integrated.args, ptyOptions(request, integrated.env)));
+  if (!integrated) return opened(pty.spawn(shell.file, shell.args, ptyOptions(request, env)));
+  const child = opened(pty.spawn(integrated.file, integrated.args, ptyOptions(request, integrated.env)));
   return Object.assign(child, { shellIntegration: { kind: integrated.kind, nonce: integrated.nonce } });
+}
+
+/**
+ * A spawned PTY as the session uses it: raw reads, and a descriptor nothing
+ * touches once it is closed. node-pty closes the PTY's descriptor when its
+ * read stream ends, which is before it reports the exit; a resize in between
+ * would hit a closed descriptor (EBADF) or, once the number is reused,
+ * another file (ENOTTY, or worse a terminal it then resizes).
+ */
+function opened(child: IPty): IPty {
+  let open = true;
+  (child as unknown as { on(event: "close", listener: () => void): void }).on("close", () => open = false);
+  const resize = child.resize.bind(child);
+  child.resize = (cols, rows) => {
+    if (open) resize(cols, rows);
+  };
+  return rawReads(child);
 }
 
 /**

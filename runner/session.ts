@@ -136,6 +136,8 @@ export interface SessionStats {
 export class Session {
   readonly sessionId: string;
   readonly ideaId: string | undefined;
+  /** The process in the PTY: the shell, or the tmux client. */
+  readonly pid: number;
   /**
    * The session's working directory: as started, then as the shell reports
    * it (shell integration), or as `pick-cwd` set it (shells without).
@@ -163,6 +165,8 @@ export class Session {
   #graceSuspended = false;
   #recorder: Recorder | undefined;
   #ended = false;
+  /** {@linkcode kill} or {@linkcode release} ran: the PTY gets no more input or sizes, and is ended once. */
+  #ending = false;
   /** Let go of by {@linkcode release}: the local client's exit does not end the session. */
   #released = false;
   /** The shell's state from its integration marks; `undefined` without integration. */
@@ -183,6 +187,7 @@ export class Session {
   constructor(options: SessionOptions) {
     this.sessionId = options.sessionId;
     this.ideaId = options.ideaId;
+    this.pid = options.pty.pid;
     this.cwd = options.cwd;
     this.cols = options.cols;
     this.rows = options.rows;
@@ -325,14 +330,14 @@ export class Session {
 
   /** Writes keystrokes to the PTY. */
   write(data: string): void {
-    if (this.#ended) return;
+    if (this.#ended || this.#ending) return;
     this.#shell?.input(data);
     this.#pty.write(data);
   }
 
   /** Resizes the PTY. */
   resize(cols: number, rows: number): void {
-    if (this.#ended) return;
+    if (this.#ended || this.#ending) return;
     this.cols = cols;
     this.rows = rows;
     this.#pty.resize(cols, rows);
@@ -372,7 +377,8 @@ export class Session {
    * still there after `escalateMs`; `end` follows from its exit.
    */
   async kill(escalateMs = 5000): Promise<void> {
-    if (this.#ended) return;
+    if (this.#ended || this.#ending) return;
+    this.#ending = true;
     this.#endOutage();
     this.#resumePty();
     if (this.#terminate) await this.#terminate().catch(() => {});
@@ -385,7 +391,8 @@ export class Session {
    * outlive the runner (tmux): only the local PTY client goes away.
    */
   release(escalateMs = 5000): void {
-    if (this.#ended) return;
+    if (this.#ended || this.#ending) return;
+    this.#ending = true;
     this.#released = true;
     this.#endOutage();
     this.#resumePty();

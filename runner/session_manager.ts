@@ -11,6 +11,7 @@ import { type FlowLimits, Session, type SessionSink } from "./session.ts";
 import { type PtyProcess, spawnPty } from "./pty.ts";
 import { hasTmuxSession, killTmuxSession, listTmuxSessions, type TmuxSettings } from "./tmux.ts";
 import { Recorder } from "./recorder.ts";
+import { KeyedSerial } from "./keyed_serial.ts";
 import { fishQuote } from "./shell_integration.ts";
 import type { RunnerFileStore } from "./credentials.ts";
 import type { Logger } from "./log.ts";
@@ -59,11 +60,37 @@ export function cdCommand(path: string, os: typeof Deno.build.os = Deno.build.os
  */
 const PROMPT_WAIT_MS = 5000;
 
+/** An `attach` message. */
+export type AttachMessage = Extract<RelayToRunner, { type: "attach" }>;
+
+/**
+ * Whether an attach for a session nobody here holds resumes a shell that ran in an earlier runner
+ * process: the client has output of it (`offset` > 0) or the app saw it run (`resume`), and no tmux
+ * session of that name survived to re-adopt. Otherwise it is a first attach.
+ */
+export async function resumesLostSession(message: AttachMessage, tmux: TmuxSettings | undefined): Promise<boolean> {
+  if ((message.offset ?? 0) === 0 && !message.resume) return false;
+  return !(tmux && await hasTmuxSession(tmux, message.sessionId).catch(() => false));
+}
+
+/** Tells the client of `message` that its session ended with an earlier runner process. */
+export function reportLostSession(sink: SessionSink, log: Logger, message: AttachMessage): void {
+  log.info("a client resumed a session this runner no longer has; it ended", { sessionId: message.sessionId });
+  const { sessionId, clientId } = message;
+  sink.send({ type: "meta", sessionId, clientId, data: MetaLine.ended(EndedReason.RUNNER_RESTARTED) });
+  sink.send({ type: "end", sessionId, exitCode: null });
+}
+
+/** The session a message is about, if any. */
+export function messageSession(message: RelayToRunner): string | undefined {
+  return "sessionId" in message ? message.sessionId : undefined;
+}
+
 /** Runs every session of this runner. */
 export class SessionManager {
   readonly #options: SessionManagerOptions;
   readonly #sessions = new Map<string, Session>();
-  readonly #queues = new Map<string, Promise<void>>();
+  readonly #serial = new KeyedSerial();
   #linkUp = true;
   #closing = false;
 
@@ -87,15 +114,9 @@ export class SessionManager {
    * starts the session waits for the shell to exist).
    */
   handle(message: RelayToRunner): Promise<void> {
-    const sessionId = "sessionId" in message ? message.sessionId : undefined;
+    const sessionId = messageSession(message);
     if (sessionId === undefined) return this.#handleSafely(message);
-    const previous = this.#queues.get(sessionId) ?? Promise.resolve();
-    const next = previous.then(() => this.#handleSafely(message));
-    this.#queues.set(sessionId, next);
-    void next.then(() => {
-      if (this.#queues.get(sessionId) === next) this.#queues.delete(sessionId);
-    });
-    return next;
+    return this.#serial.run(sessionId, () => this.#handleSafely(message));
   }
 
   async #handleSafely(message: RelayToRunner): Promise<void> {
@@ -129,7 +150,7 @@ export class SessionManager {
    */
   async shutdown(options: { endTmux?: boolean } = {}): Promise<void> {
     this.#closing = true;
-    await Promise.allSettled(this.#queues.values());
+    await this.#serial.settled();
     const tmux = this.#options.tmux;
     const sessions = [...this.#sessions.values()];
     await Promise.all(sessions.map(async (session) => {
@@ -189,43 +210,22 @@ export class SessionManager {
     }
   }
 
-  async #attach(message: Extract<RelayToRunner, { type: "attach" }>): Promise<void> {
+  async #attach(message: AttachMessage): Promise<void> {
     const existing = this.#sessions.get(message.sessionId);
     if (existing) {
       existing.attach(message.clientId, message.offset, false);
       return;
     }
     if (this.#closing) return;
-    if (await this.#lostWithEarlierProcess(message)) {
-      this.#options.log.info("a client resumed a session this process never ran; it ended", {
-        sessionId: message.sessionId,
-      });
-      const { sessionId, clientId } = message;
-      this.#options.sink.send({
-        type: "meta",
-        sessionId,
-        clientId,
-        data: MetaLine.ended(EndedReason.RUNNER_RESTARTED),
-      });
-      this.#options.sink.send({ type: "end", sessionId, exitCode: null });
+    if (await resumesLostSession(message, this.#options.tmux)) {
+      reportLostSession(this.#options.sink, this.#options.log, message);
       return;
     }
     const session = await this.#start(message);
     session?.attach(message.clientId, message.offset, true);
   }
 
-  /**
-   * Whether an attach for a session this process does not hold resumes a shell that ran in an
-   * earlier runner process: the client has output of it (`offset` > 0) or the app saw it run
-   * (`resume`), and no tmux session of that name survived to re-adopt. Otherwise it is a first attach.
-   */
-  async #lostWithEarlierProcess(message: Extract<RelayToRunner, { type: "attach" }>): Promise<boolean> {
-    if ((message.offset ?? 0) === 0 && !message.resume) return false;
-    const tmux = this.#options.tmux;
-    return !(tmux && await hasTmuxSession(tmux, message.sessionId).catch(() => false));
-  }
-
-  async #start(message: Extract<RelayToRunner, { type: "attach" }>): Promise<Session | undefined> {
+  async #start(message: AttachMessage): Promise<Session | undefined> {
     const { sessionId, ideaId } = message;
     const cols = message.cols ?? DEFAULT_SIZE.cols;
     const rows = message.rows ?? DEFAULT_SIZE.rows;

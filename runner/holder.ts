@@ -1,0 +1,327 @@
+/**
+ * `coda-runner hold`: a session holder, the process that owns one session so
+ * that the session outlives the runner (a restart, a crash, an upgrade).
+ *
+ * The runner starts holders detached (a session of their own, no terminal),
+ * one spare ahead of need. A holder listens on a Unix socket in the runner's
+ * runtime directory (0700; the socket 0600), first as `spare-<pid>.sock`;
+ * when the runner assigns it a session it renames the socket to
+ * `<sessionId>.sock` and runs that session with the runner's own
+ * {@linkcode SessionManager}: PTY, replay ring, flow control, shell
+ * integration, recording. The runner relays the session's link messages to it
+ * (`holder_protocol.ts`); a runner that comes back connects again and the
+ * clients resume by offset from the holder's ring.
+ *
+ * A holder ends when its shell exits or is killed, when a runner tells it to
+ * (`holder-stop`: logout, revocation), on SIGTERM or SIGINT, and after
+ * `orphanMs` with no runner connected. A spare ends with its runner's
+ * connection. Killing the holder itself closes the PTY, so the shell gets
+ * SIGHUP: no shell is left behind.
+ *
+ * @module
+ */
+import net from "node:net";
+import { appendFile, chmod, rename, rm } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  encodeHolderMessage,
+  encodeHolderOutput,
+  type FromHolder,
+  HOLDER_PROTOCOL_VERSION,
+  HolderFrameReader,
+  type HolderHello,
+  type HolderSpec,
+  type HolderStatus,
+  type ToHolder,
+  ToHolderSchema,
+} from "./holder_protocol.ts";
+import { SessionManager } from "./session_manager.ts";
+import type { SessionSink } from "./session.ts";
+import { RunnerFileStore } from "./credentials.ts";
+import type { LogFields, Logger, LogLevel } from "./log.ts";
+import { holderSocketPath, spareSocketPath } from "./holder_dir.ts";
+
+/** Options of {@linkcode runHolder}. */
+export interface HolderOptions {
+  /** The runner's runtime directory (exists, 0700). */
+  dir: string;
+  /** The runner version this holder runs, for the hello. */
+  version: string;
+  /** Says the holder listens: called once with `ready <socket path>`. */
+  announce(line: string): void;
+  /** Aborting ends the session and the holder (SIGTERM, SIGINT). */
+  signal: AbortSignal;
+}
+
+/** How long an ending holder waits for its last frames to reach the runner, ms. */
+const FLUSH_MS = 2000;
+/** How long a spare waits for the runner that started it to connect, ms. */
+const SPARE_JOIN_MS = 30_000;
+
+/** Runs a holder until its session is over; resolves its exit code. */
+export async function runHolder(options: HolderOptions): Promise<number> {
+  const holder = new Holder(options);
+  await holder.listen();
+  options.announce(`ready ${holder.socketPath}`);
+  return await holder.done;
+}
+
+class Holder {
+  readonly #options: HolderOptions;
+  readonly #server: net.Server;
+  readonly #startedAt = Date.now();
+  readonly #connections = new Set<net.Socket>();
+  socketPath: string;
+  #runner: net.Socket | undefined;
+  #spec: HolderSpec | undefined;
+  #manager: SessionManager | undefined;
+  #linkUp = false;
+  /** Settles once an assignment (if any came) is in place. */
+  #assigned: Promise<void> = Promise.resolve();
+  #orphanTimer: ReturnType<typeof setTimeout> | undefined;
+  #finishing = false;
+  #resolveDone!: (code: number) => void;
+  readonly done: Promise<number>;
+  readonly #log: Logger;
+
+  constructor(options: HolderOptions) {
+    this.#options = options;
+    this.socketPath = spareSocketPath(options.dir, Deno.pid);
+    this.done = new Promise((resolve) => this.#resolveDone = resolve);
+    this.#server = net.createServer((socket) => this.#accept(socket));
+    this.#log = {
+      debug: (message, fields) => this.#logLine("debug", message, fields),
+      info: (message, fields) => this.#logLine("info", message, fields),
+      warn: (message, fields) => this.#logLine("warn", message, fields),
+      error: (message, fields) => this.#logLine("error", message, fields),
+    };
+    options.signal.addEventListener("abort", () => void this.#stop("signal"), { once: true });
+  }
+
+  async listen(): Promise<void> {
+    // A spare nobody joins (its runner died before connecting) is nobody's.
+    this.#orphanTimer = setTimeout(() => void this.#finish(), SPARE_JOIN_MS);
+    await rm(this.socketPath, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once("error", reject);
+      this.#server.listen(this.socketPath, () => {
+        this.#server.off("error", reject);
+        resolve();
+      });
+    });
+    await chmod(this.socketPath, 0o600);
+  }
+
+  #hello(): HolderHello {
+    const session = this.#session();
+    const hello: HolderHello = {
+      type: "holder-hello",
+      protocol: HOLDER_PROTOCOL_VERSION,
+      version: this.#options.version,
+      pid: Deno.pid,
+    };
+    if (this.#spec) {
+      hello.sessionId = this.#spec.sessionId;
+      hello.runnerId = this.#spec.runnerId;
+    }
+    if (session) hello.shellPid = session.pid;
+    return hello;
+  }
+
+  #status(): HolderStatus {
+    const session = this.#session();
+    const status: HolderStatus = {
+      type: "holder-status",
+      pid: Deno.pid,
+      startedAt: this.#startedAt,
+      clients: session?.stats().clients ?? 0,
+      runner: this.#runner !== undefined,
+      version: this.#options.version,
+    };
+    if (this.#spec) status.sessionId = this.#spec.sessionId;
+    if (session) {
+      status.shellPid = session.pid;
+      status.cwd = session.cwd;
+    }
+    return status;
+  }
+
+  #session() {
+    return this.#spec && this.#manager?.get(this.#spec.sessionId);
+  }
+
+  #accept(socket: net.Socket): void {
+    this.#connections.add(socket);
+    write(socket, this.#hello());
+    const reader = new HolderFrameReader(ToHolderSchema);
+    let role: "runner" | "status" | undefined;
+    socket.on("data", (bytes: Uint8Array) => {
+      for (const frame of reader.push(bytes)) {
+        if (!frame.ok || frame.value.kind !== "message") {
+          this.#log.warn("a bad frame on the holder socket; closing that connection", {
+            error: frame.ok ? "output towards a holder" : frame.error,
+          });
+          socket.destroy();
+          return;
+        }
+        const message = frame.value.message;
+        if (role === undefined) {
+          if (message.type !== "holder-join" || message.protocol !== HOLDER_PROTOCOL_VERSION) {
+            socket.destroy();
+            return;
+          }
+          role = message.role;
+          if (role === "runner") this.#runnerJoined(socket);
+          continue;
+        }
+        if (message.type === "holder-status-request") write(socket, this.#status());
+        else if (role === "runner" && socket === this.#runner) this.#fromRunner(message);
+      }
+    });
+    socket.on("close", () => {
+      this.#connections.delete(socket);
+      if (socket === this.#runner) this.#runnerGone();
+    });
+    socket.on("error", () => {});
+  }
+
+  #runnerJoined(socket: net.Socket): void {
+    const previous = this.#runner;
+    this.#runner = socket;
+    previous?.destroy();
+    clearTimeout(this.#orphanTimer);
+    this.#orphanTimer = undefined;
+  }
+
+  #runnerGone(): void {
+    this.#runner = undefined;
+    this.#setLink(false);
+    const spec = this.#spec;
+    if (!spec) {
+      // A spare serves the runner that started it and no other.
+      void this.#finish();
+      return;
+    }
+    this.#orphanTimer = setTimeout(() => {
+      this.#log.info("no runner for the grace period; ending the session", { sessionId: spec.sessionId });
+      void this.#stop("orphaned");
+    }, spec.orphanMs);
+  }
+
+  /** Handles the runner's messages in order: none overtakes the assignment that starts the session. */
+  #fromRunner(message: ToHolder): void {
+    if (message.type === "holder-assign") {
+      this.#assigned = this.#assigned.then(() => this.#assign(message.spec));
+      return;
+    }
+    void this.#assigned.then(() => {
+      switch (message.type) {
+        case "holder-join":
+        case "holder-status-request":
+          return;
+        case "holder-link":
+          this.#setLink(message.up);
+          return;
+        case "holder-stop":
+          return this.#stop("stopped by the runner");
+        default:
+          if (!this.#manager || this.#finishing) return;
+          return this.#manager.handle(message);
+      }
+    });
+  }
+
+  async #assign(spec: HolderSpec): Promise<void> {
+    if (this.#spec) return;
+    clearTimeout(this.#orphanTimer);
+    this.#spec = spec;
+    const target = holderSocketPath(this.#options.dir, spec.sessionId);
+    await rename(this.socketPath, target);
+    this.socketPath = target;
+    const sink: SessionSink = {
+      send: (message) => {
+        this.#toRunner(encodeHolderMessage(message));
+        if (message.type === "end") void this.#finish();
+      },
+      sendOutput: (chunk) => this.#toRunner(encodeHolderOutput(chunk)),
+      bufferedAmount: () => this.#runner?.writableLength ?? 0,
+    };
+    this.#manager = new SessionManager({
+      sink,
+      log: this.#log,
+      env: spec.env,
+      home: spec.home,
+      ttyCwd: spec.ttyCwd,
+      graceMs: spec.graceMs,
+      replayBytes: spec.replayBytes,
+      tmux: spec.tmux,
+      store: spec.configPath ? new RunnerFileStore(spec.configPath) : undefined,
+      recording: spec.recording,
+    });
+    this.#setLink(this.#linkUp);
+  }
+
+  #setLink(up: boolean): void {
+    this.#linkUp = up;
+    if (up) this.#manager?.linkUp();
+    else this.#manager?.linkDown();
+  }
+
+  /** Ends the session for good; the holder follows once its `end` is out. */
+  async #stop(why: string): Promise<void> {
+    const session = this.#session();
+    if (!session || session.ended) {
+      await this.#finish();
+      return;
+    }
+    this.#log.info("ending the session", { sessionId: session.sessionId, why });
+    await session.kill();
+  }
+
+  async #finish(): Promise<void> {
+    if (this.#finishing) return;
+    this.#finishing = true;
+    clearTimeout(this.#orphanTimer);
+    const runner = this.#runner;
+    if (runner) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, FLUSH_MS);
+        runner.end(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    for (const socket of this.#connections) socket.destroy();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    await rm(this.socketPath, { force: true });
+    this.#resolveDone(0);
+  }
+
+  #toRunner(parts: Uint8Array[]): void {
+    const runner = this.#runner;
+    if (!runner || runner.destroyed) return;
+    runner.cork();
+    for (const part of parts) runner.write(part);
+    runner.uncork();
+  }
+
+  #logLine(level: LogLevel, message: string, fields?: LogFields): void {
+    const runner = this.#runner;
+    if (runner) {
+      write(runner, { type: "holder-log", level, message, fields: { ...fields, holder: Deno.pid } });
+      return;
+    }
+    if (level === "debug") return;
+    // No runner to tell: the line waits in the runtime directory for whoever looks.
+    const line = JSON.stringify({ time: new Date().toISOString(), level, msg: message, holder: Deno.pid, ...fields });
+    void appendFile(join(this.#options.dir, "holders.log"), `${line}\n`, { mode: 0o600 }).catch(() => {});
+  }
+}
+
+function write(socket: net.Socket, message: FromHolder): void {
+  if (socket.destroyed) return;
+  socket.cork();
+  for (const part of encodeHolderMessage(message)) socket.write(part);
+  socket.uncork();
+}

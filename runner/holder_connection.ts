@@ -1,0 +1,168 @@
+/**
+ * The runner's end of a session holder's socket (`holder.ts`): connects,
+ * reads the holder's hello, then passes messages both ways.
+ *
+ * @module
+ */
+import net from "node:net";
+import {
+  encodeHolderMessage,
+  type FromHolder,
+  FromHolderSchema,
+  HOLDER_PROTOCOL_VERSION,
+  HolderFrameReader,
+  type HolderHello,
+  type HolderStatus,
+  type ToHolder,
+} from "./holder_protocol.ts";
+import type { OutputChunk } from "./session.ts";
+
+/** What a {@linkcode HolderConnection} hands on. */
+export interface HolderConnectionHandler {
+  /** A message after the hello. */
+  onMessage(message: FromHolder): void;
+  onOutput(chunk: OutputChunk): void;
+  /** The connection closed (either side), or a frame was bad. */
+  onClose(): void;
+}
+
+/** How long a holder has to answer a connection with its hello, ms. */
+const HELLO_TIMEOUT_MS = 5000;
+
+/** An open connection to one holder. */
+export class HolderConnection {
+  readonly hello: HolderHello;
+  readonly #socket: net.Socket;
+  #handler: HolderConnectionHandler | undefined;
+  #closed = false;
+  readonly closed: Promise<void>;
+
+  private constructor(socket: net.Socket, hello: HolderHello, closed: Promise<void>) {
+    this.#socket = socket;
+    this.hello = hello;
+    this.closed = closed;
+  }
+
+  /**
+   * Connects to the holder at `path` and reads its hello. Rejects when nobody
+   * listens there (a holder that is gone leaves its socket file) or no hello
+   * comes.
+   */
+  static connect(path: string): Promise<HolderConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(path);
+      const reader = new HolderFrameReader(FromHolderSchema);
+      let connection: HolderConnection | undefined;
+      let markClosed!: () => void;
+      const closed = new Promise<void>((done) => markClosed = done);
+      const timer = setTimeout(() => fail(new Error("the holder did not say hello")), HELLO_TIMEOUT_MS);
+      const fail = (error: Error) => {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(error);
+      };
+      socket.on("error", (error: Error) => {
+        if (!connection) fail(error);
+      });
+      socket.on("close", () => {
+        clearTimeout(timer);
+        if (!connection) {
+          reject(new Error("the holder closed the connection"));
+          markClosed();
+          return;
+        }
+        connection.#closed = true;
+        markClosed();
+        connection.#handler?.onClose();
+      });
+      socket.on("data", (bytes: Uint8Array) => {
+        for (const frame of reader.push(bytes)) {
+          if (!frame.ok) {
+            if (connection) connection.close();
+            else fail(new Error(frame.error));
+            return;
+          }
+          const value = frame.value;
+          if (!connection) {
+            if (value.kind !== "message" || value.message.type !== "holder-hello") {
+              fail(new Error("the holder did not start with its hello"));
+              return;
+            }
+            clearTimeout(timer);
+            connection = new HolderConnection(socket, value.message, closed);
+            resolve(connection);
+            continue;
+          }
+          if (value.kind === "output") connection.#handler?.onOutput(value.chunk);
+          else connection.#handler?.onMessage(value.message);
+        }
+      });
+    });
+  }
+
+  /** Whether the holder speaks this runner's protocol. */
+  get compatible(): boolean {
+    return this.hello.protocol === HOLDER_PROTOCOL_VERSION;
+  }
+
+  /** Whether the connection has closed. */
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Joins as the holder's runner (replacing any other), and hands its frames to `handler` from now
+   * on; joined already, only the handler changes.
+   */
+  join(handler: HolderConnectionHandler): void {
+    const joined = this.#handler !== undefined;
+    this.#handler = handler;
+    if (!joined) this.send({ type: "holder-join", protocol: HOLDER_PROTOCOL_VERSION, role: "runner" });
+  }
+
+  /** Asks for the holder's status (as a `status` connection, not its runner). */
+  status(timeoutMs = 2000): Promise<HolderStatus | undefined> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), timeoutMs);
+      this.#handler = {
+        onMessage: (message) => {
+          if (message.type !== "holder-status") return;
+          clearTimeout(timer);
+          resolve(message);
+        },
+        onOutput: () => {},
+        onClose: () => {
+          clearTimeout(timer);
+          resolve(undefined);
+        },
+      };
+      this.send({ type: "holder-join", protocol: HOLDER_PROTOCOL_VERSION, role: "status" });
+      this.send({ type: "holder-status-request" });
+    });
+  }
+
+  /** Sends a message (dropped once closed). */
+  send(message: ToHolder): void {
+    const socket = this.#socket;
+    if (this.#closed || socket.destroyed) return;
+    socket.cork();
+    for (const part of encodeHolderMessage(message)) socket.write(part);
+    socket.uncork();
+  }
+
+  /** Stops reading the holder's frames, so the holder's socket fills and its session pauses. */
+  pause(): void {
+    this.#socket.pause();
+  }
+
+  /** Reads again after {@linkcode pause}. */
+  resume(): void {
+    this.#socket.resume();
+  }
+
+  /** Closes the connection; resolves once closed. */
+  close(): Promise<void> {
+    this.#socket.destroy();
+    return this.closed;
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * Session holders as users meet them: the CLI runner as a subprocess against
+ * the real app and relay, SIGKILLed, restarted, upgraded, logged out; shells
+ * and holders counted in /proc.
+ */
+import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { cp, readFile, symlink, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { createSession, signup, type StartedApp, startTestApp, type TestUser } from "@coda/api/testing";
+import { Cli, cliEnv, storePairedRunner } from "./cli_testing.ts";
+import { TestClient, waitFor } from "./testing.ts";
+import { hasTmuxSession } from "./tmux.ts";
+
+const ROOT = join(import.meta.dirname!, "..");
+
+/** Whether process `pid` exists (and is not a zombie). */
+async function alive(pid: number): Promise<boolean> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => undefined);
+  return stat !== undefined && !/^\d+ \(.*\) Z/.test(stat);
+}
+
+/** Pids of the session holders listening in `dir`. */
+async function holderPids(dir: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const cmdline = await readFile(`/proc/${entry.name}/cmdline`, "utf8").catch(() => "");
+    const args = cmdline.split("\0");
+    const at = args.indexOf("hold");
+    if (at >= 0 && args[at + 1] === "--dir" && args[at + 2] === dir) pids.push(Number(entry.name));
+  }
+  return pids;
+}
+
+interface Setup {
+  app: StartedApp;
+  user: TestUser;
+  dir: string;
+  runtimeDir: string;
+  env: Record<string, string>;
+  runnerId: string;
+  runners: Cli[];
+  /** Starts a runner (from `main`, default this checkout) and waits for its relay link. */
+  runner(main?: string): Promise<Cli>;
+  /** A session of this runner, with a client attached that has seen the prompt. */
+  open(): Promise<{ sessionId: string; client: TestClient }>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+async function setup(extraEnv: Record<string, string> = {}): Promise<Setup> {
+  const app = await startTestApp();
+  const dir = await Deno.makeTempDir({ prefix: "coda-holder-" });
+  const configPath = join(dir, "config.json");
+  const runtimeDir = join(dir, "sessions");
+  const user = await signup(app.url);
+  const paired = await storePairedRunner(app, user, configPath);
+  const env = { ...cliEnv(app, dir, configPath), ...extraEnv };
+  const runners: Cli[] = [];
+  const clients: TestClient[] = [];
+  return {
+    app,
+    user,
+    dir,
+    runtimeDir,
+    env,
+    runnerId: paired.runnerId,
+    runners,
+    async runner(main) {
+      const runner = new Cli([], env, { main });
+      runners.push(runner);
+      await waitFor(() => runner.stderr.includes("connected to the relay"), "the relay link", 60_000);
+      return runner;
+    },
+    async open() {
+      const { sessionId, token } = await createSession(app.url, user.cookie, {
+        ideaId: "idea-1",
+        runnerId: paired.runnerId,
+      });
+      const client = new TestClient(`${app.relayUrl}/client?token=${token}`);
+      clients.push(client);
+      await client.opened;
+      client.send({ type: "stdin", sessionId, data: "echo up-$((6 * 7))\r" });
+      await client.waitForOutput("up-42").catch((error) => {
+        throw new Error(`${error.message}; the runners said:\n${runners.map((r) => r.stderr).join("\n")}`);
+      });
+      return { sessionId, client };
+    },
+    async [Symbol.asyncDispose]() {
+      for (const client of clients) await client.close();
+      for (const runner of runners) await runner.kill("SIGKILL");
+      for (const pid of await holderPids(runtimeDir)) Deno.kill(pid, "SIGKILL");
+      await app.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+/** `echo`es a marker with the shell's pid and `$CODA_MARK`; resolves both. */
+async function shellFacts(client: TestClient, sessionId: string, tag: string): Promise<string> {
+  client.send({ type: "stdin", sessionId, data: `echo ${tag}=$$:$CODA_MARK.\r` });
+  // The typed command shows `$$`, not digits: only the echoed line matches.
+  const pattern = new RegExp(`${tag}=(\\d+:[^.\\r\\n]*)\\.`);
+  return (await waitFor(() => pattern.exec(client.output())?.[1], `${tag} facts`))!;
+}
+
+/** The lines `seq 1 count` prints, as the terminal shows them. */
+function seqOutput(count: number): string {
+  let text = "";
+  for (let i = 1; i <= count; i++) text += `${i}\r\n`;
+  return text;
+}
+
+Deno.test("holders: a SIGKILLed runner's shell lives on; the next runner re-adopts it, byte-exact", async () => {
+  await using s = await setup();
+  const first = await s.runner();
+  const { sessionId, client } = await s.open();
+  client.send({ type: "stdin", sessionId, data: "export CODA_MARK=kept-$((6 * 7))\r" });
+  const before = await shellFacts(client, sessionId, "before");
+  assert(before.endsWith(":kept-42"), before);
+
+  // A stream of several MB is on its way when the runner dies.
+  const count = 1_500_000;
+  client.send({ type: "stdin", sessionId, data: `seq 1 ${count}; echo stream-done\r` });
+  await waitFor(() => client.output().length > 200_000, "the stream under way");
+  await first.kill("SIGKILL");
+  assert(!client.output().includes("\r\nstream-done"), "the runner died mid-stream");
+
+  await s.runner();
+  await client.waitForOutput("\r\nstream-done", 60_000);
+  const output = client.output();
+  assertEquals(
+    output.slice(output.search(/1\r\n2\r\n3\r\n/), output.indexOf("\r\nstream-done") + 2),
+    seqOutput(count),
+    "every byte once, in order",
+  );
+  assert(!client.metas().some((meta) => meta.startsWith("coda:gap:")), "no gap");
+  assertEquals(await shellFacts(client, sessionId, "after"), before, "the same shell and its variables");
+});
+
+/** A copy of this checkout as another build: its version (and holder protocol) changed. */
+async function otherBuild(dir: string, options: { version: string; holderProtocol?: number }): Promise<string> {
+  const copy = join(dir, "build");
+  for (const part of ["deno.json", "deno.lock", "import_map.json", "api", "relay", "runner", "spa"]) {
+    await cp(join(ROOT, part), join(copy, part), {
+      recursive: true,
+      filter: (source) => !/\/(dist|node_modules|test-output)$/.test(source),
+    });
+  }
+  await symlink(join(ROOT, "node_modules"), join(copy, "node_modules"));
+  await writeFile(join(copy, "runner", "version.ts"), `export const VERSION = "${options.version}";\n`);
+  if (options.holderProtocol !== undefined) {
+    const path = join(copy, "runner", "holder_protocol.ts");
+    const source = await readFile(path, "utf8");
+    await writeFile(
+      path,
+      source.replace(/HOLDER_PROTOCOL_VERSION = \d+;/, `HOLDER_PROTOCOL_VERSION = ${options.holderProtocol};`),
+    );
+  }
+  return join(copy, "runner", "main.ts");
+}
+
+Deno.test("holders: an upgraded runner re-adopts the old build's holders; another holder protocol is ended", async (t) => {
+  await t.step("same holder protocol: the new build carries on", async () => {
+    await using s = await setup();
+    const old = await s.runner(await otherBuild(s.dir, { version: "0.0.9-old" }));
+    const { sessionId, client } = await s.open();
+    client.send({ type: "stdin", sessionId, data: "export CODA_MARK=upgraded\r" });
+    const before = await shellFacts(client, sessionId, "before");
+    await old.kill("SIGTERM");
+    const upgraded = await s.runner();
+    await waitFor(() => upgraded.stderr.includes("re-adopted a session"), "the re-adoption");
+    assertEquals(await shellFacts(client, sessionId, "after"), before);
+  });
+  await t.step("another holder protocol: the new build ends it, shell and all, and says so", async () => {
+    await using s = await setup();
+    const old = await s.runner(await otherBuild(s.dir, { version: "0.0.8-ancient", holderProtocol: 999 }));
+    const { sessionId, client } = await s.open();
+    const [shellPid] = (await shellFacts(client, sessionId, "before")).split(":").map(Number);
+    const [holderPid] = await holderPids(s.runtimeDir).then((pids) => pids.filter((pid) => pid !== undefined));
+    await old.kill("SIGTERM");
+    const upgraded = await s.runner();
+    assert(upgraded.stderr.includes("speaks another holder protocol"), upgraded.stderr);
+    assert(upgraded.stderr.includes("0.0.8-ancient"), upgraded.stderr);
+    await waitFor(async () => !await alive(shellPid), "the old shell gone");
+    assert(holderPid !== undefined && !await alive(holderPid));
+    await waitFor(() => client.metas().includes("coda:ended:runner-restarted"), "the client told");
+  });
+});
+
+Deno.test("holders: reaped after the grace with no runner, when the shell exits, and on logout; status lists them", async () => {
+  await using s = await setup({ DEVMODE_SESSION_GRACE: "3s" });
+  const runner = await s.runner();
+  const one = await s.open();
+  const two = await s.open();
+  const [shellOne] = (await shellFacts(one.client, one.sessionId, "one")).split(":").map(Number);
+  const [shellTwo] = (await shellFacts(two.client, two.sessionId, "two")).split(":").map(Number);
+  // Two sessions, and the spare ready for a third.
+  await waitFor(async () => (await holderPids(s.runtimeDir)).length === 3, "two holders and a spare");
+
+  const status = new Cli(["status"], s.env);
+  await status.status;
+  assert(status.stdout.includes("Sessions: 2 held"), status.stdout);
+  assert(status.stdout.includes(`${one.sessionId}  shell pid ${shellOne}`), status.stdout);
+
+  // The shell exits: its holder goes with it.
+  two.client.send({ type: "stdin", sessionId: two.sessionId, data: "exit\r" });
+  await waitFor(async () => !await alive(shellTwo), "the exited shell");
+  await waitFor(async () => (await holderPids(s.runtimeDir)).length === 2, "its holder gone");
+
+  // No runner for the grace period (its client still waiting at the relay): holder and shell end; the
+  // spare went with its runner.
+  await runner.kill("SIGKILL");
+  await waitFor(async () => (await holderPids(s.runtimeDir)).length === 1, "the spare gone with its runner");
+  assert(
+    await alive(shellOne),
+    `the shell outlives its runner: ${runner.stderr}\n${await readFile(join(s.runtimeDir, "holders.log"), "utf8").catch(() => "")}`,
+  );
+  await waitFor(async () => (await holderPids(s.runtimeDir)).length === 0, "the orphaned holder reaped");
+  assert(!await alive(shellOne), "and its shell");
+
+  // Logout ends held sessions at once.
+  await s.runner();
+  const three = await s.open();
+  const [shellThree] = (await shellFacts(three.client, three.sessionId, "three")).split(":").map(Number);
+  for (const running of s.runners) await running.kill("SIGKILL");
+  const logout = new Cli(["logout"], s.env);
+  await logout.status;
+  assert(logout.stdout.includes("Ended 1 session kept by session holders"), logout.stdout + logout.stderr);
+  assert(!await alive(shellThree));
+  await waitFor(async () => (await holderPids(s.runtimeDir)).length === 0, "every holder gone");
+});
+
+Deno.test("holders: TTY_SYNC=tmux runs tmux in the holder; a stopped runner's tmux session ends after the grace", async () => {
+  const socket = `coda-test-${crypto.randomUUID().slice(0, 8)}`;
+  await using s = await setup({ TTY_SYNC: "tmux", CODA_TMUX_SOCKET: socket, DEVMODE_SESSION_GRACE: "3s" });
+  try {
+    const runner = await s.runner();
+    const { sessionId, client } = await s.open();
+    client.send({ type: "stdin", sessionId, data: "export CODA_MARK=in-tmux\r" });
+    const before = await shellFacts(client, sessionId, "before");
+    const tmux = { binary: "tmux", socket };
+    assert(await hasTmuxSession(tmux, sessionId));
+    await runner.kill("SIGKILL");
+    const next = await s.runner();
+    assertEquals(await shellFacts(client, sessionId, "after"), before, "re-adopted across a SIGKILL");
+    await client.close();
+    await next.kill("SIGINT");
+    await waitFor(async () => !await hasTmuxSession(tmux, sessionId), "the tmux session ended after the grace");
+  } finally {
+    await new Deno.Command("tmux", { args: ["-L", socket, "kill-server"], stdout: "null", stderr: "null" }).output();
+  }
+});
+
+Deno.test("holders: where no holder can run, sessions run in the runner, which says so once", async () => {
+  await using s = await setup();
+  const open = join(s.dir, "open-to-all");
+  await Deno.mkdir(open, { mode: 0o755 });
+  await Deno.chmod(open, 0o755);
+  s.env.CODA_RUNTIME_DIR = open;
+  const runner = await s.runner();
+  const { sessionId, client } = await s.open();
+  client.send({ type: "stdin", sessionId, data: "echo local-$((6 * 7))\r" });
+  await client.waitForOutput("local-42");
+  assertEquals(runner.stderr.split("sessions run inside the runner").length, 2, runner.stderr);
+  assert(runner.stderr.includes("open to other users"), runner.stderr);
+  assertEquals(await holderPids(open), []);
+});
