@@ -68,7 +68,12 @@ export function cliEnv(app: StartedApp, home: string, configPath: string): Recor
 }
 
 /** Stores credentials of a runner paired for `user` (with the API directly) where the CLI reads them. */
-export async function storePairedRunner(app: StartedApp, user: TestUser, configPath: string, appUrl = app.url) {
+export async function storePairedRunner(
+  app: StartedApp,
+  user: TestUser,
+  configPath: string,
+  appUrl = app.url,
+) {
   const paired = await pairRunner(app.url, user.cookie);
   const credentials = {
     relayUrl: paired.relayUrl,
@@ -81,4 +86,3 @@ export async function storePairedRunner(app: StartedApp, user: TestUser, configP
   await Deno.writeTextFile(configPath, JSON.stringify({ version: 1, credentials, cwds: {} }));
   return paired;
 }
-

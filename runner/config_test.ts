@@ -26,7 +26,13 @@ Deno.test("values are parsed and bad ones fail fast with one clear line", () => 
   assertEquals(config.replayBytes, 2 * 1024 * 1024);
   assertThrows(() => loadRunnerEnv({ RELAY_URL: "http://relay" }), RunnerConfigError);
   assertThrows(() => loadRunnerEnv({ APP_URL: "nope" }), /APP_URL must be a URL/);
-  assertThrows(() => loadRunnerEnv({ TTY_SYNC: "screen" }), /TTY_SYNC must be "tmux"/);
+  assertThrows(() => loadRunnerEnv({ TTY_SYNC: "screen" }), /TTY_SYNC must be holder, tmux or off/);
+  assertEquals(loadRunnerEnv({}).sync, "holder");
+  assertEquals(loadRunnerEnv({ TTY_SYNC: "off" }).tmux, false);
+  assertThrows(
+    () => loadRunnerEnv({ CODA_RUNTIME_DIR: "relative/dir" }),
+    /CODA_RUNTIME_DIR must be an absolute path/,
+  );
   assertThrows(() => loadRunnerEnv({ DEVMODE_SESSION_GRACE: "soon" }), /DEVMODE_SESSION_GRACE/);
   assertThrows(() => loadRunnerEnv({ CODA_REPLAY_BYTES: "12" }), /between 1 KiB and 256 MiB/);
   assertThrows(() => loadRunnerEnv({ CODA_TMUX_SOCKET: "../x" }), /CODA_TMUX_SOCKET/);

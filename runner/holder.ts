@@ -314,7 +314,13 @@ class Holder {
     }
     if (level === "debug") return;
     // No runner to tell: the line waits in the runtime directory for whoever looks.
-    const line = JSON.stringify({ time: new Date().toISOString(), level, msg: message, holder: Deno.pid, ...fields });
+    const line = JSON.stringify({
+      time: new Date().toISOString(),
+      level,
+      msg: message,
+      holder: Deno.pid,
+      ...fields,
+    });
     void appendFile(join(this.#options.dir, "holders.log"), `${line}\n`, { mode: 0o600 }).catch(() => {});
   }
 }

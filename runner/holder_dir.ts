@@ -47,7 +47,9 @@ export function spareSocketPath(dir: string, pid: number): string {
 export async function ensureRuntimeDir(dir: string): Promise<void> {
   const longest = new TextEncoder().encode(spareSocketPath(dir, 2 ** 32)).length;
   if (longest > MAX_SOCKET_PATH_BYTES) {
-    throw new Error(`the runtime directory ${dir} is too long for Unix sockets; set CODA_RUNTIME_DIR to a shorter one`);
+    throw new Error(
+      `the runtime directory ${dir} is too long for Unix sockets; set CODA_RUNTIME_DIR to a shorter one`,
+    );
   }
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const info = await stat(dir);

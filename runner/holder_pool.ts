@@ -265,7 +265,11 @@ export class HolderPool {
     }
     this.#hold(sessionId, holder);
     holder.send({ type: "holder-link", up: this.#linkUp });
-    log.info("re-adopted a session from its holder", { sessionId, shellPid: hello.shellPid, holder: hello.pid });
+    log.info("re-adopted a session from its holder", {
+      sessionId,
+      shellPid: hello.shellPid,
+      holder: hello.pid,
+    });
   }
 
   /** Makes `holder` the one of `sessionId`: its frames go to the link from now on. */
@@ -345,7 +349,10 @@ export async function spawnHolder(command: SelfCommand, dir: string): Promise<st
   const errors = readLines(child.stderr);
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${SPAWN_TIMEOUT_MS / 1000} s`)), SPAWN_TIMEOUT_MS);
+    timer = setTimeout(
+      () => reject(new Error(`no answer within ${SPAWN_TIMEOUT_MS / 1000} s`)),
+      SPAWN_TIMEOUT_MS,
+    );
   });
   try {
     const line = await Promise.race([output.first, timeout]);
@@ -360,7 +367,7 @@ export async function spawnHolder(command: SelfCommand, dir: string): Promise<st
 }
 
 /** The first line of `stream`, all of it, and a way to stop reading it. */
-function readLines(stream: ReadableStream<Uint8Array>) {
+function readLines(stream: ReadableStream<Uint8Array<ArrayBuffer>>) {
   const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
   let resolveFirst!: (line: string | undefined) => void;

@@ -183,7 +183,9 @@ const decoder = new TextDecoder();
  * Encodes a message. A `data` field holding bytes travels after the JSON
  * rather than inside it. Returns the frame's parts, to be written in order.
  */
-export function encodeHolderMessage(message: ToHolder | FromHolder | RelayToRunner | RunnerToRelay): Uint8Array[] {
+export function encodeHolderMessage(
+  message: ToHolder | FromHolder | RelayToRunner | RunnerToRelay,
+): Uint8Array[] {
   const data = (message as { data?: unknown }).data;
   if (!(data instanceof Uint8Array)) {
     const json = encoder.encode(JSON.stringify(message));
@@ -243,7 +245,9 @@ export class HolderFrameReader<M> {
     if (kind === FrameKind.OUTPUT) {
       const decoded = decodeBinaryFrame(body);
       if (!decoded.ok) return decoded;
-      if (decoded.value.type !== "output") return { ok: false, error: "holder frame: input where output belongs" };
+      if (decoded.value.type !== "output") {
+        return { ok: false, error: "holder frame: input where output belongs" };
+      }
       const { type: _type, ...chunk } = decoded.value;
       return { ok: true, value: { kind: "output", chunk } };
     }
@@ -252,7 +256,9 @@ export class HolderFrameReader<M> {
     if (kind === FrameKind.MESSAGE_WITH_BYTES) {
       if (body.length < 4) return { ok: false, error: "holder frame: shorter than its JSON length" };
       const jsonLength = new DataView(body.buffer, body.byteOffset, 4).getUint32(0);
-      if (4 + jsonLength > body.length) return { ok: false, error: "holder frame: JSON longer than the frame" };
+      if (4 + jsonLength > body.length) {
+        return { ok: false, error: "holder frame: JSON longer than the frame" };
+      }
       json = body.subarray(4, 4 + jsonLength);
       data = body.slice(4 + jsonLength);
     } else if (kind !== FrameKind.MESSAGE) {

@@ -138,7 +138,10 @@ Deno.test("holders: a SIGKILLed runner's shell lives on; the next runner re-adop
 });
 
 /** A copy of this checkout as another build: its version (and holder protocol) changed. */
-async function otherBuild(dir: string, options: { version: string; holderProtocol?: number }): Promise<string> {
+async function otherBuild(
+  dir: string,
+  options: { version: string; holderProtocol?: number },
+): Promise<string> {
   const copy = join(dir, "build");
   for (const part of ["deno.json", "deno.lock", "import_map.json", "api", "relay", "runner", "spa"]) {
     await cp(join(ROOT, part), join(copy, part), {
@@ -153,7 +156,10 @@ async function otherBuild(dir: string, options: { version: string; holderProtoco
     const source = await readFile(path, "utf8");
     await writeFile(
       path,
-      source.replace(/HOLDER_PROTOCOL_VERSION = \d+;/, `HOLDER_PROTOCOL_VERSION = ${options.holderProtocol};`),
+      source.replace(
+        /HOLDER_PROTOCOL_VERSION = \d+;/,
+        `HOLDER_PROTOCOL_VERSION = ${options.holderProtocol};`,
+      ),
     );
   }
   return join(copy, "runner", "main.ts");
@@ -176,13 +182,13 @@ Deno.test("holders: an upgraded runner re-adopts the old build's holders; anothe
     const old = await s.runner(await otherBuild(s.dir, { version: "0.0.8-ancient", holderProtocol: 999 }));
     const { sessionId, client } = await s.open();
     const [shellPid] = (await shellFacts(client, sessionId, "before")).split(":").map(Number);
-    const [holderPid] = await holderPids(s.runtimeDir).then((pids) => pids.filter((pid) => pid !== undefined));
+    const holders = await holderPids(s.runtimeDir);
     await old.kill("SIGTERM");
     const upgraded = await s.runner();
     assert(upgraded.stderr.includes("speaks another holder protocol"), upgraded.stderr);
     assert(upgraded.stderr.includes("0.0.8-ancient"), upgraded.stderr);
     await waitFor(async () => !await alive(shellPid), "the old shell gone");
-    assert(holderPid !== undefined && !await alive(holderPid));
+    await waitFor(async () => !(await Promise.all(holders.map(alive))).includes(true), "its holder gone");
     await waitFor(() => client.metas().includes("coda:ended:runner-restarted"), "the client told");
   });
 });
@@ -211,10 +217,7 @@ Deno.test("holders: reaped after the grace with no runner, when the shell exits,
   // spare went with its runner.
   await runner.kill("SIGKILL");
   await waitFor(async () => (await holderPids(s.runtimeDir)).length === 1, "the spare gone with its runner");
-  assert(
-    await alive(shellOne),
-    `the shell outlives its runner: ${runner.stderr}\n${await readFile(join(s.runtimeDir, "holders.log"), "utf8").catch(() => "")}`,
-  );
+  assert(await alive(shellOne), "the shell outlives its runner");
   await waitFor(async () => (await holderPids(s.runtimeDir)).length === 0, "the orphaned holder reaped");
   assert(!await alive(shellOne), "and its shell");
 
@@ -245,9 +248,13 @@ Deno.test("holders: TTY_SYNC=tmux runs tmux in the holder; a stopped runner's tm
     assertEquals(await shellFacts(client, sessionId, "after"), before, "re-adopted across a SIGKILL");
     await client.close();
     await next.kill("SIGINT");
-    await waitFor(async () => !await hasTmuxSession(tmux, sessionId), "the tmux session ended after the grace");
+    await waitFor(
+      async () => !await hasTmuxSession(tmux, sessionId),
+      "the tmux session ended after the grace",
+    );
   } finally {
-    await new Deno.Command("tmux", { args: ["-L", socket, "kill-server"], stdout: "null", stderr: "null" }).output();
+    await new Deno.Command("tmux", { args: ["-L", socket, "kill-server"], stdout: "null", stderr: "null" })
+      .output();
   }
 });
 

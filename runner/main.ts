@@ -646,7 +646,9 @@ function formatHolders(holders: HolderStatus[]): string {
     `Sessions: ${holders.length} held (they outlive the runner)`,
     ...holders.map((holder) =>
       `  ${holder.sessionId}  shell pid ${holder.shellPid ?? "-"}  holder pid ${holder.pid}  ` +
-      `${holder.clients} client${holder.clients === 1 ? "" : "s"}  ${holder.runner ? "runner connected" : "no runner"}` +
+      `${holder.clients} client${holder.clients === 1 ? "" : "s"}  ${
+        holder.runner ? "runner connected" : "no runner"
+      }` +
       `  since ${new Date(holder.startedAt).toISOString()}  ${holder.cwd ?? ""}`.trimEnd()
     ),
   ].join("\n");

@@ -9,7 +9,6 @@ import {
   apiJson,
   approvePairing,
   createSession,
-  pairRunner,
   revokeRunner,
   signup,
   type StartedApp,
@@ -20,7 +19,7 @@ import { browserOpener } from "./main.ts";
 import { Cli, cliEnv, localEnv, MAIN, storePairedRunner } from "./cli_testing.ts";
 import { OPEN_PROMPT } from "./pairing.ts";
 import { hasTmuxSession, type TmuxSettings } from "./tmux.ts";
-import { TestClient, waitFor } from "./testing.ts";
+import { endHolders, silentLogger, TestClient, waitFor } from "./testing.ts";
 
 Deno.test("CLI: pair end to end, store the credentials safely, reuse them, stop on revoke", async () => {
   const app = await startTestApp();
@@ -458,6 +457,7 @@ Deno.test("CLI: a runner revoked because this machine was paired again leaves it
     assert(await hasTmuxSession(tmux, session.sessionId), "the new runner can re-adopt the shell");
   } finally {
     for (const process of processes) await process.kill("SIGKILL");
+    await endHolders(join(dir, "sessions"), silentLogger);
     await new Deno.Command("tmux", {
       args: ["-L", tmux.socket, "kill-server"],
       stdout: "null",

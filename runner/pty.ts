@@ -95,11 +95,13 @@ export function spawnPty(request: SpawnRequest): PtyProcess {
  * another file (ENOTTY, or worse a terminal it then resizes).
  */
 function opened(child: IPty): IPty {
+  // The read stream is marked destroyed before its descriptor is closed; node-pty's own `close` comes later.
+  const stream = (child as unknown as { _socket?: { destroyed?: boolean } })._socket;
   let open = true;
   (child as unknown as { on(event: "close", listener: () => void): void }).on("close", () => open = false);
   const resize = child.resize.bind(child);
   child.resize = (cols, rows) => {
-    if (open) resize(cols, rows);
+    if (open && stream?.destroyed !== true) resize(cols, rows);
   };
   return rawReads(child);
 }

@@ -1,4 +1,5 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { setImmediate } from "node:timers";
 import { sessionEnv, spawnPty, userShell } from "./pty.ts";
 
 Deno.test("a session's environment: terminal variables set, the runner's secrets and tmux client vars gone", () => {
@@ -56,6 +57,48 @@ Deno.test("the PTY hands out raw bytes, and the terminal still knows it speaks U
     assert(/(?<!-)iutf8\r\n/.test(text), text);
     // A byte that is no UTF-8 reaches the session as it is, not as U+FFFD.
     assert(bytes.join(",").includes("255,195,169"), text);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("resizes between the PTY's close and its exit never reach the closed descriptor", async () => {
+  const home = await Deno.makeTempDir();
+  try {
+    let refused = 0;
+    for (let round = 0; round < 20; round++) {
+      const child = spawnPty({
+        sessionId: "session-0001",
+        cwd: home,
+        cols: 80,
+        rows: 24,
+        env: { HOME: home },
+      });
+      let exited = false;
+      const exit = new Promise<void>((resolve) =>
+        child.onExit(() => {
+          exited = true;
+          resolve();
+        })
+      );
+      child.kill("SIGKILL");
+      // node-pty closes the descriptor when its read stream ends and reports the exit after; every turn
+      // of the event loop in between gets a resize, as a client's would arrive.
+      await new Promise<void>((resolve) => {
+        const tick = () => {
+          if (exited) return resolve();
+          try {
+            child.resize(81 + (round % 5), 25);
+          } catch {
+            refused++;
+          }
+          setImmediate(tick);
+        };
+        tick();
+      });
+      await exit;
+    }
+    assertEquals(refused, 0, "no resize hit a closed (or reused) descriptor");
   } finally {
     await Deno.remove(home, { recursive: true });
   }

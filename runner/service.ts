@@ -55,6 +55,9 @@ export function systemdUnit(spec: ServiceSpec): string {
     `WorkingDirectory=${spec.home}`,
     "Restart=on-failure",
     "RestartSec=5",
+    // Stopping or restarting the service (an upgrade) ends the runner, not the session holders it
+    // started: they keep the shells for the runner that comes back.
+    "KillMode=process",
     "",
     "[Install]",
     "WantedBy=default.target",
@@ -91,6 +94,8 @@ ${strings([spec.program, ...spec.args])}
   <key>WorkingDirectory</key>
   <string>${xmlEscape(spec.home)}</string>
   <key>RunAtLoad</key>
+  <true/>
+  <key>AbandonProcessGroup</key>
   <true/>
   <key>KeepAlive</key>
   <dict>

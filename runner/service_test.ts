@@ -21,11 +21,12 @@ function specIn(dir: string): ServiceSpec {
   };
 }
 
-Deno.test("service: the systemd unit passes systemd-analyze verify, restarts on failure, quotes its paths", async () => {
+Deno.test("service: the systemd unit passes systemd-analyze verify, restarts on failure, spares the holders, quotes its paths", async () => {
   const dir = await Deno.makeTempDir({ prefix: "coda-unit-" });
   try {
     const unit = systemdUnit(specIn(dir));
     assert(unit.includes("Restart=on-failure") && unit.includes("WantedBy=default.target"), unit);
+    assert(unit.includes("KillMode=process"), "a service restart leaves the session holders running");
     assert(unit.includes(`"${join(dir, "my runner", "main.ts")}"`), "a path with a space is quoted");
     const file = join(dir, "coda-runner.service");
     await Deno.writeTextFile(file, unit);

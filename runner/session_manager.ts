@@ -68,14 +68,19 @@ export type AttachMessage = Extract<RelayToRunner, { type: "attach" }>;
  * process: the client has output of it (`offset` > 0) or the app saw it run (`resume`), and no tmux
  * session of that name survived to re-adopt. Otherwise it is a first attach.
  */
-export async function resumesLostSession(message: AttachMessage, tmux: TmuxSettings | undefined): Promise<boolean> {
+export async function resumesLostSession(
+  message: AttachMessage,
+  tmux: TmuxSettings | undefined,
+): Promise<boolean> {
   if ((message.offset ?? 0) === 0 && !message.resume) return false;
   return !(tmux && await hasTmuxSession(tmux, message.sessionId).catch(() => false));
 }
 
 /** Tells the client of `message` that its session ended with an earlier runner process. */
 export function reportLostSession(sink: SessionSink, log: Logger, message: AttachMessage): void {
-  log.info("a client resumed a session this runner no longer has; it ended", { sessionId: message.sessionId });
+  log.info("a client resumed a session this runner no longer has; it ended", {
+    sessionId: message.sessionId,
+  });
   const { sessionId, clientId } = message;
   sink.send({ type: "meta", sessionId, clientId, data: MetaLine.ended(EndedReason.RUNNER_RESTARTED) });
   sink.send({ type: "end", sessionId, exitCode: null });

@@ -13,6 +13,7 @@ import { silentLogger } from "./log.ts";
 import { waitFor as relayWaitFor } from "@coda/relay/testing";
 
 export { silentLogger };
+export { endHolders } from "./holder_pool.ts";
 /** {@linkcode relayWaitFor} with the runner tests' slower defaults (PTYs take longer than frames). */
 export function waitFor<T>(
   check: () => T | Promise<T>,

@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { apiJson, approvePairing, signup, type StartedApp, startTestApp } from "@coda/api/testing";
 import { waitFor } from "@coda/relay/testing";
+import { endHolders, silentLogger } from "@coda/runner/testing";
 import { builtSpa } from "./testing.ts";
 import type { TerminalTestHook } from "./src/terminal/terminal_pane.tsx";
 
@@ -49,8 +50,10 @@ class RunnerProcess {
   #child: Deno.ChildProcess;
   #output = "";
   #reading: Promise<void>;
+  readonly #home: string;
 
   constructor(appUrl: string, home: string, args: string[] = []) {
+    this.#home = home;
     this.#child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", join(ROOT, "runner", "main.ts"), ...args],
       cwd: home,
@@ -109,6 +112,8 @@ class RunnerProcess {
     }
     await this.#child.status;
     await this.#reading;
+    // The sessions' holders outlive a stopped runner by design; a test leaves none behind.
+    await endHolders(join(this.#home, "sessions"), silentLogger);
   }
 }
 
