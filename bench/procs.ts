@@ -22,6 +22,67 @@ export function cpuSeconds(pid: number | "self"): number {
   return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
 }
 
+/** The session holders `parent` started (its children running `coda-runner hold`). */
+export function holderChildren(parent: number): number[] {
+  const pids: number[] = [];
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid !== parent) continue;
+      if (Deno.readTextFileSync(`/proc/${entry.name}/cmdline`).split("\0").includes("hold")) {
+        pids.push(Number(entry.name));
+      }
+    } catch {
+      // Gone while listed.
+    }
+  }
+  return pids;
+}
+
+/**
+ * CPU used by `pids` from now on, sampled every 50 ms while they live: a holder
+ * ends with its session, so its last sample (at most 50 ms old) is what counts.
+ */
+export class LiveCpu {
+  readonly #first = new Map<number, number>();
+  readonly #last = new Map<number, number>();
+  readonly #timer: ReturnType<typeof setInterval>;
+
+  constructor(pids: number[]) {
+    for (const pid of pids) {
+      const cpu = tryCpuSeconds(pid);
+      if (cpu !== undefined) this.#first.set(pid, cpu);
+    }
+    this.#timer = setInterval(() => this.#sample(), 50);
+  }
+
+  #sample(): void {
+    for (const pid of this.#first.keys()) {
+      const cpu = tryCpuSeconds(pid);
+      if (cpu !== undefined) this.#last.set(pid, cpu);
+    }
+  }
+
+  /** Stops sampling; the CPU-seconds used since construction. */
+  stop(): number {
+    clearInterval(this.#timer);
+    this.#sample();
+    let total = 0;
+    for (const [pid, first] of this.#first) total += (this.#last.get(pid) ?? first) - first;
+    return total;
+  }
+}
+
+function tryCpuSeconds(pid: number): number | undefined {
+  try {
+    return cpuSeconds(pid);
+  } catch {
+    return undefined;
+  }
+}
+
 /** Resident set size of process `pid` in bytes (`VmRSS` of `/proc/<pid>/status`). */
 export function rssBytes(pid: number | "self"): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
