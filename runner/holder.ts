@@ -36,6 +36,7 @@ import {
   ToHolderSchema,
 } from "./holder_protocol.ts";
 import { SessionManager } from "./session_manager.ts";
+import { warmUpPty } from "./pty.ts";
 import type { SessionSink } from "./session.ts";
 import { RunnerFileStore } from "./credentials.ts";
 import type { LogFields, Logger, LogLevel } from "./log.ts";
@@ -61,6 +62,7 @@ const SPARE_JOIN_MS = 30_000;
 /** Runs a holder until its session is over; resolves its exit code. */
 export async function runHolder(options: HolderOptions): Promise<number> {
   const holder = new Holder(options);
+  await warmUpPty();
   await holder.listen();
   options.announce(`ready ${holder.socketPath}`);
   return await holder.done;

@@ -23,7 +23,7 @@ export interface HolderConnectionHandler {
   onMessage(message: FromHolder): void;
   onOutput(chunk: OutputChunk): void;
   /** The connection closed (either side), or a frame was bad. */
-  onClose(): void;
+  onClose(): void | Promise<void>;
 }
 
 /** How long a holder has to answer a connection with its hello, ms. */
@@ -73,7 +73,7 @@ export class HolderConnection {
         }
         connection.#closed = true;
         markClosed();
-        connection.#handler?.onClose();
+        void connection.#handler?.onClose();
       });
       socket.on("data", (bytes: Uint8Array) => {
         for (const frame of reader.push(bytes)) {

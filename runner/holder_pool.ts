@@ -92,22 +92,6 @@ export class HolderPool {
     this.#prepareSpare();
   }
 
-  /** The sessions held, by id, with the pid of each one's shell. */
-  sessions(): { sessionId: string; shellPid?: number; inProcess: boolean }[] {
-    return [
-      ...[...this.#holders].map(([sessionId, holder]) => ({
-        sessionId,
-        shellPid: holder.hello.shellPid,
-        inProcess: false,
-      })),
-      ...[...this.#local].map((sessionId) => ({
-        sessionId,
-        shellPid: this.#options.local.get(sessionId)?.pid,
-        inProcess: true,
-      })),
-    ];
-  }
-
   /** Handles one message from the link, in order per session. Never throws. */
   handle(message: RelayToRunner): Promise<void> {
     const sessionId = messageSession(message);
@@ -156,8 +140,7 @@ export class HolderPool {
 
   async #route(sessionId: string, message: RelayToRunner): Promise<void> {
     if (this.#local.has(sessionId)) {
-      await this.#options.local.handle(message);
-      if (!this.#options.local.get(sessionId)) this.#local.delete(sessionId);
+      await this.#runLocally(sessionId, message);
       return;
     }
     const holder = this.#holders.get(sessionId);
@@ -182,8 +165,7 @@ export class HolderPool {
     const holder = this.#unavailable === undefined ? await this.#takeSpare() : undefined;
     if (!holder) {
       this.#local.add(message.sessionId);
-      await this.#options.local.handle(message);
-      if (!this.#options.local.get(message.sessionId)) this.#local.delete(message.sessionId);
+      await this.#runLocally(message.sessionId, message);
       return;
     }
     this.#hold(message.sessionId, holder);
@@ -192,20 +174,32 @@ export class HolderPool {
     holder.send(message);
   }
 
-  /** A spare holder for a new session (and another started behind it), or none when none starts. */
+  /** Hands `message` to the in-process sessions; forgets a session of theirs once it is over. */
+  async #runLocally(sessionId: string, message: RelayToRunner): Promise<void> {
+    await this.#options.local.handle(message);
+    if (!this.#options.local.get(sessionId)) this.#local.delete(sessionId);
+  }
+
+  /**
+   * A spare holder for a new session (and another started behind it), or none when none starts. A
+   * spare that died while it waited is replaced once.
+   */
   async #takeSpare(): Promise<HolderConnection | undefined> {
-    const spare = this.#spare ?? this.#spawn();
-    this.#spare = undefined;
-    let holder: HolderConnection;
-    try {
-      holder = await spare;
-    } catch (error) {
-      this.#fallBack(`a session holder did not start: ${describe(error)}`);
-      return undefined;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const spare = this.#spare ?? this.#spawn();
+      this.#spare = undefined;
+      let holder: HolderConnection;
+      try {
+        holder = await spare;
+      } catch (error) {
+        this.#fallBack(`a session holder did not start: ${describe(error)}`);
+        return undefined;
+      }
+      this.#prepareSpare();
+      if (!holder.isClosed) return holder;
     }
-    this.#prepareSpare();
-    if (holder.isClosed) return this.#takeSpare();
-    return holder;
+    this.#fallBack("session holders exit as soon as they start");
+    return undefined;
   }
 
   #prepareSpare(): void {
@@ -292,9 +286,17 @@ export class HolderPool {
         sink.sendOutput(chunk);
         this.#checkLink();
       },
-      onClose: () => {
+      onClose: async () => {
         if (this.#holders.get(sessionId) === holder) this.#holders.delete(sessionId);
         if (ended || this.#closing) return;
+        // A holder that still listens was taken over by another runner started with these credentials
+        // (the relay hands that one the link too): the session goes on there.
+        const alive = await HolderConnection.connect(holderSocketPath(this.#options.dir, sessionId))
+          .then((probe) => probe.close().then(() => true), () => false);
+        if (alive) {
+          log.warn("another runner took over a session's holder", { sessionId });
+          return;
+        }
         log.warn("a session holder exited without ending its session", { sessionId });
         sink.send({ type: "meta", sessionId, data: MetaLine.error("the session's holder process exited") });
         sink.send({ type: "end", sessionId, exitCode: null });
