@@ -353,6 +353,7 @@ function sessionOptions(
     ttyCwd: ctx.config.ttyCwd,
     graceMs: ctx.config.sessionGraceMs,
     replayBytes: ctx.config.replayBytes,
+    transferMaxBytes: ctx.config.transferMaxBytes,
     tmux,
     store: ctx.store,
     recording: credentials?.appUrl
