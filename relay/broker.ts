@@ -538,7 +538,7 @@ export class Broker {
       );
     };
     const runner = client.runner;
-    if (!runner || client.state !== "live" || !isOpen(runner.socket)) {
+    if (!runner || !isOpen(runner.socket)) {
       return refuse("the runner is not connected; try again once the terminal is online");
     }
     if (!runner.transfers) return refuse("this runner does not support file transfer; update coda-runner");
@@ -579,7 +579,7 @@ export class Broker {
     const runner = client.runner;
     const { sessionId, transferId } = upload;
     if (
-      !runner || client.state !== "live" || !isOpen(runner.socket) ||
+      !runner || !isOpen(runner.socket) ||
       runner.socket.bufferedAmount > this.#deps.limits.maxRunnerBufferedBytes
     ) {
       // A piece lost would corrupt the file: the upload ends on both sides instead.

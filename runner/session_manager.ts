@@ -81,6 +81,11 @@ export class SessionManager {
     return this.#sessions.get(sessionId);
   }
 
+  /** The file transfers of session `sessionId`, if running. */
+  transfers(sessionId: string): FileTransfers | undefined {
+    return this.#transfers.get(sessionId);
+  }
+
   /** Every running session. */
   list(): Session[] {
     return [...this.#sessions.values()];
