@@ -171,6 +171,8 @@ export class Broker {
     for (const client of runner.clients) {
       client.runner = undefined;
       client.state = "offline";
+      // The runner dropped their uploads with the link; they start afresh when it is back.
+      client.uploads.clear();
       this.#stopAcks(client);
       this.#tell(client, "offline");
       this.#startWait(client, "runner did not come back");
