@@ -44,16 +44,6 @@ export type TransferMessage = Extract<
   }
 >;
 
-/** The message types of {@linkcode TransferMessage}. */
-export const TRANSFER_MESSAGE_TYPES: ReadonlySet<string> = new Set([
-  "upload-start",
-  "upload-data",
-  "upload-cancel",
-  "download-accept",
-  "download-ack",
-  "download-cancel",
-]);
-
 /** Options of {@linkcode FileTransfers}. */
 export interface FileTransfersOptions {
   sessionId: string;

@@ -176,6 +176,19 @@ Deno.test("a large download does not hold up keystroke echo, and stops when its 
   assert(sent <= TRANSFER_WINDOW_BYTES, `${sent} bytes went to a tab that never acknowledged`);
 });
 
+Deno.test("keystroke echo keeps coming while a large upload runs", async () => {
+  await using t = await setup();
+  const { client, sessionId } = await t.client();
+  const data = random(24 * 1024 * 1024);
+  const uploading = client.upload(sessionId, 1, "large.bin", data);
+  await waitFor(() => client.messages.some((m) => m.type === "upload-ack"), "the upload under way");
+  client.send({ type: "stdin", sessionId, data: "echo typed-$((6 * 7))\r" });
+  await client.waitForOutput("typed-42");
+  assert(!client.messages.some((m) => m.type === "upload-done"), "the echo came while the upload ran");
+  assertEquals((await uploading)?.type, "upload-done");
+  assertEquals(sha256(await Deno.readFile(join(t.home, "large.bin"))), sha256(data));
+});
+
 Deno.test("an upload from a tab that closes halfway is removed, and never appears under its name", async () => {
   await using t = await setup();
   const { client, sessionId } = await t.client();
