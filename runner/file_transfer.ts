@@ -233,7 +233,8 @@ export class FileTransfers {
     const temporary = join(dir, `.coda-upload-${randomHex(8)}.part`);
     let file: Deno.FsFile;
     try {
-      file = await Deno.open(temporary, { write: true, createNew: true, mode: 0o600 });
+      // The mode a new file of the user gets (0666 less the umask), as the final file will have it.
+      file = await Deno.open(temporary, { write: true, createNew: true, mode: 0o666 });
     } catch (error) {
       return refuse(`cannot write in ${dir}: ${describeError(error)}`);
     }

@@ -310,6 +310,20 @@ Deno.test("only a regular file within the cap is offered; an unknown download is
   assertEquals((error as { direction: string }).direction, "download");
 });
 
+Deno.test({
+  name: "the error of a write to a full device reads as no space left",
+  ignore: !(await Deno.stat("/dev/full").then(() => true, () => false)),
+  async fn() {
+    const full = await Deno.open("/dev/full", { write: true });
+    try {
+      const error = await full.write(new Uint8Array(16)).then(() => undefined, (error) => error);
+      assertEquals(writeFailure(error), "no space left on the device; the partial file was removed");
+    } finally {
+      full.close();
+    }
+  },
+});
+
 Deno.test("write failures name a full disk and a full quota plainly", () => {
   const enospc = Object.assign(new Error("No space left on device (os error 28)"), { code: "ENOSPC" });
   assertEquals(writeFailure(enospc), "no space left on the device; the partial file was removed");
