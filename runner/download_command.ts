@@ -63,8 +63,9 @@ export function downloadCommandDir(base?: string): string | undefined {
     const dir = join(root, "bin");
     Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const target = join(dir, "coda-download");
-    // A private temporary name, then rename: a shell running it meanwhile never reads half a script.
-    const temporary = `${target}.${Deno.pid}.tmp`;
+    // A temporary name of this call's own, then rename: a shell running it meanwhile never reads half a
+    // script, and sessions starting at once in several isolates of one process never share the name.
+    const temporary = `${target}.${Deno.pid}.${newDownloadKey().slice(0, 8)}.tmp`;
     Deno.writeTextFileSync(temporary, DOWNLOAD_SCRIPT, { mode: 0o700 });
     Deno.chmodSync(temporary, 0o700);
     Deno.renameSync(temporary, target);

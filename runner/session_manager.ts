@@ -259,6 +259,9 @@ export class SessionManager {
     // `coda-download` offers a file by a mark carrying this session's key (never tmux's: it swallows the mark).
     const downloadKey = newDownloadKey();
     const binDir = tmux ? undefined : downloadCommandDir();
+    if (!tmux && !binDir) {
+      this.#options.log.warn("coda-download is unavailable: its script could not be written");
+    }
     const env = binDir ? downloadCommandEnv(this.#options.env, downloadKey, binDir) : this.#options.env;
     let pty: PtyProcess;
     try {

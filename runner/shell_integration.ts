@@ -248,8 +248,9 @@ export function integrationDir(base: string = Deno.env.get("XDG_RUNTIME_DIR") ||
   for (const [path, text] of Object.entries(INIT_FILES)) {
     const target = join(dir, path);
     Deno.mkdirSync(join(target, ".."), { recursive: true, mode: 0o700 });
-    // A private temporary name, then rename: a shell starting meanwhile never reads half a file.
-    const temporary = `${target}.${Deno.pid}.tmp`;
+    // A private temporary name, then rename: a shell starting meanwhile never reads half a file. Random
+    // too: test modules run as isolates of one process, and two writing one name lost the rename.
+    const temporary = `${target}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
     Deno.writeTextFileSync(temporary, text, { mode: 0o600 });
     Deno.renameSync(temporary, target);
   }
