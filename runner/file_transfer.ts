@@ -170,7 +170,9 @@ export class FileTransfers {
     if (!info.isFile) return this.#broadcastError(`coda-download: ${full} is not a regular file`);
     if (info.size > this.#maxBytes) {
       return this.#broadcastError(
-        `coda-download: ${full} is ${formatBytes(info.size)}, over the ${formatBytes(this.#maxBytes)} cap`,
+        `coda-download: ${full} is ${formatBytes(info.size)}, over the ${
+          formatBytes(this.#maxBytes)
+        } cap (CODA_TRANSFER_MAX_BYTES)`,
       );
     }
     const transferId = this.#nextOffer++;
