@@ -11,6 +11,8 @@
  * ```
  * output (0x01): type u8 | flags u8 | s u8 | c u8 | offset u64 | sessionId[s] | clientId[c] | bytes…
  * input  (0x02): type u8 | flags u8 | s u8 | c u8 |              sessionId[s] | clientId[c] | bytes…
+ * upload (0x03), download (0x04):
+ *                type u8 | flags u8 | s u8 | c u8 | transferId u32 | offset u64 | sessionId[s] | clientId[c] | bytes…
  * ```
  *
  * Decoding never copies the payload: `data` is a view into the frame.
@@ -34,6 +36,10 @@ export const BinaryFrameType = {
   OUTPUT: 0x01,
   /** Stdin bytes: client → relay, relay → runner. */
   INPUT: 0x02,
+  /** A piece of a file being uploaded: client → relay, relay → runner (naming the client). */
+  UPLOAD: 0x03,
+  /** A piece of a file being downloaded: runner → relay (naming the client), relay → client. */
+  DOWNLOAD: 0x04,
 } as const;
 
 /** Bits of an output frame's flags byte; every other bit must be 0. */
@@ -46,6 +52,10 @@ export const OutputFlag = {
 export const OUTPUT_FIXED_HEADER_BYTES = 12;
 /** Fixed header bytes of an input frame: type, flags, the two id lengths. */
 export const INPUT_FIXED_HEADER_BYTES = 4;
+/** Fixed header bytes of an upload or download frame: type, flags, the id lengths, transfer id, offset. */
+export const FILE_FIXED_HEADER_BYTES = 16;
+/** Largest transfer id (a u32 on the wire); 0 is never used. */
+export const MAX_TRANSFER_ID = 2 ** 32 - 1;
 
 /** Offsets are 64-bit on the wire; values past this (2^53 − 1) are refused. */
 const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
@@ -73,8 +83,23 @@ export interface InputFrame {
   data: Uint8Array;
 }
 
+/**
+ * A piece of a file in transfer: `upload` from a client towards the runner, `download` from the
+ * runner towards a client. `offset` is the byte offset of `data[0]` in the file.
+ */
+export interface FileFrame {
+  type: "upload" | "download";
+  sessionId: string;
+  /** The client the transfer belongs to: set between relay and runner, never on a client's link. */
+  clientId?: string;
+  /** The transfer, 1 to 2^32 − 1: chosen by the client for an upload, by the runner for a download. */
+  transferId: number;
+  offset: number;
+  data: Uint8Array;
+}
+
 /** Any binary frame. */
-export type BinaryFrame = OutputFrame | InputFrame;
+export type BinaryFrame = OutputFrame | InputFrame | FileFrame;
 
 function checkId(id: string, pattern: RegExp, what: string): void {
   if (!pattern.test(id)) {
@@ -147,6 +172,32 @@ export function encodeInputFrame(frame: Omit<InputFrame, "type">): Uint8Array<Ar
   return bytes;
 }
 
+/** Encodes an upload or download frame; one copy of `data`. Throws a `RangeError` on an invalid field. */
+export function encodeFileFrame(frame: FileFrame): Uint8Array<ArrayBuffer> {
+  const { sessionId, clientId = "", transferId, offset, data } = frame;
+  checkId(sessionId, SESSION_ID_PATTERN, "sessionId");
+  if (clientId !== "") checkId(clientId, CLIENT_ID_PATTERN, "clientId");
+  if (!Number.isInteger(transferId) || transferId < 1 || transferId > MAX_TRANSFER_ID) {
+    throw new RangeError("binary frame: transferId must be a whole number from 1 to 2^32 - 1");
+  }
+  if (!Number.isInteger(offset) || offset < 0 || offset > MAX_OFFSET) {
+    throw new RangeError("binary frame: offset must be a whole number from 0 to 2^53 - 1");
+  }
+  const header = FILE_FIXED_HEADER_BYTES + sessionId.length + clientId.length;
+  const bytes = new Uint8Array(header + data.byteLength);
+  bytes[0] = frame.type === "upload" ? BinaryFrameType.UPLOAD : BinaryFrameType.DOWNLOAD;
+  bytes[2] = sessionId.length;
+  bytes[3] = clientId.length;
+  const view = new DataView(bytes.buffer);
+  view.setUint32(4, transferId);
+  view.setUint32(8, Math.floor(offset / TWO_32));
+  view.setUint32(12, offset % TWO_32);
+  writeAscii(bytes, FILE_FIXED_HEADER_BYTES, sessionId);
+  writeAscii(bytes, FILE_FIXED_HEADER_BYTES + sessionId.length, clientId);
+  bytes.set(data, header);
+  return bytes;
+}
+
 /** `bytes[from, to)` as a string of Latin-1 characters (ids are ASCII; anything else fails their pattern). */
 function readAscii(bytes: Uint8Array, from: number, to: number): string {
   return String.fromCharCode.apply(null, bytes.subarray(from, to) as unknown as number[]);
@@ -165,6 +216,8 @@ export function decodeBinaryFrame(frame: Uint8Array | ArrayBuffer): Decoded<Bina
     ? OUTPUT_FIXED_HEADER_BYTES
     : type === BinaryFrameType.INPUT
     ? INPUT_FIXED_HEADER_BYTES
+    : type === BinaryFrameType.UPLOAD || type === BinaryFrameType.DOWNLOAD
+    ? FILE_FIXED_HEADER_BYTES
     : 0;
   if (fixed === 0) return fail(`unknown type 0x${type.toString(16).padStart(2, "0")}`);
   if (bytes.byteLength < fixed) {
@@ -196,6 +249,21 @@ export function decodeBinaryFrame(frame: Uint8Array | ArrayBuffer): Decoded<Bina
     };
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (type === BinaryFrameType.UPLOAD || type === BinaryFrameType.DOWNLOAD) {
+    const transferId = view.getUint32(4);
+    if (transferId === 0) return fail("transferId must be 1 to 2^32 - 1");
+    const high = view.getUint32(8);
+    if (high > Math.floor(MAX_OFFSET / TWO_32)) return fail("offset exceeds 2^53 - 1");
+    const value: FileFrame = {
+      type: type === BinaryFrameType.UPLOAD ? "upload" : "download",
+      sessionId,
+      transferId,
+      offset: high * TWO_32 + view.getUint32(12),
+      data,
+    };
+    if (clientId !== undefined) value.clientId = clientId;
+    return { ok: true, value };
+  }
   const high = view.getUint32(4);
   if (high > Math.floor(MAX_OFFSET / TWO_32)) return fail("offset exceeds 2^53 - 1");
   const offset = high * TWO_32 + view.getUint32(8);

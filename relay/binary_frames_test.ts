@@ -3,8 +3,11 @@ import {
   BINARY_SUBPROTOCOL,
   BinaryFrameType,
   decodeBinaryFrame,
+  encodeFileFrame,
   encodeInputFrame,
   encodeOutputFrame,
+  FILE_FIXED_HEADER_BYTES,
+  MAX_TRANSFER_ID,
   OUTPUT_FIXED_HEADER_BYTES,
   reserveOutput,
 } from "./protocol.ts";
@@ -125,4 +128,60 @@ Deno.test("binary frames: output in reserved room is framed where it lies; anyth
   );
   const plain = new Uint8Array(64).subarray(OUTPUT_FIXED_HEADER_BYTES + sessionId.length);
   assert(encodeOutputFrame({ sessionId, offset: 0, replay: false, data: plain }).buffer !== plain.buffer);
+});
+
+Deno.test("upload and download frames round-trip the transfer id, the offset and the client id", () => {
+  const data = new Uint8Array([0, 1, 2, 0x1b, 255]);
+  for (
+    const frame of [
+      { type: "upload" as const, sessionId, transferId: 1, offset: 0, data },
+      {
+        type: "upload" as const,
+        sessionId,
+        clientId,
+        transferId: MAX_TRANSFER_ID,
+        offset: 2 ** 40 + 3,
+        data,
+      },
+      {
+        type: "download" as const,
+        sessionId,
+        clientId,
+        transferId: 77,
+        offset: 65536,
+        data: new Uint8Array(),
+      },
+      { type: "download" as const, sessionId, transferId: 5, offset: Number.MAX_SAFE_INTEGER, data },
+    ]
+  ) {
+    const encoded = encodeFileFrame(frame);
+    equal(encoded[0], frame.type === "upload" ? BinaryFrameType.UPLOAD : BinaryFrameType.DOWNLOAD);
+    equal(
+      encoded.byteLength,
+      FILE_FIXED_HEADER_BYTES + sessionId.length + (frame.clientId?.length ?? 0) + frame.data.byteLength,
+    );
+    assertEquals(decodeBinaryFrame(encoded), { ok: true, value: frame });
+  }
+});
+
+Deno.test("upload and download frames refuse a zero transfer id, flags, and bad fields", () => {
+  const good = encodeFileFrame({ type: "upload", sessionId, transferId: 3, offset: 0, data: bytes(1) });
+  const zeroId = good.slice();
+  zeroId.fill(0, 4, 8);
+  assertEquals(decodeBinaryFrame(zeroId), {
+    ok: false,
+    error: "binary frame: transferId must be 1 to 2^32 - 1",
+  });
+  const flagged = good.slice();
+  flagged[1] = 1;
+  assertEquals(decodeBinaryFrame(flagged), { ok: false, error: "binary frame: unknown flags 0x01" });
+  assertEquals(decodeBinaryFrame(good.subarray(0, 10)).ok, false, "shorter than its header");
+  throws(
+    () => encodeFileFrame({ type: "download", sessionId, transferId: 0, offset: 0, data: bytes() }),
+    RangeError,
+  );
+  throws(
+    () => encodeFileFrame({ type: "download", sessionId, transferId: 1, offset: -1, data: bytes() }),
+    RangeError,
+  );
 });

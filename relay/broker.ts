@@ -18,11 +18,17 @@ import type { RelayMetrics } from "./metrics.ts";
 import { PendingWrites } from "./pending_writes.ts";
 import type { ClientPeer, PendingInput, RunnerPeer } from "./peers.ts";
 import {
+  CLIENT_TRANSFER_TYPES,
+  type ClientMessage,
   CloseCode,
   CloseReason,
   encode,
+  encodeFileFrame,
   encodeInputFrame,
   encodeOutputFrame,
+  type FileFrame,
+  type JsonMessage,
+  type JsonRelayToRunner,
   MetaLine,
   type OutputFrame,
   parseMetaLine,
@@ -33,7 +39,7 @@ import {
 } from "./protocol.ts";
 
 /** The relay's `welcome` to `runnerId`: protocol 2, binary frames taken. */
-export function welcomeFor(runnerId: string): RelayToRunner {
+export function welcomeFor(runnerId: string): JsonRelayToRunner {
   return { type: "welcome", runnerId, protocol: PROTOCOL_VERSION, binary: true };
 }
 
@@ -165,6 +171,8 @@ export class Broker {
     for (const client of runner.clients) {
       client.runner = undefined;
       client.state = "offline";
+      // The runner dropped their uploads with the link; they start afresh when it is back.
+      client.uploads.clear();
       this.#stopAcks(client);
       this.#tell(client, "offline");
       this.#startWait(client, "runner did not come back");
@@ -259,7 +267,14 @@ export class Broker {
       }
       case "binary":
         runner.binary = true;
+        runner.transfers = message.transfers === true;
         return;
+      case "upload-ack":
+      case "upload-done":
+      case "download-offer":
+      case "download-done":
+      case "transfer-error":
+        return this.#transferToClient(runner, message, bytes);
       case "attached": {
         const client = this.#targetOf(runner, message.sessionId, message.clientId);
         if (!client) return this.#deps.metrics.dropped("unknown_client");
@@ -327,6 +342,56 @@ export class Broker {
       json: undefined,
       size: frame.byteLength,
     });
+  }
+
+  /**
+   * Routes a runner's transfer message: to its target client, or (a download offer) to every live
+   * client of the session that may take one — never a viewer, never a client without binary frames
+   * (file bytes only travel in them). An upload's end or progress updates the client's window.
+   */
+  #transferToClient(
+    runner: RunnerPeer,
+    message: Extract<
+      RunnerToRelay,
+      { type: "upload-ack" | "upload-done" | "download-offer" | "download-done" | "transfer-error" }
+    >,
+    bytes: number,
+  ): void {
+    const { clientId, ...forClient } = message;
+    const frame = encode(forClient as JsonMessage);
+    const targets = clientId !== undefined
+      ? [this.#targetOf(runner, message.sessionId, clientId)].filter((client) => client !== undefined)
+      : [...runner.clients].filter((client) =>
+        client.sessionId === message.sessionId && client.state === "live"
+      );
+    let delivered = false;
+    for (const client of targets) {
+      if (client.isViewer || !client.binary) continue;
+      const upload = client.uploads.get(message.transferId);
+      if (upload && message.type === "upload-ack") upload.acked = Math.max(upload.acked, message.offset);
+      const over = message.type === "upload-done" ||
+        (message.type === "transfer-error" && message.direction === "upload");
+      if (upload && over) client.uploads.delete(message.transferId);
+      delivered = this.#push(client, frame, bytes) || delivered;
+    }
+    if (!delivered) this.#deps.metrics.dropped(clientId === undefined ? "no_client" : "unknown_client");
+  }
+
+  /**
+   * Routes a runner's download frame to its client (it must name one of this runner's clients on
+   * that session, neither a viewer nor a JSON client), without the client id, under the client's
+   * buffer cap like output.
+   */
+  fromRunnerFile(runner: RunnerPeer, file: FileFrame, bytes: number): void {
+    if (this.runners.get(runner.runnerId) !== runner) {
+      this.#deps.metrics.dropped("runner_replaced");
+      return;
+    }
+    const client = file.clientId === undefined
+      ? undefined
+      : this.#targetOf(runner, file.sessionId, file.clientId);
+    if (!client || client.isViewer || !client.binary) return this.#deps.metrics.dropped("unknown_client");
+    this.#push(client, encodeFileFrame({ ...file, clientId: undefined }), bytes);
   }
 
   /** Sends output to its target client, or to every live client of the session on `runner`. */
@@ -434,6 +499,9 @@ export class Broker {
    * or the stdin bytes of a binary input frame.
    */
   fromClient(client: ClientPeer, message: PendingInput, bytes: number): void {
+    if (!(message instanceof Uint8Array) && CLIENT_TRANSFER_TYPES.has(message.type)) {
+      return this.#transferFromClient(client, message, bytes);
+    }
     const runner = client.runner;
     if (!runner || !isOpen(runner.socket)) {
       if (client.pendingBytes + bytes > this.#deps.limits.maxPendingClientBytes) {
@@ -452,6 +520,87 @@ export class Broker {
     if (trySend(runner.socket, this.#toRunner(client, runner, message))) {
       this.#deps.metrics.relayed("client_to_runner", bytes);
     } else this.#deps.metrics.dropped("runner_gone");
+  }
+
+  /**
+   * A client's transfer message (never a viewer's: the link dropped those): forwarded, naming the
+   * client, to a live runner that takes transfers, else refused with `transfer-error`. An
+   * `upload-start` opens the upload's window here, within the client's cap of uploads.
+   */
+  #transferFromClient(client: ClientPeer, message: ClientMessage, bytes: number): void {
+    if (!("transferId" in message)) return;
+    const { sessionId, transferId } = message;
+    const direction = message.type.startsWith("upload") ? "upload" : "download";
+    const refuse = (why: string) => {
+      this.#deps.metrics.dropped("transfer_refused");
+      if (!isOpen(client.socket)) return;
+      trySend(
+        client.socket,
+        encode({ type: "transfer-error", sessionId, transferId, direction, message: why }),
+      );
+    };
+    const runner = client.runner;
+    if (!runner || !isOpen(runner.socket)) {
+      return refuse("the runner is not connected; try again once the terminal is online");
+    }
+    if (!runner.transfers) return refuse("this runner does not support file transfer; update coda-runner");
+    if (!client.binary) return refuse("file transfer needs the coda.v2 subprotocol");
+    if (message.type === "upload-start") {
+      if (client.uploads.has(transferId)) return refuse(`upload ${transferId} is already under way`);
+      if (client.uploads.size >= this.#deps.limits.maxUploadsPerClient) {
+        return refuse(`at most ${this.#deps.limits.maxUploadsPerClient} uploads at once`);
+      }
+      client.uploads.set(transferId, { size: message.size, forwarded: 0, acked: 0 });
+    }
+    if (message.type === "upload-cancel") client.uploads.delete(transferId);
+    if (trySend(runner.socket, encode({ ...message, clientId: client.clientId } as JsonMessage))) {
+      this.#deps.metrics.relayed("client_to_runner", bytes);
+    }
+  }
+
+  /**
+   * Forwards a piece of a client's upload (checked by the link: its session, no viewer) to the
+   * runner, naming the client. It must continue an upload this client started, at the offset where
+   * the last piece ended, within the declared size: else it is a strike (`false`). Past the window
+   * beyond the runner's last `upload-ack` the client is closed 4429, so whatever it sends the relay
+   * never holds more than the window per upload.
+   */
+  fromClientUpload(client: ClientPeer, upload: FileFrame, bytes: number): boolean {
+    const window = client.uploads.get(upload.transferId);
+    if (!window || upload.offset !== window.forwarded) return false;
+    const end = upload.offset + upload.data.byteLength;
+    if (end > window.size) return false;
+    if (end - window.acked > this.#deps.limits.transferWindowBytes) {
+      this.#deps.metrics.dropped("transfer_window");
+      this.#deps.log({ event: "transfer_window", clientId: client.clientId, sessionId: client.sessionId });
+      this.removeClient(client);
+      this.#close(client.socket, CloseCode.TRANSFER_WINDOW, CloseReason.TRANSFER_WINDOW);
+      return true;
+    }
+    window.forwarded = end;
+    const runner = client.runner;
+    const { sessionId, transferId } = upload;
+    if (
+      !runner || !isOpen(runner.socket) ||
+      runner.socket.bufferedAmount > this.#deps.limits.maxRunnerBufferedBytes
+    ) {
+      // A piece lost would corrupt the file: the upload ends on both sides instead.
+      client.uploads.delete(transferId);
+      this.#deps.metrics.dropped("transfer_refused");
+      const message = "the runner is not reading; the upload stopped, try again";
+      trySend(
+        client.socket,
+        encode({ type: "transfer-error", sessionId, transferId, direction: "upload", message }),
+      );
+      if (runner && isOpen(runner.socket)) {
+        send(runner.socket, { type: "upload-cancel", sessionId, transferId, clientId: client.clientId });
+      }
+      return true;
+    }
+    if (trySend(runner.socket, encodeFileFrame({ ...upload, clientId: client.clientId }))) {
+      this.#deps.metrics.relayed("client_to_runner", bytes);
+    }
+    return true;
   }
 
   /**
@@ -782,6 +931,6 @@ function claimOf(runner: RunnerPeer): RunnerClaim {
 }
 
 /** Sends a protocol message to a runner (best effort: a closed link is handled by its close event). */
-function send(socket: WebSocket, message: RelayToRunner): void {
+function send(socket: WebSocket, message: JsonRelayToRunner): void {
   trySend(socket, encode(message));
 }

@@ -153,11 +153,17 @@ export function openClientLink(
     if (guard.tooBig(bytes) || client.state === "closed") return;
     if (client.binary && event.data instanceof ArrayBuffer) {
       const frame = decodeBinaryFrame(event.data);
-      if (!frame.ok || frame.value.type !== "input" || frame.value.clientId !== undefined) {
+      const type = frame.ok ? frame.value.type : undefined;
+      if (!frame.ok || (type !== "input" && type !== "upload") || frame.value.clientId !== undefined) {
         return guard.strike("malformed");
       }
       if (frame.value.sessionId !== client.sessionId) return guard.strike("foreign_session");
+      // A viewer's upload pieces stop here like its keystrokes, counted alike.
       if (client.isViewer) return ctx.metrics.dropped("viewer_input");
+      if (frame.value.type === "upload") {
+        if (!ctx.broker.fromClientUpload(client, frame.value, bytes)) guard.strike("unexpected_upload");
+        return;
+      }
       return ctx.broker.fromClient(client, frame.value.data, bytes);
     }
     const decoded = decodeClientMessage(event.data);

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { MAX_FRAME_BYTES } from "./protocol.ts";
+import { MAX_FRAME_BYTES, TRANSFER_WINDOW_BYTES } from "./protocol.ts";
 
 /** Limits and timings of the relay, all in milliseconds or bytes. */
 export interface RelayLimits {
@@ -38,6 +38,10 @@ export interface RelayLimits {
   maxPendingClientBytes: number;
   /** A peer that does not answer the relay's close frame by then has its connection dropped. */
   closeGraceMs: number;
+  /** Uploads one client may have under way at once; more are refused with `transfer-error`. */
+  maxUploadsPerClient: number;
+  /** Upload bytes a client may send past the runner's last `upload-ack`; beyond it: close 4429. */
+  transferWindowBytes: number;
   /** With several instances: how often each reads its inbox and the revocation epochs from KV. */
   clusterPollMs: number;
   /** With several instances: how often each refreshes its instance record in KV. */
@@ -68,6 +72,8 @@ export const DEFAULT_RELAY_LIMITS: Readonly<RelayLimits> = Object.freeze({
   ackIntervalMs: 20,
   maxPendingClientBytes: 256 * 1024,
   closeGraceMs: 5000,
+  maxUploadsPerClient: 4,
+  transferWindowBytes: TRANSFER_WINDOW_BYTES,
   clusterPollMs: 500,
   instanceHeartbeatMs: 2000,
   instanceTtlMs: 6000,

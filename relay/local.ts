@@ -23,8 +23,10 @@ import type { RelayLog } from "./log.ts";
 import { RelayMetrics } from "./metrics.ts";
 import { RunnerPeer } from "./peers.ts";
 import {
+  decodeBinaryFrame,
   decodeRelayToRunner,
   encodeOutputFrame,
+  fileMessageFrame,
   MAX_IDEA_ID_LENGTH,
   type OutputFrame,
   parseClientLinkOptions,
@@ -91,6 +93,20 @@ class InProcessRunnerSocket extends EventTarget {
   }
 
   send(frame: string | Uint8Array): void {
+    if (frame instanceof Uint8Array) {
+      // The broker sends this runner only one kind of binary frame: pieces of uploads, naming their client.
+      const file = decodeBinaryFrame(frame);
+      if (!file.ok || file.value.type !== "upload" || file.value.clientId === undefined) {
+        this.#log({
+          event: "local_runner_frame_refused",
+          error: file.ok ? "not an upload frame" : file.error,
+        });
+        return;
+      }
+      const { sessionId, clientId, transferId, offset, data } = file.value;
+      this.#toRunner({ type: "upload-data", sessionId, clientId, transferId, offset, data });
+      return;
+    }
     const decoded = decodeRelayToRunner(frame);
     if (!decoded.ok) {
       this.#log({ event: "local_runner_frame_refused", error: decoded.error });
@@ -137,6 +153,8 @@ export function createLocalRelay(options: LocalRelayOptions): LocalRelay {
     Number.POSITIVE_INFINITY,
     socket as unknown as WebSocket,
   );
+  // The runner is this process's own session manager, which takes file transfers.
+  runner.transfers = true;
   broker.addRunner(runner);
   let shuttingDown: Promise<void> | undefined;
 
@@ -182,6 +200,11 @@ export function createLocalRelay(options: LocalRelayOptions): LocalRelay {
     },
     runnerSink: {
       send(message) {
+        if (message.type === "download-data") {
+          const frame = fileMessageFrame(message);
+          broker.fromRunnerFile(runner, frame, message.data.byteLength);
+          return;
+        }
         const size = message.type === "meta" || message.type === "stdout" ? utf8Length(message.data) : 0;
         broker.fromRunner(runner, message, size);
       },

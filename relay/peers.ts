@@ -34,6 +34,8 @@ export class RunnerPeer {
   readonly clients = new Set<ClientPeer>();
   /** It sent `binary` after `welcome`: stdin goes to it as binary input frames. */
   binary = false;
+  /** It said it takes file transfers (`binary` with `transfers: true`). */
+  transfers = false;
   /** Refreshes presence while connected. */
   presenceTimer: ReturnType<typeof setInterval> | undefined;
   /** This connection, distinct from any other connection of the same runner on any instance. */
@@ -58,6 +60,16 @@ export class RunnerPeer {
      */
     readonly pairedAt?: number,
   ) {}
+}
+
+/** The relay's account of one upload of a client: how far it forwarded it and the runner wrote it. */
+export interface UploadWindow {
+  /** Declared size: no byte past it is forwarded. */
+  size: number;
+  /** Bytes forwarded to the runner (the offset the next upload frame must have). */
+  forwarded: number;
+  /** The runner's last `upload-ack`. */
+  acked: number;
 }
 
 /** An authenticated client connection (one session). */
@@ -91,6 +103,8 @@ export class ClientPeer {
   readonly utf8 = new Utf8Splitter();
   /** For a JSON runner: this binary client's stdin bytes become text through this (stream mode). */
   stdinDecoder: TextDecoder | undefined;
+  /** Its uploads under way, by transfer id (at most `maxUploadsPerClient`). */
+  readonly uploads = new Map<number, UploadWindow>();
 
   constructor(
     /** Random id the runner uses to target replay frames. */

@@ -18,7 +18,7 @@
  * @module
  */
 import * as v from "valibot";
-import { SESSION_ID_PATTERN } from "./binary_frames.ts";
+import { type FileFrame, MAX_TRANSFER_ID, SESSION_ID_PATTERN } from "./binary_frames.ts";
 
 export * from "./binary_frames.ts";
 
@@ -110,6 +110,192 @@ export const PongSchema = v.object({
   t: v.optional(v.number()),
 });
 
+/* ------------------------------------------------------------------ */
+/* File transfer: coda.v2 clients that are not viewers (PROTOCOL.md).  */
+/* ------------------------------------------------------------------ */
+
+/** Bytes of file data per upload or download frame. */
+export const TRANSFER_CHUNK_BYTES = 64 * 1024;
+/**
+ * Bytes of one transfer sent and not yet acknowledged by its receiver: an uploading client waits for
+ * `upload-ack`, the runner for `download-ack`. The relay closes a client that goes past it.
+ */
+export const TRANSFER_WINDOW_BYTES = 512 * 1024;
+/** Longest file name in an upload or a download offer, in UTF-8 bytes (a common file system limit). */
+export const MAX_FILE_NAME_BYTES = 255;
+/** Default largest file a runner takes or offers (`CODA_TRANSFER_MAX_BYTES`). */
+export const DEFAULT_TRANSFER_MAX_BYTES = 100 * 1024 * 1024;
+
+/** C0 controls, DEL and C1 controls. */
+// deno-lint-ignore no-control-regex -- matching control characters is the point
+const FILE_NAME_CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/**
+ * Why `name` is not a plain base name a file may be written under (`undefined` when it is one):
+ * empty, `.` or `..`, a `/` or `\`, a control character, or longer than {@linkcode MAX_FILE_NAME_BYTES}.
+ */
+export function fileNameProblem(name: string): string | undefined {
+  if (name === "") return "the file name is empty";
+  if (name === "." || name === "..") return `"${name}" is not a file name`;
+  if (name.includes("/") || name.includes("\\")) return "the file name must not contain / or \\";
+  if (FILE_NAME_CONTROL.test(name)) return "the file name must not contain control characters";
+  if (new TextEncoder().encode(name).byteLength > MAX_FILE_NAME_BYTES) {
+    return `the file name is longer than ${MAX_FILE_NAME_BYTES} bytes`;
+  }
+  return undefined;
+}
+
+const TransferId = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(MAX_TRANSFER_ID));
+/** Names are checked by the runner (clear errors); the wire only bounds their length. */
+const FileName = v.pipe(v.string(), v.maxLength(1024));
+
+/**
+ * Client → runner: starts upload `transferId` of a file `name` of `size` bytes into the session's
+ * working directory. Its bytes follow as upload frames, at most {@linkcode TRANSFER_WINDOW_BYTES}
+ * past the last `upload-ack`. `clientId` is set by the relay towards the runner (a client's is dropped).
+ */
+export const UploadStartSchema = v.object({
+  type: v.literal("upload-start"),
+  sessionId: SessionIdSchema,
+  transferId: TransferId,
+  name: FileName,
+  size: Offset,
+  clientId: v.optional(v.string()),
+});
+
+/** Client → runner: abandon upload `transferId` (its partial file is removed). */
+export const UploadCancelSchema = v.object({
+  type: v.literal("upload-cancel"),
+  sessionId: SessionIdSchema,
+  transferId: TransferId,
+  clientId: v.optional(v.string()),
+});
+
+/** Client → runner: send me download `transferId`, which a `download-offer` announced. */
+export const DownloadAcceptSchema = v.object({
+  type: v.literal("download-accept"),
+  sessionId: SessionIdSchema,
+  transferId: TransferId,
+  clientId: v.optional(v.string()),
+});
+
+/** Client → runner: I have download `transferId` up to byte `offset`: send more. */
+export const DownloadAckSchema = v.object({
+  type: v.literal("download-ack"),
+  sessionId: SessionIdSchema,
+  transferId: TransferId,
+  offset: Offset,
+  clientId: v.optional(v.string()),
+});
+
+/** Client → runner: stop sending download `transferId`. */
+export const DownloadCancelSchema = v.object({
+  type: v.literal("download-cancel"),
+  sessionId: SessionIdSchema,
+  transferId: TransferId,
+  clientId: v.optional(v.string()),
+});
+
+/** Runner → client: upload `transferId` is written up to byte `offset`: send more. */
+export const UploadAckSchema = v.object({
+  type: v.literal("upload-ack"),
+  sessionId: SessionIdSchema,
+  transferId: TransferId,
+  offset: Offset,
+  clientId: v.optional(v.string()),
+});
+
+/** Runner → client: upload `transferId` is complete, at `path` (in the session's working directory). */
+export const UploadDoneSchema = v.object({
+  type: v.literal("upload-done"),
+  sessionId: SessionIdSchema,
+  transferId: TransferId,
+  path: v.string(),
+  clientId: v.optional(v.string()),
+});
+
+/**
+ * Runner → clients: `coda-download` in the session offers a file, `name` of `size` bytes, as download
+ * `transferId`. The relay passes it to coda.v2 clients that are not viewers only.
+ */
+export const DownloadOfferSchema = v.object({
+  type: v.literal("download-offer"),
+  sessionId: SessionIdSchema,
+  transferId: TransferId,
+  name: FileName,
+  size: Offset,
+  clientId: v.optional(v.string()),
+});
+
+/** Runner → client: every byte of download `transferId` was sent, `size` of them. */
+export const DownloadDoneSchema = v.object({
+  type: v.literal("download-done"),
+  sessionId: SessionIdSchema,
+  transferId: TransferId,
+  size: Offset,
+  clientId: v.optional(v.string()),
+});
+
+/**
+ * Runner (or relay) → client: transfer `transferId` (an `upload` or a `download`) failed or was
+ * refused, for the reason in `message`; it is over (an upload's partial file is gone).
+ */
+export const TransferErrorSchema = v.object({
+  type: v.literal("transfer-error"),
+  sessionId: SessionIdSchema,
+  transferId: TransferId,
+  direction: v.picklist(["upload", "download"]),
+  message: v.pipe(v.string(), v.maxLength(1024)),
+  clientId: v.optional(v.string()),
+});
+
+/** The file-transfer messages a client sends. */
+export const CLIENT_TRANSFER_TYPES: ReadonlySet<string> = new Set([
+  "upload-start",
+  "upload-cancel",
+  "download-accept",
+  "download-ack",
+  "download-cancel",
+]);
+
+/** The file-transfer messages a runner sends. */
+export const RUNNER_TRANSFER_TYPES: ReadonlySet<string> = new Set([
+  "upload-ack",
+  "upload-done",
+  "download-offer",
+  "download-done",
+  "transfer-error",
+]);
+
+/** The fields of a piece of a file transfer; `data` is its only binary field. */
+const FilePieceFields = {
+  sessionId: SessionIdSchema,
+  clientId: v.string(),
+  transferId: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  offset: Offset,
+  data: v.custom<Uint8Array>((value) => value instanceof Uint8Array, "data must be bytes"),
+};
+
+/**
+ * Relay → runner: a piece of an upload, from an upload frame of client `clientId`. The link turns
+ * the frame into this message (the schema checks it where it crosses a process, as to a holder).
+ */
+export const UploadDataSchema = v.object({ type: v.literal("upload-data"), ...FilePieceFields });
+/** See {@linkcode UploadDataSchema}. */
+export type UploadData = v.InferOutput<typeof UploadDataSchema>;
+
+/** Runner → relay: a piece of a download for client `clientId`; the link sends it as a download frame. */
+export const DownloadDataSchema = v.object({ type: v.literal("download-data"), ...FilePieceFields });
+/** See {@linkcode DownloadDataSchema}. */
+export type DownloadData = v.InferOutput<typeof DownloadDataSchema>;
+
+/** The frame of an {@linkcode UploadData} or {@linkcode DownloadData} message. */
+export function fileMessageFrame(message: UploadData | DownloadData): FileFrame {
+  const { sessionId, clientId, transferId, offset, data } = message;
+  const type = message.type === "upload-data" ? "upload" : "download";
+  return { type, sessionId, clientId, transferId, offset, data };
+}
+
 /** Any message a client may send. */
 export const ClientMessageSchema = v.variant("type", [
   StdinSchema,
@@ -119,6 +305,11 @@ export const ClientMessageSchema = v.variant("type", [
   AckSchema,
   KillSchema,
   PingSchema,
+  UploadStartSchema,
+  UploadCancelSchema,
+  DownloadAcceptSchema,
+  DownloadAckSchema,
+  DownloadCancelSchema,
 ]);
 /** Any message a client may send. */
 export type ClientMessage = v.InferOutput<typeof ClientMessageSchema>;
@@ -152,7 +343,16 @@ export const MetaSchema = v.object({
 });
 
 /** Messages a client receives. */
-export const ServerMessageSchema = v.variant("type", [StdoutSchema, MetaSchema, PongSchema]);
+export const ServerMessageSchema = v.variant("type", [
+  StdoutSchema,
+  MetaSchema,
+  PongSchema,
+  UploadAckSchema,
+  UploadDoneSchema,
+  DownloadOfferSchema,
+  DownloadDoneSchema,
+  TransferErrorSchema,
+]);
 /** Messages a client receives. */
 export type ServerMessage = v.InferOutput<typeof ServerMessageSchema>;
 
@@ -220,10 +420,12 @@ export const WelcomeSchema = v.object({
 /**
  * Runner → relay, once, after a `welcome` with `binary: true`: from now on the relay sends this
  * runner stdin as binary input frames (control messages stay JSON). The runner sends its output as
- * binary output frames; the relay takes JSON `stdout` from it as well.
+ * binary output frames; the relay takes JSON `stdout` from it as well. `transfers: true`: it takes
+ * file transfers (upload frames and the transfer messages); without it the relay refuses them.
  */
 export const BinarySchema = v.object({
   type: v.literal("binary"),
+  transfers: v.optional(v.boolean()),
 });
 
 /** Either side: reject or report a problem without closing. */
@@ -247,9 +449,16 @@ export const RelayToRunnerSchema = v.variant("type", [
   WelcomeSchema,
   PongSchema,
   ErrorSchema,
+  UploadStartSchema,
+  UploadCancelSchema,
+  DownloadAcceptSchema,
+  DownloadAckSchema,
+  DownloadCancelSchema,
 ]);
-/** Messages the relay sends a runner. */
-export type RelayToRunner = v.InferOutput<typeof RelayToRunnerSchema>;
+/** Messages the relay sends a runner: the JSON ones, and the pieces of uploads from upload frames. */
+export type RelayToRunner = JsonRelayToRunner | UploadData;
+/** The messages the relay sends a runner as JSON. */
+export type JsonRelayToRunner = v.InferOutput<typeof RelayToRunnerSchema>;
 
 /** Messages a runner sends the relay. */
 export const RunnerToRelaySchema = v.variant("type", [
@@ -260,9 +469,16 @@ export const RunnerToRelaySchema = v.variant("type", [
   PingSchema,
   ErrorSchema,
   BinarySchema,
+  UploadAckSchema,
+  UploadDoneSchema,
+  DownloadOfferSchema,
+  DownloadDoneSchema,
+  TransferErrorSchema,
 ]);
-/** Messages a runner sends the relay. */
-export type RunnerToRelay = v.InferOutput<typeof RunnerToRelaySchema>;
+/** Messages a runner sends the relay: the JSON ones, and the pieces of downloads sent as download frames. */
+export type RunnerToRelay = JsonRunnerToRelay | DownloadData;
+/** The messages a runner sends the relay as JSON. */
+export type JsonRunnerToRelay = v.InferOutput<typeof RunnerToRelaySchema>;
 
 /** Version of this protocol, sent in {@linkcode WelcomeSchema}: 2 has binary frames. */
 export const PROTOCOL_VERSION = 2;
@@ -378,6 +594,8 @@ export const CloseCode = {
   REPLACED: 4409,
   /** The client fell too far behind; reconnect and resume from its offset. */
   SLOW_CONSUMER: 4413,
+  /** The client sent upload bytes past {@linkcode TRANSFER_WINDOW_BYTES} beyond the runner's last `upload-ack`. */
+  TRANSFER_WINDOW: 4429,
 } as const;
 
 /**
@@ -401,6 +619,8 @@ export const CloseReason = {
   SHARE_REVOKED: "share revoked",
   /** With {@linkcode CloseCode.REPLACED}. */
   REPLACED: "replaced by a newer connection",
+  /** With {@linkcode CloseCode.TRANSFER_WINDOW}. */
+  TRANSFER_WINDOW: "upload sent past its window",
 } as const;
 
 /* ------------------------------------------------------------------ */
@@ -502,16 +722,22 @@ export function decode<S extends v.GenericSchema>(
 export const decodeClientMessage = (frame: unknown): Decoded<ClientMessage> =>
   decode(ClientMessageSchema, frame);
 /** Parses a frame the relay sent a runner. */
-export const decodeRelayToRunner = (frame: unknown): Decoded<RelayToRunner> =>
+export const decodeRelayToRunner = (frame: unknown): Decoded<JsonRelayToRunner> =>
   decode(RelayToRunnerSchema, frame);
 /** Parses a frame a runner sent the relay. */
-export const decodeRunnerToRelay = (frame: unknown): Decoded<RunnerToRelay> =>
+export const decodeRunnerToRelay = (frame: unknown): Decoded<JsonRunnerToRelay> =>
   decode(RunnerToRelaySchema, frame);
 /** Parses a frame a client received. */
 export const decodeServerMessage = (frame: unknown): Decoded<ServerMessage> =>
   decode(ServerMessageSchema, frame);
 
-/** Serializes any protocol message. */
-export function encode(message: ClientMessage | ServerMessage | RelayToRunner | RunnerToRelay): string {
+/** Any message sent as JSON: everything but the file pieces, which travel as binary frames. */
+export type JsonMessage = Exclude<
+  ClientMessage | ServerMessage | RelayToRunner | RunnerToRelay,
+  UploadData | DownloadData
+>;
+
+/** Serializes any protocol message sent as JSON. */
+export function encode(message: JsonMessage): string {
   return JSON.stringify(message);
 }

@@ -112,7 +112,9 @@ export async function acceptRunner(ctx: RelayContext, req: Request, release: () 
       // Output passes on unread: only its header is decoded.
       const frame = new Uint8Array(event.data);
       const decoded = decodeBinaryFrame(frame);
-      if (!decoded.ok || decoded.value.type !== "output") return guard.strike("malformed");
+      if (!decoded.ok) return guard.strike("malformed");
+      if (decoded.value.type === "download") return ctx.broker.fromRunnerFile(runner, decoded.value, bytes);
+      if (decoded.value.type !== "output") return guard.strike("malformed");
       return ctx.broker.fromRunnerOutput(runner, decoded.value, frame);
     }
     const decoded = decodeRunnerToRelay(event.data);

@@ -7,6 +7,7 @@
 import { DEFAULT_REPLAY_BYTES } from "./replay_buffer.ts";
 import { isAbsolute } from "node:path";
 import { parseUrl } from "@coda/relay/urls";
+import { DEFAULT_TRANSFER_MAX_BYTES } from "@coda/relay/protocol";
 
 /** A configuration problem, worded for the person starting the runner. */
 export class RunnerConfigError extends Error {
@@ -47,6 +48,8 @@ export interface RunnerEnvConfig {
   sessionGraceMs: number;
   /** `CODA_REPLAY_BYTES`: replay buffer size per session. */
   replayBytes: number;
+  /** `CODA_TRANSFER_MAX_BYTES`: largest file uploaded into or downloaded from a session. */
+  transferMaxBytes: number;
 }
 
 /** Where variables come from; `Deno.env.toObject()` in production, a plain object in tests. */
@@ -83,6 +86,22 @@ function parseBytes(name: string, raw: string): number {
   return bytes;
 }
 
+/** Largest `CODA_TRANSFER_MAX_BYTES`: 64 GiB (offsets are exact far beyond it; browsers hold downloads in memory). */
+const MAX_TRANSFER_CAP = 64 * 1024 ** 3;
+
+/** Parses `CODA_TRANSFER_MAX_BYTES`: bytes, or a number with K/KiB, M/MiB or G/GiB, from 1 byte to 64 GiB. */
+export function parseTransferCap(raw: string): number {
+  const match = /^(\d+)\s*(k|ki|kib|m|mi|mib|g|gi|gib)?$/i.exec(raw.trim());
+  const unit = { k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[match?.[2]?.[0].toLowerCase() ?? ""] ?? 1;
+  const bytes = match ? Number(match[1]) * unit : NaN;
+  if (!(bytes >= 1 && bytes <= MAX_TRANSFER_CAP)) {
+    throw new RunnerConfigError(
+      `CODA_TRANSFER_MAX_BYTES must be a byte count from 1 to 64GiB, like 104857600 or 100MiB, got "${raw}"`,
+    );
+  }
+  return bytes;
+}
+
 /** Reads the runner's configuration from `env`; throws {@linkcode RunnerConfigError}. */
 export function loadRunnerEnv(env: Env): RunnerEnvConfig {
   const fail = (message: string) => new RunnerConfigError(message);
@@ -104,6 +123,7 @@ export function loadRunnerEnv(env: Env): RunnerEnvConfig {
   }
   const grace = nonEmpty(env.DEVMODE_SESSION_GRACE);
   const replay = nonEmpty(env.CODA_REPLAY_BYTES);
+  const transferCap = nonEmpty(env.CODA_TRANSFER_MAX_BYTES);
   return {
     relayUrl: relayUrl ? parseUrl("RELAY_URL", relayUrl, ["ws:", "wss:"], fail) : undefined,
     runnerToken,
@@ -116,5 +136,6 @@ export function loadRunnerEnv(env: Env): RunnerEnvConfig {
     tmuxSocket,
     sessionGraceMs: grace ? parseDuration("DEVMODE_SESSION_GRACE", grace) : DEFAULT_SESSION_GRACE_MS,
     replayBytes: replay ? parseBytes("CODA_REPLAY_BYTES", replay) : DEFAULT_REPLAY_BYTES,
+    transferMaxBytes: transferCap ? parseTransferCap(transferCap) : DEFAULT_TRANSFER_MAX_BYTES,
   };
 }

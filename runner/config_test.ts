@@ -53,3 +53,16 @@ Deno.test("config file path per OS, overridable", () => {
   );
   assertEquals(defaultConfigPath({ HOME: "/h", CODA_RUNNER_CONFIG: "/c.json" }, "linux"), "/c.json");
 });
+
+Deno.test("CODA_TRANSFER_MAX_BYTES: 100 MiB by default, bytes or units up to 64 GiB, anything else fails fast", () => {
+  assertEquals(loadRunnerEnv({}).transferMaxBytes, 100 * 1024 * 1024);
+  assertEquals(loadRunnerEnv({ CODA_TRANSFER_MAX_BYTES: "1048576" }).transferMaxBytes, 1024 * 1024);
+  assertEquals(loadRunnerEnv({ CODA_TRANSFER_MAX_BYTES: "2GiB" }).transferMaxBytes, 2 * 1024 ** 3);
+  assertEquals(loadRunnerEnv({ CODA_TRANSFER_MAX_BYTES: "500k" }).transferMaxBytes, 500 * 1024);
+  for (const bad of ["0", "-5", "1.5MiB", "lots", "65GiB", "10TB"]) {
+    assertThrows(
+      () => loadRunnerEnv({ CODA_TRANSFER_MAX_BYTES: bad }),
+      /CODA_TRANSFER_MAX_BYTES must be a byte count/,
+    );
+  }
+});

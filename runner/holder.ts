@@ -256,6 +256,7 @@ class Holder {
       ttyCwd: spec.ttyCwd,
       graceMs: spec.graceMs,
       replayBytes: spec.replayBytes,
+      transferMaxBytes: spec.transferMaxBytes,
       tmux: spec.tmux,
       store: spec.configPath ? new RunnerFileStore(spec.configPath) : undefined,
       recording: spec.recording,

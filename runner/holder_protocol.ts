@@ -27,6 +27,7 @@ import {
   decodeBinaryFrame,
   type Decoded,
   describeIssues,
+  DownloadDataSchema,
   encodeOutputFrame,
   MAX_FRAME_BYTES,
   type RelayToRunner,
@@ -34,6 +35,7 @@ import {
   type RunnerToRelay,
   RunnerToRelaySchema,
   SessionIdSchema,
+  UploadDataSchema,
 } from "@coda/relay/protocol";
 import { concatBytes } from "@coda/relay/bytes";
 import type { OutputChunk } from "./session.ts";
@@ -65,6 +67,8 @@ export const HolderSpecSchema = v.object({
   /** How long the holder lives without a runner, ms. */
   orphanMs: v.pipe(v.number(), v.integer(), v.minValue(1)),
   replayBytes: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  /** The largest file transferred into or out of the session (default: the runner's default cap). */
+  transferMaxBytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
   tmux: v.optional(v.object({ binary: v.string(), socket: v.string() })),
   /** The runner's config file, for directories remembered per idea. */
   configPath: v.optional(v.string()),
@@ -152,6 +156,7 @@ export const ToHolderSchema = v.union([
   HolderStopSchema,
   HolderStatusRequestSchema,
   RelayToRunnerSchema,
+  UploadDataSchema,
 ]);
 /** Everything a runner sends a holder. */
 export type ToHolder = v.InferOutput<typeof ToHolderSchema>;
@@ -162,6 +167,7 @@ export const FromHolderSchema = v.union([
   HolderStatusSchema,
   HolderLogSchema,
   RunnerToRelaySchema,
+  DownloadDataSchema,
 ]);
 /** Everything a holder sends its runner, output frames aside. */
 export type FromHolder = v.InferOutput<typeof FromHolderSchema>;

@@ -4,6 +4,7 @@
  * and holders counted in /proc.
  */
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { cp, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createSession, signup, type StartedApp, startTestApp, type TestUser } from "@coda/api/testing";
@@ -42,8 +43,8 @@ interface Setup {
   runners: Cli[];
   /** Starts a runner (from `main`, default this checkout) and waits for its relay link. */
   runner(main?: string): Promise<Cli>;
-  /** A session of this runner, with a client attached that has seen the prompt. */
-  open(): Promise<{ sessionId: string; client: TestClient }>;
+  /** A session of this runner, with a client attached whose shell answered (`binary`: a coda.v2 client). */
+  open(options?: { binary?: boolean }): Promise<{ sessionId: string; client: TestClient }>;
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -71,12 +72,12 @@ async function setup(extraEnv: Record<string, string> = {}): Promise<Setup> {
       await waitFor(() => runner.stderr.includes("connected to the relay"), "the relay link", 60_000);
       return runner;
     },
-    async open() {
+    async open(options = {}) {
       const { sessionId, token } = await createSession(app.url, user.cookie, {
         ideaId: "idea-1",
         runnerId: paired.runnerId,
       });
-      const client = new TestClient(`${app.relayUrl}/client?token=${token}`);
+      const client = new TestClient(`${app.relayUrl}/client?token=${token}`, undefined, options);
       clients.push(client);
       await client.opened;
       client.send({ type: "stdin", sessionId, data: "echo up-$((6 * 7))\r" });
@@ -271,4 +272,21 @@ Deno.test("holders: where no holder can run, sessions run in the runner, which s
   assertEquals(runner.stderr.split("sessions run inside the runner").length, 2, runner.stderr);
   assert(runner.stderr.includes("open to other users"), runner.stderr);
   assertEquals(await holderPids(open), []);
+});
+
+Deno.test("holders: files go in and out of a held session, before and after its runner is SIGKILLed", async () => {
+  await using s = await setup();
+  const first = await s.runner();
+  const { sessionId, client } = await s.open({ binary: true });
+  const data = crypto.getRandomValues(new Uint8Array(60_000));
+  const blob = new Uint8Array(2 * 1024 * 1024);
+  for (let at = 0; at < blob.length; at += data.length) blob.set(data.subarray(0, blob.length - at), at);
+  const done = await client.upload(sessionId, 1, "blob.bin", blob);
+  assertEquals(done?.type, "upload-done", JSON.stringify(done));
+  await first.kill("SIGKILL");
+  await s.runner();
+  client.send({ type: "stdin", sessionId, data: "sha256sum blob.bin; coda-download blob.bin\r" });
+  await client.waitForOutput(`${createHash("sha256").update(blob).digest("hex")}  blob.bin`, 60_000);
+  await client.next((m) => m.type === "download-offer", "the offer");
+  assertEquals(await client.download(sessionId, 1), blob);
 });

@@ -25,7 +25,9 @@ import {
   decodeBinaryFrame,
   decodeRelayToRunner,
   encode,
+  encodeFileFrame,
   encodeOutputFrame,
+  fileMessageFrame,
   MAX_FRAME_BYTES,
   type RelayToRunner,
   type RunnerToRelay,
@@ -148,11 +150,19 @@ export class RelayLink implements SessionSink {
     return this.#socket?.readyState === WebSocket.OPEN;
   }
 
-  /** Sends a frame if connected; otherwise it is dropped (sessions replay by offset). */
+  /**
+   * Sends a frame if connected; otherwise it is dropped (sessions replay by offset). A piece of a
+   * download goes as a download frame, and only to a relay that takes binary frames (no other ever
+   * asked for one).
+   */
   send(message: RunnerToRelay): void {
     const socket = this.#socket;
     if (socket?.readyState !== WebSocket.OPEN) return;
     try {
+      if (message.type === "download-data") {
+        if (this.#binary) socket.send(encodeFileFrame(fileMessageFrame(message)));
+        return;
+      }
       socket.send(encode(message));
     } catch {
       // The socket is closing; the close handler reconnects.
@@ -308,6 +318,12 @@ export class RelayLink implements SessionSink {
         lastFrameAt = Date.now();
         if (typeof event.data !== "string") {
           const frame = decodeBinaryFrame(event.data);
+          if (frame.ok && frame.value.type === "upload" && frame.value.clientId !== undefined) {
+            carriedTraffic = welcomed;
+            const { sessionId, clientId, transferId, offset, data } = frame.value;
+            void handler.onMessage({ type: "upload-data", sessionId, clientId, transferId, offset, data });
+            return;
+          }
           if (!frame.ok || frame.value.type !== "input") {
             log.warn("ignored a malformed frame from the relay", {
               error: frame.ok ? "binary output to a runner" : frame.error,
@@ -339,7 +355,7 @@ export class RelayLink implements SessionSink {
           this.#connections++;
           if (message.binary === true) {
             this.#binary = true;
-            this.send({ type: "binary" });
+            this.send({ type: "binary", transfers: true });
           }
           log.info("connected to the relay", { runnerId: message.runnerId, relay: this.#options.relayUrl });
           handler.onUp({ runnerId: message.runnerId });

@@ -237,7 +237,7 @@ function recordingRelay(welcome: Record<string, unknown>, input: Uint8Array[] = 
     socket.onopen = () => socket.send(JSON.stringify(welcome));
     socket.onmessage = (event) => {
       frames.push(typeof event.data === "string" ? event.data : new Uint8Array(event.data));
-      if (event.data === JSON.stringify({ type: "binary" })) {
+      if (event.data === JSON.stringify({ type: "binary", transfers: true })) {
         for (const frame of input) socket.send(frame as Uint8Array<ArrayBuffer>);
       }
     };

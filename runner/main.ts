@@ -370,6 +370,7 @@ function sessionOptions(
     ttyCwd: ctx.config.ttyCwd,
     graceMs: ctx.config.sessionGraceMs,
     replayBytes: ctx.config.replayBytes,
+    transferMaxBytes: ctx.config.transferMaxBytes,
     tmux,
     store: ctx.store,
     recording: credentials?.appUrl
@@ -426,6 +427,7 @@ async function commandRun(ctx: CommandContext): Promise<number> {
       graceMs: options.graceMs,
       orphanMs: options.graceMs,
       replayBytes: options.replayBytes,
+      transferMaxBytes: options.transferMaxBytes,
       tmux: options.tmux,
       configPath: ctx.store.path,
       recording: options.recording,

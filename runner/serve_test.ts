@@ -124,3 +124,27 @@ Deno.test("serve: a session that ends under a full-speed stream closes 1000 afte
     await Deno.remove(home, { recursive: true });
   }
 });
+
+Deno.test("serve: an upload lands in the shell's directory and coda-download sends a file back", async () => {
+  const home = await Deno.makeTempDir();
+  const server = await serve(home);
+  try {
+    const client = new TestClient(server.clientUrl, undefined, { binary: true });
+    await client.opened;
+    await waitFor(() => client.metas()[0]?.startsWith("coda:session:"), "session meta");
+    const sessionId = client.metas()[0].slice("coda:session:".length);
+    const data = crypto.getRandomValues(new Uint8Array(60_000));
+    const done = await client.upload(sessionId, 1, "up.bin", data);
+    assertEquals(done?.path, `${home}/up.bin`);
+    assertEquals(await Deno.readFile(`${home}/up.bin`), data);
+    client.send({ type: "stdin", sessionId, data: "coda-download up.bin\r" });
+    const offer = await client.next((m) => m.type === "download-offer", "the offer");
+    client.send({ type: "download-accept", sessionId, transferId: offer.transferId });
+    await client.next((m) => m.type === "download-done", "the download");
+    assertEquals(client.downloads.map((piece) => [...piece.data]).flat(), [...data]);
+    await client.close();
+  } finally {
+    await server.close();
+    await Deno.remove(home, { recursive: true });
+  }
+});

@@ -99,6 +99,19 @@ export const FRAME_DATA_BYTES = MAX_FRAME_BYTES - 4096;
  */
 const HELD_OUTPUT_MS = 50;
 
+/**
+ * A filter on the session's output after shell integration's (the download marks of
+ * `coda-download`): what it strips never reaches the stream, offsets or recordings.
+ */
+export interface OutputFilter {
+  /** One piece of output in, what passes on out; the start of a sequence may be held back. */
+  filter(data: Uint8Array): Uint8Array;
+  /** Gives up what is held back, as output. */
+  flush(): Uint8Array;
+  /** Whether something is held back. */
+  readonly holding: boolean;
+}
+
 /** Options of {@linkcode Session}. */
 export interface SessionOptions {
   sessionId: string;
@@ -117,6 +130,10 @@ export interface SessionOptions {
   onEnd: (session: Session) => void;
   /** Ends the process for good (tmux: the tmux session, not just the client). */
   terminate?: () => Promise<void>;
+  /** Applied to the output after the shell integration's filter. */
+  outputFilter?: OutputFilter;
+  /** A client left: detached, or gone with the link. */
+  onDetach?: (clientId: string) => void;
 }
 
 /** Numbers describing a session, for status and tests. */
@@ -171,6 +188,8 @@ export class Session {
   #released = false;
   /** The shell's state from its integration marks; `undefined` without integration. */
   readonly #shell: ShellTracker | undefined;
+  readonly #outputFilter: OutputFilter | undefined;
+  readonly #onDetach: ((clientId: string) => void) | undefined;
   #heldTimer: ReturnType<typeof setTimeout> | undefined;
   /** The start of a UTF-8 character at the end of the last read, waiting for its other bytes. */
   #partialCharacter: Uint8Array = EMPTY;
@@ -200,6 +219,8 @@ export class Session {
     this.#graceMs = options.graceMs;
     this.#onEnd = options.onEnd;
     this.#terminate = options.terminate;
+    this.#outputFilter = options.outputFilter;
+    this.#onDetach = options.onDetach;
     const integration = options.pty.shellIntegration;
     this.#shell = integration && new ShellTracker(integration.kind, integration.nonce, (path) => {
       if (path === this.cwd) return;
@@ -300,6 +321,7 @@ export class Session {
   /** Detaches `clientId`; with no client left the grace period starts. */
   detach(clientId: string): void {
     if (!this.#clients.delete(clientId)) return;
+    this.#onDetach?.(clientId);
     if (this.#clients.size === 0) this.#startGrace();
     this.#updateFlow();
   }
@@ -315,6 +337,7 @@ export class Session {
       this.#pausedForOutage = true;
       this.#outageTimer = setTimeout(() => this.#endOutage(), DEFAULT_RELAY_LIMITS.runnerWaitMs);
     }
+    for (const clientId of this.#clients) this.#onDetach?.(clientId);
     this.#clients.clear();
     this.#graceSuspended = true;
     this.#stopGrace();
@@ -460,6 +483,7 @@ export class Session {
     this.#heldTimer = undefined;
     // The stripped stream is the session's stream: offsets, the replay buffer and recordings all count it.
     if (this.#shell) raw = this.#shell.filter(raw);
+    if (this.#outputFilter) raw = this.#outputFilter.filter(raw);
     if (this.#partialCharacter.length > 0) {
       raw = concatBytes([this.#partialCharacter, raw]);
       this.#partialCharacter = EMPTY;
@@ -469,7 +493,7 @@ export class Session {
       this.#partialCharacter = raw.slice(complete);
       raw = raw.subarray(0, complete);
     }
-    if (this.#partialCharacter.length > 0 || this.#shell?.holding) {
+    if (this.#partialCharacter.length > 0 || this.#shell?.holding || this.#outputFilter?.holding) {
       this.#heldTimer = setTimeout(() => this.#emitHeld(), HELD_OUTPUT_MS);
     }
     this.#emit(raw, raw.buffer === owned.buffer);
@@ -479,7 +503,11 @@ export class Session {
   #emitHeld(): void {
     const held = this.#partialCharacter;
     this.#partialCharacter = EMPTY;
-    this.#emit(this.#shell ? concatBytes([held, this.#shell.flush()]) : held);
+    // In stream order: the character, then what the output filter held, then what the shell's did.
+    const parts = [held];
+    if (this.#outputFilter) parts.push(this.#outputFilter.flush());
+    if (this.#shell) parts.push(this.#shell.flush());
+    this.#emit(parts.length === 1 ? held : concatBytes(parts));
   }
 
   /** Output of the session's stream; `owned`: `data` is a view of a buffer of this session's own. */

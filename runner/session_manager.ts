@@ -13,6 +13,8 @@ import { hasTmuxSession, killTmuxSession, listTmuxSessions, type TmuxSettings } 
 import { Recorder } from "./recorder.ts";
 import { KeyedSerial } from "./keyed_serial.ts";
 import { fishQuote } from "./shell_integration.ts";
+import { FileTransfers } from "./file_transfer.ts";
+import { downloadCommandDir, downloadCommandEnv, DownloadMarks, newDownloadKey } from "./download_command.ts";
 import type { RunnerFileStore } from "./credentials.ts";
 import type { Logger } from "./log.ts";
 
@@ -38,6 +40,8 @@ export interface SessionManagerOptions {
   /** Where recordings go; without it `record {on}` is refused. */
   recording?: { appUrl: string; runnerToken: string };
   flow?: Partial<FlowLimits>;
+  /** `CODA_TRANSFER_MAX_BYTES`: largest file uploaded or downloaded (default 100 MiB). */
+  transferMaxBytes?: number;
 }
 
 /** Quotes `text` for a POSIX shell. */
@@ -96,6 +100,7 @@ export class SessionManager {
   readonly #options: SessionManagerOptions;
   readonly #sessions = new Map<string, Session>();
   readonly #serial = new KeyedSerial();
+  readonly #transfers = new Map<string, FileTransfers>();
   #linkUp = true;
   #closing = false;
 
@@ -106,6 +111,11 @@ export class SessionManager {
   /** The session `sessionId`, if running. */
   get(sessionId: string): Session | undefined {
     return this.#sessions.get(sessionId);
+  }
+
+  /** The file transfers of session `sessionId`, if running. */
+  transfers(sessionId: string): FileTransfers | undefined {
+    return this.#transfers.get(sessionId);
   }
 
   /** Every running session. */
@@ -212,6 +222,14 @@ export class SessionManager {
       case "pick-cwd":
         await this.#pickCwd(session, message.path);
         return;
+      case "upload-start":
+      case "upload-data":
+      case "upload-cancel":
+      case "download-accept":
+      case "download-ack":
+      case "download-cancel":
+        await this.#transfers.get(message.sessionId)?.handle(message);
+        return;
     }
   }
 
@@ -236,12 +254,26 @@ export class SessionManager {
     const rows = message.rows ?? DEFAULT_SIZE.rows;
     const cwd = await this.#startDirectory(ideaId);
     const tmux = this.#options.tmux;
+    const transfers = new FileTransfers({
+      sessionId,
+      sink: this.#options.sink,
+      log: this.#options.log,
+      cwd: () => session.cwd,
+      maxBytes: this.#options.transferMaxBytes,
+    });
+    // `coda-download` offers a file by a mark carrying this session's key (never tmux's: it swallows the mark).
+    const downloadKey = newDownloadKey();
+    const binDir = tmux ? undefined : downloadCommandDir();
+    if (!tmux && !binDir) {
+      this.#options.log.warn("coda-download is unavailable: its script could not be written");
+    }
+    const env = binDir ? downloadCommandEnv(this.#options.env, downloadKey, binDir) : this.#options.env;
     let pty: PtyProcess;
     try {
       if (tmux && await hasTmuxSession(tmux, sessionId)) {
         this.#options.log.info("re-adopting tmux session", { sessionId });
       }
-      pty = spawnPty({ sessionId, ideaId, cwd, cols, rows, env: this.#options.env, tmux });
+      pty = spawnPty({ sessionId, ideaId, cwd, cols, rows, env, tmux });
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       this.#options.log.error("could not start a shell", { sessionId, error: reason });
@@ -255,7 +287,7 @@ export class SessionManager {
       sink.send({ type: "end", sessionId, exitCode: null });
       return undefined;
     }
-    const session = new Session({
+    const session: Session = new Session({
       sessionId,
       ideaId,
       pty,
@@ -268,10 +300,15 @@ export class SessionManager {
       graceMs: this.#options.graceMs,
       flow: this.#options.flow,
       terminate: tmux ? () => killTmuxSession(tmux, sessionId) : undefined,
+      outputFilter: binDir ? new DownloadMarks(downloadKey, (path) => void transfers.offer(path)) : undefined,
+      onDetach: (clientId) => transfers.clientGone(clientId),
       onEnd: (ended) => {
         if (this.#sessions.get(ended.sessionId) === ended) this.#sessions.delete(ended.sessionId);
+        if (this.#transfers.get(ended.sessionId) === transfers) this.#transfers.delete(ended.sessionId);
+        void transfers.close();
       },
     });
+    this.#transfers.set(sessionId, transfers);
     if (!this.#linkUp) session.linkDown();
     this.#sessions.set(sessionId, session);
     this.#options.log.info("session started", { sessionId, cwd, pid: pty.pid });

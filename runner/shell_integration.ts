@@ -24,6 +24,8 @@ export type IntegratedShellKind = "bash" | "zsh" | "fish";
 
 /** The environment variable that hands the shell its nonce (unset by the init). */
 export const NONCE_VARIABLE = "CODA_SHELL_NONCE";
+/** The environment variable naming `coda-download`'s directory (`download_command.ts`), kept on `PATH` by the init. */
+export const BIN_DIR_VARIABLE = "CODA_BIN_DIR";
 /** The user's own `ZDOTDIR` while zsh reads ours (restored by the init). */
 const USER_ZDOTDIR_VARIABLE = "CODA_USER_ZDOTDIR";
 
@@ -107,6 +109,16 @@ const URL_ENCODE_PWD = `local LC_ALL=C url= ch i
     esac
   done`;
 
+/**
+ * Puts `coda-download`'s directory back first on `PATH` (bash, zsh) after the user's startup files,
+ * which may have reset it (Debian's `/etc/profile` does).
+ */
+const KEEP_BIN_DIR_ON_PATH = `# coda-download: the user's files may have reset PATH.
+case ":$PATH:" in
+  *":\${${BIN_DIR_VARIABLE}-}:"*) ;;
+  *) if [ -n "\${${BIN_DIR_VARIABLE}-}" ]; then PATH="$${BIN_DIR_VARIABLE}:$PATH"; fi ;;
+esac`;
+
 /** The init files, by path under the integration directory. */
 export const INIT_FILES: Readonly<Record<string, string>> = {
   "bash/rc.bash": `# Coda shell integration for bash, written by coda-runner (it holds no secret).
@@ -118,6 +130,7 @@ elif [ -r ~/.bash_login ]; then . ~/.bash_login
 elif [ -r ~/.profile ]; then . ~/.profile
 elif [ -r ~/.bashrc ]; then . ~/.bashrc
 fi
+${KEEP_BIN_DIR_ON_PATH}
 
 __coda_nonce=\${${NONCE_VARIABLE}-}
 unset ${NONCE_VARIABLE}
@@ -165,6 +178,7 @@ else
 fi
 unfunction __coda_source
 unset __coda_zdotdir __coda_had_zdotdir __coda_user_zdotdir
+${KEEP_BIN_DIR_ON_PATH}
 
 typeset -g __coda_nonce=\${${NONCE_VARIABLE}-}
 unset ${NONCE_VARIABLE}
@@ -191,6 +205,10 @@ preexec_functions+=(__coda_preexec)
   "fish/init.fish": `# Coda shell integration for fish, written by coda-runner (it holds no secret).
 set -g __coda_nonce $${NONCE_VARIABLE}
 set -e ${NONCE_VARIABLE}
+# coda-download: the user's files may have reset PATH.
+if set -q ${BIN_DIR_VARIABLE}; and not contains -- $${BIN_DIR_VARIABLE} $PATH
+    set -gx PATH $${BIN_DIR_VARIABLE} $PATH
+end
 function __coda_prompt --on-event fish_prompt --on-event fish_cancel
     printf '\\e]7;file://%s%s\\a\\e]133;A;coda=%s\\a' $hostname (string escape --style=url -- $PWD) $__coda_nonce
 end
@@ -230,8 +248,9 @@ export function integrationDir(base: string = Deno.env.get("XDG_RUNTIME_DIR") ||
   for (const [path, text] of Object.entries(INIT_FILES)) {
     const target = join(dir, path);
     Deno.mkdirSync(join(target, ".."), { recursive: true, mode: 0o700 });
-    // A private temporary name, then rename: a shell starting meanwhile never reads half a file.
-    const temporary = `${target}.${Deno.pid}.tmp`;
+    // A private temporary name, then rename: a shell starting meanwhile never reads half a file. Random
+    // too: test modules run as isolates of one process, and two writing one name lost the rename.
+    const temporary = `${target}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
     Deno.writeTextFileSync(temporary, text, { mode: 0o600 });
     Deno.renameSync(temporary, target);
   }

@@ -4,7 +4,15 @@
  *
  * @module
  */
-import { BINARY_SUBPROTOCOL, decodeBinaryFrame, type RunnerToRelay } from "@coda/relay/protocol";
+import {
+  BINARY_SUBPROTOCOL,
+  decodeBinaryFrame,
+  encodeFileFrame,
+  type FileFrame,
+  type RunnerToRelay,
+  TRANSFER_CHUNK_BYTES,
+  TRANSFER_WINDOW_BYTES,
+} from "@coda/relay/protocol";
 import { concatBytes } from "@coda/relay/bytes";
 import type { OutputChunk, SessionSink } from "./session.ts";
 import { SessionManager, type SessionManagerOptions } from "./session_manager.ts";
@@ -92,6 +100,10 @@ export class TestClient {
     [];
   /** Output received in binary frames, as received. */
   readonly bytes: Uint8Array[] = [];
+  /** Pieces of downloads received, as received. */
+  readonly downloads: FileFrame[] = [];
+  /** Each JSON message received, parsed (transfer messages included). */
+  readonly messages: Record<string, unknown>[] = [];
   #byteCount = 0;
   readonly #decoder = new TextDecoder();
   /** Resolves with the close code and reason. */
@@ -124,9 +136,14 @@ export class TestClient {
     this.socket.onmessage = (event) => {
       if (typeof event.data === "string") {
         this.frames.push(JSON.parse(event.data));
+        this.messages.push(JSON.parse(event.data));
         return;
       }
       const decoded = decodeBinaryFrame(event.data);
+      if (decoded.ok && decoded.value.type === "download") {
+        this.downloads.push({ ...decoded.value, data: decoded.value.data.slice() });
+        return;
+      }
       if (!decoded.ok || decoded.value.type !== "output") throw new Error("unexpected binary frame");
       const { sessionId, offset, replay, data } = decoded.value;
       this.bytes.push(data.slice());
@@ -171,6 +188,66 @@ export class TestClient {
   /** Waits until the output contains `text`. */
   async waitForOutput(text: string, timeoutMs = 20_000): Promise<void> {
     await waitFor(() => this.output().includes(text), `output "${text}"`, timeoutMs);
+  }
+
+  /** Waits for a JSON message matching `predicate`, searching from the start. */
+  async next(
+    predicate: (message: Record<string, unknown>) => boolean,
+    what: string,
+  ): Promise<Record<string, unknown>> {
+    return await waitFor(() => this.messages.find(predicate), what);
+  }
+
+  /**
+   * Uploads `data` as `name` the way the browser does: `upload-start`, then pieces, never more than
+   * the window past the runner's last `upload-ack`. Resolves with the runner's `upload-done` or
+   * `transfer-error`; `stopAt` stops sending after that many bytes (and resolves undefined).
+   */
+  async upload(
+    sessionId: string,
+    transferId: number,
+    name: string,
+    data: Uint8Array,
+    stopAt = Infinity,
+  ): Promise<Record<string, unknown> | undefined> {
+    this.send({ type: "upload-start", sessionId, transferId, name, size: data.byteLength });
+    const acked = () =>
+      Math.max(
+        0,
+        ...this.messages.filter((m) => m.type === "upload-ack" && m.transferId === transferId)
+          .map((m) => m.offset as number),
+      );
+    const over = () =>
+      this.messages.find((m) =>
+        (m.type === "upload-done" || m.type === "transfer-error") && m.transferId === transferId
+      );
+    for (let offset = 0; offset < Math.min(data.byteLength, stopAt); offset += TRANSFER_CHUNK_BYTES) {
+      const piece = data.subarray(offset, offset + TRANSFER_CHUNK_BYTES);
+      await waitFor(
+        () => over() ?? offset + piece.byteLength - acked() <= TRANSFER_WINDOW_BYTES,
+        "room in the upload window",
+      );
+      if (over()) return over();
+      this.socket.send(encodeFileFrame({ type: "upload", sessionId, transferId, offset, data: piece }));
+    }
+    if (stopAt < data.byteLength) return undefined;
+    return await waitFor(over, `the end of upload ${transferId}`);
+  }
+
+  /** Accepts download `transferId` and acknowledges each piece as it comes; resolves the file's bytes. */
+  async download(sessionId: string, transferId: number): Promise<Uint8Array> {
+    this.send({ type: "download-accept", sessionId, transferId });
+    let acked = 0;
+    const done = () => this.messages.find((m) => m.type === "download-done" && m.transferId === transferId);
+    const received = () => this.downloads.filter((piece) => piece.transferId === transferId);
+    await waitFor(() => {
+      const end = received().reduce((sum, piece) => sum + piece.data.byteLength, 0);
+      if (end > acked) this.send({ type: "download-ack", sessionId, transferId, offset: acked = end });
+      return done();
+    }, `download ${transferId}`);
+    const bytes = new Uint8Array(done()!.size as number);
+    for (const piece of received()) bytes.set(piece.data, piece.offset);
+    return bytes;
   }
 
   /** Closes (if open) and waits for the close to finish. */

@@ -34,8 +34,11 @@ import {
   encode,
   encodeInputFrame,
   EndedReason,
+  type FileFrame,
   type OutputFrame,
   parseMetaLine,
+  RUNNER_TRANSFER_TYPES,
+  type ServerMessage,
 } from "@coda/relay/protocol";
 import { backoffDelay, type BackoffOptions } from "@coda/relay/backoff";
 import { dropUtf8Prefix, utf8Length } from "@coda/relay/utf8";
@@ -151,7 +154,11 @@ export type ConnectionEvent =
   | { type: "session"; sessionId: string }
   | { type: "cwd"; path: string }
   | { type: "record"; on: boolean }
-  | { type: "error"; message: string };
+  | { type: "error"; message: string }
+  /** A file-transfer message from the runner or the relay (see `file_transfers.ts`). */
+  | { type: "transfer"; message: ServerMessage }
+  /** A piece of a download. */
+  | { type: "file"; frame: FileFrame };
 
 /** Options of {@linkcode TerminalConnection}. */
 export interface ConnectionOptions {
@@ -358,6 +365,24 @@ export class TerminalConnection {
   /** Ends the session (kills the shell) for every client. */
   kill(): void {
     if (this.#mayAct()) this.#send({ type: "kill", sessionId: this.#sessionId! });
+  }
+
+  /**
+   * The session, while this link may transfer files (online, not watch-only, and binary: file
+   * bytes only travel in binary frames); else `undefined`.
+   */
+  transferSessionId(): string | undefined {
+    return this.#mayAct() && this.#binary ? this.#sessionId : undefined;
+  }
+
+  /** Sends a file-transfer message (see {@linkcode transferSessionId}). */
+  sendTransfer(message: ClientMessage): void {
+    if (this.transferSessionId() !== undefined) this.#send(message);
+  }
+
+  /** Sends an upload frame (see {@linkcode transferSessionId}). */
+  sendFileFrame(frame: Uint8Array<ArrayBuffer>): void {
+    if (this.transferSessionId() !== undefined) this.#socket?.send(frame);
   }
 
   /** Whether this link may send messages about the session now: connected, and not watch-only. */
@@ -572,6 +597,9 @@ export class TerminalConnection {
       this.#heard(undefined);
       const decoded = decodeBinaryFrame(frame);
       if (decoded.ok && decoded.value.type === "output") this.#onOutput(decoded.value);
+      if (decoded.ok && decoded.value.type === "download") {
+        this.#options.onEvent({ type: "file", frame: decoded.value });
+      }
       return;
     }
     const decoded = decodeServerMessage(frame);
@@ -580,6 +608,7 @@ export class TerminalConnection {
     const message = decoded.value;
     if (message.type === "stdout") this.#onStdout(message.data, message.offset);
     else if (message.type === "meta") this.#onMeta(message.data);
+    else if (RUNNER_TRANSFER_TYPES.has(message.type)) this.#options.onEvent({ type: "transfer", message });
   }
 
   /** JSON output: offsets count the UTF-8 bytes of `data`. */

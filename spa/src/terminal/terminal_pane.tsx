@@ -1,10 +1,12 @@
 /**
  * One terminal tab: an xterm.js terminal wired to a
  * {@linkcode TerminalConnection}, its toolbar (connection state, cwd,
- * record, working folder, search with a match count, paste, keys, settings,
- * and a menu to rename the tab or end the session; it wraps on narrow
- * screens), the touch key bar, and explanations with a next step when the
- * session cannot continue.
+ * record, working folder, upload, search with a match count, paste, keys,
+ * settings, and a menu to rename the tab or end the session; it wraps on
+ * narrow screens), file transfers (files dropped on the terminal upload into
+ * the session's folder; `coda-download` offers appear with Save / Dismiss),
+ * the touch key bar, and explanations with a next step when the session
+ * cannot continue.
  *
  * @module
  */
@@ -35,6 +37,8 @@ import {
 import { SettingsPanel } from "./settings_panel.tsx";
 import { SharePanel } from "./share_panel.tsx";
 import { MAX_TAB_NAME_LENGTH, normalizeTabName } from "./tabs_store.ts";
+import { FileTransfers, type Transfer } from "./file_transfers.ts";
+import { TransferBar } from "./transfer_bar.tsx";
 
 /** What the pane needs to know about its tab. */
 export interface PaneTab {
@@ -120,6 +124,10 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
   const container = useRef<HTMLDivElement>(null);
   const handle = useRef<TerminalHandle | null>(null);
   const connection = useRef<TerminalConnection | null>(null);
+  const fileTransfers = useRef<FileTransfers | null>(null);
+  const fileInput = useRef<HTMLInputElement>(null);
+  const [transfers, setTransfers] = useState<Transfer[]>([]);
+  const [dropping, setDropping] = useState(false);
   const modifiers = useRef<Modifiers>({ ctrl: false, alt: false });
   // Whether xterm's replies to queries in newly received live output go to the shell: only in the tab the
   // person acts in, so a query is answered once however many tabs show the session. Replayed output, which
@@ -172,6 +180,7 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
       onEvent: (event) => {
         switch (event.type) {
           case "state":
+            if (event.state.status !== "online") files.linkLost();
             if (event.state.status === "online" && !linkOnline) {
               if (attached && !conn.binary) answering.current = false;
               attached = true;
@@ -198,10 +207,26 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
           case "pending-input":
             setPendingInput(event.data);
             return;
+          case "transfer":
+            files.onMessage(event.message);
+            return;
+          case "file":
+            files.onFrame(event.frame);
+            return;
         }
       },
     });
     connection.current = conn;
+    const files = new FileTransfers({
+      link: {
+        sessionId: () => conn.transferSessionId(),
+        send: (message) => conn.sendTransfer(message),
+        sendFrame: (frame) => conn.sendFileFrame(frame),
+      },
+      onChange: setTransfers,
+      save: saveFile,
+    });
+    fileTransfers.current = files;
 
     const subscriptions = [
       terminal.onInput((data, fromPerson) => {
@@ -274,6 +299,7 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
       terminal.dispose();
       handle.current = null;
       connection.current = null;
+      fileTransfers.current = null;
     };
   }, []);
 
@@ -311,6 +337,26 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
       showToast("The browser did not allow reading the clipboard. Use Ctrl+Shift+V or the context menu.");
     }
     handle.current?.term.focus();
+  };
+
+  const upload = (files: Iterable<File>) => {
+    for (const file of files) fileTransfers.current?.upload(file);
+  };
+
+  const dropHandlers = props.watchOnly ? {} : {
+    onDragOver: (event: DragEvent) => {
+      if (!event.dataTransfer?.types.includes("Files")) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "copy";
+      setDropping(true);
+    },
+    onDragLeave: () => setDropping(false),
+    onDrop: (event: DragEvent) => {
+      if (!event.dataTransfer?.files.length) return;
+      event.preventDefault();
+      setDropping(false);
+      upload(event.dataTransfer.files);
+    },
   };
 
   const endSession = () => {
@@ -383,6 +429,31 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
             Folder…
           </button>
         )}
+        {!props.watchOnly && (
+          <button
+            type="button"
+            class="button small ghost"
+            title="Upload files into the session's folder (or drop them on the terminal)"
+            disabled={!acting}
+            onClick={() => fileInput.current?.click()}
+          >
+            Upload…
+          </button>
+        )}
+        {!props.watchOnly && (
+          <input
+            ref={fileInput}
+            type="file"
+            multiple
+            hidden
+            aria-label="Upload files"
+            onChange={(event) => {
+              const input = event.currentTarget;
+              upload([...(input.files ?? [])]);
+              input.value = "";
+            }}
+          />
+        )}
         {props.shareable && (
           <button
             type="button"
@@ -438,6 +509,11 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
           />
         )}
       </div>
+      <TransferBar
+        transfers={transfers}
+        onAccept={(key) => fileTransfers.current?.accept(key)}
+        onDismiss={(key) => fileTransfers.current?.dismiss(key)}
+      />
       {panel === "share" && sharedSessionId !== undefined && (
         <SharePanel sessionId={sharedSessionId} onClose={focusTerminal} />
       )}
@@ -517,8 +593,9 @@ export function TerminalPane(props: TerminalPaneProps): JSX.Element {
       )}
       {/* The margin around the cells shows the terminal's own background, whichever palette it uses. */}
       <div
-        class="terminal-wrap"
+        class={`terminal-wrap${dropping ? " dropping" : ""}`}
         style={{ background: TERMINAL_THEMES[terminalPalette(settings, props.theme)].background }}
+        {...dropHandlers}
       >
         <div class="terminal-host" ref={container} />
         {stopped && (
@@ -721,6 +798,19 @@ function CwdForm(
       <button type="button" class="button small ghost" onClick={props.onClose}>Cancel</button>
     </form>
   );
+}
+
+/** Hands a downloaded file to the browser's own download (a Blob URL, freed a minute later). */
+function saveFile(name: string, file: Blob): void {
+  const url = URL.createObjectURL(file);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = name;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
 }
 
 function bufferText(handle: TerminalHandle): string {
