@@ -29,6 +29,7 @@ import { parseArgs } from "node:util";
 import pty from "@lydell/node-pty";
 import { createSession, pairRunner, signup } from "@coda/api/testing";
 import { clientLinkQuery } from "@coda/relay/protocol";
+import { endHolders, silentLogger } from "@coda/runner/testing";
 import { type AckPolicy, BenchClient, type ClientMode, NotNegotiatedError } from "./client.ts";
 import {
   APP_FLAGS,
@@ -759,6 +760,8 @@ async function measure(plan: Plan): Promise<Figure[]> {
     return figures;
   } finally {
     for (const child of children.reverse()) await child.stop();
+    // The sessions' holders outlive the stopped runner by design; the bench leaves none behind.
+    await endHolders(`${dir}/sessions`, silentLogger);
     await Deno.remove(dir, { recursive: true });
   }
 }

@@ -36,10 +36,11 @@ import {
   ToHolderSchema,
 } from "./holder_protocol.ts";
 import { SessionManager } from "./session_manager.ts";
-import { warmUpPty } from "./pty.ts";
 import type { SessionSink } from "./session.ts";
 import { RunnerFileStore } from "./credentials.ts";
-import type { LogFields, Logger, LogLevel } from "./log.ts";
+import { type LogFields, type Logger, type LogLevel, silentLogger } from "./log.ts";
+import { concatBytes } from "@coda/relay/bytes";
+import type { RelayToRunner } from "@coda/relay/protocol";
 import { holderSocketPath, spareSocketPath } from "./holder_dir.ts";
 
 /** Options of {@linkcode runHolder}. */
@@ -62,7 +63,7 @@ const SPARE_JOIN_MS = 30_000;
 /** Runs a holder until its session is over; resolves its exit code. */
 export async function runHolder(options: HolderOptions): Promise<number> {
   const holder = new Holder(options);
-  await warmUpPty();
+  await warmUp(options.dir);
   await holder.listen();
   options.announce(`ready ${holder.socketPath}`);
   return await holder.done;
@@ -326,6 +327,32 @@ class Holder {
     });
     void appendFile(join(this.#options.dir, "holders.log"), `${line}\n`, { mode: 0o600 }).catch(() => {});
   }
+}
+
+/**
+ * Runs a throwaway session (a program that exits at once) through the whole path a session takes,
+ * frames included: a process's first session is slow (cold code, node-pty's helper, the shell
+ * integration's files), and a spare pays for it before any session waits on it.
+ */
+async function warmUp(dir: string): Promise<void> {
+  const sessionId = "warm-up-session";
+  const manager = new SessionManager({
+    sink: { send: () => {}, sendOutput: () => {}, bufferedAmount: () => 0 },
+    log: silentLogger,
+    env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: dir, SHELL: "/bin/true" },
+    home: dir,
+    graceMs: 1000,
+    replayBytes: 64 * 1024,
+  });
+  const reader = new HolderFrameReader(ToHolderSchema);
+  const attach: ToHolder = { type: "attach", sessionId, clientId: "warm-up", cols: 80, rows: 24 };
+  for (const frame of reader.push(concatBytes(encodeHolderMessage(attach)))) {
+    if (frame.ok && frame.value.kind === "message") {
+      await manager.handle(frame.value.message as RelayToRunner);
+    }
+  }
+  await manager.get(sessionId)?.exited;
+  await manager.shutdown();
 }
 
 function write(socket: net.Socket, message: FromHolder): void {

@@ -120,8 +120,12 @@ export class HolderConnection {
     if (!joined) this.send({ type: "holder-join", protocol: HOLDER_PROTOCOL_VERSION, role: "runner" });
   }
 
-  /** Asks for the holder's status (as a `status` connection, not its runner). */
+  /**
+   * Asks for the holder's status: as a `status` connection, which leaves the holder's runner alone,
+   * unless this one joined as its runner already.
+   */
   status(timeoutMs = 2000): Promise<HolderStatus | undefined> {
+    const joined = this.#handler !== undefined;
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(undefined), timeoutMs);
       this.#handler = {
@@ -136,7 +140,7 @@ export class HolderConnection {
           resolve(undefined);
         },
       };
-      this.send({ type: "holder-join", protocol: HOLDER_PROTOCOL_VERSION, role: "status" });
+      if (!joined) this.send({ type: "holder-join", protocol: HOLDER_PROTOCOL_VERSION, role: "status" });
       this.send({ type: "holder-status-request" });
     });
   }

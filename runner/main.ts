@@ -720,6 +720,7 @@ async function commandSelfcheck(ctx: CommandContext): Promise<number> {
     }
   }
   const results = await selfcheck({
+    holderCommand: selfCommand(),
     env: sessionOptions(ctx, undefined).env,
     configPath: ctx.store.path,
     relayUrl,

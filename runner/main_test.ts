@@ -479,7 +479,7 @@ Deno.test("CLI: selfcheck passes on a healthy machine, and names what is wrong w
     const lines = fresh.stdout.trim().split("\n");
     assertEquals(
       lines.map((line) => line.split(":")[0]),
-      ["ok   pty", "ok   config", "ok   relay"],
+      ["ok   pty", "ok   config", "ok   relay", "ok   holder"],
       fresh.stdout,
     );
     assert(lines[0].includes("a resize reached it"), lines[0]);

@@ -88,23 +88,6 @@ export function spawnPty(request: SpawnRequest): PtyProcess {
 }
 
 /**
- * Runs one trivial program in a PTY and waits for it to end: a process's first spawn is slow
- * (cold code, node-pty's helper loaded); a session holder pays for it before any session waits on it.
- */
-export function warmUpPty(): Promise<void> {
-  if (Deno.build.os === "windows") return Promise.resolve();
-  return new Promise((resolve) => {
-    try {
-      const child = opened(pty.spawn("/bin/sh", ["-c", ":"], { name: "xterm-256color", cols: 80, rows: 24 }));
-      child.onExit(() => resolve());
-    } catch {
-      // The first session will say what is wrong with spawning.
-      resolve();
-    }
-  });
-}
-
-/**
  * A spawned PTY as the session uses it: raw reads, and a descriptor nothing
  * touches once it is closed. node-pty closes the PTY's descriptor when its
  * read stream ends, which is before it reports the exit; a resize in between

@@ -9,17 +9,22 @@
  * - `config`: the config directory and file are private to the user (0700 and
  *   0600; not checked on Windows, whose ACLs are the user profile's);
  * - `relay`: the relay URL in use (`RELAY_URL`, else the stored one) is a
- *   `ws://` or `wss://` URL.
+ *   `ws://` or `wss://` URL;
+ * - `holder`: this executable starts as a session holder (`coda-runner hold`)
+ *   in a private directory and answers on its socket (not on Windows, where
+ *   sessions run in the runner).
  *
  * @module
  */
 import { dirname } from "node:path";
+import { HolderConnection } from "./holder_connection.ts";
+import { type SelfCommand, spawnHolder } from "./holder_pool.ts";
 import { parseUrl } from "@coda/relay/urls";
 import { spawnPty } from "./pty.ts";
 
 /** One check's outcome. */
 export interface CheckResult {
-  name: "pty" | "config" | "relay";
+  name: "pty" | "config" | "relay" | "holder";
   ok: boolean;
   /** What was found, in words. */
   detail: string;
@@ -33,6 +38,8 @@ export interface SelfcheckOptions {
   configPath: string;
   /** The relay URL in use, if any (not paired and no `RELAY_URL`: nothing to check). */
   relayUrl?: string;
+  /** How this executable starts itself, for the holder check. */
+  holderCommand: SelfCommand;
   /** Longest wait for the shell, ms (default 10 s: a login shell may be slow). */
   timeoutMs?: number;
 }
@@ -49,7 +56,32 @@ export async function selfcheck(options: SelfcheckOptions): Promise<CheckResult[
     await checkPty(options),
     await checkConfig(options.configPath),
     checkRelay(options.relayUrl),
+    await checkHolder(options.holderCommand),
   ];
+}
+
+async function checkHolder(command: SelfCommand): Promise<CheckResult> {
+  if (Deno.build.os === "windows") {
+    return { name: "holder", ok: true, detail: "not used on Windows: sessions run inside the runner" };
+  }
+  const dir = await Deno.makeTempDir({ prefix: "coda-selfcheck-" });
+  try {
+    const holder = await HolderConnection.connect(await spawnHolder(command, dir));
+    // Joined as its runner: a spare ends with its runner's connection, closed here.
+    holder.join({ onMessage: () => {}, onOutput: () => {}, onClose: () => {} });
+    const status = await holder.status();
+    await holder.close();
+    if (!status) return { name: "holder", ok: false, detail: "a session holder started but did not answer" };
+    return {
+      name: "holder",
+      ok: true,
+      detail: `a session holder (${status.version}) starts from this executable and answers on its socket`,
+    };
+  } catch (error) {
+    return { name: "holder", ok: false, detail: `a session holder could not start: ${messageOf(error)}` };
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
 }
 
 async function checkPty(options: SelfcheckOptions): Promise<CheckResult> {
