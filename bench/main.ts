@@ -204,7 +204,7 @@ class PtyTerminal implements Terminal {
 }
 
 /** The throughput paths, in the order of the first round. */
-const PATHS = ["ceiling", "loopback", "relay-binary", "relay-json", "serve"] as const;
+const PATHS = ["ceiling", "loopback", "relay-binary", "relay-json", "relay-in-process", "serve"] as const;
 type PathName = typeof PATHS[number];
 
 const PATH_LABEL: Record<PathName, string> = {
@@ -212,6 +212,7 @@ const PATH_LABEL: Record<PathName, string> = {
   loopback: "raw Deno WebSocket loopback",
   "relay-binary": "relay, binary client",
   "relay-json": "relay, spec-only JSON client",
+  "relay-in-process": "relay, binary client, sessions in the runner (TTY_SYNC=off)",
   serve: "coda-runner serve, direct",
 };
 
@@ -238,7 +239,11 @@ interface World {
   serveUrl: string;
   loopbackUrl: string;
   app: Child;
+  /** The runner as installed: each session in a session holder. */
   runner: Child;
+  /** A runner with `TTY_SYNC=off`: sessions in its own process, as before holders. */
+  inProcessRunner: Child;
+  runnerIds: { held: string; inProcess: string };
   serve: Child;
   loopback: Child;
   shellEnv: Record<string, string>;
@@ -246,9 +251,15 @@ interface World {
   binary: { relay: boolean; serve: boolean };
 }
 
-/** Opens a client on a new relay session. */
-async function relayClient(world: World, mode: ClientMode, ack: AckPolicy): Promise<BenchClient> {
-  const ticket = await createSession(world.appUrl, world.cookie, { ideaId: "bench" });
+/** Opens a client on a new relay session (of the runner with holders unless `inProcess`). */
+async function relayClient(
+  world: World,
+  mode: ClientMode,
+  ack: AckPolicy,
+  inProcess = false,
+): Promise<BenchClient> {
+  const runnerId = inProcess ? world.runnerIds.inProcess : world.runnerIds.held;
+  const ticket = await createSession(world.appUrl, world.cookie, { ideaId: "bench", runnerId });
   const query = clientLinkQuery(ticket.token, { ack: ack.kind !== "none", ...TERMINAL });
   return new BenchClient(`${world.relayUrl}/client?${query}`, mode, ack, ticket.sessionId);
 }
@@ -322,15 +333,18 @@ async function throughput(world: World, path: PathName, round: number): Promise<
     pids = { loopback: world.loopback.pid, bench: "self" };
     client = new BenchClient(world.loopbackUrl, "raw");
   } else {
-    const binary = path === "relay-binary" || (path === "serve" && world.binary.serve);
+    const inProcess = path === "relay-in-process";
+    const binary = path === "relay-binary" || inProcess || (path === "serve" && world.binary.serve);
     const mode: ClientMode = binary ? "binary" : "json";
     // The binary client acks as the SPA does; the spec-only client never does (the relay acks as it drains).
     const ack: AckPolicy = binary ? { kind: "immediate" } : { kind: "none" };
-    pids = path === "serve"
-      ? { serve: world.serve.pid, bench: "self" }
-      : { relay: world.app.pid, runner: world.runner.pid, bench: "self" };
+    pids = path === "serve" ? { serve: world.serve.pid, bench: "self" } : {
+      relay: world.app.pid,
+      runner: (inProcess ? world.inProcessRunner : world.runner).pid,
+      bench: "self",
+    };
     client = await ready(
-      path === "serve" ? serveClient(world, mode, ack) : await relayClient(world, mode, ack),
+      path === "serve" ? serveClient(world, mode, ack) : await relayClient(world, mode, ack, inProcess),
     );
   }
   client.sink = check.push;
@@ -405,8 +419,9 @@ function throughputFigures(world: World, runs: Run[]): Figure[] {
   const cpuGoal: Record<string, number> = { relay: 0.6, runner: 0.8 };
   for (const path of PATHS) {
     const label = PATH_LABEL[path];
-    if (path === "relay-binary" && !world.binary.relay) {
-      figures.push(unmeasured(`${label}: share of the ceiling`, "×", "≥ 0.85", "not negotiated"));
+    if ((path === "relay-binary" || path === "relay-in-process") && !world.binary.relay) {
+      const goal = path === "relay-binary" ? "≥ 0.85" : null;
+      figures.push(unmeasured(`${label}: share of the ceiling`, "×", goal, "not negotiated"));
       continue;
     }
     const mine = runs.filter((r) => r.path === path);
@@ -676,13 +691,21 @@ async function measure(plan: Plan): Promise<Figure[]> {
     await app.line(/listening on/);
     const { cookie } = await signup(appUrl);
     const paired = await pairRunner(appUrl, cookie);
+    const pairedInProcess = await pairRunner(appUrl, cookie);
 
-    step("starting the runner, serve and the loopback");
+    step("starting the runners, serve and the loopback");
     const runnerEnv = { ...shellEnv, APP_URL: appUrl, CODA_RUNNER_CONFIG: `${dir}/runner.json` };
     const runner = start("runner", ["run", ...RUNNER_FLAGS, `${ROOT}runner/main.ts`], {
       ...runnerEnv,
       RELAY_URL: paired.relayUrl,
       RUNNER_TOKEN: paired.runnerToken,
+    });
+    const inProcessRunner = start("runner-in-process", ["run", ...RUNNER_FLAGS, `${ROOT}runner/main.ts`], {
+      ...runnerEnv,
+      CODA_RUNNER_CONFIG: `${dir}/runner-in-process.json`,
+      TTY_SYNC: "off",
+      RELAY_URL: pairedInProcess.relayUrl,
+      RUNNER_TOKEN: pairedInProcess.runnerToken,
     });
     const serve = start(
       "serve",
@@ -706,6 +729,8 @@ async function measure(plan: Plan): Promise<Figure[]> {
       loopbackUrl: `ws://127.0.0.1:${loopbackLine[1]}/`,
       app,
       runner,
+      inProcessRunner,
+      runnerIds: { held: paired.runnerId, inProcess: pairedInProcess.runnerId },
       serve,
       loopback,
       shellEnv,
@@ -715,6 +740,7 @@ async function measure(plan: Plan): Promise<Figure[]> {
     // The first session waits for the runner to come online; its end leaves the runner idle.
     step("waiting for the runner; negotiating coda.v2");
     await finish(await ready(await relayClient(world, "json", { kind: "none" }), 120_000));
+    await finish(await ready(await relayClient(world, "json", { kind: "none" }, true), 120_000));
     const runnerIdle = rssBytes(runner.pid);
     world.binary.relay = await negotiates(() => relayClient(world, "binary", { kind: "immediate" }));
     world.binary.serve = await negotiates(() =>
@@ -726,7 +752,9 @@ async function measure(plan: Plan): Promise<Figure[]> {
       }`,
     );
 
-    const paths = PATHS.filter((p) => p !== "relay-binary" || world.binary.relay);
+    const paths = PATHS.filter((p) =>
+      (p !== "relay-binary" && p !== "relay-in-process") || world.binary.relay
+    );
     const runs: Run[] = [];
     for (let round = -plan.warmups; round < plan.rounds; round++) {
       const order = paths.map((_, i) => paths[(i + Math.max(0, round)) % paths.length]);
