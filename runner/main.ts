@@ -457,7 +457,8 @@ async function commandRun(ctx: CommandContext): Promise<number> {
   const rePaired = reason === "revoked" && await pairedAgain(ctx, credentials);
   // A runner removed from its account ends its sessions, held or in tmux: nobody can reach them through
   // Coda any more. Any other stop leaves them for the next runner (an expired token is fixed by pairing
-  // again), and so does a revocation by `coda-runner pair` on this machine, whose new runner re-adopts them.
+  // again). A revocation by `coda-runner pair` on this machine leaves them too: the new pairing's runner
+  // ends them when it starts, as holders of a runner id that is not its own.
   const endAll = reason === "revoked" && !rePaired;
   if (pool) await pool.shutdown({ endAll });
   else await local.shutdown({ endTmux: endAll });
