@@ -508,6 +508,10 @@ async function latencyFigures(world: World): Promise<Figure[]> {
       key: "relay-binary",
       label: PATH_LABEL["relay-binary"],
       open: async () => ready(await relayClient(world, "binary", { kind: "immediate" })),
+    }, {
+      key: "relay-in-process",
+      label: PATH_LABEL["relay-in-process"],
+      open: async () => ready(await relayClient(world, "binary", { kind: "immediate" }, true)),
     });
   }
   terminals.push(
@@ -550,6 +554,25 @@ async function latencyFigures(world: World): Promise<Figure[]> {
       (m) => m <= 1,
     ),
   );
+  if (world.binary.relay) {
+    // The relay path to the default runner crosses its session holder too: what each of the two adds.
+    for (const [name, values] of [["p50", echoP50], ["p99", echoP99]] as const) {
+      figures.push(
+        figure(
+          `keystroke echo ${name} the relay alone adds over serve (sessions in the runner)`,
+          [values["relay-in-process"] - values.serve],
+          "ms",
+          null,
+        ),
+        figure(
+          `keystroke echo ${name} the session holder adds (relay, binary)`,
+          [values["relay-binary"] - values["relay-in-process"]],
+          "ms",
+          null,
+        ),
+      );
+    }
+  }
 
   for (const { key, label, open } of terminals) {
     step(`attach: ${label}`);
@@ -557,7 +580,7 @@ async function latencyFigures(world: World): Promise<Figure[]> {
     for (let i = 0; i < plan.attaches; i++) {
       // A new session takes the runner's spare holder; the next one waits until a new spare is up, as a
       // person opening terminals one after another would.
-      if (key !== "serve") await readySpare(world);
+      if (key === "relay-binary" || key === "relay-json") await readySpare(world);
       const opening = open();
       const started = performance.now();
       const client = await opening;
