@@ -57,8 +57,11 @@ export interface HolderOptions {
 
 /** How long an ending holder waits for its last frames to reach the runner, ms. */
 const FLUSH_MS = 2000;
-/** How long a spare waits for the runner that started it to connect, ms. */
-const SPARE_JOIN_MS = 30_000;
+/**
+ * How long a spare waits for the runner that started it to connect, ms: that runner connects as soon
+ * as it reads the spare's ready line, unless it died while the spare was starting.
+ */
+const SPARE_JOIN_MS = 10_000;
 
 /** Runs a holder until its session is over; resolves its exit code. */
 export async function runHolder(options: HolderOptions): Promise<number> {

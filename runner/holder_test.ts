@@ -176,7 +176,11 @@ Deno.test("holders: an upgraded runner re-adopts the old build's holders; anothe
     await old.kill("SIGTERM");
     const upgraded = await s.runner();
     await waitFor(() => upgraded.stderr.includes("re-adopted a session"), "the re-adoption");
-    assertEquals(await shellFacts(client, sessionId, "after"), before);
+    assertEquals(
+      await shellFacts(client, sessionId, "after"),
+      before,
+      `old runner:\n${old.stderr}\nnew runner:\n${upgraded.stderr}\nmetas: ${client.metas().join(" ")}`,
+    );
   });
   await t.step("another holder protocol: the new build ends it, shell and all, and says so", async () => {
     await using s = await setup();
@@ -195,7 +199,7 @@ Deno.test("holders: an upgraded runner re-adopts the old build's holders; anothe
 });
 
 Deno.test("holders: reaped after the grace with no runner, when the shell exits, and on logout; status lists them", async () => {
-  await using s = await setup({ DEVMODE_SESSION_GRACE: "3s" });
+  await using s = await setup({ DEVMODE_SESSION_GRACE: "4s" });
   const runner = await s.runner();
   const one = await s.open();
   const two = await s.open();
@@ -215,12 +219,15 @@ Deno.test("holders: reaped after the grace with no runner, when the shell exits,
   await waitFor(async () => (await holderPids(s.runtimeDir)).length === 2, "its holder gone");
 
   // No runner for the grace period (its client still waiting at the relay): holder and shell end; the
-  // spare went with its runner.
+  // spare goes with its runner.
   await runner.kill("SIGKILL");
-  await waitFor(async () => (await holderPids(s.runtimeDir)).length === 1, "the spare gone with its runner");
   assert(await alive(shellOne), "the shell outlives its runner");
-  await waitFor(async () => (await holderPids(s.runtimeDir)).length === 0, "the orphaned holder reaped");
-  assert(!await alive(shellOne), "and its shell");
+  await waitFor(async () => !await alive(shellOne), "the orphaned session ended after the grace");
+  await waitFor(
+    async () => (await holderPids(s.runtimeDir)).length === 0,
+    "its holder and the spare gone",
+    30_000,
+  );
 
   // Logout ends held sessions at once.
   await s.runner();
@@ -231,7 +238,7 @@ Deno.test("holders: reaped after the grace with no runner, when the shell exits,
   await logout.status;
   assert(logout.stdout.includes("Ended 1 session kept by session holders"), logout.stdout + logout.stderr);
   assert(!await alive(shellThree));
-  await waitFor(async () => (await holderPids(s.runtimeDir)).length === 0, "every holder gone");
+  await waitFor(async () => (await holderPids(s.runtimeDir)).length === 0, "every holder gone", 30_000);
 });
 
 Deno.test("holders: TTY_SYNC=tmux runs tmux in the holder; a stopped runner's tmux session ends after the grace", async () => {
@@ -289,4 +296,18 @@ Deno.test("holders: files go in and out of a held session, before and after its 
   await client.waitForOutput(`${createHash("sha256").update(blob).digest("hex")}  blob.bin`, 60_000);
   await client.next((m) => m.type === "download-offer", "the offer");
   assertEquals(await client.download(sessionId, 1), blob);
+});
+
+Deno.test("holders: a second runner started with the same pairing takes the link and the holders over", async () => {
+  await using s = await setup();
+  const first = await s.runner();
+  const { sessionId, client } = await s.open();
+  client.send({ type: "stdin", sessionId, data: "export CODA_MARK=taken-over\r" });
+  const before = await shellFacts(client, sessionId, "before");
+  const second = await s.runner();
+  assertEquals((await first.status).code, 3, "the first runner stops: another took its link");
+  assert(second.stderr.includes("re-adopted a session"), second.stderr);
+  assertEquals(await shellFacts(client, sessionId, "after"), before, "the same shell, through the second");
+  assert(!client.metas().some((meta) => meta.startsWith("coda:exit") || meta.startsWith("coda:error")));
+  assert(!first.stderr.includes("exited without ending its session"), first.stderr);
 });
