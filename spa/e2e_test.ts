@@ -14,15 +14,14 @@
 import { equal as assertEqual, ok as assert } from "node:assert/strict";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import type { Browser, Page } from "puppeteer-core";
 import { apiJson, approvePairing, signup, type StartedApp, startTestApp } from "@coda/api/testing";
 import { waitFor } from "@coda/relay/testing";
 import { endHolders, silentLogger } from "@coda/runner/testing";
-import { builtSpa } from "./testing.ts";
+import { builtSpa, launchChromium, requireChromium, skipE2e } from "./testing.ts";
 import type { TerminalTestHook } from "./src/terminal/terminal_pane.tsx";
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)));
-const CHROMIUM = "/usr/bin/chromium";
 const SCREENSHOTS = join(ROOT, "test-output", "e2e");
 const STEP_TIMEOUT_MS = 45_000;
 const DESKTOP = { width: 1280, height: 800 };
@@ -30,20 +29,8 @@ const PHONE = { width: 390, height: 844, isMobile: true, hasTouch: true };
 /** How often a wait polls the page (each poll is a round trip to Chromium). */
 const POLL_MS = 100;
 
-const chromiumPresent = await Deno.stat(CHROMIUM).then(() => true, () => false);
-/** Opt-out for machines without Chromium; it only skips when Chromium is really absent, so CI always runs the suite. */
-const skipE2e = Deno.env.get("CODA_SKIP_E2E") === "1" && !chromiumPresent;
 // Screenshots are numbered per run: those of an earlier run would mix with this one's.
 if (!skipE2e) await Deno.remove(SCREENSHOTS, { recursive: true }).catch(() => {});
-
-/** A missing browser fails the suite instead of passing it as skipped. */
-function requireChromium(): void {
-  if (!chromiumPresent) {
-    throw new Error(
-      `${CHROMIUM} not found: install Chromium, or set CODA_SKIP_E2E=1 to skip the end-to-end suite on this machine`,
-    );
-  }
-}
 
 /** A runner process started from source, with its output collected. */
 class RunnerProcess {
@@ -315,20 +302,11 @@ Deno.test({
       }
     };
     try {
-      browser = await puppeteer.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        userDataDir: profile,
-        args: [
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-        ],
-      });
+      browser = await launchChromium(profile, [
+        "--disable-quic",
+        "--disable-component-update",
+        "--disable-sync",
+      ]);
       const page = await browser.newPage();
       page.setDefaultTimeout(STEP_TIMEOUT_MS);
       await page.setViewport(DESKTOP);
@@ -777,12 +755,7 @@ Deno.test({
       if (last) await screenshot(last, "failed").catch(() => {});
     };
     try {
-      browser = await puppeteer.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        userDataDir: profile,
-        args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-      });
+      browser = await launchChromium(profile);
       const page = await browser.newPage();
       page.setDefaultTimeout(STEP_TIMEOUT_MS);
       await page.setViewport(PHONE);
@@ -886,12 +859,7 @@ Deno.test({
     let browser: Browser | null = null;
     try {
       const user = await signup(app.url);
-      browser = await puppeteer.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        userDataDir: profile,
-        args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-      });
+      browser = await launchChromium(profile);
       const page = await browser.newPage();
       page.setDefaultTimeout(STEP_TIMEOUT_MS);
       await page.setViewport(DESKTOP);

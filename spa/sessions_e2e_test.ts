@@ -9,7 +9,7 @@
  * @module
  */
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
-import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import type { Browser, Page } from "puppeteer-core";
 import {
   checkPairing,
   createSession,
@@ -21,26 +21,17 @@ import {
 } from "@coda/api/testing";
 import { waitFor } from "@coda/relay/testing";
 import { startInProcessRunner, TestClient } from "@coda/runner/testing";
-import { builtSpa } from "./testing.ts";
+import { builtSpa, launchChromium, requireChromium, skipE2e } from "./testing.ts";
 import type { ConnectionStatus } from "./src/terminal/connection.ts";
 import type { TerminalTestHook } from "./src/terminal/terminal_pane.tsx";
 
-const CHROMIUM = "/usr/bin/chromium";
 const TIMEOUT_MS = 30_000;
-const chromiumPresent = await Deno.stat(CHROMIUM).then(() => true, () => false);
-/** As in `e2e_test.ts`: skipped only when asked to and Chromium is really absent. */
-const skip = Deno.env.get("CODA_SKIP_E2E") === "1" && !chromiumPresent;
 
 /** A signed-in page of `user` in a fresh headless Chromium; disposing closes the browser. */
 async function signedInPage(appUrl: string, user: TestUser): Promise<{ page: Page } & AsyncDisposable> {
-  if (!chromiumPresent) throw new Error(`${CHROMIUM} not found: install Chromium, or set CODA_SKIP_E2E=1`);
+  requireChromium();
   const profile = await Deno.makeTempDir({ prefix: "coda-e2e-chromium-" });
-  const browser: Browser = await puppeteer.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    userDataDir: profile,
-    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-  });
+  const browser: Browser = await launchChromium(profile);
   const page = await browser.newPage();
   page.setDefaultTimeout(TIMEOUT_MS);
   await page.setViewport({ width: 1280, height: 800 });
@@ -72,7 +63,7 @@ function activeTerminal(page: Page): Promise<{ text: string; status: ConnectionS
 
 Deno.test({
   name: "e2e: Cancel on the approve page denies the pairing; the runner's next poll says so",
-  ignore: skip,
+  ignore: skipE2e,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
@@ -101,7 +92,7 @@ Deno.test({
 Deno.test({
   name:
     "e2e: Recent sessions lists live sessions by runner, folder and age; a runner restart ends the tab's shell",
-  ignore: skip,
+  ignore: skipE2e,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {

@@ -9,18 +9,14 @@
  */
 import { ok as assert } from "node:assert/strict";
 import { existsSync } from "node:fs";
-import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import type { Browser, Page } from "puppeteer-core";
 import { createSession, pairRunner, signup, startTestApp } from "@coda/api/testing";
 import { waitFor } from "@coda/relay/testing";
 import { startInProcessRunner, TestClient } from "@coda/runner/testing";
-import { builtSpa } from "./testing.ts";
+import { builtSpa, launchChromium, requireChromium, skipE2e } from "./testing.ts";
 import type { TerminalTestHook } from "./src/terminal/terminal_pane.tsx";
 
-const CHROMIUM = "/usr/bin/chromium";
 const TIMEOUT_MS = 30_000;
-const chromiumPresent = await Deno.stat(CHROMIUM).then(() => true, () => false);
-/** As in `e2e_test.ts`: skipped only when asked to and Chromium is really absent. */
-const skip = Deno.env.get("CODA_SKIP_E2E") === "1" && !chromiumPresent;
 
 /** The text of the terminal whose pane is `tabId`, and its status, from its test hook. */
 function terminal(page: Page, tabId: string): Promise<{ text: string; status: string } | null> {
@@ -33,23 +29,18 @@ function terminal(page: Page, tabId: string): Promise<{ text: string; status: st
 Deno.test({
   name:
     "e2e: a terminal shared by link is watched read-only by someone without an account, until the owner stops",
-  ignore: skip,
+  ignore: skipE2e,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    if (!chromiumPresent) throw new Error(`${CHROMIUM} not found: install Chromium, or set CODA_SKIP_E2E=1`);
+    requireChromium();
     const app = await startTestApp({ spaDistDir: await builtSpa() });
     const home = await Deno.makeTempDir({ prefix: "coda-e2e-share-home-" });
     const profile = await Deno.makeTempDir({ prefix: "coda-e2e-chromium-" });
     const user = await signup(app.url);
     const paired = await pairRunner(app.url, user.cookie, { name: "laptop" });
     const runner = startInProcessRunner(app.relayUrl, paired.runnerToken, home);
-    const browser: Browser = await puppeteer.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      userDataDir: profile,
-      args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"],
-    });
+    const browser: Browser = await launchChromium(profile);
     try {
       await waitFor(() => runner.link.connections === 1, "the runner to connect");
       const created = await createSession(app.url, user.cookie, {
