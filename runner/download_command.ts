@@ -20,6 +20,7 @@
 import { join } from "node:path";
 import { BIN_DIR_VARIABLE, integrationDir } from "./shell_integration.ts";
 import { secretsEqual } from "@coda/relay/secrets";
+import { OscFilter } from "./osc_filter.ts";
 
 /** The environment variable holding a session's download key. */
 export const DOWNLOAD_KEY_VARIABLE = "CODA_DOWNLOAD_KEY";
@@ -102,8 +103,6 @@ export function downloadCommandEnv(
   };
 }
 
-const ESC = 0x1b;
-const BEL = 0x07;
 /** The longest download mark held back while incomplete: a PATH_MAX path in hex, the key, the framing. */
 const MAX_MARK_BYTES = 2 * 4096 + 256;
 
@@ -114,63 +113,31 @@ const MAX_MARK_BYTES = 2 * 4096 + 256;
 export class DownloadMarks {
   readonly #key: string;
   readonly #onOffer: (path: string) => void;
-  #carry: Uint8Array = new Uint8Array(0);
+  readonly #marks: OscFilter;
 
   constructor(key: string, onOffer: (path: string) => void) {
     this.#key = key;
     this.#onOffer = onOffer;
+    this.#marks = new OscFilter({
+      introducers: [MARK_PREFIX],
+      maxBytes: MAX_MARK_BYTES,
+      onSequence: (found) => this.#mark(found.payload),
+    });
   }
 
   /** Whether the end of the last read is held back. */
   get holding(): boolean {
-    return this.#carry.length > 0;
+    return this.#marks.holding;
   }
 
   /** One piece of output in, the output to pass on out (output without an ESC untouched). */
   filter(data: Uint8Array): Uint8Array {
-    let text = data;
-    if (this.#carry.length > 0) {
-      text = new Uint8Array(this.#carry.length + data.length);
-      text.set(this.#carry);
-      text.set(data, this.#carry.length);
-      this.#carry = new Uint8Array(0);
-    }
-    let escape = text.indexOf(ESC);
-    if (escape < 0) return text;
-    const out: Uint8Array[] = [];
-    let last = 0;
-    let end = text.length;
-    for (; escape >= 0; escape = text.indexOf(ESC, escape + 1)) {
-      const found = markAt(text, escape);
-      if (found === undefined) continue;
-      if (found === "partial") {
-        if (text.length - escape <= MAX_MARK_BYTES) {
-          this.#carry = text.slice(escape);
-          end = escape;
-        }
-        break;
-      }
-      out.push(text.subarray(last, escape));
-      last = found.end;
-      this.#mark(found.payload);
-      escape = found.end - 1;
-    }
-    out.push(text.subarray(last, end));
-    if (out.length === 1) return out[0];
-    const joined = new Uint8Array(out.reduce((sum, part) => sum + part.length, 0));
-    let at = 0;
-    for (const part of out) {
-      joined.set(part, at);
-      at += part.length;
-    }
-    return joined;
+    return this.#marks.filter(data);
   }
 
   /** Gives up what is held back: no mark after all, it is output. */
   flush(): Uint8Array {
-    const held = this.#carry;
-    this.#carry = new Uint8Array(0);
-    return held;
+    return this.#marks.flush();
   }
 
   /** `<key>;<hex path>`: an offer when the key is this session's and the path decodes. */
@@ -182,22 +149,4 @@ export class DownloadMarks {
     for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
     this.#onOffer(new TextDecoder().decode(bytes));
   }
-}
-
-/**
- * The download mark starting at the ESC at `at`: its end and payload (after the prefix), `"partial"`
- * when the bytes run out while it could still be one, `undefined` when it is none.
- */
-function markAt(data: Uint8Array, at: number): { end: number; payload: Uint8Array } | "partial" | undefined {
-  let i = at + 1;
-  for (let k = 0; k < MARK_PREFIX.length; k++, i++) {
-    if (i === data.length) return "partial";
-    if (data[i] !== MARK_PREFIX[k]) return undefined;
-  }
-  const start = i;
-  while (i < data.length && data[i] !== BEL && data[i] !== ESC) i++;
-  if (i === data.length || (data[i] === ESC && i + 1 === data.length)) return "partial";
-  const end = data[i] === BEL ? i + 1 : data[i + 1] === 0x5c ? i + 2 : -1;
-  if (end < 0) return undefined;
-  return { end, payload: data.subarray(start, i) };
 }

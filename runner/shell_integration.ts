@@ -17,7 +17,7 @@
  */
 import { basename, join } from "node:path";
 import { tmpdir } from "node:os";
-import { concatBytes } from "@coda/relay/bytes";
+import { OscFilter } from "./osc_filter.ts";
 
 /** The shells that get the integration. */
 export type IntegratedShellKind = "bash" | "zsh" | "fish";
@@ -261,39 +261,9 @@ export function integrationDir(base: string = Deno.env.get("XDG_RUNTIME_DIR") ||
 /** Where the shell stands: before its first prompt, at a prompt, or running a command. */
 export type ShellState = "starting" | "prompt" | "running";
 
-const ESC = 0x1b;
-const BEL = 0x07;
-/** `]7;` and `]133;`: what follows ESC in an integration sequence, before its payload. */
-const INTRODUCERS = [[0x5d, 0x37, 0x3b], [0x5d, 0x31, 0x33, 0x33, 0x3b]] as const;
-
-/**
- * The integration sequence (`OSC 7` or `OSC 133`, ended by BEL or ST) that
- * starts at the ESC at `at`: `{ end }` one past it with its code and payload,
- * `"partial"` when the bytes run out while it could still be one, `undefined`
- * when it is none.
- */
-function sequenceAt(
-  data: Uint8Array,
-  at: number,
-): { end: number; code: "7" | "133"; payload: Uint8Array } | "partial" | undefined {
-  for (const introducer of INTRODUCERS) {
-    let i = at + 1;
-    let k = 0;
-    while (k < introducer.length && i < data.length && data[i] === introducer[k]) {
-      i++;
-      k++;
-    }
-    if (i === data.length && k < introducer.length) return "partial";
-    if (k < introducer.length) continue;
-    const start = i;
-    while (i < data.length && data[i] !== BEL && data[i] !== ESC) i++;
-    if (i === data.length || (data[i] === ESC && i + 1 === data.length)) return "partial";
-    const end = data[i] === BEL ? i + 1 : data[i + 1] === 0x5c ? i + 2 : -1;
-    if (end < 0) return undefined;
-    return { end, code: introducer.length === 3 ? "7" : "133", payload: data.subarray(start, i) };
-  }
-  return undefined;
-}
+const decoder = new TextDecoder();
+/** `]7;` and `]133;`: what follows ESC in an integration sequence (OSC 7, OSC 133), before its payload. */
+const INTRODUCERS = [new TextEncoder().encode("]7;"), new TextEncoder().encode("]133;")];
 
 /**
  * What a terminal sends by itself, answering a program's query: device
@@ -321,7 +291,13 @@ export class ShellTracker {
   #typed = false;
   #typedAhead = false;
   #inputOutsidePrompt = false;
-  #carry: Uint8Array = new Uint8Array(0);
+  readonly #marks = new OscFilter({
+    introducers: INTRODUCERS,
+    maxBytes: MAX_SEQUENCE_BYTES,
+    onSequence: (found) =>
+      this.#sequence(found.introducer === 0 ? "7" : "133", decoder.decode(found.payload)),
+    onText: () => this.#ordinaryOutput(),
+  });
   /** An OSC 7 waiting for the prompt mark that vouches for it. */
   #pendingCwd: string | undefined;
   readonly #waiters = new Set<(prompted: boolean) => void>();
@@ -354,7 +330,7 @@ export class ShellTracker {
 
   /** Whether the end of the last read is held back (the start of a sequence). */
   get holding(): boolean {
-    return this.#carry.length > 0;
+    return this.#marks.holding;
   }
 
   /** `data` was written to the shell. */
@@ -370,57 +346,12 @@ export class ShellTracker {
    * {@linkcode flush}). Output without an ESC passes through untouched.
    */
   filter(data: Uint8Array): Uint8Array {
-    let text = data;
-    if (this.#carry.length > 0) {
-      text = new Uint8Array(this.#carry.length + data.length);
-      text.set(this.#carry);
-      text.set(data, this.#carry.length);
-      this.#carry = new Uint8Array(0);
-    }
-    let escape = text.indexOf(ESC);
-    if (escape < 0) {
-      if (text.length > 0) this.#ordinaryOutput();
-      return text;
-    }
-    const out: Uint8Array[] = [];
-    let last = 0;
-    let end = text.length;
-    for (; escape >= 0; escape = text.indexOf(ESC, escape + 1)) {
-      const found = sequenceAt(text, escape);
-      if (found === undefined) continue;
-      if (found === "partial") {
-        // Nothing after it can start another sequence; a start too long to be ours is output.
-        const from = text.length - escape <= MAX_SEQUENCE_BYTES
-          ? escape
-          : text[text.length - 1] === ESC
-          ? text.length - 1
-          : -1;
-        if (from >= 0) {
-          this.#carry = text.slice(from);
-          end = from;
-        }
-        break;
-      }
-      if (escape > last) this.#ordinaryOutput();
-      out.push(text.subarray(last, escape));
-      last = found.end;
-      this.#sequence(found.code, new TextDecoder().decode(found.payload));
-      escape = found.end - 1;
-    }
-    if (end > last) {
-      this.#ordinaryOutput();
-      out.push(text.subarray(last, end));
-    }
-    if (out.length === 1) return out[0];
-    return concatBytes(out);
+    return this.#marks.filter(data);
   }
 
   /** Gives up what is held back: no sequence after all, it is output. */
   flush(): Uint8Array {
-    const held = this.#carry;
-    this.#carry = new Uint8Array(0);
-    if (held.length > 0) this.#ordinaryOutput();
-    return held;
+    return this.#marks.flush();
   }
 
   /** Resolves `true` at the next prompt mark, `false` after `timeoutMs` or on {@linkcode close}. */
