@@ -24,6 +24,15 @@ async function ownerAndRunner(h: RelayHarness) {
   return { userId, runnerId, sessionId, runner, owner, ownerId };
 }
 
+/** A coda.v2 viewer of the session, through a share of its own, attached. */
+async function viewerOf(h: RelayHarness, of: { userId: string; runnerId: string; sessionId: string }) {
+  const shareId = uniqueId("share");
+  h.backend.shares.add(shareId);
+  const viewer = await connectClient(h, { ...of, share: shareId, resume: true }, { binary: true });
+  await viewer.meta(MetaLine.session(of.sessionId));
+  return viewer;
+}
+
 const piece = (sessionId: string, transferId: number, offset: number, bytes = TRANSFER_CHUNK_BYTES) =>
   encodeFileFrame({ type: "upload", sessionId, transferId, offset, data: new Uint8Array(bytes) });
 const uploadsAt = (frames: FileFrame[] | unknown[]) =>
@@ -70,14 +79,7 @@ relayTest(
       path: "/home/test/a.txt",
     });
 
-    const shareId = uniqueId("share");
-    h.backend.shares.add(shareId);
-    const viewer = await connectClient(
-      h,
-      { userId, sessionId, runnerId, share: shareId, resume: true },
-      { binary: true },
-    );
-    await viewer.meta(MetaLine.session(sessionId));
+    const viewer = await viewerOf(h, { userId, runnerId, sessionId });
     viewer.send({ type: "upload-start", sessionId, transferId: 2, name: "evil", size: 5 });
     viewer.send(piece(sessionId, 2, 0, 5));
     viewer.send({ type: "download-accept", sessionId, transferId: 1 });
@@ -102,14 +104,7 @@ relayTest(
     const { userId, runnerId, sessionId, runner, owner, ownerId } = await ownerAndRunner(h);
     const json = await connectClient(h, { userId, sessionId, runnerId });
     await json.meta(MetaLine.session(sessionId));
-    const shareId = uniqueId("share");
-    h.backend.shares.add(shareId);
-    const viewer = await connectClient(
-      h,
-      { userId, sessionId, runnerId, share: shareId, resume: true },
-      { binary: true },
-    );
-    await viewer.meta(MetaLine.session(sessionId));
+    const viewer = await viewerOf(h, { userId, runnerId, sessionId });
     const viewerId = runner.received.findLast((m) => m.type === "attach")!.clientId as string;
 
     runner.send({ type: "download-offer", sessionId, transferId: 4, name: "out.bin", size: 3 });

@@ -290,14 +290,8 @@ export class FileTransfers {
     try {
       await Deno.link(upload.temporary, upload.path);
     } catch (error) {
-      if (error instanceof Deno.errors.AlreadyExists) {
-        return await this.#failUpload(
-          upload,
-          `${basename(upload.path)} appeared meanwhile; nothing was replaced`,
-        );
-      }
-      // A file system without hard links: renamed, once more checked to be free.
-      if (await exists(upload.path)) {
+      // Taken already; or a file system without hard links, where the name is checked once more, then renamed.
+      if (error instanceof Deno.errors.AlreadyExists || await exists(upload.path)) {
         return await this.#failUpload(
           upload,
           `${basename(upload.path)} appeared meanwhile; nothing was replaced`,
