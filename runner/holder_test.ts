@@ -89,7 +89,13 @@ async function setup(extraEnv: Record<string, string> = {}): Promise<Setup> {
     async [Symbol.asyncDispose]() {
       for (const client of clients) await client.close();
       for (const runner of runners) await runner.kill("SIGKILL");
-      for (const pid of await holderPids(runtimeDir)) Deno.kill(pid, "SIGKILL");
+      for (const pid of await holderPids(runtimeDir)) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch {
+          // It ended between the listing and the kill (a spare going with its runner).
+        }
+      }
       await app.close();
       await Deno.remove(dir, { recursive: true });
     },
