@@ -34,6 +34,7 @@ import {
   type HolderStatus,
   type ToHolder,
   ToHolderSchema,
+  writeHolderFrame,
 } from "./holder_protocol.ts";
 import { SessionManager } from "./session_manager.ts";
 import type { SessionSink } from "./session.ts";
@@ -306,11 +307,7 @@ class Holder {
   }
 
   #toRunner(parts: Uint8Array[]): void {
-    const runner = this.#runner;
-    if (!runner || runner.destroyed) return;
-    runner.cork();
-    for (const part of parts) runner.write(part);
-    runner.uncork();
+    if (this.#runner) writeHolderFrame(this.#runner, parts);
   }
 
   #logLine(level: LogLevel, message: string, fields?: LogFields): void {
@@ -359,8 +356,5 @@ async function warmUp(dir: string): Promise<void> {
 }
 
 function write(socket: net.Socket, message: FromHolder): void {
-  if (socket.destroyed) return;
-  socket.cork();
-  for (const part of encodeHolderMessage(message)) socket.write(part);
-  socket.uncork();
+  writeHolderFrame(socket, encodeHolderMessage(message));
 }

@@ -14,6 +14,7 @@ import {
   type HolderHello,
   type HolderStatus,
   type ToHolder,
+  writeHolderFrame,
 } from "./holder_protocol.ts";
 import type { OutputChunk } from "./session.ts";
 
@@ -25,6 +26,13 @@ export interface HolderConnectionHandler {
   /** The connection closed (either side), or a frame was bad. */
   onClose(): void | Promise<void>;
 }
+
+/** The handler of a holder whose frames nobody wants (a spare, one being ended or checked). */
+export const IGNORE_FRAMES: HolderConnectionHandler = {
+  onMessage: () => {},
+  onOutput: () => {},
+  onClose: () => {},
+};
 
 /** How long a holder has to answer a connection with its hello, ms. */
 const HELLO_TIMEOUT_MS = 5000;
@@ -147,11 +155,7 @@ export class HolderConnection {
 
   /** Sends a message (dropped once closed). */
   send(message: ToHolder): void {
-    const socket = this.#socket;
-    if (this.#closed || socket.destroyed) return;
-    socket.cork();
-    for (const part of encodeHolderMessage(message)) socket.write(part);
-    socket.uncork();
+    if (!this.#closed) writeHolderFrame(this.#socket, encodeHolderMessage(message));
   }
 
   /** Stops reading the holder's frames, so the holder's socket fills and its session pauses. */

@@ -14,7 +14,7 @@
 import { rm } from "node:fs/promises";
 import type { RelayToRunner } from "@coda/relay/protocol";
 import { MetaLine } from "@coda/relay/protocol";
-import { HolderConnection } from "./holder_connection.ts";
+import { HolderConnection, IGNORE_FRAMES } from "./holder_connection.ts";
 import { ensureRuntimeDir, holderSocketPath, listHolderSockets } from "./holder_dir.ts";
 import type { FromHolder, HolderSpec, HolderStatus } from "./holder_protocol.ts";
 import { KeyedSerial } from "./keyed_serial.ts";
@@ -53,9 +53,6 @@ const HOLDER_V8_FLAGS = "--max-semi-space-size=2";
 const SPAWN_TIMEOUT_MS = 20_000;
 /** How long ending holders get to end their shells (a shell gets SIGKILL after 5 s), ms. */
 const STOP_TIMEOUT_MS = 10_000;
-
-/** The handler of a holder whose frames nobody wants (a spare, one being ended). */
-const IGNORE_FRAMES = { onMessage: () => {}, onOutput: () => {}, onClose: () => {} };
 
 /** Every session of a runner that keeps them in holders. */
 export class HolderPool {

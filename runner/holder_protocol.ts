@@ -22,6 +22,7 @@
  *
  * @module
  */
+import type { Socket } from "node:net";
 import * as v from "valibot";
 import {
   decodeBinaryFrame,
@@ -202,6 +203,14 @@ export function encodeHolderMessage(
   const jsonLength = new Uint8Array(4);
   new DataView(jsonLength.buffer).setUint32(0, json.length);
   return [head, jsonLength, json, data];
+}
+
+/** Writes a frame's parts to `socket` in one go (dropped on a destroyed socket). */
+export function writeHolderFrame(socket: Socket, parts: Uint8Array[]): void {
+  if (socket.destroyed) return;
+  socket.cork();
+  for (const part of parts) socket.write(part);
+  socket.uncork();
 }
 
 /** Encodes session output as the relay's binary output frame. */

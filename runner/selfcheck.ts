@@ -17,7 +17,7 @@
  * @module
  */
 import { dirname } from "node:path";
-import { HolderConnection } from "./holder_connection.ts";
+import { HolderConnection, IGNORE_FRAMES } from "./holder_connection.ts";
 import { type SelfCommand, spawnHolder } from "./holder_pool.ts";
 import { parseUrl } from "@coda/relay/urls";
 import { spawnPty } from "./pty.ts";
@@ -68,7 +68,7 @@ async function checkHolder(command: SelfCommand): Promise<CheckResult> {
   try {
     const holder = await HolderConnection.connect(await spawnHolder(command, dir));
     // Joined as its runner: a spare ends with its runner's connection, closed here.
-    holder.join({ onMessage: () => {}, onOutput: () => {}, onClose: () => {} });
+    holder.join(IGNORE_FRAMES);
     const status = await holder.status();
     await holder.close();
     if (!status) return { name: "holder", ok: false, detail: "a session holder started but did not answer" };
