@@ -89,13 +89,19 @@ async function setup(extraEnv: Record<string, string> = {}): Promise<Setup> {
     async [Symbol.asyncDispose]() {
       for (const client of clients) await client.close();
       for (const runner of runners) await runner.kill("SIGKILL");
-      for (const pid of await holderPids(runtimeDir)) {
+      // SIGTERM: a holder ends its shell and waits for it, so nothing writes into `dir` once they are gone.
+      const holders = await holderPids(runtimeDir);
+      for (const pid of holders) {
         try {
-          Deno.kill(pid, "SIGKILL");
+          Deno.kill(pid, "SIGTERM");
         } catch {
           // It ended between the listing and the kill (a spare going with its runner).
         }
       }
+      await waitFor(
+        async () => !(await Promise.all(holders.map(alive))).includes(true),
+        "every holder ended",
+      );
       await app.close();
       await Deno.remove(dir, { recursive: true });
     },
