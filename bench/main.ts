@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--quick] [--out FILE] [--cpu-prof DIR] [--only capacity]`: the data path's figures side by
+ * `deno task bench [--quick] [--out FILE] [--cpu-prof DIR] [--only capacity|throughput]`: the data path's figures side by
  * side in one run, each beside its goal (issue 10). The app (API + relay), the
  * runner (`runner/main.ts` with a token paired over HTTP), `coda-runner serve`
  * and a raw WebSocket loopback each run as a real subprocess, measured from
@@ -69,6 +69,8 @@ interface Plan {
   floodSeconds: number;
   /** Where the app, runner and serve write CPU profiles (`--cpu-prof DIR`), if anywhere. */
   profileDir?: string;
+  /** `--only throughput`: the throughput rounds alone. */
+  throughputOnly?: boolean;
   capacity: CapacityPlan;
 }
 
@@ -788,6 +790,7 @@ async function measure(plan: Plan): Promise<Figure[]> {
       }
     }
     const figures = throughputFigures(world, runs);
+    if (plan.throughputOnly) return figures;
     figures.push(...await latencyFigures(world));
     figures.push(...await floodFigures(world));
     figures.push(...await capacityFigures(plan.capacity, dir));
@@ -838,11 +841,15 @@ if (import.meta.main) {
     },
     strict: true,
   });
-  const plan = { ...(values.quick ? QUICK : FULL), profileDir: values["cpu-prof"] };
+  const plan = {
+    ...(values.quick ? QUICK : FULL),
+    profileDir: values["cpu-prof"],
+    throughputOnly: values.only === "throughput",
+  };
   const out = values.out ?? "test-output/bench.jsonl";
   const started = performance.now();
-  if (values.only !== undefined && values.only !== "capacity") {
-    console.error(`bench: --only takes "capacity", got "${values.only}"`);
+  if (values.only !== undefined && values.only !== "capacity" && values.only !== "throughput") {
+    console.error(`bench: --only takes "capacity" or "throughput", got "${values.only}"`);
     Deno.exit(2);
   }
   const figures = values.only === "capacity" ? await capacityOnly(plan) : await measure(plan);
