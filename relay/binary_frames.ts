@@ -113,17 +113,41 @@ function writeAscii(target: Uint8Array, at: number, text: string): void {
   for (let i = 0; i < text.length; i++) target[at + i] = text.charCodeAt(i);
 }
 
-/** A buffer made by {@linkcode reserveOutput}: its first bytes are room for a frame header. */
+/**
+ * A buffer made by {@linkcode reserveOutput}: its first bytes are room for a transport's prefix
+ * ({@linkcode TRANSPORT_PREFIX_ROOM}) and a frame header.
+ */
 class ReservedOutputBuffer extends ArrayBuffer {}
+
+/** Room {@linkcode reserveOutput} keeps before the frame header, for {@linkcode prefixInPlace}. */
+export const TRANSPORT_PREFIX_ROOM = 8;
 
 /**
  * Room for `length` bytes of broadcast output of `sessionId` (a frame naming no client), preceded by
- * room for its frame header: {@linkcode encodeOutputFrame} of data that starts there writes the header
- * into that room and sends the bytes where they are, instead of copying them.
+ * room for its frame header and a transport's prefix: {@linkcode encodeOutputFrame} of data that starts
+ * there writes the header into that room and sends the bytes where they are, instead of copying them.
  */
 export function reserveOutput(sessionId: string, length: number): Uint8Array<ArrayBuffer> {
-  const header = OUTPUT_FIXED_HEADER_BYTES + sessionId.length;
+  const header = TRANSPORT_PREFIX_ROOM + OUTPUT_FIXED_HEADER_BYTES + sessionId.length;
   return new Uint8Array(new ReservedOutputBuffer(header + length), header, length);
+}
+
+/**
+ * `prefix` and `frame` as one array when `frame` was encoded where it lies in a
+ * {@linkcode reserveOutput} buffer: the prefix is written into the room before it (a transport's
+ * own framing, sent in one write without a copy). Otherwise `undefined`.
+ */
+export function prefixInPlace(frame: Uint8Array, prefix: Uint8Array): Uint8Array | undefined {
+  if (
+    !(frame.buffer instanceof ReservedOutputBuffer) || frame.byteOffset !== TRANSPORT_PREFIX_ROOM ||
+    prefix.length > TRANSPORT_PREFIX_ROOM
+  ) {
+    return undefined;
+  }
+  const start = TRANSPORT_PREFIX_ROOM - prefix.length;
+  const joined = new Uint8Array(frame.buffer, start, prefix.length + frame.byteLength);
+  joined.set(prefix);
+  return joined;
 }
 
 /**
@@ -139,15 +163,16 @@ export function encodeOutputFrame(frame: Omit<OutputFrame, "type">): Uint8Array<
     throw new RangeError("binary frame: offset must be a whole number from 0 to 2^53 - 1");
   }
   const header = OUTPUT_FIXED_HEADER_BYTES + sessionId.length + clientId.length;
-  const inPlace = data.byteOffset === header && data.buffer instanceof ReservedOutputBuffer;
+  const inPlace = data.byteOffset === TRANSPORT_PREFIX_ROOM + header &&
+    data.buffer instanceof ReservedOutputBuffer;
   const bytes = inPlace
-    ? new Uint8Array(data.buffer as ArrayBuffer, 0, header + data.byteLength)
+    ? new Uint8Array(data.buffer as ArrayBuffer, TRANSPORT_PREFIX_ROOM, header + data.byteLength)
     : new Uint8Array(header + data.byteLength);
   bytes[0] = BinaryFrameType.OUTPUT;
   bytes[1] = replay ? OutputFlag.REPLAY : 0;
   bytes[2] = sessionId.length;
   bytes[3] = clientId.length;
-  const view = new DataView(bytes.buffer);
+  const view = new DataView(bytes.buffer, bytes.byteOffset);
   view.setUint32(4, Math.floor(offset / TWO_32));
   view.setUint32(8, offset % TWO_32);
   writeAscii(bytes, OUTPUT_FIXED_HEADER_BYTES, sessionId);

@@ -9,7 +9,9 @@ import {
   FILE_FIXED_HEADER_BYTES,
   MAX_TRANSFER_ID,
   OUTPUT_FIXED_HEADER_BYTES,
+  prefixInPlace,
   reserveOutput,
+  TRANSPORT_PREFIX_ROOM,
 } from "./protocol.ts";
 
 const sessionId = "sess_0123456789";
@@ -128,6 +130,23 @@ Deno.test("binary frames: output in reserved room is framed where it lies; anyth
   );
   const plain = new Uint8Array(64).subarray(OUTPUT_FIXED_HEADER_BYTES + sessionId.length);
   assert(encodeOutputFrame({ sessionId, offset: 0, replay: false, data: plain }).buffer !== plain.buffer);
+});
+
+Deno.test("binary frames: a transport's prefix goes into the room before a frame framed in place", () => {
+  const data = reserveOutput(sessionId, 3);
+  data.set([1, 2, 3]);
+  const frame = encodeOutputFrame({ sessionId, offset: 9, replay: false, data });
+  const joined = prefixInPlace(frame, new Uint8Array([0xaa, 0xbb, 0xcc, 0xdd, 0xee]));
+  assert(joined && joined.buffer === data.buffer, "no copy");
+  assertEquals([...joined.subarray(0, 5)], [0xaa, 0xbb, 0xcc, 0xdd, 0xee]);
+  assertEquals(joined.subarray(5), frame);
+  const decoded = decodeBinaryFrame(joined.subarray(5));
+  assert(decoded.ok && decoded.value.type === "output");
+  assertEquals([decoded.value.offset, [...decoded.value.data]], [9, [1, 2, 3]]);
+  // A copied frame has no room, and no prefix is longer than the room.
+  const copied = encodeOutputFrame({ sessionId, clientId, offset: 9, replay: false, data });
+  equal(prefixInPlace(copied, new Uint8Array(1)), undefined);
+  equal(prefixInPlace(frame, new Uint8Array(TRANSPORT_PREFIX_ROOM + 1)), undefined);
 });
 
 Deno.test("upload and download frames round-trip the transfer id, the offset and the client id", () => {

@@ -20,7 +20,6 @@
  *
  * @module
  */
-import net from "node:net";
 import { appendFile, chmod, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import {
@@ -34,7 +33,6 @@ import {
   type HolderStatus,
   type ToHolder,
   ToHolderSchema,
-  writeHolderFrame,
 } from "./holder_protocol.ts";
 import { SessionManager } from "./session_manager.ts";
 import type { SessionSink } from "./session.ts";
@@ -43,6 +41,7 @@ import { type LogFields, type Logger, type LogLevel, silentLogger } from "./log.
 import { concatBytes } from "@coda/relay/bytes";
 import type { RelayToRunner } from "@coda/relay/protocol";
 import { holderSocketPath, spareSocketPath } from "./holder_dir.ts";
+import { listenUnix, type UnixStream } from "./unix_stream.ts";
 
 /** Options of {@linkcode runHolder}. */
 export interface HolderOptions {
@@ -75,11 +74,11 @@ export async function runHolder(options: HolderOptions): Promise<number> {
 
 class Holder {
   readonly #options: HolderOptions;
-  readonly #server: net.Server;
+  #listener: Deno.UnixListener | undefined;
   readonly #startedAt = Date.now();
-  readonly #connections = new Set<net.Socket>();
+  readonly #connections = new Set<UnixStream>();
   socketPath: string;
-  #runner: net.Socket | undefined;
+  #runner: UnixStream | undefined;
   #spec: HolderSpec | undefined;
   #manager: SessionManager | undefined;
   #linkUp = false;
@@ -95,7 +94,6 @@ class Holder {
     this.#options = options;
     this.socketPath = spareSocketPath(options.dir, Deno.pid);
     this.done = new Promise((resolve) => this.#resolveDone = resolve);
-    this.#server = net.createServer((socket) => this.#accept(socket));
     this.#log = {
       debug: (message, fields) => this.#logLine("debug", message, fields),
       info: (message, fields) => this.#logLine("info", message, fields),
@@ -109,13 +107,7 @@ class Holder {
     // A spare nobody joins (its runner died before connecting) is nobody's.
     this.#orphanTimer = setTimeout(() => void this.#finish(), SPARE_JOIN_MS);
     await rm(this.socketPath, { force: true });
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once("error", reject);
-      this.#server.listen(this.socketPath, () => {
-        this.#server.off("error", reject);
-        resolve();
-      });
-    });
+    this.#listener = listenUnix(this.socketPath, (socket) => this.#accept(socket));
     await chmod(this.socketPath, 0o600);
   }
 
@@ -157,12 +149,16 @@ class Holder {
     return this.#spec && this.#manager?.get(this.#spec.sessionId);
   }
 
-  #accept(socket: net.Socket): void {
+  #accept(socket: UnixStream): void {
+    if (this.#finishing) {
+      socket.destroy();
+      return;
+    }
     this.#connections.add(socket);
     write(socket, this.#hello());
     const reader = new HolderFrameReader(ToHolderSchema);
     let role: "runner" | "status" | undefined;
-    socket.on("data", (bytes: Uint8Array) => {
+    const onData = (bytes: Uint8Array) => {
       for (const frame of reader.push(bytes)) {
         if (!frame.ok || frame.value.kind !== "message") {
           this.#log.warn("a bad frame on the holder socket; closing that connection", {
@@ -184,15 +180,17 @@ class Holder {
         if (message.type === "holder-status-request") write(socket, this.#status());
         else if (role === "runner" && socket === this.#runner) this.#fromRunner(message);
       }
+    };
+    socket.start({
+      onData,
+      onClose: () => {
+        this.#connections.delete(socket);
+        if (socket === this.#runner) this.#runnerGone();
+      },
     });
-    socket.on("close", () => {
-      this.#connections.delete(socket);
-      if (socket === this.#runner) this.#runnerGone();
-    });
-    socket.on("error", () => {});
   }
 
-  #runnerJoined(socket: net.Socket): void {
+  #runnerJoined(socket: UnixStream): void {
     const previous = this.#runner;
     this.#runner = socket;
     previous?.destroy();
@@ -251,7 +249,7 @@ class Holder {
         if (message.type === "end") void this.#finish();
       },
       sendOutput: (chunk) => this.#toRunner(encodeHolderOutput(chunk)),
-      bufferedAmount: () => this.#runner?.writableLength ?? 0,
+      bufferedAmount: () => this.#runner?.bufferedAmount ?? 0,
     };
     this.#manager = new SessionManager({
       sink,
@@ -290,24 +288,15 @@ class Holder {
     if (this.#finishing) return;
     this.#finishing = true;
     clearTimeout(this.#orphanTimer);
-    const runner = this.#runner;
-    if (runner) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, FLUSH_MS);
-        runner.end(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
+    await this.#runner?.end(FLUSH_MS);
     for (const socket of this.#connections) socket.destroy();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#listener?.close();
     await rm(this.socketPath, { force: true });
     this.#resolveDone(0);
   }
 
   #toRunner(parts: Uint8Array[]): void {
-    if (this.#runner) writeHolderFrame(this.#runner, parts);
+    this.#runner?.write(parts);
   }
 
   #logLine(level: LogLevel, message: string, fields?: LogFields): void {
@@ -355,6 +344,6 @@ async function warmUp(dir: string): Promise<void> {
   await manager.shutdown();
 }
 
-function write(socket: net.Socket, message: FromHolder): void {
-  writeHolderFrame(socket, encodeHolderMessage(message));
+function write(socket: UnixStream, message: FromHolder): void {
+  socket.write(encodeHolderMessage(message));
 }

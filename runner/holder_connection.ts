@@ -4,7 +4,6 @@
  *
  * @module
  */
-import net from "node:net";
 import {
   encodeHolderMessage,
   type FromHolder,
@@ -14,15 +13,16 @@ import {
   type HolderHello,
   type HolderStatus,
   type ToHolder,
-  writeHolderFrame,
 } from "./holder_protocol.ts";
 import type { OutputChunk } from "./session.ts";
+import { UnixStream } from "./unix_stream.ts";
 
 /** What a {@linkcode HolderConnection} hands on. */
 export interface HolderConnectionHandler {
   /** A message after the hello. */
   onMessage(message: FromHolder): void;
-  onOutput(chunk: OutputChunk): void;
+  /** Session output; `frame`: the same as the relay binary frame it came as. */
+  onOutput(chunk: OutputChunk, frame: Uint8Array): void;
   /** The connection closed (either side), or a frame was bad. */
   onClose(): void | Promise<void>;
 }
@@ -40,15 +40,14 @@ const HELLO_TIMEOUT_MS = 5000;
 /** An open connection to one holder. */
 export class HolderConnection {
   readonly hello: HolderHello;
-  readonly #socket: net.Socket;
+  readonly #socket: UnixStream;
   #handler: HolderConnectionHandler | undefined;
-  #closed = false;
   readonly closed: Promise<void>;
 
-  private constructor(socket: net.Socket, hello: HolderHello, closed: Promise<void>) {
+  private constructor(socket: UnixStream, hello: HolderHello) {
     this.#socket = socket;
     this.hello = hello;
-    this.closed = closed;
+    this.closed = socket.closed;
   }
 
   /**
@@ -56,54 +55,45 @@ export class HolderConnection {
    * listens there (a holder that is gone leaves its socket file) or no hello
    * comes.
    */
-  static connect(path: string): Promise<HolderConnection> {
-    return new Promise((resolve, reject) => {
-      const socket = net.connect(path);
+  static async connect(path: string): Promise<HolderConnection> {
+    const socket = await UnixStream.connect(path);
+    return await new Promise((resolve, reject) => {
       const reader = new HolderFrameReader(FromHolderSchema);
       let connection: HolderConnection | undefined;
-      let markClosed!: () => void;
-      const closed = new Promise<void>((done) => markClosed = done);
       const timer = setTimeout(() => fail(new Error("the holder did not say hello")), HELLO_TIMEOUT_MS);
       const fail = (error: Error) => {
         clearTimeout(timer);
-        socket.destroy();
         reject(error);
+        socket.destroy();
       };
-      socket.on("error", (error: Error) => {
-        if (!connection) fail(error);
-      });
-      socket.on("close", () => {
-        clearTimeout(timer);
-        if (!connection) {
-          reject(new Error("the holder closed the connection"));
-          markClosed();
-          return;
-        }
-        connection.#closed = true;
-        markClosed();
-        void connection.#handler?.onClose();
-      });
-      socket.on("data", (bytes: Uint8Array) => {
-        for (const frame of reader.push(bytes)) {
-          if (!frame.ok) {
-            if (connection) connection.close();
-            else fail(new Error(frame.error));
-            return;
-          }
-          const value = frame.value;
-          if (!connection) {
-            if (value.kind !== "message" || value.message.type !== "holder-hello") {
-              fail(new Error("the holder did not start with its hello"));
+      socket.start({
+        onClose: () => {
+          clearTimeout(timer);
+          if (!connection) reject(new Error("the holder closed the connection"));
+          else void connection.#handler?.onClose();
+        },
+        onData: (bytes) => {
+          for (const frame of reader.push(bytes)) {
+            if (!frame.ok) {
+              if (connection) connection.#socket.destroy();
+              else fail(new Error(frame.error));
               return;
             }
-            clearTimeout(timer);
-            connection = new HolderConnection(socket, value.message, closed);
-            resolve(connection);
-            continue;
+            const value = frame.value;
+            if (!connection) {
+              if (value.kind !== "message" || value.message.type !== "holder-hello") {
+                fail(new Error("the holder did not start with its hello"));
+                return;
+              }
+              clearTimeout(timer);
+              connection = new HolderConnection(socket, value.message);
+              resolve(connection);
+              continue;
+            }
+            if (value.kind === "output") connection.#handler?.onOutput(value.chunk, value.frame);
+            else connection.#handler?.onMessage(value.message);
           }
-          if (value.kind === "output") connection.#handler?.onOutput(value.chunk);
-          else connection.#handler?.onMessage(value.message);
-        }
+        },
       });
     });
   }
@@ -115,7 +105,7 @@ export class HolderConnection {
 
   /** Whether the connection has closed. */
   get isClosed(): boolean {
-    return this.#closed;
+    return this.#socket.isClosed;
   }
 
   /**
@@ -155,7 +145,7 @@ export class HolderConnection {
 
   /** Sends a message (dropped once closed). */
   send(message: ToHolder): void {
-    if (!this.#closed) writeHolderFrame(this.#socket, encodeHolderMessage(message));
+    this.#socket.write(encodeHolderMessage(message));
   }
 
   /** Stops reading the holder's frames, so the holder's socket fills and its session pauses. */

@@ -281,8 +281,8 @@ export class HolderPool {
         if (message.type === "end") ended = true;
         sink.send(message);
       },
-      onOutput: (chunk) => {
-        sink.sendOutput(chunk);
+      onOutput: (chunk, frame) => {
+        sink.sendOutput(chunk, frame);
         this.#checkLink();
       },
       onClose: async () => {

@@ -22,7 +22,6 @@
  *
  * @module
  */
-import type { Socket } from "node:net";
 import * as v from "valibot";
 import {
   decodeBinaryFrame,
@@ -31,6 +30,7 @@ import {
   DownloadDataSchema,
   encodeOutputFrame,
   MAX_FRAME_BYTES,
+  prefixInPlace,
   type RelayToRunner,
   RelayToRunnerSchema,
   type RunnerToRelay,
@@ -173,8 +173,13 @@ export const FromHolderSchema = v.union([
 /** Everything a holder sends its runner, output frames aside. */
 export type FromHolder = v.InferOutput<typeof FromHolderSchema>;
 
-/** One decoded frame: a message, or session output. */
-export type HolderFrame<M> = { kind: "message"; message: M } | { kind: "output"; chunk: OutputChunk };
+/**
+ * One decoded frame: a message, or session output (`frame`: the relay binary frame it came as, which
+ * the runner forwards as it is).
+ */
+export type HolderFrame<M> =
+  | { kind: "message"; message: M }
+  | { kind: "output"; chunk: OutputChunk; frame: Uint8Array };
 
 function prefix(kind: number, length: number): Uint8Array {
   const bytes = new Uint8Array(PREFIX_BYTES);
@@ -205,18 +210,15 @@ export function encodeHolderMessage(
   return [head, jsonLength, json, data];
 }
 
-/** Writes a frame's parts to `socket` in one go (dropped on a destroyed socket). */
-export function writeHolderFrame(socket: Socket, parts: Uint8Array[]): void {
-  if (socket.destroyed) return;
-  socket.cork();
-  for (const part of parts) socket.write(part);
-  socket.uncork();
-}
-
-/** Encodes session output as the relay's binary output frame. */
+/**
+ * Encodes session output as the relay's binary output frame: one array when the session's buffer has
+ * room for the holder frame's prefix too (its reads' buffer, which nothing copies on the way).
+ */
 export function encodeHolderOutput(chunk: OutputChunk): Uint8Array[] {
   const frame = encodeOutputFrame(chunk);
-  return [prefix(FrameKind.OUTPUT, frame.length), frame];
+  const head = prefix(FrameKind.OUTPUT, frame.length);
+  const joined = prefixInPlace(frame, head);
+  return joined ? [joined] : [head, frame];
 }
 
 /**
@@ -264,7 +266,7 @@ export class HolderFrameReader<M> {
         return { ok: false, error: "holder frame: input where output belongs" };
       }
       const { type: _type, ...chunk } = decoded.value;
-      return { ok: true, value: { kind: "output", chunk } };
+      return { ok: true, value: { kind: "output", chunk, frame: body } };
     }
     let json: Uint8Array = body;
     let data: Uint8Array | undefined;

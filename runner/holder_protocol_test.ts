@@ -1,6 +1,7 @@
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import * as v from "valibot";
 import { concatBytes } from "@coda/relay/bytes";
+import { encodeOutputFrame } from "@coda/relay/protocol";
 import {
   encodeHolderMessage,
   encodeHolderOutput,
@@ -49,6 +50,11 @@ Deno.test("holder frames: messages, bytes and output round-trip whatever the rea
     replay: true,
     data: bytes,
   });
+  assertEquals(
+    first.value.frame,
+    encodeOutputFrame({ sessionId: SESSION, clientId: "c1", offset: 2 ** 40, replay: true, data: bytes }),
+    "the relay frame it came as, to forward as it is",
+  );
   assert(second.ok && second.value.kind === "message");
   assertEquals(second.value.message, { type: "end", sessionId: SESSION, exitCode: 0 });
 });

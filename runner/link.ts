@@ -171,15 +171,16 @@ export class RelayLink implements SessionSink {
 
   /**
    * Sends output if connected (dropped otherwise, as {@linkcode send}): one
-   * binary frame, or JSON `stdout` frames for a relay without binary frames.
+   * binary frame (`frame` if given: the chunk already encoded), or JSON
+   * `stdout` frames for a relay without binary frames.
    */
-  sendOutput(chunk: OutputChunk): void {
+  sendOutput(chunk: OutputChunk, frame?: Uint8Array): void {
     const socket = this.#socket;
     if (socket?.readyState !== WebSocket.OPEN) return;
     try {
       if (this.#binary) {
-        // A fresh array of its own (never a shared buffer), as the DOM's send wants it.
-        socket.send(encodeOutputFrame(chunk) as Uint8Array<ArrayBuffer>);
+        // Arrays over an ArrayBuffer (never a shared one), as the DOM's send wants them.
+        socket.send((frame ?? encodeOutputFrame(chunk)) as Uint8Array<ArrayBuffer>);
         return;
       }
       const decoder = new TextDecoder();

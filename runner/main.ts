@@ -408,7 +408,7 @@ async function commandRun(ctx: CommandContext): Promise<number> {
   const tmux = await tmuxSettings(ctx);
   const sink: SessionSink = {
     send: (message) => link.send(message),
-    sendOutput: (chunk) => link.sendOutput(chunk),
+    sendOutput: (chunk, frame) => link.sendOutput(chunk, frame),
     bufferedAmount: () => link.bufferedAmount(),
   };
   const options = sessionOptions(ctx, tmux, credentials);

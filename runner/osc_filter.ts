@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { concatBytes } from "@coda/relay/bytes";
+import { concatBytes, indexOfByte } from "@coda/relay/bytes";
 
 const ESC = 0x1b;
 const BEL = 0x07;
@@ -84,7 +84,7 @@ export class OscFilter {
       text = concatBytes([this.#carry, data]);
       this.#carry = new Uint8Array(0);
     }
-    let escape = text.indexOf(ESC);
+    let escape = indexOfByte(text, ESC);
     if (escape < 0) {
       if (text.length > 0) onText?.();
       return text;
@@ -92,7 +92,7 @@ export class OscFilter {
     const out: Uint8Array[] = [];
     let last = 0;
     let end = text.length;
-    for (; escape >= 0; escape = text.indexOf(ESC, escape + 1)) {
+    for (; escape >= 0; escape = indexOfByte(text, ESC, escape + 1)) {
       const found = oscAt(text, escape, introducers);
       if (found === undefined) continue;
       if (found === "partial") {

@@ -43,8 +43,11 @@ export type OutputChunk = Omit<OutputFrame, "type">;
 export interface SessionSink {
   /** Sends a control or meta frame to the relay (or, in `serve` mode, to local clients). */
   send(message: RunnerToRelay): void;
-  /** Sends output; `data` is not touched afterwards, so the sink may keep the view. */
-  sendOutput(chunk: OutputChunk): void;
+  /**
+   * Sends output; `data` is not touched afterwards, so the sink may keep the view. `frame`: the
+   * chunk already encoded as a relay binary output frame (a session holder's), to send as it is.
+   */
+  sendOutput(chunk: OutputChunk, frame?: Uint8Array): void;
   /** Bytes queued on the link but not yet sent (0 when the link is down). */
   bufferedAmount(): number;
 }
