@@ -5,6 +5,7 @@
  * @module
  */
 import pty, { type IPty } from "@lydell/node-pty";
+import process from "node:process";
 import { tmuxSessionArgs, type TmuxSettings } from "./tmux.ts";
 import { integratedShell, type IntegratedShellKind, integrationDir, shellKind } from "./shell_integration.ts";
 
@@ -103,7 +104,57 @@ function opened(child: IPty): IPty {
   child.resize = (cols, rows) => {
     if (open && stream?.destroyed !== true) resize(cols, rows);
   };
+  drainOnExit(child);
   return rawReads(child);
+}
+
+/** While a paused PTY's program runs, how often {@linkcode drainOnExit} looks whether it has exited, ms. */
+const EXIT_WATCH_MS = 50;
+
+/**
+ * Keeps the output a program leaves in the PTY as it exits. node-pty reports
+ * an exit once its read stream has ended, and 200 ms after the exit destroys
+ * a stream that has not, with what is still unread: a stream paused for flow
+ * control then (a client slow to ack) lost the program's last output, up to
+ * what the kernel's PTY buffers hold. So while the stream is paused, the
+ * program is looked for every {@linkcode EXIT_WATCH_MS}; once it is gone the
+ * stream is resumed for good and read to its end (a few KiB at most).
+ */
+function drainOnExit(child: IPty): void {
+  // node-pty's Windows terminal reports its exit its own way.
+  if (Deno.build.os === "windows") return;
+  const pause = child.pause.bind(child);
+  const resume = child.resume.bind(child);
+  let exited = false;
+  let watch: ReturnType<typeof setInterval> | undefined;
+  const stopWatching = () => {
+    clearInterval(watch);
+    watch = undefined;
+  };
+  child.pause = () => {
+    if (exited) return;
+    pause();
+    watch ??= setInterval(() => {
+      if (processExists(child.pid)) return;
+      exited = true;
+      stopWatching();
+      resume();
+    }, EXIT_WATCH_MS);
+  };
+  child.resume = () => {
+    stopWatching();
+    resume();
+  };
+}
+
+/** Whether process `pid` exists (signal 0 tests for it without sending anything). */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === "EPERM";
+  }
 }
 
 /**

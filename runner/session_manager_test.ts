@@ -4,6 +4,7 @@ import { cdCommand, SessionManager } from "./session_manager.ts";
 import { RunnerFileStore } from "./credentials.ts";
 import { createLogger } from "./log.ts";
 import { CollectingSink, testShellEnv, waitFor } from "./testing.ts";
+import { processExists } from "./pty.ts";
 
 interface Harness {
   manager: SessionManager;
@@ -336,4 +337,31 @@ Deno.test("a shell that ignores SIGHUP is killed anyway", async () => {
 Deno.test("cd commands are quoted for the shell they are typed into", () => {
   assertEquals(cdCommand("/a b/it's", "linux"), ` cd -- '/a b/it'\\''s'\r`);
   assertEquals(cdCommand("C:\\Users\\a b", "windows"), `cd /d "C:\\Users\\a b"\r`);
+});
+
+Deno.test("output a program leaves in the PTY as it exits arrives, however long its client waits to ack it", async () => {
+  await using h = await harness({ flow: { highWatermark: 64 * 1024, lowWatermark: 16 * 1024 } });
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1" });
+  const session = h.manager.get(SID)!;
+  const { pid } = session;
+  const count = 72_000;
+  // More than the window (so the PTY pauses) and, beyond it, less than the kernel's PTY buffers take, so
+  // the program finishes writing and exits while nothing reads.
+  await h.manager.handle({
+    type: "stdin",
+    sessionId: SID,
+    // The output starts with QZ, which the command's echo does not hold.
+    data: `exec sh -c 'printf "\\121\\132"; head -c ${count} /dev/zero | tr "\\0" x; printf END'\r`,
+  });
+  await waitFor(() => session.stats().paused, "the PTY to pause without acks");
+  await waitFor(() => !processExists(pid), "the program to exit while the PTY is paused");
+  // node-pty drops what is left unread 200 ms after the exit; a client that acks a little later is usual.
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  await waitFor(() => {
+    session.ack(session.stats().produced);
+    return h.sink.frames.some((f) => f.type === "end");
+  }, "the end, once acked");
+  const output = h.sink.output(SID);
+  const tail = output.slice(output.indexOf("QZ") + 2);
+  assertEquals([tail.length, tail.slice(-10)], [count + 3, "xxxxxxxEND"]);
 });
