@@ -39,6 +39,7 @@ export class UnixStream {
   #queue: Uint8Array[] = [];
   #queued = 0;
   #writing = false;
+  #writeFailed = false;
   #closed = false;
   #resume: PromiseWithResolvers<void> | undefined;
   readonly #drained: PromiseWithResolvers<void>[] = [];
@@ -72,9 +73,9 @@ export class UnixStream {
     return this.#queued;
   }
 
-  /** Queues `parts` to be written in order, small ones joined (dropped once closed). */
+  /** Queues `parts` to be written in order, small ones joined (dropped once closed, or once a write failed). */
   write(parts: Uint8Array[]): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#writeFailed) return;
     for (const part of parts) {
       if (part.length === 0) continue;
       this.#queue.push(part);
@@ -168,7 +169,11 @@ export class UnixStream {
         this.#queued -= batch.length;
       }
     } catch {
-      this.destroy();
+      // The peer is gone (EPIPE), but what it wrote before it went is still to be read: only the write
+      // side stops here; the read side ends the stream at the end of the peer's bytes.
+      this.#writeFailed = true;
+      this.#queue = [];
+      this.#queued = 0;
     } finally {
       this.#writing = false;
     }

@@ -104,3 +104,23 @@ Deno.test("unix stream: nobody listening rejects; a closed stream drops writes a
   assertEquals([client.closes(), server.closes()], [1, 1]);
   assert(sockets.client.isClosed && sockets.server.isClosed);
 });
+
+Deno.test("unix stream: a write that fails because the peer left keeps what the peer wrote before it", async () => {
+  await using sockets = await pair();
+  // The peer never reads what it is sent, and leaves after writing; this end reads only after its own write
+  // has failed, as a runner whose holder ended while acks were on their way.
+  sockets.server.pause();
+  sockets.server.start({ onData: () => {}, onClose: () => {} });
+  sockets.client.pause();
+  const received = collect(sockets.client);
+  const data = new Uint8Array(100_000).fill(9);
+  sockets.server.write([data]);
+  sockets.client.write([new Uint8Array(10)]);
+  await sockets.server.end(10_000);
+  sockets.client.write([new Uint8Array(10)]);
+  // The failed write settles within the turn it was issued in.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assertEquals(sockets.client.bufferedAmount, 0);
+  sockets.client.resume();
+  assertEquals((await received.closed).length, data.length);
+});
