@@ -689,6 +689,7 @@ export class Broker {
     if (client.options.rows !== undefined) attach.rows = client.options.rows;
     if (client.claims.ideaId !== undefined) attach.ideaId = client.claims.ideaId;
     if (client.claims.resume) attach.resume = true;
+    if (client.binary) attach.binary = true;
     send(runner.socket, attach);
     for (const message of client.pending.splice(0)) {
       const frame = this.#toRunner(client, runner, message);

@@ -22,6 +22,20 @@ relayTest("presence is refreshed at every heartbeat interval while the runner is
   assertEquals(h.backend.presence.get("runner-pres01"), true);
 }, { limits: { pingIntervalMs: 100 } });
 
+relayTest(
+  "the runner hears which clients read binary frames; spec-only ones' attach is as the spec has it",
+  async (h) => {
+    const runner = await h.runner("runner-bin001", "user-1");
+    await runner.welcome();
+    const sessionId = uniqueId("session");
+    await connectClient(h, { userId: "user-1", sessionId }, { binary: true });
+    assertEquals((await runner.next((m) => m.type === "attach")).binary, true);
+    await connectClient(h, { userId: "user-1", sessionId });
+    await waitFor(() => runner.received.filter((m) => m.type === "attach").length === 2, "the second attach");
+    assert(!("binary" in runner.received.filter((m) => m.type === "attach")[1]));
+  },
+);
+
 relayTest("client and runner exchange the spec's messages", async (h) => {
   const runner = await h.runner("runner-main01", "user-1");
   await runner.welcome();

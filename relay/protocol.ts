@@ -379,6 +379,11 @@ export const AttachSchema = v.object({
    * `coda:ended:runner-restarted` instead of starting one, as for an `offset` > 0.
    */
   resume: v.optional(v.boolean()),
+  /**
+   * The client reads binary output frames (it negotiated `coda.v2`): what it is sent is the output's
+   * own bytes, never expanded into JSON, so its session may let more of it be in flight.
+   */
+  binary: v.optional(v.boolean()),
 });
 
 /** Relay → runner: a client left `sessionId` (the PTY keeps running for its grace period). */

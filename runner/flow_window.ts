@@ -18,7 +18,10 @@ export interface FlowWindowLimits {
   highWatermark: number;
   /** The smallest resume threshold. */
   lowWatermark: number;
-  /** The largest pause threshold: well below what the relay lets one client queue (it closes 4413 past it). */
+  /**
+   * The largest pause threshold: well below what the relay lets one client queue (it closes 4413 past
+   * it). {@linkcode FlowWindow.limit} may lower or raise it for the clients at hand.
+   */
   maxWindow: number;
   /** The window holds about this much of the clients' measured ack rate. */
   windowMs: number;
@@ -37,10 +40,17 @@ export class FlowWindow {
   #rate = 0;
   #sampleAt = 0;
   #sampleAcked = 0;
+  #max: number;
 
   constructor(limits: FlowWindowLimits, now: () => number = performance.now.bind(performance)) {
     this.#limits = limits;
     this.#now = now;
+    this.#max = limits.maxWindow;
+  }
+
+  /** Sets the largest pause threshold from now on (never below the smallest). */
+  limit(maxWindow: number): void {
+    this.#max = Math.max(this.#limits.highWatermark, maxWindow);
   }
 
   /** Output is about to be sent with nothing unacknowledged: the time before it was idle, not slow. */
@@ -62,8 +72,8 @@ export class FlowWindow {
 
   /** Pause above this many unacknowledged bytes. */
   get high(): number {
-    const { highWatermark, maxWindow, windowMs } = this.#limits;
-    return Math.round(Math.min(maxWindow, Math.max(highWatermark, this.#rate * windowMs)));
+    const { highWatermark, windowMs } = this.#limits;
+    return Math.round(Math.min(this.#max, Math.max(highWatermark, this.#rate * windowMs)));
   }
 
   /** Resume below this many. */

@@ -47,3 +47,17 @@ Deno.test("idle time between bursts is not read as a slow client; acks closer th
   window.acked(100_000);
   assertEquals(window.high, 500_000, "50 KB in 10 ms again, not 50 KB in a minute");
 });
+
+Deno.test("limit moves the ceiling for the clients at hand, never below the floor", () => {
+  const { window, advance } = windowAt();
+  window.restart(0);
+  advance(10);
+  window.acked(10_000_000);
+  assertEquals(window.high, 1536 * 1024);
+  window.limit(512 * 1024);
+  assertEquals(window.high, 512 * 1024);
+  window.limit(1024);
+  assertEquals(window.high, 128 * 1024, "the floor");
+  window.limit(4 * 1024 * 1024);
+  assertEquals(window.high, 4 * 1024 * 1024, "the rate's window, up to the new ceiling");
+});

@@ -93,6 +93,11 @@ export class ReplayBuffer {
     this.#capacity = capacity;
   }
 
+  /** The most bytes kept. */
+  get capacity(): number {
+    return this.#capacity;
+  }
+
   /** Offset one past the last byte ever appended (the stream's current end). */
   get end(): number {
     return this.#end;

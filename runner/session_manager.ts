@@ -236,7 +236,7 @@ export class SessionManager {
   async #attach(message: AttachMessage): Promise<void> {
     const existing = this.#sessions.get(message.sessionId);
     if (existing) {
-      existing.attach(message.clientId, message.offset, false);
+      existing.attach(message.clientId, message.offset, false, message.binary);
       return;
     }
     if (this.#closing) return;
@@ -245,7 +245,7 @@ export class SessionManager {
       return;
     }
     const session = await this.#start(message);
-    session?.attach(message.clientId, message.offset, true);
+    session?.attach(message.clientId, message.offset, true, message.binary);
   }
 
   async #start(message: AttachMessage): Promise<Session | undefined> {

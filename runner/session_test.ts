@@ -5,7 +5,7 @@
  * and relay_test.ts.)
  */
 import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
-import { Session } from "./session.ts";
+import { Session, type SessionOptions } from "./session.ts";
 import type { PtyProcess } from "./pty.ts";
 import { CollectingSink, silentLogger, waitFor } from "./testing.ts";
 
@@ -23,7 +23,10 @@ class ScriptedPty implements PtyProcess {
   }
   /** One read of these bytes. */
   read(...bytes: number[]): void {
-    this.#onData!(new Uint8Array(bytes));
+    this.readBytes(new Uint8Array(bytes));
+  }
+  readBytes(bytes: Uint8Array): void {
+    this.#onData!(bytes);
   }
   exit(): void {
     this.#onExit!({ exitCode: 0 });
@@ -39,8 +42,13 @@ class ScriptedPty implements PtyProcess {
   kill(): void {}
 }
 
-function session(pty: ScriptedPty, sink: CollectingSink): Session {
+function session(
+  pty: ScriptedPty,
+  sink: CollectingSink,
+  more: Pick<SessionOptions, "flow" | "replayBytes"> = {},
+): Session {
   return new Session({
+    ...more,
     sessionId: "session-0001",
     pty,
     cwd: "/",
@@ -107,4 +115,41 @@ Deno.test("a link that drops with a client attached pauses the PTY until a clien
   assert(!pty.paused, "the client is back");
   pty.exit();
   await s.exited;
+});
+
+Deno.test("the window may grow to binary clients' ceiling while only they are attached, within the ring", async () => {
+  const flow = {
+    highWatermark: 16 * 1024,
+    lowWatermark: 4 * 1024,
+    maxWindow: 64 * 1024,
+    maxBinaryWindow: 256 * 1024,
+    // Any ack rate asks for more than either ceiling.
+    windowMs: 1_000_000,
+  };
+  const windowAfterAcks = async (s: Session, pty: ScriptedPty) => {
+    pty.readBytes(new Uint8Array(32 * 1024).fill(0x61));
+    await nextTurn();
+    // The ack rate is measured over 10 ms at least.
+    await new Promise((resolve) => setTimeout(resolve, 15));
+    s.ack(s.stats().produced);
+    return s.stats().window;
+  };
+  const pty = new ScriptedPty();
+  const s = session(pty, new CollectingSink(), { flow, replayBytes: 4 * 1024 * 1024 });
+  s.attach("binary-1", undefined, true, true);
+  assertEquals(await windowAfterAcks(s, pty), 256 * 1024);
+  s.attach("json-1", undefined, false);
+  assertEquals(await windowAfterAcks(s, pty), 64 * 1024, "a spec-only client's output may grow in JSON");
+  s.detach("json-1");
+  assertEquals(await windowAfterAcks(s, pty), 256 * 1024);
+  pty.exit();
+  await s.exited;
+
+  // What is unacknowledged stays replayable: a ring of 256 KiB holds the window and a batch or two past it.
+  const small = new ScriptedPty();
+  const ringBound = session(small, new CollectingSink(), { flow, replayBytes: 256 * 1024 });
+  ringBound.attach("binary-1", undefined, true, true);
+  assertEquals(await windowAfterAcks(ringBound, small), 128 * 1024);
+  small.exit();
+  await ringBound.exited;
 });
