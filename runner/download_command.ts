@@ -130,9 +130,9 @@ export class DownloadMarks {
     return this.#marks.holding;
   }
 
-  /** One piece of output in, the output to pass on out (output without an ESC untouched). */
-  filter(data: Uint8Array): Uint8Array {
-    return this.#marks.filter(data);
+  /** One piece of output in, the output to pass on out (output without an ESC untouched); see {@linkcode OscFilter.filter}. */
+  filter(data: Uint8Array, firstEscape?: number): Uint8Array {
+    return this.#marks.filter(data, firstEscape);
   }
 
   /** Gives up what is held back: no mark after all, it is output. */

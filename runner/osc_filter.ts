@@ -9,7 +9,8 @@
  */
 import { concatBytes, indexOfByte } from "@coda/relay/bytes";
 
-const ESC = 0x1b;
+/** The byte that starts every sequence. */
+export const ESC = 0x1b;
 const BEL = 0x07;
 /** `\`, the second byte of ST. */
 const BACKSLASH = 0x5c;
@@ -76,15 +77,18 @@ export class OscFilter {
     return this.#carry.length > 0;
   }
 
-  /** One read in, the output to pass on out. Output without an ESC passes through untouched. */
-  filter(data: Uint8Array): Uint8Array {
+  /**
+   * One read in, the output to pass on out. Output without an ESC passes through untouched.
+   * `firstEscape`: where `data`'s first ESC is (−1: none), when the caller has looked already.
+   */
+  filter(data: Uint8Array, firstEscape?: number): Uint8Array {
     const { introducers, maxBytes, onSequence, onText } = this.#options;
     let text = data;
     if (this.#carry.length > 0) {
       text = concatBytes([this.#carry, data]);
       this.#carry = new Uint8Array(0);
     }
-    let escape = indexOfByte(text, ESC);
+    let escape = text === data && firstEscape !== undefined ? firstEscape : indexOfByte(text, ESC);
     if (escape < 0) {
       if (text.length > 0) onText?.();
       return text;

@@ -39,3 +39,17 @@ Deno.test("OSC filter: a start held back is given up by flush; one too long to b
   assert(filter.holding);
   assertEquals(text(filter.filter(bytes("]133;A\x07z"))), "z");
 });
+
+Deno.test("OSC filter: the caller's first ESC is used for the read it was found in, never past a held start", () => {
+  const { filter, found } = collecting();
+  const first = bytes("ab\x1b]7;/x\x07");
+  assertEquals(text(filter.filter(first, 2)), "ab");
+  assertEquals(found, ["0:/x"]);
+  // A read without ESC, said so, passes untouched.
+  const plain = bytes("plain");
+  assert(filter.filter(plain, -1) === plain);
+  // A held start joins the next read: the caller's "no ESC in it" says nothing of the joined bytes.
+  assertEquals(text(filter.filter(bytes("c\x1b]13"), 1)), "c");
+  assertEquals(text(filter.filter(bytes("3;B\x07d"), -1)), "d");
+  assertEquals(found, ["0:/x", "1:B"]);
+});

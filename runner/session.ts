@@ -29,7 +29,8 @@ import {
 } from "@coda/relay/protocol";
 import { completeLength, ReplayBuffer, splitChunk } from "./replay_buffer.ts";
 import { DEFAULT_RELAY_LIMITS } from "@coda/relay/limits";
-import { concatBytes } from "@coda/relay/bytes";
+import { concatBytes, indexOfByte } from "@coda/relay/bytes";
+import { ESC } from "./osc_filter.ts";
 import { FlowWindow, type FlowWindowLimits } from "./flow_window.ts";
 import type { PtyProcess } from "./pty.ts";
 import { ShellTracker } from "./shell_integration.ts";
@@ -115,8 +116,11 @@ const HELD_OUTPUT_MS = 50;
  * `coda-download`): what it strips never reaches the stream, offsets or recordings.
  */
 export interface OutputFilter {
-  /** One piece of output in, what passes on out; the start of a sequence may be held back. */
-  filter(data: Uint8Array): Uint8Array;
+  /**
+   * One piece of output in, what passes on out; the start of a sequence may be held back.
+   * `firstEscape`: where `data`'s first ESC is (−1: none), when the session has looked already.
+   */
+  filter(data: Uint8Array, firstEscape?: number): Uint8Array;
   /** Gives up what is held back, as output. */
   flush(): Uint8Array;
   /** Whether something is held back. */
@@ -508,8 +512,10 @@ export class Session {
     clearTimeout(this.#heldTimer);
     this.#heldTimer = undefined;
     // The stripped stream is the session's stream: offsets, the replay buffer and recordings all count it.
-    if (this.#shell) raw = this.#shell.filter(raw);
-    if (this.#outputFilter) raw = this.#outputFilter.filter(raw);
+    // One scan for ESC serves both filters: most output has none, and passes both untouched.
+    const firstEscape = indexOfByte(raw, ESC);
+    if (this.#shell) raw = this.#shell.filter(raw, firstEscape);
+    if (this.#outputFilter) raw = this.#outputFilter.filter(raw, raw === owned ? firstEscape : undefined);
     if (this.#partialCharacter.length > 0) {
       raw = concatBytes([this.#partialCharacter, raw]);
       this.#partialCharacter = EMPTY;

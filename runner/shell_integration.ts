@@ -344,9 +344,10 @@ export class ShellTracker {
    * One PTY read (bytes) in, the output to pass on out. The start of a
    * sequence at the end of a read is held for the next one (or
    * {@linkcode flush}). Output without an ESC passes through untouched.
+   * `firstEscape`: where `data`'s first ESC is (−1: none), when the caller has looked already.
    */
-  filter(data: Uint8Array): Uint8Array {
-    return this.#marks.filter(data);
+  filter(data: Uint8Array, firstEscape?: number): Uint8Array {
+    return this.#marks.filter(data, firstEscape);
   }
 
   /** Gives up what is held back: no sequence after all, it is output. */
