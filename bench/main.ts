@@ -1,5 +1,5 @@
 /**
- * `deno task bench [--quick] [--out FILE] [--cpu-prof DIR] [--only capacity|throughput]`: the data path's figures side by
+ * `deno task bench [--quick] [--out FILE] [--cpu-prof DIR] [--only throughput|latency|flood|capacity]`: the data path's figures side by
  * side in one run, each beside its goal (issue 10). The app (API + relay), the
  * runner (`runner/main.ts` with a token paired over HTTP), `coda-runner serve`
  * and a raw WebSocket loopback each run as a real subprocess, measured from
@@ -69,8 +69,8 @@ interface Plan {
   floodSeconds: number;
   /** Where the app, runner and serve write CPU profiles (`--cpu-prof DIR`), if anywhere. */
   profileDir?: string;
-  /** `--only throughput`: the throughput rounds alone. */
-  throughputOnly?: boolean;
+  /** `--only PART`: that part of the bench alone. */
+  only?: BenchPart;
   capacity: CapacityPlan;
 }
 
@@ -97,6 +97,10 @@ const QUICK: Plan = {
   floodSeconds: 1,
   capacity: { runners: 10, sessions: 200, replayAttaches: 5, rounds: 1 },
 };
+
+/** The parts of a run, each of which `--only` can run alone. */
+const BENCH_PARTS = ["throughput", "latency", "flood", "capacity"] as const;
+type BenchPart = typeof BENCH_PARTS[number];
 
 const step = (what: string) => console.error(`… ${what}`);
 
@@ -781,7 +785,8 @@ async function measure(plan: Plan): Promise<Figure[]> {
       (p !== "relay-binary" && p !== "relay-in-process") || world.binary.relay
     );
     const runs: Run[] = [];
-    for (let round = -plan.warmups; round < plan.rounds; round++) {
+    const measures = (part: BenchPart) => plan.only === undefined || plan.only === part;
+    for (let round = -plan.warmups; round < plan.rounds && measures("throughput"); round++) {
       const order = paths.map((_, i) => paths[(i + Math.max(0, round)) % paths.length]);
       for (const path of order) {
         step(`${round < 0 ? "warm-up" : `round ${round + 1}/${plan.rounds}`}: ${PATH_LABEL[path]}`);
@@ -789,10 +794,10 @@ async function measure(plan: Plan): Promise<Figure[]> {
         if (round >= 0) runs.push(run);
       }
     }
-    const figures = throughputFigures(world, runs);
-    if (plan.throughputOnly) return figures;
-    figures.push(...await latencyFigures(world));
-    figures.push(...await floodFigures(world));
+    const figures = measures("throughput") ? throughputFigures(world, runs) : [];
+    if (measures("latency")) figures.push(...await latencyFigures(world));
+    if (measures("flood")) figures.push(...await floodFigures(world));
+    if (plan.only !== undefined) return figures;
     figures.push(...await capacityFigures(plan.capacity, dir));
     const bare = await bareDenoRss(dir);
     figures.push(
@@ -844,12 +849,12 @@ if (import.meta.main) {
   const plan = {
     ...(values.quick ? QUICK : FULL),
     profileDir: values["cpu-prof"],
-    throughputOnly: values.only === "throughput",
+    only: values.only as BenchPart | undefined,
   };
   const out = values.out ?? "test-output/bench.jsonl";
   const started = performance.now();
-  if (values.only !== undefined && values.only !== "capacity" && values.only !== "throughput") {
-    console.error(`bench: --only takes "capacity" or "throughput", got "${values.only}"`);
+  if (values.only !== undefined && !(BENCH_PARTS as readonly string[]).includes(values.only)) {
+    console.error(`bench: --only takes one of ${BENCH_PARTS.join(", ")}; got "${values.only}"`);
     Deno.exit(2);
   }
   const figures = values.only === "capacity" ? await capacityOnly(plan) : await measure(plan);

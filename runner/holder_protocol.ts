@@ -54,6 +54,8 @@ export const FrameKind = { MESSAGE: 0, MESSAGE_WITH_BYTES: 1, OUTPUT: 2 } as con
 export const MAX_HOLDER_FRAME_BYTES = MAX_FRAME_BYTES + 64 * 1024;
 
 const PREFIX_BYTES = 5;
+/** A decoded frame keeps a view of its read buffer only when that buffer is at most this many times its size. */
+const PIN_RATIO = 4;
 
 /** What a holder runs its session with: the runner's session settings, minus what stays in the runner. */
 export const HolderSpecSchema = v.object({
@@ -256,7 +258,10 @@ export class HolderFrameReader<M> {
     return frames;
   }
 
-  #decode(frame: Uint8Array): Decoded<HolderFrame<M>> {
+  #decode(view: Uint8Array): Decoded<HolderFrame<M>> {
+    // A frame is a view into what the socket read into, and whoever keeps the frame (a link's send queue)
+    // keeps all of that: one much smaller than its buffer is copied out rather than pin the rest.
+    const frame = view.byteLength * PIN_RATIO < view.buffer.byteLength ? view.slice() : view;
     const kind = frame[0];
     const body = frame.subarray(1);
     if (kind === FrameKind.OUTPUT) {

@@ -90,3 +90,24 @@ Deno.test("holder frames: oversized, unknown, malformed and invalid frames are e
   ]);
   assert(errors(frame(2, new Uint8Array([1, 0, 12, 0])))[0].startsWith("binary frame: "));
 });
+
+Deno.test("holder frames: a small frame read into a large buffer is copied out rather than keep the buffer", () => {
+  const frame = concatBytes(
+    encodeHolderOutput({ sessionId: SESSION, offset: 0, replay: false, data: bytesOf(100) }),
+  );
+  const large = new Uint8Array(256 * 1024);
+  large.set(frame);
+  const [small] = new HolderFrameReader(FromHolderSchema).push(large.subarray(0, frame.length));
+  assert(small.ok && small.value.kind === "output");
+  assert(small.value.frame.buffer.byteLength < 1024, "its own buffer");
+  const big = concatBytes(
+    encodeHolderOutput({ sessionId: SESSION, offset: 0, replay: false, data: bytesOf(100_000) }),
+  );
+  const [kept] = new HolderFrameReader(FromHolderSchema).push(big);
+  assert(kept.ok && kept.value.kind === "output");
+  assert(kept.value.frame.buffer === big.buffer, "a frame near its buffer's size is not copied");
+});
+
+function bytesOf(length: number): Uint8Array {
+  return new Uint8Array(length).fill(0x61);
+}
