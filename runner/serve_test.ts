@@ -114,7 +114,11 @@ Deno.test("serve: a session that ends under a full-speed stream closes 1000 afte
       client.send({ type: "stdin", sessionId, data: "stty -echo; cat data.b64; exit 3\r" });
       const closed = await client.closed;
       clearInterval(acker);
-      assertEquals(closed, { code: 1000, reason: "session ended" }, `binary ${binary}`);
+      assertEquals(
+        closed,
+        { code: 1000, reason: "session ended" },
+        `binary ${binary}: ${JSON.stringify(closed)}`,
+      );
       const got = binary ? new TextDecoder().decode(client.received()) : client.output();
       assert(got.includes(data.replaceAll("\n", "\r\n")), `every byte up to the close (binary ${binary})`);
       assert(client.metas().includes("coda:exit:3"));
