@@ -512,8 +512,9 @@ export class Session {
     clearTimeout(this.#heldTimer);
     this.#heldTimer = undefined;
     // The stripped stream is the session's stream: offsets, the replay buffer and recordings all count it.
-    // One scan for ESC serves both filters: most output has none, and passes both untouched.
-    const firstEscape = indexOfByte(raw, ESC);
+    // One scan for ESC serves both filters (and none runs without them): most output has none, and passes
+    // both untouched.
+    const firstEscape = this.#shell || this.#outputFilter ? indexOfByte(raw, ESC) : undefined;
     if (this.#shell) raw = this.#shell.filter(raw, firstEscape);
     if (this.#outputFilter) raw = this.#outputFilter.filter(raw, raw === owned ? firstEscape : undefined);
     if (this.#partialCharacter.length > 0) {
