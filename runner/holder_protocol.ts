@@ -54,7 +54,7 @@ export const FrameKind = { MESSAGE: 0, MESSAGE_WITH_BYTES: 1, OUTPUT: 2 } as con
 export const MAX_HOLDER_FRAME_BYTES = MAX_FRAME_BYTES + 64 * 1024;
 
 const PREFIX_BYTES = 5;
-/** A decoded frame keeps a view of its read buffer only when that buffer is at most this many times its size. */
+/** Decoded output keeps a view of its read buffer only when that buffer is at most this many times its size. */
 const PIN_RATIO = 4;
 
 /** What a holder runs its session with: the runner's session settings, minus what stays in the runner. */
@@ -258,13 +258,14 @@ export class HolderFrameReader<M> {
     return frames;
   }
 
-  #decode(view: Uint8Array): Decoded<HolderFrame<M>> {
-    // A frame is a view into what the socket read into, and whoever keeps the frame (a link's send queue)
-    // keeps all of that: one much smaller than its buffer is copied out rather than pin the rest.
-    const frame = view.byteLength * PIN_RATIO < view.buffer.byteLength ? view.slice() : view;
+  #decode(frame: Uint8Array): Decoded<HolderFrame<M>> {
     const kind = frame[0];
-    const body = frame.subarray(1);
+    let body = frame.subarray(1);
     if (kind === FrameKind.OUTPUT) {
+      // Output is kept as a view into what the socket read into (a link's send queue holds it), and with it
+      // all of that buffer: output much smaller than its buffer is copied out rather than pin the rest.
+      // Messages keep nothing of it (their file bytes are copied out below).
+      if (body.byteLength * PIN_RATIO < body.buffer.byteLength) body = body.slice();
       const decoded = decodeBinaryFrame(body);
       if (!decoded.ok) return decoded;
       if (decoded.value.type !== "output") {
