@@ -107,8 +107,17 @@ export class BenchClient {
       }
       return;
     }
-    const message = JSON.parse(data.toString()) as { type: string; data?: string; offset?: number };
-    if (message.type === "stdout" && typeof message.data === "string") {
+    const message = JSON.parse(data.toString()) as {
+      type: string;
+      data?: string;
+      offset?: number;
+      code?: number;
+      reason?: string;
+    };
+    if (message.type === "closing") {
+      // As the SPA does: the relay announces its close to `ack=1` clients, which close first.
+      this.socket.close(message.code, message.reason);
+    } else if (message.type === "stdout" && typeof message.data === "string") {
       this.#output(message.data, message.offset ?? this.bytes);
     } else if (message.type === "meta" && typeof message.data === "string") {
       const meta = parseMetaLine(message.data);

@@ -11,7 +11,7 @@
  * @module
  */
 import { checkUpgrade, FrameGuard, jsonError, refuseLink, type RelayContext, upgrade } from "./context.ts";
-import { frameSize, trySend } from "./frames.ts";
+import { expectClosingAnswer, frameSize, trySend } from "./frames.ts";
 import { ClientPeer } from "./peers.ts";
 import {
   BINARY_SUBPROTOCOL,
@@ -139,6 +139,8 @@ export function openClientLink(
   const upgraded = upgrade(ctx, req, release, binary ? BINARY_SUBPROTOCOL : undefined);
   if ("refused" in upgraded) return upgraded.refused;
   const { socket, response } = upgraded;
+  // The client says it speaks beyond the seed's messages; a viewer's page keeps pinging too.
+  if (options.ack) expectClosingAnswer(socket);
   // A viewer neither sizes the shell nor holds its output back: the relay acknowledges for it as it reads.
   const linkOptions = claims.share === undefined ? options : { offset: options.offset };
   const client = new ClientPeer(crypto.randomUUID(), claims, linkOptions, socket);

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { clientMayClose, encode } from "./protocol.ts";
 import { utf8Length } from "./utf8.ts";
 
 /** Size in bytes of a received WebSocket message. */
@@ -19,6 +20,25 @@ export function frameSize(data: unknown): number {
  * before their close frame; nothing more is written to them.
  */
 const flushing = new WeakSet<WebSocket>();
+
+/**
+ * Sockets whose peer answers a `closing` message by closing the link itself
+ * (`ack=1` clients); see {@linkcode expectClosingAnswer}.
+ */
+const answersClosing = new WeakSet<WebSocket>();
+
+/**
+ * Marks `socket`'s peer as one that answers a `closing` message by closing the
+ * link itself with its code and reason: {@linkcode closeSocket} then announces
+ * its closes (those with a code a client may send) instead of sending the
+ * close frame. Deno's server WebSocket drops the connection when a frame from
+ * its peer arrives after it sent its close frame, so a peer that keeps sending
+ * (acks, pings) would get a reset instead of the code; a peer that closes
+ * first has nothing in flight behind its close frame.
+ */
+export function expectClosingAnswer(socket: WebSocket): void {
+  answersClosing.add(socket);
+}
 
 /** How often a socket waiting to flush before its close is looked at. */
 const FLUSH_POLL_MS = 10;
@@ -38,10 +58,18 @@ export function isOpen(socket: WebSocket): boolean {
  * `graceMs` has its connection dropped: Deno's server WebSocket otherwise
  * waits for that answer forever, holding the descriptor and never firing
  * `close` (denoland/deno#27924).
+ *
+ * A peer marked with {@linkcode expectClosingAnswer} gets a `closing` message
+ * after what was queued instead, and closes the link itself; one that has not
+ * within `graceMs` is closed as above.
  */
 export function closeSocket(socket: WebSocket, code: number, reason: string, graceMs: number): void {
   if (socket.readyState === WebSocket.CLOSING || socket.readyState === WebSocket.CLOSED) return;
   if (flushing.has(socket)) return;
+  if (socket.readyState === WebSocket.OPEN && answersClosing.has(socket) && clientMayClose(code)) {
+    announceClose(socket, code, reason, graceMs);
+    return;
+  }
   if (socket.readyState !== WebSocket.OPEN || socket.bufferedAmount === 0) {
     closeNow(socket, code, reason, graceMs);
     return;
@@ -58,6 +86,22 @@ export function closeSocket(socket: WebSocket, code: number, reason: string, gra
     closeNow(socket, code, reason, graceMs);
   };
   setTimeout(poll, FLUSH_POLL_MS);
+}
+
+function announceClose(socket: WebSocket, code: number, reason: string, graceMs: number): void {
+  try {
+    socket.send(encode({ type: "closing", code, reason }));
+  } catch {
+    closeNow(socket, code, reason, graceMs);
+    return;
+  }
+  // Nothing more is sent: the peer closes once it has read up to the notice.
+  flushing.add(socket);
+  const timer = setTimeout(() => {
+    flushing.delete(socket);
+    if (socket.readyState === WebSocket.OPEN) closeNow(socket, code, reason, graceMs);
+  }, graceMs);
+  socket.addEventListener("close", () => clearTimeout(timer), { once: true });
 }
 
 function closeNow(socket: WebSocket, code: number, reason: string, graceMs: number): void {

@@ -342,11 +342,33 @@ export const MetaSchema = v.object({
   clientId: v.optional(v.string()),
 });
 
+/**
+ * Whether a client may send close `code` itself: browsers and Deno refuse any other than 1000 and
+ * 3000–4999, so only these are announced with {@linkcode ClosingSchema}.
+ */
+export function clientMayClose(code: number): boolean {
+  return code === 1000 || (code >= 3000 && code <= 4999);
+}
+
+/**
+ * The relay is about to close the link with `code` and `reason`, sent (after everything else) to
+ * `ack=1` clients, which answer it by closing the link themselves with the same code and reason.
+ * Why: Deno's server WebSocket drops the connection when a frame from the peer arrives after it
+ * has sent its close frame, and the peer then gets a reset instead of the close code. A client
+ * that closes first has nothing in flight behind its close frame.
+ */
+export const ClosingSchema = v.object({
+  type: v.literal("closing"),
+  code: v.pipe(v.number(), v.integer(), v.check(clientMayClose, "a code a client may close with")),
+  reason: v.pipe(v.string(), v.maxBytes(123)),
+});
+
 /** Messages a client receives. */
 export const ServerMessageSchema = v.variant("type", [
   StdoutSchema,
   MetaSchema,
   PongSchema,
+  ClosingSchema,
   UploadAckSchema,
   UploadDoneSchema,
   DownloadOfferSchema,

@@ -291,7 +291,8 @@ export class Peer {
   error: string | undefined;
   #closedValue: Closed | undefined;
 
-  constructor(url: string, headers?: Record<string, string>, protocols?: string[]) {
+  /** With `answerClosing` false the peer ignores `closing`, as a client from before it would. */
+  constructor(url: string, headers?: Record<string, string>, protocols?: string[], answerClosing = true) {
     this.socket = headers || protocols
       ? new WebSocket(url, { headers, protocols } as unknown as string[])
       : new WebSocket(url);
@@ -311,7 +312,13 @@ export class Peer {
       }, { once: true });
     });
     this.socket.addEventListener("message", (event) => {
-      if (typeof event.data === "string") return void this.received.push(JSON.parse(event.data));
+      if (typeof event.data === "string") {
+        const message = JSON.parse(event.data);
+        this.received.push(message);
+        // As the SPA does: the relay announces its close to `ack=1` clients, which close first.
+        if (message.type === "closing" && answerClosing) this.socket.close(message.code, message.reason);
+        return;
+      }
       const decoded = decodeBinaryFrame(event.data);
       if (!decoded.ok) throw new Error(decoded.error);
       this.frames.push(decoded.value);
@@ -463,14 +470,20 @@ export class ScriptedClient extends Peer {
   constructor(
     relayUrl: string,
     token: string,
-    options: ClientLinkOptions & { origin?: string; binary?: boolean; headers?: Record<string, string> } = {},
+    options: ClientLinkOptions & {
+      origin?: string;
+      binary?: boolean;
+      headers?: Record<string, string>;
+      answerClosing?: boolean;
+    } = {},
   ) {
-    const { origin, binary, headers, ...link } = options;
+    const { origin, binary, headers, answerClosing, ...link } = options;
     const sent = { ...headers, ...(origin ? { origin } : {}) };
     super(
       `${relayUrl}/client?${clientLinkQuery(token, link)}`,
       Object.keys(sent).length > 0 ? sent : undefined,
       binary ? [BINARY_SUBPROTOCOL] : undefined,
+      answerClosing,
     );
   }
 

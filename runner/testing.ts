@@ -135,8 +135,11 @@ export class TestClient {
     });
     this.socket.onmessage = (event) => {
       if (typeof event.data === "string") {
-        this.frames.push(JSON.parse(event.data));
-        this.messages.push(JSON.parse(event.data));
+        const message = JSON.parse(event.data);
+        this.frames.push(message);
+        this.messages.push(message);
+        // As the SPA does: the relay announces its close to `ack=1` clients, which close first.
+        if (message.type === "closing") this.socket.close(message.code, message.reason);
         return;
       }
       const decoded = decodeBinaryFrame(event.data);

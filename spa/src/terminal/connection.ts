@@ -608,6 +608,7 @@ export class TerminalConnection {
     const message = decoded.value;
     if (message.type === "stdout") this.#onStdout(message.data, message.offset);
     else if (message.type === "meta") this.#onMeta(message.data);
+    else if (message.type === "closing") this.#socket?.close(message.code, message.reason);
     else if (RUNNER_TRANSFER_TYPES.has(message.type)) this.#options.onEvent({ type: "transfer", message });
   }
 

@@ -4,7 +4,9 @@ import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import {
   BINARY_SUBPROTOCOL,
   CloseCode,
+  CloseReason,
   decodeBinaryFrame,
+  encode,
   encodeOutputFrame,
   MetaLine,
   parseClientLinkOptions,
@@ -513,16 +515,41 @@ Deno.test("4403 means revoked and 4404 means no runner; neither retries by itsel
   assert(t.states.at(-1)!.detail.includes("Pair it again"));
 });
 
-Deno.test("4413 (slow consumer) reconnects from the offset it had reached", async () => {
+for (const how of ["its close frame", "a closing notice"]) {
+  Deno.test(`4413 (slow consumer) by ${how} reconnects from the offset it had reached`, async () => {
+    await using t = setup();
+    t.connection.start();
+    const first = await t.relay.peer(1);
+    meta(first, MetaLine.session(SESSION));
+    stdout(first, "x".repeat(1000), 0);
+    await waitFor(() => t.connection.offset === 1000, "output");
+    if (how === "its close frame") {
+      first.socket.close(CloseCode.SLOW_CONSUMER, CloseReason.SLOW_CONSUMER);
+    } else {
+      const closed = new Promise<CloseEvent>((resolve) => first.socket.onclose = resolve);
+      first.socket.send(
+        encode({ type: "closing", code: CloseCode.SLOW_CONSUMER, reason: CloseReason.SLOW_CONSUMER }),
+      );
+      // The client closed the link itself, with the notice's code.
+      assertEquals((await closed).code, CloseCode.SLOW_CONSUMER);
+    }
+    const second = await t.relay.peer(2);
+    assertEquals(second.params.get("offset"), "1000");
+  });
+}
+
+Deno.test("a closing notice after the exit: the client closes the link itself and ends without reconnecting", async () => {
   await using t = setup();
   t.connection.start();
-  const first = await t.relay.peer(1);
-  meta(first, MetaLine.session(SESSION));
-  stdout(first, "x".repeat(1000), 0);
-  await waitFor(() => t.connection.offset === 1000, "output");
-  first.socket.close(CloseCode.SLOW_CONSUMER, "slow consumer, resume from your offset");
-  const second = await t.relay.peer(2);
-  assertEquals(second.params.get("offset"), "1000");
+  const peer = await t.relay.peer(1);
+  meta(peer, MetaLine.session(SESSION));
+  meta(peer, MetaLine.exit(0));
+  const closed = new Promise<CloseEvent>((resolve) => peer.socket.onclose = resolve);
+  peer.socket.send(encode({ type: "closing", code: CloseCode.NORMAL, reason: CloseReason.SESSION_ENDED }));
+  assertEquals((await closed).reason, CloseReason.SESSION_ENDED);
+  await t.waitStatus("ended");
+  await afterEveryScheduledRetry();
+  assertEquals(t.relay.peers.length, 1);
 });
 
 Deno.test("4307 (runner on another relay instance) reconnects at once from its offset; a second in a row waits", async () => {
