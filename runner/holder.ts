@@ -14,8 +14,10 @@
  *
  * A holder ends when its shell exits or is killed, when a runner tells it to
  * (`holder-stop`: logout, revocation), on SIGTERM or SIGINT, and after
- * `orphanMs` with no runner connected. A spare ends with its runner's
- * connection. Killing the holder itself closes the PTY, so the shell gets
+ * `orphanMs` with no runner connected. A shell that exits while no relay
+ * link reaches the holder leaves it waiting (as long as its session manager
+ * keeps the untold end) for a client to resume and hear the exit, instead of
+ * `runner-restarted`. A spare ends with its runner's connection. Killing the holder itself closes the PTY, so the shell gets
  * SIGHUP: no shell is left behind.
  *
  * @module
@@ -265,6 +267,7 @@ class Holder {
       tmux: spec.tmux,
       store: spec.configPath ? new RunnerFileStore(spec.configPath) : undefined,
       recording: spec.recording,
+      onUntoldEndDropped: () => void this.#finish(),
     });
     this.#setLink(this.#linkUp);
   }
@@ -275,7 +278,7 @@ class Holder {
     else this.#manager?.linkDown();
   }
 
-  /** Ends the session for good; the holder follows once its `end` is out. */
+  /** Ends the session for good; the holder follows once its `end` is out (or at once, with nobody to hear it). */
   async #stop(why: string): Promise<void> {
     const session = this.#session();
     if (!session || session.ended) {
@@ -284,6 +287,9 @@ class Holder {
     }
     this.#log.info("ending the session", { sessionId: session.sessionId, why });
     await session.kill();
+    // Ended on purpose: the holder does not stay for a client to hear of it.
+    await session.exited;
+    await this.#finish();
   }
 
   async #finish(): Promise<void> {

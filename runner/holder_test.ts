@@ -11,6 +11,8 @@ import { createSession, signup, type StartedApp, startTestApp, type TestUser } f
 import { Cli, cliEnv, storePairedRunner } from "./cli_testing.ts";
 import { TestClient, waitFor } from "./testing.ts";
 import { hasTmuxSession } from "./tmux.ts";
+import { holderSocketPath } from "./holder_dir.ts";
+import { existsSync } from "node:fs";
 
 const ROOT = join(import.meta.dirname!, "..");
 
@@ -148,6 +150,31 @@ Deno.test("holders: a SIGKILLed runner's shell lives on; the next runner re-adop
   );
   assert(!client.metas().some((meta) => meta.startsWith("coda:gap:")), "no gap");
   assertEquals(await shellFacts(client, sessionId, "after"), before, "the same shell and its variables");
+});
+
+Deno.test("holders: a shell that exits while no runner is there: the next runner's client gets the output and the exit", async () => {
+  await using s = await setup();
+  const first = await s.runner();
+  const { sessionId, client } = await s.open();
+  const shellPid = Number((await shellFacts(client, sessionId, "pid")).split(":")[0]);
+  client.send({
+    type: "stdin",
+    sessionId,
+    data: "while [ ! -e go ]; do sleep 0.02; done; echo after-$((6 * 7)); exit 3\r",
+  });
+  await client.waitForOutput("exit 3");
+  await first.kill("SIGKILL");
+  await Deno.writeTextFile(join(s.dir, "go"), "");
+  await waitFor(async () => !(await alive(shellPid)), "the shell to exit with no runner");
+
+  await s.runner();
+  const closed = await client.closed;
+  assertEquals([closed.code, closed.reason], [1000, "session ended"], client.metas().join());
+  assert(client.output().includes("after-42"), "the output it missed");
+  assert(client.metas().includes("coda:exit:3"), client.metas().join());
+  assert(!client.metas().some((meta) => meta.startsWith("coda:ended:")), client.metas().join());
+  const socket = holderSocketPath(s.runtimeDir, sessionId);
+  await waitFor(() => !existsSync(socket), "the session's holder to end once it told");
 });
 
 /** A copy of this checkout as another build: its version (and holder protocol) changed. */

@@ -198,6 +198,10 @@ export class Session {
   #graceSuspended = false;
   #recorder: Recorder | undefined;
   #ended = false;
+  /** The link is down: nobody would hear what the session sends. */
+  #linkIsDown = false;
+  /** The shell's exit status, while no client has been told it (it exited while the link was down). */
+  #untoldExit: { code: number | null } | undefined;
   /** {@linkcode kill} or {@linkcode release} ran: the PTY gets no more input or sizes, and is ended once. */
   #ending = false;
   /** Let go of by {@linkcode release}: the local client's exit does not end the session. */
@@ -263,6 +267,14 @@ export class Session {
     return this.#ended;
   }
 
+  /**
+   * Whether the shell exited while the link was down and no client has been told yet: the next
+   * {@linkcode attach} replays what it missed, then tells the exit and ends the session.
+   */
+  get endUntold(): boolean {
+    return this.#untoldExit !== undefined;
+  }
+
   /** Current numbers (buffer, acks, pause state). */
   stats(): SessionStats {
     return {
@@ -285,7 +297,38 @@ export class Session {
    * binary frames (the relay says so), which lets more output be in flight.
    */
   attach(clientId: string, offset: number | undefined, fresh: boolean, binary = false): void {
-    if (this.#ended) return;
+    if (this.#ended) {
+      if (this.#untoldExit) this.#tellExit(clientId, offset, this.#untoldExit.code);
+      return;
+    }
+    const from = this.#replay(clientId, offset, fresh);
+    this.#sink.send({ type: "attached", sessionId: this.sessionId, clientId, offset: this.#buffer.end });
+    this.#clients.set(clientId, { binary });
+    this.#limitWindow();
+    if (from > this.#acked) this.#acked = Math.min(from, this.#buffer.end);
+    this.#endOutage();
+    this.#stopGrace();
+    this.#updateFlow();
+  }
+
+  /**
+   * What a client resuming an exited session is told, as if it had been attached when the shell
+   * exited: the output it missed, then the exit, then the end (which the relay turns into
+   * `1000 session ended` for every client of the session).
+   */
+  #tellExit(clientId: string, offset: number | undefined, code: number | null): void {
+    this.#untoldExit = undefined;
+    this.#replay(clientId, offset, false);
+    this.#sink.send({ type: "attached", sessionId: this.sessionId, clientId, offset: this.#buffer.end });
+    this.#sink.send({ type: "meta", sessionId: this.sessionId, data: MetaLine.exit(code) });
+    this.#sink.send({ type: "end", sessionId: this.sessionId, exitCode: code });
+  }
+
+  /**
+   * Announces the session and its directory to `clientId` and replays from `offset` (or the oldest
+   * byte held); resolves the offset replayed from.
+   */
+  #replay(clientId: string, offset: number | undefined, fresh: boolean): number {
     const meta = (data: string) =>
       this.#sink.send({ type: "meta", sessionId: this.sessionId, data, clientId });
     meta(MetaLine.session(this.sessionId));
@@ -327,13 +370,7 @@ export class Session {
       frame.bytes += piece.data.length;
     }
     flush();
-    this.#sink.send({ type: "attached", sessionId: this.sessionId, clientId, offset: this.#buffer.end });
-    this.#clients.set(clientId, { binary });
-    this.#limitWindow();
-    if (from > this.#acked) this.#acked = Math.min(from, this.#buffer.end);
-    this.#endOutage();
-    this.#stopGrace();
-    this.#updateFlow();
+    return from;
   }
 
   /**
@@ -369,6 +406,7 @@ export class Session {
     }
     for (const clientId of this.#clients.keys()) this.#onDetach?.(clientId);
     this.#clients.clear();
+    this.#linkIsDown = true;
     this.#graceSuspended = true;
     this.#stopGrace();
     this.#updateFlow();
@@ -376,6 +414,7 @@ export class Session {
 
   /** The link is back: without clients, the grace period starts again. */
   linkUp(): void {
+    this.#linkIsDown = false;
     this.#graceSuspended = false;
     if (this.#clients.size === 0) this.#startGrace();
     this.#updateFlow();
@@ -581,6 +620,14 @@ export class Session {
     if (this.#released) {
       // Only the tmux client exited (with its own status, 1 on SIGHUP); the shell runs on.
       this.#log.info("let go of the session; it keeps running in tmux", { sessionId: this.sessionId });
+    } else if (this.#linkIsDown) {
+      // Nobody would hear the end now, and the clients the relay keeps waiting resume by offset: the
+      // first to come back gets the output it missed and the exit, as it would have live.
+      this.#log.info("session ended while the link was down; a resuming client will be told", {
+        sessionId: this.sessionId,
+        exitCode: code ?? `signal ${exit.signal}`,
+      });
+      this.#untoldExit = { code };
     } else {
       this.#log.info("session ended", {
         sessionId: this.sessionId,

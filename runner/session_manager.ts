@@ -7,6 +7,7 @@
  */
 import { isAbsolute, join, resolve } from "node:path";
 import { EndedReason, MetaLine, type RelayToRunner } from "@coda/relay/protocol";
+import { DEFAULT_RELAY_LIMITS } from "@coda/relay/limits";
 import { type FlowLimits, Session, type SessionSink } from "./session.ts";
 import { type PtyProcess, spawnPty } from "./pty.ts";
 import { hasTmuxSession, killTmuxSession, listTmuxSessions, type TmuxSettings } from "./tmux.ts";
@@ -42,6 +43,11 @@ export interface SessionManagerOptions {
   flow?: Partial<FlowLimits>;
   /** `CODA_TRANSFER_MAX_BYTES`: largest file uploaded or downloaded (default 100 MiB). */
   transferMaxBytes?: number;
+  /**
+   * Called when a session whose shell exited while the link was down is let go of with no client
+   * told (none came back in time); a session holder ends then.
+   */
+  onUntoldEndDropped?: (sessionId: string) => void;
 }
 
 /** Quotes `text` for a POSIX shell. */
@@ -101,6 +107,12 @@ export class SessionManager {
   readonly #sessions = new Map<string, Session>();
   readonly #serial = new KeyedSerial();
   readonly #transfers = new Map<string, FileTransfers>();
+  /**
+   * Sessions whose shell exited while the link was down, kept (ring and exit status) for the first
+   * client that resumes one: while the link stays down, for as long as a session without clients
+   * lives; once it is back, for as long as the relay keeps clients waiting for their runner.
+   */
+  readonly #untold = new Map<string, { session: Session; timer: ReturnType<typeof setTimeout> }>();
   #linkUp = true;
   #closing = false;
 
@@ -155,6 +167,21 @@ export class SessionManager {
   linkUp(): void {
     this.#linkUp = true;
     for (const session of this.#sessions.values()) session.linkUp();
+    for (const { session } of this.#untold.values()) {
+      this.#keepUntold(session, DEFAULT_RELAY_LIMITS.runnerWaitMs);
+    }
+  }
+
+  /** Keeps `session`, ended with nobody told, for `ms` more. */
+  #keepUntold(session: Session, ms: number): void {
+    const { sessionId } = session;
+    clearTimeout(this.#untold.get(sessionId)?.timer);
+    const timer = setTimeout(() => {
+      this.#untold.delete(sessionId);
+      this.#options.log.info("no client came back to an ended session; letting it go", { sessionId });
+      this.#options.onUntoldEndDropped?.(sessionId);
+    }, ms);
+    this.#untold.set(sessionId, { session, timer });
   }
 
   /**
@@ -166,6 +193,8 @@ export class SessionManager {
   async shutdown(options: { endTmux?: boolean } = {}): Promise<void> {
     this.#closing = true;
     await this.#serial.settled();
+    for (const { timer } of this.#untold.values()) clearTimeout(timer);
+    this.#untold.clear();
     const tmux = this.#options.tmux;
     const sessions = [...this.#sessions.values()];
     await Promise.all(sessions.map(async (session) => {
@@ -234,6 +263,13 @@ export class SessionManager {
   }
 
   async #attach(message: AttachMessage): Promise<void> {
+    const untold = this.#untold.get(message.sessionId);
+    if (untold) {
+      clearTimeout(untold.timer);
+      this.#untold.delete(message.sessionId);
+      untold.session.attach(message.clientId, message.offset, false, message.binary);
+      return;
+    }
     const existing = this.#sessions.get(message.sessionId);
     if (existing) {
       existing.attach(message.clientId, message.offset, false, message.binary);
@@ -304,6 +340,7 @@ export class SessionManager {
       onDetach: (clientId) => transfers.clientGone(clientId),
       onEnd: (ended) => {
         if (this.#sessions.get(ended.sessionId) === ended) this.#sessions.delete(ended.sessionId);
+        if (ended.endUntold) this.#keepUntold(ended, this.#options.graceMs);
         if (this.#transfers.get(ended.sessionId) === transfers) this.#transfers.delete(ended.sessionId);
         void transfers.close();
       },

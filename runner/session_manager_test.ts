@@ -13,6 +13,8 @@ interface Harness {
   store: RunnerFileStore;
   /** Sessions the manager ended because the grace period passed without clients, in order. */
   graceEnded: string[];
+  /** Every message logged, in order. */
+  logged: string[];
   [Symbol.asyncDispose](): Promise<void>;
 }
 
@@ -23,10 +25,12 @@ async function harness(
   const sink = new CollectingSink();
   const store = new RunnerFileStore(join(home, "config", "config.json"));
   const graceEnded: string[] = [];
+  const logged: string[] = [];
   const log = createLogger({
     format: "json",
     write: (line) => {
       const record = JSON.parse(line);
+      logged.push(record.msg);
       if (record.msg === "no client for the grace period; ending session") graceEnded.push(record.sessionId);
     },
   });
@@ -46,6 +50,7 @@ async function harness(
     home,
     store,
     graceEnded,
+    logged,
     async [Symbol.asyncDispose]() {
       await manager.shutdown();
       await Deno.remove(home, { recursive: true });
@@ -322,6 +327,58 @@ Deno.test("a session without clients ends after the grace period, but not while 
   await h.manager.handle({ type: "detach", sessionId: SID, clientId: "c2" });
   await waitFor(() => h.manager.get(SID) === undefined, "the grace period to end the session");
   assert(h.sink.frames.some((f) => f.type === "end"));
+});
+
+/** Starts session SID for client c1, then takes the link down while its shell waits for the file `go` to exit 3. */
+async function exitWhileLinkDown(h: Harness): Promise<{ offset: number }> {
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1" });
+  await h.manager.handle({
+    type: "stdin",
+    sessionId: SID,
+    data: "while [ ! -e go ]; do sleep 0.02; done; echo after-$((6 * 7)); exit 3\r",
+  });
+  await waitFor(() => h.sink.output(SID).includes("exit 3"), "the command's echo");
+  const session = h.manager.get(SID)!;
+  h.manager.linkDown();
+  const offset = h.sink.chunks.reduce((sum, chunk) => sum + chunk.data.length, 0);
+  await Deno.writeTextFile(join(h.home, "go"), "");
+  await session.exited;
+  return { offset };
+}
+
+Deno.test("a shell that exits while the link is down: the first client to resume gets what it missed, then the exit", async () => {
+  await using h = await harness();
+  const { offset } = await exitWhileLinkDown(h);
+  assert(!h.sink.frames.some((f) => f.type === "end"), "nobody to tell while the link is down");
+  assert(!h.sink.metas(SID).includes("coda:exit:3"));
+  assertEquals(h.manager.get(SID), undefined, "not running");
+
+  h.manager.linkUp();
+  const before = h.sink.frames.length;
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c2", offset });
+  const told = h.sink.frames.slice(before);
+  const replayed = told.filter((f) => f.type === "stdout");
+  assertEquals(replayed[0].offset, offset, "from where the client stopped");
+  assert(h.sink.output(SID, "c2").includes("after-42"), h.sink.output(SID, "c2"));
+  assertEquals(told.slice(-3).map((f) => f.type === "meta" ? f.data : f.type), [
+    "attached",
+    "coda:exit:3",
+    "end",
+  ]);
+  assertEquals(told.at(-1), { type: "end", sessionId: SID, exitCode: 3 });
+  assert(!told.some((f) => f.type === "meta" && f.data.startsWith("coda:ended:")), "not runner-restarted");
+  assertEquals(h.manager.list(), [], "no new shell");
+});
+
+Deno.test("an exit nobody came back to hear is let go of after the session's grace; a resume then meets runner-restarted", async () => {
+  await using h = await harness({ graceMs: 200 });
+  const { offset } = await exitWhileLinkDown(h);
+  const dropped = "no client came back to an ended session; letting it go";
+  await waitFor(() => h.logged.includes(dropped), "the untold end let go of");
+  h.manager.linkUp();
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c2", offset });
+  assert(h.sink.metas(SID).includes("coda:ended:runner-restarted"), h.sink.metas(SID).join());
+  assert(!h.sink.metas(SID).includes("coda:exit:3"));
 });
 
 Deno.test("a shell that ignores SIGHUP is killed anyway", async () => {
