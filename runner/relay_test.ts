@@ -25,6 +25,61 @@ function freePort(): number {
   return port;
 }
 
+/**
+ * The app, a standalone relay as a subprocess (`relay`, SIGKILL-able) and a runner in this process
+ * connected to it; `resume` starts the relay again at the same address and opens a binary client there.
+ */
+async function killableRelaySetup() {
+  const app = await startTestApp();
+  const home = await Deno.makeTempDir({ prefix: "coda-runner-home-" });
+  const env = { ...standaloneRelayEnv(app), PORT: String(freePort()) };
+  const startRelay = async () => {
+    const task = await spawnTask("relay", env);
+    const line = await task.line((l) => l.includes("relay_listening"), "relay_listening");
+    return { task, url: (JSON.parse(line).url as string).replace("http", "ws") };
+  };
+  let relay = await startRelay();
+  const user = await signup(app.url);
+  const paired = await pairRunner(app.url, user.cookie);
+  const runner = startInProcessRunner(relay.url, paired.runnerToken, home);
+  const origin = { origin: app.config.publicUrl };
+  return {
+    app,
+    home,
+    user,
+    paired,
+    runner,
+    origin,
+    get relay() {
+      return relay;
+    },
+    /** A new session of the runner, once it is connected, with a binary client attached. */
+    async open(): Promise<{ sessionId: string; client: TestClient }> {
+      await waitFor(() => runner.link.connections === 1, "the runner to connect");
+      const created = await createSession(app.url, user.cookie, {
+        ideaId: "idea-1",
+        runnerId: paired.runnerId,
+      });
+      const client = new TestClient(`${relay.url}/client?token=${created.token}`, origin, { binary: true });
+      await client.opened;
+      return { sessionId: created.sessionId, client };
+    },
+    /** Starts the relay again, and resumes `sessionId` from `offset` in a new binary client once the runner is back. */
+    async resume(sessionId: string, offset: number): Promise<TestClient> {
+      relay = await startRelay();
+      await waitFor(() => runner.link.connections === 2, "the runner to reconnect", 30_000);
+      const again = await createSession(app.url, user.cookie, {
+        ideaId: "idea-1",
+        runnerId: paired.runnerId,
+        sessionId,
+      });
+      return new TestClient(`${relay.url}/client?token=${again.token}&offset=${offset}`, origin, {
+        binary: true,
+      });
+    },
+  };
+}
+
 async function setup() {
   const app = await startTestApp();
   const home = await Deno.makeTempDir({ prefix: "coda-runner-home-" });
@@ -391,35 +446,17 @@ Deno.test("through the relay the bytes are exact: binary and JSON clients see on
 });
 
 Deno.test("a SIGKILLed relay under a full-speed stream loses nothing: the PTY waits for the client to come back", async () => {
-  const app = await startTestApp();
-  const home = await Deno.makeTempDir({ prefix: "coda-runner-home-" });
-  const env = { ...standaloneRelayEnv(app), PORT: String(freePort()) };
-  const startRelay = async () => {
-    const task = await spawnTask("relay", env);
-    const line = await task.line((l) => l.includes("relay_listening"), "relay_listening");
-    return { task, url: (JSON.parse(line).url as string).replace("http", "ws") };
-  };
-  let relay = await startRelay();
-  const user = await signup(app.url);
-  const paired = await pairRunner(app.url, user.cookie);
-  const runner = startInProcessRunner(relay.url, paired.runnerToken, home);
-  const origin = { origin: app.config.publicUrl };
+  const s = await killableRelaySetup();
+  const { app, home, runner } = s;
   try {
-    await waitFor(() => runner.link.connections === 1, "the runner to connect");
     // 8 MB: far more than the 1 MiB ring, and more than cat writes while a relay starts.
     const data = base64Lines(6_000_000);
     await Deno.writeTextFile(`${home}/data.b64`, data);
-    const created = await createSession(app.url, user.cookie, {
-      ideaId: "idea-1",
-      runnerId: paired.runnerId,
-    });
-    const { sessionId } = created;
-    const first = new TestClient(`${relay.url}/client?token=${created.token}`, origin, { binary: true });
-    await first.opened;
+    const { sessionId, client: first } = await s.open();
     await waitFor(() => first.metas().includes(`coda:session:${sessionId}`), "the attach");
     first.send({ type: "stdin", sessionId, data: "cat data.b64; echo done-$((6 * 7))\r" });
     await waitFor(() => first.offset > 1024 * 1024, "the stream to be under way");
-    await relay.task.kill();
+    await s.relay.task.kill();
     await first.closed;
     await waitFor(
       () => runner.link.connections === 1 && !runner.link.connected,
@@ -428,18 +465,7 @@ Deno.test("a SIGKILLed relay under a full-speed stream loses nothing: the PTY wa
     const had = first.received();
     assert(!new TextDecoder().decode(had).includes("done-42"), "cat was still running when the relay died");
 
-    relay = await startRelay();
-    await waitFor(() => runner.link.connections === 2, "the runner to reconnect", 30_000);
-    const again = await createSession(app.url, user.cookie, {
-      ideaId: "idea-1",
-      runnerId: paired.runnerId,
-      sessionId,
-    });
-    const second = new TestClient(
-      `${relay.url}/client?token=${again.token}&offset=${had.length}`,
-      origin,
-      { binary: true },
-    );
+    const second = await s.resume(sessionId, had.length);
     await second.opened;
     await second.waitForOutput("done-42", 60_000);
     assert(
@@ -456,7 +482,41 @@ Deno.test("a SIGKILLed relay under a full-speed stream loses nothing: the PTY wa
     await second.close();
   } finally {
     await runner.stop();
-    await relay.task.kill();
+    await s.relay.task.kill();
+    await app.close();
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test("a shell that exits while the relay is down: the client resuming by offset gets the output it missed and the exit", async () => {
+  const s = await killableRelaySetup();
+  const { app, home, runner } = s;
+  try {
+    const { sessionId, client: first } = await s.open();
+    first.send({
+      type: "stdin",
+      sessionId,
+      data: "while [ ! -e go ]; do sleep 0.02; done; echo after-$((6 * 7)); exit 3\r",
+    });
+    await first.waitForOutput("exit 3");
+    const session = runner.manager.get(sessionId)!;
+    await s.relay.task.kill();
+    await first.closed;
+    await waitFor(() => !runner.link.connected, "the runner to see the link go");
+    await Deno.writeTextFile(`${home}/go`, "");
+    await session.exited;
+    const had = first.received();
+
+    const second = await s.resume(sessionId, had.length);
+    const closed = await second.closed;
+    assertEquals([closed.code, closed.reason], [1000, "session ended"], second.metas().join());
+    assert(second.output().includes("after-42"), "the output it missed");
+    assertEquals(second.frames.find((f) => f.type === "stdout")!.offset, had.length, "from where it stopped");
+    assert(second.metas().includes("coda:exit:3"), second.metas().join());
+    assert(!second.metas().some((m) => m.startsWith("coda:ended:")), second.metas().join());
+  } finally {
+    await runner.stop();
+    await s.relay.task.kill();
     await app.close();
     await Deno.remove(home, { recursive: true });
   }
