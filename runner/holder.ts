@@ -17,8 +17,9 @@
  * `orphanMs` with no runner connected. A shell that exits while no relay
  * link reaches the holder leaves it waiting (as long as its session manager
  * keeps the untold end) for a client to resume and hear the exit, instead of
- * `runner-restarted`. A spare ends with its runner's connection. Killing the holder itself closes the PTY, so the shell gets
- * SIGHUP: no shell is left behind.
+ * `runner-restarted`. A spare ends with its runner's connection. Killing the
+ * holder itself closes the PTY, so the shell gets SIGHUP: no shell is left
+ * behind.
  *
  * @module
  */

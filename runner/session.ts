@@ -195,10 +195,9 @@ export class Session {
   #linkTimer: ReturnType<typeof setTimeout> | undefined;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
   #killTimer: ReturnType<typeof setTimeout> | undefined;
-  #graceSuspended = false;
   #recorder: Recorder | undefined;
   #ended = false;
-  /** The link is down: nobody would hear what the session sends. */
+  /** The link is down: nobody would hear what the session sends, and the grace period waits for it. */
   #linkIsDown = false;
   /** The shell's exit status, while no client has been told it (it exited while the link was down). */
   #untoldExit: { code: number | null } | undefined;
@@ -320,6 +319,11 @@ export class Session {
     this.#untoldExit = undefined;
     this.#replay(clientId, offset, false);
     this.#sink.send({ type: "attached", sessionId: this.sessionId, clientId, offset: this.#buffer.end });
+    this.#announceExit(code);
+  }
+
+  /** Tells every client the shell's exit status, and the relay that the session is over. */
+  #announceExit(code: number | null): void {
     this.#sink.send({ type: "meta", sessionId: this.sessionId, data: MetaLine.exit(code) });
     this.#sink.send({ type: "end", sessionId: this.sessionId, exitCode: code });
   }
@@ -407,7 +411,6 @@ export class Session {
     for (const clientId of this.#clients.keys()) this.#onDetach?.(clientId);
     this.#clients.clear();
     this.#linkIsDown = true;
-    this.#graceSuspended = true;
     this.#stopGrace();
     this.#updateFlow();
   }
@@ -415,7 +418,6 @@ export class Session {
   /** The link is back: without clients, the grace period starts again. */
   linkUp(): void {
     this.#linkIsDown = false;
-    this.#graceSuspended = false;
     if (this.#clients.size === 0) this.#startGrace();
     this.#updateFlow();
   }
@@ -633,8 +635,7 @@ export class Session {
         sessionId: this.sessionId,
         exitCode: code ?? `signal ${exit.signal}`,
       });
-      this.#sink.send({ type: "meta", sessionId: this.sessionId, data: MetaLine.exit(code) });
-      this.#sink.send({ type: "end", sessionId: this.sessionId, exitCode: code });
+      this.#announceExit(code);
     }
     this.#clients.clear();
     const recorder = this.#recorder;
@@ -644,7 +645,7 @@ export class Session {
   }
 
   #startGrace(): void {
-    if (this.#ended || this.#graceSuspended || this.#graceTimer !== undefined) return;
+    if (this.#ended || this.#linkIsDown || this.#graceTimer !== undefined) return;
     this.#graceTimer = setTimeout(() => {
       this.#graceTimer = undefined;
       this.#log.info("no client for the grace period; ending session", { sessionId: this.sessionId });

@@ -267,10 +267,9 @@ export class SessionManager {
     if (untold) {
       clearTimeout(untold.timer);
       this.#untold.delete(message.sessionId);
-      untold.session.attach(message.clientId, message.offset, false, message.binary);
-      return;
     }
-    const existing = this.#sessions.get(message.sessionId);
+    // An ended session nobody was told of tells this client, and ends.
+    const existing = untold?.session ?? this.#sessions.get(message.sessionId);
     if (existing) {
       existing.attach(message.clientId, message.offset, false, message.binary);
       return;
