@@ -77,9 +77,10 @@ export const DEFAULT_FLOW_LIMITS: FlowLimits = {
   // escapes make `yes` 1.7 times as large (and a control byte 6), all of it in the relay's queue when
   // that client reads slowly.
   maxWindow: DEFAULT_RELAY_LIMITS.maxClientBufferedBytes / 4,
-  // Half of what the relay queues for one client. A session holder's acks cross one more process, and a
-  // quarter left its clients idle between acks (38 against 44 MB/s through the relay in the bench).
-  maxBinaryWindow: DEFAULT_RELAY_LIMITS.maxClientBufferedBytes / 2,
+  // Three quarters of what the relay queues for one client. A session holder's acks cross one more
+  // process and every hop waits for a core, so a smaller window left the clients idle between acks: in the
+  // bench a quarter gave 38, a half 59 and three quarters 65 MB/s through the relay (the whole queue, 62).
+  maxBinaryWindow: DEFAULT_RELAY_LIMITS.maxClientBufferedBytes * 3 / 4,
   windowMs: 100,
   maxLinkBuffered: 1024 * 1024,
   linkPollMs: 20,
@@ -622,10 +623,11 @@ export class Session {
     if (this.#released) {
       // Only the tmux client exited (with its own status, 1 on SIGHUP); the shell runs on.
       this.#log.info("let go of the session; it keeps running in tmux", { sessionId: this.sessionId });
-    } else if (this.#linkIsDown) {
-      // Nobody would hear the end now, and the clients the relay keeps waiting resume by offset: the
-      // first to come back gets the output it missed and the exit, as it would have live.
-      this.#log.info("session ended while the link was down; a resuming client will be told", {
+    } else if (this.#linkIsDown || this.#pausedForOutage) {
+      // Nobody would hear the end now: the link is down, or back while the clients the relay kept waiting
+      // have not attached again yet. They resume by offset, and the first to come back gets the output it
+      // missed and the exit, as it would have live.
+      this.#log.info("session ended while its clients were away; a resuming client will be told", {
         sessionId: this.sessionId,
         exitCode: code ?? `signal ${exit.signal}`,
       });

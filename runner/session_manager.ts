@@ -339,7 +339,11 @@ export class SessionManager {
       onDetach: (clientId) => transfers.clientGone(clientId),
       onEnd: (ended) => {
         if (this.#sessions.get(ended.sessionId) === ended) this.#sessions.delete(ended.sessionId);
-        if (ended.endUntold) this.#keepUntold(ended, this.#options.graceMs);
+        // While the link is down, as long as a session without clients would have lived; once it is back,
+        // as long as the relay keeps those clients waiting.
+        if (ended.endUntold) {
+          this.#keepUntold(ended, this.#linkUp ? DEFAULT_RELAY_LIMITS.runnerWaitMs : this.#options.graceMs);
+        }
         if (this.#transfers.get(ended.sessionId) === transfers) this.#transfers.delete(ended.sessionId);
         void transfers.close();
       },

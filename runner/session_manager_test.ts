@@ -329,8 +329,12 @@ Deno.test("a session without clients ends after the grace period, but not while 
   assert(h.sink.frames.some((f) => f.type === "end"));
 });
 
-/** Starts session SID for client c1, then takes the link down while its shell waits for the file `go` to exit 3. */
-async function exitWhileLinkDown(h: Harness): Promise<{ offset: number }> {
+/**
+ * Starts session SID for client c1 with a shell that waits for the file `go`, prints `after-42` and exits
+ * 3, then takes the link down and lets it exit: with the link still down, or (`linkBackFirst`) back before
+ * the relay has attached the waiting client again. Returns the offset that client stopped at.
+ */
+async function exitWhileClientsAway(h: Harness, linkBackFirst = false): Promise<{ offset: number }> {
   await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c1" });
   await h.manager.handle({
     type: "stdin",
@@ -341,25 +345,21 @@ async function exitWhileLinkDown(h: Harness): Promise<{ offset: number }> {
   const session = h.manager.get(SID)!;
   h.manager.linkDown();
   const offset = h.sink.chunks.reduce((sum, chunk) => sum + chunk.data.length, 0);
+  if (linkBackFirst) h.manager.linkUp();
   await Deno.writeTextFile(join(h.home, "go"), "");
   await session.exited;
+  assert(!h.sink.frames.some((f) => f.type === "end"), "nobody attached to tell");
+  assert(!h.sink.metas(SID).includes("coda:exit:3"));
   return { offset };
 }
 
-Deno.test("a shell that exits while the link is down: the first client to resume gets what it missed, then the exit", async () => {
-  await using h = await harness();
-  const { offset } = await exitWhileLinkDown(h);
-  assert(!h.sink.frames.some((f) => f.type === "end"), "nobody to tell while the link is down");
-  assert(!h.sink.metas(SID).includes("coda:exit:3"));
-  assertEquals(h.manager.get(SID), undefined, "not running");
-
-  h.manager.linkUp();
+/** Resumes SID as `clientId` from `offset` and checks it gets the output it missed, then the exit. */
+async function assertResumeIsTold(h: Harness, clientId: string, offset: number): Promise<void> {
   const before = h.sink.frames.length;
-  await h.manager.handle({ type: "attach", sessionId: SID, clientId: "c2", offset });
+  await h.manager.handle({ type: "attach", sessionId: SID, clientId, offset });
   const told = h.sink.frames.slice(before);
-  const replayed = told.filter((f) => f.type === "stdout");
-  assertEquals(replayed[0].offset, offset, "from where the client stopped");
-  assert(h.sink.output(SID, "c2").includes("after-42"), h.sink.output(SID, "c2"));
+  assertEquals(told.find((f) => f.type === "stdout")?.offset, offset, "from where the client stopped");
+  assert(h.sink.output(SID, clientId).includes("after-42"), h.sink.output(SID, clientId));
   assertEquals(told.slice(-3).map((f) => f.type === "meta" ? f.data : f.type), [
     "attached",
     "coda:exit:3",
@@ -368,11 +368,26 @@ Deno.test("a shell that exits while the link is down: the first client to resume
   assertEquals(told.at(-1), { type: "end", sessionId: SID, exitCode: 3 });
   assert(!told.some((f) => f.type === "meta" && f.data.startsWith("coda:ended:")), "not runner-restarted");
   assertEquals(h.manager.list(), [], "no new shell");
+}
+
+Deno.test("a shell that exits while the link is down: the first client to resume gets what it missed, then the exit", async () => {
+  await using h = await harness();
+  const { offset } = await exitWhileClientsAway(h);
+  assertEquals(h.manager.get(SID), undefined, "not running");
+  h.manager.linkUp();
+  await assertResumeIsTold(h, "c2", offset);
+});
+
+Deno.test("a shell that exits after the link is back, before its clients attach again, is told to the first that does", async () => {
+  await using h = await harness();
+  // The relay has not sent the waiting client's attach yet when the shell exits.
+  const { offset } = await exitWhileClientsAway(h, true);
+  await assertResumeIsTold(h, "c1", offset);
 });
 
 Deno.test("an exit nobody came back to hear is let go of after the session's grace; a resume then meets runner-restarted", async () => {
   await using h = await harness({ graceMs: 200 });
-  const { offset } = await exitWhileLinkDown(h);
+  const { offset } = await exitWhileClientsAway(h);
   const dropped = "no client came back to an ended session; letting it go";
   await waitFor(() => h.logged.includes(dropped), "the untold end let go of");
   h.manager.linkUp();
