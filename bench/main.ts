@@ -25,6 +25,7 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import pty from "@lydell/node-pty";
 import { createSession, pairRunner, signup } from "@coda/api/testing";
@@ -728,6 +729,7 @@ async function measure(plan: Plan): Promise<Figure[]> {
       ...runnerEnv,
       RELAY_URL: paired.relayUrl,
       RUNNER_TOKEN: paired.runnerToken,
+      ...(plan.profileDir ? { CODA_HOLDER_CPU_PROF_DIR: `${plan.profileDir}/holder` } : {}),
     });
     const inProcessRunner = start("runner-in-process", ["run", ...RUNNER_FLAGS, `${ROOT}runner/main.ts`], {
       ...runnerEnv,
@@ -848,7 +850,8 @@ if (import.meta.main) {
   });
   const plan = {
     ...(values.quick ? QUICK : FULL),
-    profileDir: values["cpu-prof"],
+    // Absolute: the runner hands it to its holders, which run in `/`.
+    profileDir: values["cpu-prof"] === undefined ? undefined : resolve(values["cpu-prof"]),
     only: values.only as BenchPart | undefined,
   };
   const out = values.out ?? "test-output/bench.jsonl";
@@ -868,8 +871,8 @@ if (import.meta.main) {
   if (dirEnd > 0) await Deno.mkdir(out.slice(0, dirEnd), { recursive: true });
   await Deno.writeTextFile(out, figures.map((f) => JSON.stringify(f)).join("\n") + "\n");
   if (plan.profileDir) {
-    for (const { process, file, top } of await summarizeProfiles(plan.profileDir)) {
-      console.log(`\n${process} (${file}), self time:`);
+    for (const { process, files, top } of await summarizeProfiles(plan.profileDir)) {
+      console.log(`\n${process} (${files === 1 ? "1 profile" : `${files} profiles, merged`}), self time:`);
       for (const entry of top) {
         console.log(`  ${(entry.selfShare * 100).toFixed(1).padStart(5)} %  ${entry.name}`);
       }

@@ -21,21 +21,23 @@ export interface ProfileEntry {
 }
 
 /**
- * The `count` functions with the most self time in the `.cpuprofile` text `profile`, as shares of
- * the time the main thread was busy (a profile of an I/O-bound process is mostly idle).
+ * The `count` functions with the most self time in the `.cpuprofile` texts `profiles` taken together,
+ * as shares of the time the main thread was busy (a profile of an I/O-bound process is mostly idle).
  */
-export function topSelfTime(profile: string, count: number): ProfileEntry[] {
-  const { nodes } = JSON.parse(profile) as { nodes: ProfileNode[] };
+export function topSelfTime(profiles: string | readonly string[], count: number): ProfileEntry[] {
   const hits = new Map<string, number>();
   let total = 0;
-  for (const node of nodes) {
-    const samples = node.hitCount ?? 0;
-    const { functionName, url, lineNumber } = node.callFrame;
-    if (samples === 0 || (functionName === "(idle)" && url === "")) continue;
-    const file = url.slice(url.lastIndexOf("/") + 1);
-    const name = file ? `${functionName || "(anonymous)"} (${file}:${lineNumber + 1})` : functionName;
-    hits.set(name, (hits.get(name) ?? 0) + samples);
-    total += samples;
+  for (const profile of typeof profiles === "string" ? [profiles] : profiles) {
+    const { nodes } = JSON.parse(profile) as { nodes: ProfileNode[] };
+    for (const node of nodes) {
+      const samples = node.hitCount ?? 0;
+      const { functionName, url, lineNumber } = node.callFrame;
+      if (samples === 0 || (functionName === "(idle)" && url === "")) continue;
+      const file = url.slice(url.lastIndexOf("/") + 1);
+      const name = file ? `${functionName || "(anonymous)"} (${file}:${lineNumber + 1})` : functionName;
+      hits.set(name, (hits.get(name) ?? 0) + samples);
+      total += samples;
+    }
   }
   return [...hits].sort((a, b) => b[1] - a[1]).slice(0, count).map(([name, samples]) => ({
     name,
@@ -43,18 +45,25 @@ export function topSelfTime(profile: string, count: number): ProfileEntry[] {
   }));
 }
 
-/** Every `.cpuprofile` under `dir`/<process>/, each with its top entries. */
+/**
+ * The top entries of the `.cpuprofile`s under each `dir`/<process>/, merged per process: a runner's
+ * session holders each write one as they exit.
+ */
 export async function summarizeProfiles(
   dir: string,
   count = 12,
-): Promise<{ process: string; file: string; top: ProfileEntry[] }[]> {
+): Promise<{ process: string; files: number; top: ProfileEntry[] }[]> {
   const summaries = [];
   for await (const process of Deno.readDir(dir)) {
     if (!process.isDirectory) continue;
+    const texts = [];
     for await (const file of Deno.readDir(`${dir}/${process.name}`)) {
-      if (!file.name.endsWith(".cpuprofile")) continue;
-      const text = await Deno.readTextFile(`${dir}/${process.name}/${file.name}`);
-      summaries.push({ process: process.name, file: file.name, top: topSelfTime(text, count) });
+      if (file.name.endsWith(".cpuprofile")) {
+        texts.push(await Deno.readTextFile(`${dir}/${process.name}/${file.name}`));
+      }
+    }
+    if (texts.length > 0) {
+      summaries.push({ process: process.name, files: texts.length, top: topSelfTime(texts, count) });
     }
   }
   return summaries;

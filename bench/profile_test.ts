@@ -17,3 +17,22 @@ Deno.test("topSelfTime sums self samples per function, most first, as shares of 
     { name: "(garbage collector)", selfShare: 0.2 },
   ]);
 });
+
+Deno.test("topSelfTime merges several profiles, as of a runner's session holders", () => {
+  const profile = (hits: number, idle: number) =>
+    JSON.stringify({
+      nodes: [
+        {
+          id: 1,
+          callFrame: { functionName: "indexOfByte", url: "file:///x/relay/bytes.ts", lineNumber: 30 },
+          hitCount: hits,
+        },
+        { id: 2, callFrame: { functionName: "(idle)", url: "", lineNumber: 0 }, hitCount: idle },
+        { id: 3, callFrame: { functionName: "(program)", url: "", lineNumber: 0 }, hitCount: 1 },
+      ],
+    });
+  assertEquals(topSelfTime([profile(3, 50), profile(4, 10)], 5), [
+    { name: "indexOfByte (bytes.ts:31)", selfShare: 7 / 9 },
+    { name: "(program)", selfShare: 2 / 9 },
+  ]);
+});

@@ -87,7 +87,7 @@ Environment:
                               the config file)
   CODA_TMUX_SOCKET            tmux socket name (default coda): tmux -L coda attach -t coda-<session>
   DEVMODE_SESSION_GRACE       how long a session without clients lives (default 15m)
-  CODA_REPLAY_BYTES           replay buffer per session (default 1MiB)
+  CODA_REPLAY_BYTES           replay buffer per session (default 2MiB)
   BROWSER                     the program that opens the pairing link on Enter (default: the OS's)
 `;
 

@@ -50,6 +50,11 @@ export interface RunnerEnvConfig {
   replayBytes: number;
   /** `CODA_TRANSFER_MAX_BYTES`: largest file uploaded into or downloaded from a session. */
   transferMaxBytes: number;
+  /**
+   * `CODA_HOLDER_CPU_PROF_DIR`: an absolute directory where session holders (of a runner run from source)
+   * write V8 CPU profiles as they exit; for `deno task bench --cpu-prof`.
+   */
+  holderCpuProfDir?: string;
 }
 
 /** Where variables come from; `Deno.env.toObject()` in production, a plain object in tests. */
@@ -102,6 +107,15 @@ export function parseTransferCap(raw: string): number {
   return bytes;
 }
 
+/** The absolute path in variable `name`, if set. */
+function absolutePath(env: Env, name: string): string | undefined {
+  const path = nonEmpty(env[name]);
+  if (path !== undefined && !isAbsolute(path)) {
+    throw new RunnerConfigError(`${name} must be an absolute path, got "${path}"`);
+  }
+  return path;
+}
+
 /** Reads the runner's configuration from `env`; throws {@linkcode RunnerConfigError}. */
 export function loadRunnerEnv(env: Env): RunnerEnvConfig {
   const fail = (message: string) => new RunnerConfigError(message);
@@ -111,10 +125,7 @@ export function loadRunnerEnv(env: Env): RunnerEnvConfig {
   if (sync !== "holder" && sync !== "tmux" && sync !== "off") {
     throw new RunnerConfigError(`TTY_SYNC must be holder, tmux or off (or unset), got "${sync}"`);
   }
-  const runtimeDir = nonEmpty(env.CODA_RUNTIME_DIR);
-  if (runtimeDir !== undefined && !isAbsolute(runtimeDir)) {
-    throw new RunnerConfigError(`CODA_RUNTIME_DIR must be an absolute path, got "${runtimeDir}"`);
-  }
+  const runtimeDir = absolutePath(env, "CODA_RUNTIME_DIR");
   const tmuxSocket = nonEmpty(env.CODA_TMUX_SOCKET) ?? "coda";
   if (!/^[A-Za-z0-9_.-]{1,64}$/.test(tmuxSocket)) {
     throw new RunnerConfigError(
@@ -137,5 +148,6 @@ export function loadRunnerEnv(env: Env): RunnerEnvConfig {
     sessionGraceMs: grace ? parseDuration("DEVMODE_SESSION_GRACE", grace) : DEFAULT_SESSION_GRACE_MS,
     replayBytes: replay ? parseBytes("CODA_REPLAY_BYTES", replay) : DEFAULT_REPLAY_BYTES,
     transferMaxBytes: transferCap ? parseTransferCap(transferCap) : DEFAULT_TRANSFER_MAX_BYTES,
+    holderCpuProfDir: absolutePath(env, "CODA_HOLDER_CPU_PROF_DIR"),
   };
 }

@@ -1,6 +1,7 @@
 import { deepEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
 import { DEFAULT_SESSION_GRACE_MS, loadRunnerEnv, parseDuration, RunnerConfigError } from "./config.ts";
 import { defaultConfigPath } from "./credentials.ts";
+import { DEFAULT_REPLAY_BYTES } from "./replay_buffer.ts";
 
 Deno.test("defaults", () => {
   const config = loadRunnerEnv({});
@@ -8,7 +9,7 @@ Deno.test("defaults", () => {
   assertEquals(config.tmux, false);
   assertEquals(config.tmuxSocket, "coda");
   assertEquals(config.sessionGraceMs, DEFAULT_SESSION_GRACE_MS);
-  assertEquals(config.replayBytes, 1024 * 1024);
+  assertEquals(config.replayBytes, DEFAULT_REPLAY_BYTES);
   assertEquals(config.relayUrl, undefined);
 });
 
@@ -18,12 +19,12 @@ Deno.test("values are parsed and bad ones fail fast with one clear line", () => 
     APP_URL: "https://app.example",
     TTY_SYNC: "tmux",
     DEVMODE_SESSION_GRACE: "90s",
-    CODA_REPLAY_BYTES: "2MiB",
+    CODA_REPLAY_BYTES: "3MiB",
   });
   assertEquals(config.relayUrl, "wss://relay.example");
   assertEquals(config.tmux, true);
   assertEquals(config.sessionGraceMs, 90_000);
-  assertEquals(config.replayBytes, 2 * 1024 * 1024);
+  assertEquals(config.replayBytes, 3 * 1024 * 1024);
   assertThrows(() => loadRunnerEnv({ RELAY_URL: "http://relay" }), RunnerConfigError);
   assertThrows(() => loadRunnerEnv({ APP_URL: "nope" }), /APP_URL must be a URL/);
   assertThrows(() => loadRunnerEnv({ TTY_SYNC: "screen" }), /TTY_SYNC must be holder, tmux or off/);
@@ -33,6 +34,12 @@ Deno.test("values are parsed and bad ones fail fast with one clear line", () => 
     () => loadRunnerEnv({ CODA_RUNTIME_DIR: "relative/dir" }),
     /CODA_RUNTIME_DIR must be an absolute path/,
   );
+  assertThrows(
+    () => loadRunnerEnv({ CODA_HOLDER_CPU_PROF_DIR: "prof" }),
+    /CODA_HOLDER_CPU_PROF_DIR must be an absolute path, got "prof"/,
+  );
+  assertEquals(loadRunnerEnv({ CODA_HOLDER_CPU_PROF_DIR: "/tmp/prof" }).holderCpuProfDir, "/tmp/prof");
+  assertEquals(loadRunnerEnv({}).holderCpuProfDir, undefined);
   assertThrows(() => loadRunnerEnv({ DEVMODE_SESSION_GRACE: "soon" }), /DEVMODE_SESSION_GRACE/);
   assertThrows(() => loadRunnerEnv({ CODA_REPLAY_BYTES: "12" }), /between 1 KiB and 256 MiB/);
   assertThrows(() => loadRunnerEnv({ CODA_TMUX_SOCKET: "../x" }), /CODA_TMUX_SOCKET/);

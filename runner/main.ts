@@ -415,7 +415,7 @@ async function commandRun(ctx: CommandContext): Promise<number> {
   const local = new SessionManager({ ...options, sink, log: ctx.log });
   const pool = ctx.config.sync === "off" ? undefined : new HolderPool({
     dir: runtimeDir(ctx),
-    command: selfCommand(),
+    command: selfCommand(ctx.config.holderCpuProfDir),
     sink,
     log: ctx.log,
     local,
@@ -620,12 +620,21 @@ function serviceSpec(ctx: CommandContext): ServiceSpec {
 
 /**
  * How this runner starts itself: this executable; from source (`deno run`), deno with the runner's
- * permissions and this module.
+ * permissions and this module, and V8's profiler writing into `cpuProfDir` if given (a compiled runner
+ * takes no such flags).
  */
-function selfCommand(): SelfCommand {
+function selfCommand(cpuProfDir?: string): SelfCommand {
   const program = Deno.execPath();
-  const fromSource = /^deno(\.exe)?$/i.test(basename(program));
-  return { program, args: fromSource ? ["run", ...RUNNER_PERMISSIONS, fileURLToPath(import.meta.url)] : [] };
+  if (!/^deno(\.exe)?$/i.test(basename(program))) {
+    if (cpuProfDir !== undefined) {
+      throw new RunnerConfigError(
+        "CODA_HOLDER_CPU_PROF_DIR works only for a runner run from source (deno run)",
+      );
+    }
+    return { program, args: [] };
+  }
+  const profile = cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`];
+  return { program, args: ["run", ...profile, ...RUNNER_PERMISSIONS, fileURLToPath(import.meta.url)] };
 }
 
 /** The runtime directory of this runner's session holders: `CODA_RUNTIME_DIR`, else beside the config file. */

@@ -449,7 +449,7 @@ Deno.test("a SIGKILLed relay under a full-speed stream loses nothing: the PTY wa
   const s = await killableRelaySetup();
   const { app, home, runner } = s;
   try {
-    // 8 MB: far more than the 1 MiB ring, and more than cat writes while a relay starts.
+    // 8 MB: far more than the 2 MiB ring, and more than cat writes while a relay starts.
     const data = base64Lines(6_000_000);
     await Deno.writeTextFile(`${home}/data.b64`, data);
     const { sessionId, client: first } = await s.open();

@@ -74,8 +74,11 @@ export interface ReplaySlice {
   gap: { from: number; to: number } | null;
 }
 
-/** Default capacity: 1 MiB per session. */
-export const DEFAULT_REPLAY_BYTES = 1024 * 1024;
+/**
+ * Default capacity: 2 MiB per session, what a binary client's flow window (1.5 MiB) needs beside the
+ * reads past it, since whatever is unacknowledged must be replayable after a relay restart.
+ */
+export const DEFAULT_REPLAY_BYTES = 2 * 1024 * 1024;
 
 /** A ring buffer of output chunks bounded by total bytes. */
 export class ReplayBuffer {
