@@ -12,7 +12,12 @@ import type { RelayBackend, SessionReport } from "./backend.ts";
 import { type Cluster, compareRunnerAge, type InboxMessage, type RunnerClaim } from "./cluster.ts";
 import { closeSocket, isOpen, trySend } from "./frames.ts";
 import { utf8Length } from "./utf8.ts";
-import { type RelayLimits, RUNNER_ERROR_LOG_CHARS, RUNNER_ERROR_LOGS_PER_MINUTE } from "./limits.ts";
+import {
+  MAX_ACK_POLL_MS,
+  type RelayLimits,
+  RUNNER_ERROR_LOG_CHARS,
+  RUNNER_ERROR_LOGS_PER_MINUTE,
+} from "./limits.ts";
 import type { RelayLog } from "./log.ts";
 import type { RelayMetrics } from "./metrics.ts";
 import { PendingWrites } from "./pending_writes.ts";
@@ -801,16 +806,21 @@ export class Broker {
    * control is not held to one window per timer interval; and, when the timer finds the socket
    * drained, everything sent.
    */
-  #scheduleAck(client: ClientPeer): void {
+  #scheduleAck(client: ClientPeer, delayMs = this.#deps.limits.ackIntervalMs): void {
     const { ackDrainBytes, ackIntervalMs } = this.#deps.limits;
     const written = (client.nextOffset ?? 0) - client.socket.bufferedAmount;
     if (written - client.ackedOffset >= ackDrainBytes) this.#ackFor(client, written);
     if (client.ackTimer !== undefined) return;
     client.ackTimer = setTimeout(() => {
       client.ackTimer = undefined;
-      if (client.socket.bufferedAmount > ackDrainBytes) return this.#scheduleAck(client);
-      if (client.nextOffset !== undefined) this.#ackFor(client, client.nextOffset);
-    }, ackIntervalMs);
+      if (client.socket.bufferedAmount <= ackDrainBytes) {
+        if (client.nextOffset !== undefined) this.#ackFor(client, client.nextOffset);
+        return;
+      }
+      // Looked at again, less and less often while the socket writes nothing (a client that stopped reading).
+      const progressed = (client.nextOffset ?? 0) - client.socket.bufferedAmount > written;
+      this.#scheduleAck(client, progressed ? ackIntervalMs : Math.min(2 * delayMs, MAX_ACK_POLL_MS));
+    }, delayMs);
   }
 
   /** Tells the runner that a client without `ack=1` has `offset`, if that is news. */

@@ -597,23 +597,27 @@ export async function refusedUpgrade(
   }
 }
 
-/** What a raw client read before the server's close frame, or before the connection went without one. */
-export interface ReadToClose {
-  /** The close frame's code and reason; `null` when the connection ended or reset without one. */
-  close: Closed | null;
-  /** Payload bytes of the data frames before it. */
-  dataBytes: number;
+/** One frame a server sent over a raw connection (unmasked, RFC 6455). */
+export interface ServerFrame {
+  opcode: number;
+  payload: Uint8Array;
 }
 
 /**
- * Reads server frames (unmasked, RFC 6455) from a raw connection `chunkBytes`
- * at a time, pausing `paceMs` between reads (a client slower than the link),
- * until the server's close frame or the end of the connection.
+ * Reads server frames from a raw connection `chunkBytes` at a time, pausing
+ * `paceMs` between reads (a client slower than the link), and hands each data
+ * frame to `onFrame` until it returns true, the server's close frame comes, or
+ * the connection ends. Resolves the close frame's code and reason, `null` when
+ * there was none (stopped, or the connection ended or reset without one).
  */
-export async function readToClose(conn: Deno.Conn, chunkBytes: number, paceMs: number): Promise<ReadToClose> {
+export async function readServerFrames(
+  conn: Deno.Conn,
+  onFrame: (frame: ServerFrame) => boolean | void,
+  chunkBytes = 64 * 1024,
+  paceMs = 0,
+): Promise<Closed | null> {
   const buffer = new Uint8Array(chunkBytes);
   let pending = new Uint8Array(0);
-  let dataBytes = 0;
   while (true) {
     let n: number | null;
     try {
@@ -621,7 +625,7 @@ export async function readToClose(conn: Deno.Conn, chunkBytes: number, paceMs: n
     } catch {
       n = null;
     }
-    if (n === null) return { close: null, dataBytes };
+    if (n === null) return null;
     pending = concatBytes([pending, buffer.subarray(0, n)]);
     let at = 0;
     while (pending.length - at >= 2) {
@@ -635,14 +639,40 @@ export async function readToClose(conn: Deno.Conn, chunkBytes: number, paceMs: n
       const payload = pending.subarray(at + header, at + header + length);
       if (opcode === 0x8) {
         const code = payload.length >= 2 ? (payload[0] << 8) | payload[1] : 1005;
-        return { close: { code, reason: testDecoder.decode(payload.subarray(2)) }, dataBytes };
+        return { code, reason: testDecoder.decode(payload.subarray(2)) };
       }
-      if (opcode === 0x1 || opcode === 0x2 || opcode === 0x0) dataBytes += length;
+      if ((opcode === 0x1 || opcode === 0x2 || opcode === 0x0) && onFrame({ opcode, payload }) === true) {
+        return null;
+      }
       at += header + length;
     }
     pending = pending.slice(at);
-    await new Promise((resolve) => setTimeout(resolve, paceMs));
+    if (paceMs > 0) await new Promise((resolve) => setTimeout(resolve, paceMs));
   }
+}
+
+/** What a raw client read before the server's close frame, or before the connection went without one. */
+export interface ReadToClose {
+  /** The close frame's code and reason; `null` when the connection ended or reset without one. */
+  close: Closed | null;
+  /** Payload bytes of the data frames before it. */
+  dataBytes: number;
+}
+
+/**
+ * Reads server frames from a raw connection `chunkBytes` at a time, pausing
+ * `paceMs` between reads, until the server's close frame or the end of the
+ * connection ({@linkcode readServerFrames}).
+ */
+export async function readToClose(conn: Deno.Conn, chunkBytes: number, paceMs: number): Promise<ReadToClose> {
+  let dataBytes = 0;
+  const close = await readServerFrames(
+    conn,
+    (frame) => void (dataBytes += frame.payload.length),
+    chunkBytes,
+    paceMs,
+  );
+  return { close, dataBytes };
 }
 
 /** Reads `conn` until the peer closes it; resolves with the bytes read. */

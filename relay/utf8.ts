@@ -89,3 +89,62 @@ export class Utf8Splitter {
     this.#held = undefined;
   }
 }
+
+/**
+ * Bytes a JSON `stdout` frame takes beyond its text's, at most: the envelope with the longest session
+ * id and offset, and the incomplete character held from the chunk before (three bytes, as U+FFFD
+ * escapes at worst).
+ */
+export const JSON_STDOUT_OVERHEAD_BYTES = 128;
+
+/** The most bytes one output byte takes in a JSON `stdout`'s text: a control byte's `\uXXXX`. */
+export const MAX_JSON_BYTES_PER_BYTE = 6;
+
+/** What a byte can take in a JSON string's UTF-8, at most (see {@linkcode jsonTextBytesBound}). */
+const JSON_BYTE_BOUND = (() => {
+  const bound = new Uint8Array(256).fill(1);
+  // JSON.stringify escapes a control character as \uXXXX (\n and a few others as two bytes).
+  bound.fill(MAX_JSON_BYTES_PER_BYTE, 0, 0x20);
+  bound[0x22] = 2;
+  bound[0x5c] = 2;
+  // A byte of an invalid sequence decodes to U+FFFD, three bytes; a valid one stays as it is.
+  bound.fill(3, 0x80);
+  return bound;
+})();
+
+/**
+ * The most bytes `bytes` can take as the text of a JSON `stdout` frame, as sent (UTF-8): what a
+ * spec-only client's output occupies in the relay's queue. Every byte of a multi-byte character is
+ * counted as if the sequence were invalid, which keeps this a bound without decoding; plain ASCII,
+ * most of a terminal's output, counts one byte each, four at a time.
+ */
+export function jsonTextBytesBound(bytes: Uint8Array): number {
+  const start = bytes.byteOffset;
+  const end = start + bytes.length;
+  const alignedStart = Math.min((start + 3) & ~3, end);
+  let total = 0;
+  let i = 0;
+  for (; i < alignedStart - start; i++) total += JSON_BYTE_BOUND[bytes[i]];
+  const words = (end - alignedStart) >> 2;
+  if (words > 0) {
+    const u32 = new Uint32Array(bytes.buffer, alignedStart, words);
+    for (let w = 0; w < words; w++) {
+      const x = u32[w];
+      const quote = x ^ 0x22222222;
+      const backslash = x ^ 0x5c5c5c5c;
+      // Nonzero exactly when a byte is ≥ 0x80, < 0x20, `"` or `\` (the zero-byte test of each).
+      const special = (x | ((x - 0x20202020) & ~x) | ((quote - 0x01010101) & ~quote) |
+        ((backslash - 0x01010101) & ~backslash)) & 0x80808080;
+      if (special === 0) {
+        total += 4;
+        continue;
+      }
+      const at = i + w * 4;
+      total += JSON_BYTE_BOUND[bytes[at]] + JSON_BYTE_BOUND[bytes[at + 1]] + JSON_BYTE_BOUND[bytes[at + 2]] +
+        JSON_BYTE_BOUND[bytes[at + 3]];
+    }
+    i += words * 4;
+  }
+  for (; i < bytes.length; i++) total += JSON_BYTE_BOUND[bytes[i]];
+  return total;
+}

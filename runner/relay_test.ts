@@ -12,7 +12,7 @@ import {
   signup,
   startTestApp,
 } from "@coda/api/testing";
-import { spawnTask, standaloneRelayEnv } from "@coda/relay/testing";
+import { rawWebSocket, readServerFrames, spawnTask, standaloneRelayEnv } from "@coda/relay/testing";
 import { probeRelay } from "./link.ts";
 import { DEFAULT_FLOW_LIMITS } from "./session.ts";
 import { base64Lines, onTerminal, startInProcessRunner, TestClient, waitFor } from "./testing.ts";
@@ -547,5 +547,64 @@ Deno.test("through the relay a session that ends under a full-speed stream deliv
     const text = new TextDecoder().decode(got);
     assert(text.includes(onTerminal(data)), `every byte up to the close (binary ${binary})`);
     assert(client.metas().includes("coda:exit:3"));
+  }
+});
+
+/** A client frame by hand: masked (with a zero key, which RFC 6455 allows), text, under 126 bytes. */
+function clientTextFrame(text: string): Uint8Array {
+  const payload = new TextEncoder().encode(text);
+  assert(payload.length < 126);
+  return new Uint8Array([0x81, 0x80 | payload.length, 0, 0, 0, 0, ...payload]);
+}
+
+Deno.test("a spec-only client that stops reading control-heavy output is held, not closed 4413: its window counts JSON", async () => {
+  await using t = await setup();
+  const { client: typist, sessionId } = await t.clientFor();
+  await waitFor(() => typist.metas().includes(`coda:session:${sessionId}`), "attach");
+  // 4 MB of \x01, 24 MB as JSON, once a line is typed: by the stalled client, the session's only one.
+  const run = "read go; head -c 4000000 /dev/zero | tr '\\0' '\\1'; echo; echo done-$((6 * 7))";
+  typist.send({ type: "stdin", sessionId, data: `${run}\r` });
+  await typist.waitForOutput("done-$((6 * 7))");
+  await typist.close();
+  const { token } = await createSession(t.app.url, t.user.cookie, {
+    ideaId: "idea-1",
+    runnerId: t.paired.runnerId,
+    sessionId,
+  });
+  const stalled = await rawWebSocket(`${t.app.relayUrl}/client?token=${token}`);
+  try {
+    const session = () => t.runner.manager.get(sessionId)!;
+    await waitFor(() => session().stats().clients === 1, "the stalled client to attach");
+    await stalled.write(clientTextFrame(JSON.stringify({ type: "stdin", sessionId, data: "\r" })));
+    // The client reads nothing: the kernel's socket buffers fill, then the relay's queue, until the runner
+    // pauses for good. A PTY that stays paused and produces nothing for half a second is there.
+    let still = 0;
+    let produced = -1;
+    await waitFor(
+      () => {
+        const stats = session().stats();
+        still = stats.paused && stats.produced === produced ? still + 1 : 0;
+        produced = stats.produced;
+        return stats.produced > 0 && still >= 20;
+      },
+      "the session to stay paused",
+      60_000,
+      25,
+    );
+    let controls = 0;
+    // The marker may come cut between two frames.
+    let tail = "";
+    const close = await readServerFrames(stalled, ({ opcode, payload }) => {
+      if (opcode !== 0x1) return;
+      const frame = JSON.parse(new TextDecoder().decode(payload));
+      if (frame.type !== "stdout") return;
+      for (let i = frame.data.indexOf("\x01"); i >= 0; i = frame.data.indexOf("\x01", i + 1)) controls++;
+      tail = (tail + frame.data).slice(-32);
+      return tail.includes("done-42");
+    });
+    assertEquals(close, null, "the relay never closed the client");
+    assertEquals(controls, 4_000_000, "every byte, exactly once");
+  } finally {
+    stalled.close();
   }
 });

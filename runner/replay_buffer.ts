@@ -75,7 +75,7 @@ export interface ReplaySlice {
 }
 
 /**
- * Default capacity: 2 MiB per session, what a binary client's flow window (1.5 MiB) needs beside the
+ * Default capacity: 2 MiB per session, what a session's flow window (1.5 MiB) needs beside the
  * reads past it, since whatever is unacknowledged must be replayable after a relay restart.
  */
 export const DEFAULT_REPLAY_BYTES = 2 * 1024 * 1024;

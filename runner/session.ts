@@ -29,6 +29,8 @@ import {
 } from "@coda/relay/protocol";
 import { completeLength, ReplayBuffer, splitChunk } from "./replay_buffer.ts";
 import { DEFAULT_RELAY_LIMITS } from "@coda/relay/limits";
+import { MAX_JSON_BYTES_PER_BYTE } from "@coda/relay/utf8";
+import { JsonInFlight } from "./json_in_flight.ts";
 import { concatBytes, indexOfByte } from "@coda/relay/bytes";
 import { ESC } from "./osc_filter.ts";
 import { FlowWindow, type FlowWindowLimits } from "./flow_window.ts";
@@ -58,11 +60,6 @@ export interface SessionSink {
  * the clients' ack rate), and the link's.
  */
 export interface FlowLimits extends FlowWindowLimits {
-  /**
-   * The largest window while every attached client reads binary frames (`maxWindow` otherwise): their
-   * output reaches the relay's queue as it is, never expanded into JSON.
-   */
-  maxBinaryWindow: number;
   /** Pause while the link buffers more than this (default 1 MiB). */
   maxLinkBuffered: number;
   /** How often a paused session re-checks the link's buffer, ms (default 20). */
@@ -73,14 +70,11 @@ export interface FlowLimits extends FlowWindowLimits {
 export const DEFAULT_FLOW_LIMITS: FlowLimits = {
   highWatermark: 128 * 1024,
   lowWatermark: 32 * 1024,
-  // A quarter of what the relay queues for one client: a spec-only client gets the bytes as JSON, whose
-  // escapes make `yes` 1.7 times as large (and a control byte 6), all of it in the relay's queue when
-  // that client reads slowly.
-  maxWindow: DEFAULT_RELAY_LIMITS.maxClientBufferedBytes / 4,
-  // Three quarters of what the relay queues for one client. A session holder's acks cross one more
-  // process and every hop waits for a core, so a smaller window left the clients idle between acks: in the
-  // bench a quarter gave 38, a half 59 and three quarters 65 MB/s through the relay (the whole queue, 62).
-  maxBinaryWindow: DEFAULT_RELAY_LIMITS.maxClientBufferedBytes * 3 / 4,
+  // Three quarters of what the relay queues for one client: in output bytes, and in JSON bytes while a
+  // spec-only client is attached (json_in_flight.ts). A session holder's acks cross one more process and
+  // every hop waits for a core, so a smaller window left the clients idle between acks: in the bench a
+  // quarter gave 38, a half 59 and three quarters 65 MB/s through the relay (the whole queue, 62).
+  maxWindow: DEFAULT_RELAY_LIMITS.maxClientBufferedBytes * 3 / 4,
   windowMs: 100,
   maxLinkBuffered: 1024 * 1024,
   linkPollMs: 20,
@@ -189,6 +183,10 @@ export class Session {
   readonly #terminate: (() => Promise<void>) | undefined;
   /** The attached clients, and whether each reads binary frames. */
   readonly #clients = new Map<string, { binary: boolean }>();
+  /** How many of them read JSON `stdout` (spec-only clients). */
+  #jsonClients = 0;
+  /** What is in flight to them, as JSON: it too must fit the window, see json_in_flight.ts. */
+  readonly #jsonInFlight = new JsonInFlight();
   #acked = 0;
   #pausedForAcks = false;
   #pausedForLink = false;
@@ -236,6 +234,9 @@ export class Session {
     this.#buffer = new ReplayBuffer(options.replayBytes);
     this.#flow = { ...DEFAULT_FLOW_LIMITS, ...options.flow };
     this.#window = new FlowWindow(this.#flow);
+    // Never more in flight than the ring holds with room for the reads past the window, so that what is
+    // unacknowledged can always be replayed (a client resuming after a relay restart asks for it).
+    this.#window.limit(Math.min(this.#flow.maxWindow, this.#buffer.capacity - 2 * BATCH_BYTES));
     this.#graceMs = options.graceMs;
     this.#onEnd = options.onEnd;
     this.#terminate = options.terminate;
@@ -294,7 +295,7 @@ export class Session {
    * from `offset` (or the oldest byte held), then sends `attached`.
    * `fresh`: this attach created the session, so an offset > 0 belongs to an
    * older stream and the client is told to reset. `binary`: the client reads
-   * binary frames (the relay says so), which lets more output be in flight.
+   * binary frames (the relay says so), so its output in flight is not counted as JSON.
    */
   attach(clientId: string, offset: number | undefined, fresh: boolean, binary = false): void {
     if (this.#ended) {
@@ -304,7 +305,7 @@ export class Session {
     const from = this.#replay(clientId, offset, fresh);
     this.#sink.send({ type: "attached", sessionId: this.sessionId, clientId, offset: this.#buffer.end });
     this.#clients.set(clientId, { binary });
-    this.#limitWindow();
+    this.#countJsonClients();
     if (from > this.#acked) this.#acked = Math.min(from, this.#buffer.end);
     this.#endOutage();
     this.#stopGrace();
@@ -378,21 +379,17 @@ export class Session {
     return from;
   }
 
-  /**
-   * The window's ceiling for the clients attached: binary clients' own while only they are, and never
-   * more than the ring holds with room for the reads past the window, so that what is unacknowledged
-   * can always be replayed (a client resuming after a relay restart asks for it).
-   */
-  #limitWindow(): void {
-    const binaryOnly = [...this.#clients.values()].every((client) => client.binary);
-    const ceiling = binaryOnly ? this.#flow.maxBinaryWindow : this.#flow.maxWindow;
-    this.#window.limit(Math.min(ceiling, this.#buffer.capacity - 2 * BATCH_BYTES));
+  #countJsonClients(): void {
+    let json = 0;
+    for (const client of this.#clients.values()) if (!client.binary) json++;
+    this.#jsonClients = json;
+    if (json === 0) this.#jsonInFlight.clear();
   }
 
   /** Detaches `clientId`; with no client left the grace period starts. */
   detach(clientId: string): void {
     if (!this.#clients.delete(clientId)) return;
-    this.#limitWindow();
+    this.#countJsonClients();
     this.#onDetach?.(clientId);
     if (this.#clients.size === 0) this.#startGrace();
     this.#updateFlow();
@@ -411,6 +408,7 @@ export class Session {
     }
     for (const clientId of this.#clients.keys()) this.#onDetach?.(clientId);
     this.#clients.clear();
+    this.#countJsonClients();
     this.#linkIsDown = true;
     this.#stopGrace();
     this.#updateFlow();
@@ -526,7 +524,9 @@ export class Session {
     // other reads.
     if (
       this.#readBytes >= BATCH_BYTES ||
-      (this.#clients.size > 0 && this.#buffer.end + this.#readBytes - this.#acked > this.#window.high)
+      (this.#clients.size > 0 && this.#buffer.end + this.#readBytes - this.#acked > this.#window.high) ||
+      (this.#jsonClients > 0 &&
+        this.#jsonInFlight.bytes + MAX_JSON_BYTES_PER_BYTE * this.#readBytes > this.#flow.maxWindow)
     ) {
       this.#takeReads();
       return;
@@ -596,6 +596,7 @@ export class Session {
     this.#recorder?.push(chunk.data);
     if (this.#clients.size > 0) {
       for (const piece of splitChunk(chunk, FRAME_DATA_BYTES)) {
+        if (this.#jsonClients > 0) this.#jsonInFlight.sent(piece.offset + piece.data.length, piece.data);
         this.#sink.sendOutput({
           sessionId: this.sessionId,
           offset: piece.offset,
@@ -663,9 +664,14 @@ export class Session {
   #updateFlow(): void {
     if (this.#ended) return;
     const unacked = this.#buffer.end - this.#acked;
+    this.#jsonInFlight.acked(this.#acked);
+    const json = this.#jsonInFlight.bytes;
     if (this.#clients.size === 0) this.#pausedForAcks = false;
-    else if (!this.#pausedForAcks && unacked > this.#window.high) this.#pausedForAcks = true;
-    else if (this.#pausedForAcks && unacked < this.#window.low) this.#pausedForAcks = false;
+    else if (!this.#pausedForAcks && (unacked > this.#window.high || json > this.#flow.maxWindow)) {
+      this.#pausedForAcks = true;
+    } else if (this.#pausedForAcks && unacked < this.#window.low && json < this.#flow.maxWindow / 4) {
+      this.#pausedForAcks = false;
+    }
     const wasPausedForLink = this.#pausedForLink;
     this.#pausedForLink = this.#sink.bufferedAmount() > this.#flow.maxLinkBuffered;
     if (this.#pausedForLink && !wasPausedForLink) this.#pollLink();

@@ -117,31 +117,51 @@ Deno.test("a link that drops with a client attached pauses the PTY until a clien
   await s.exited;
 });
 
-Deno.test("the window may grow to binary clients' ceiling while only they are attached, within the ring", async () => {
+Deno.test("a spec-only client's output counts as the JSON it becomes: control bytes pause the PTY sooner", async () => {
   const flow = {
     highWatermark: 16 * 1024,
     lowWatermark: 4 * 1024,
-    maxWindow: 64 * 1024,
-    maxBinaryWindow: 256 * 1024,
-    // Any ack rate asks for more than either ceiling.
+    maxWindow: 256 * 1024,
     windowMs: 1_000_000,
-  };
-  const windowAfterAcks = async (s: Session, pty: ScriptedPty) => {
-    pty.readBytes(new Uint8Array(32 * 1024).fill(0x61));
-    await nextTurn();
-    // The ack rate is measured over 10 ms at least.
-    await new Promise((resolve) => setTimeout(resolve, 15));
-    s.ack(s.stats().produced);
-    return s.stats().window;
   };
   const pty = new ScriptedPty();
   const s = session(pty, new CollectingSink(), { flow, replayBytes: 4 * 1024 * 1024 });
-  s.attach("binary-1", undefined, true, true);
-  assertEquals(await windowAfterAcks(s, pty), 256 * 1024);
-  s.attach("json-1", undefined, false);
-  assertEquals(await windowAfterAcks(s, pty), 64 * 1024, "a spec-only client's output may grow in JSON");
+  // The window grows with the ack rate (measured over 10 ms at least), up to its ceiling.
+  s.attach("json-1", undefined, true);
+  pty.readBytes(new Uint8Array(32 * 1024).fill(0x61));
+  await nextTurn();
+  await new Promise((resolve) => setTimeout(resolve, 15));
+  s.ack(s.stats().produced);
+  assertEquals(s.stats().window, 256 * 1024);
+
+  // 48 KiB of text in flight: as JSON about as large, within the window.
+  pty.readBytes(new Uint8Array(48 * 1024).fill(0x61));
+  await nextTurn();
+  assert(!pty.paused);
+  s.ack(s.stats().produced);
+  // 48 KiB of control bytes: six times that as JSON, past the window though the bytes are not.
+  pty.readBytes(new Uint8Array(48 * 1024).fill(0x01));
+  await nextTurn();
+  assert(pty.paused, "paused on the JSON in flight");
+  s.ack(s.stats().produced - 16 * 1024);
+  assert(pty.paused, "a quarter of the window's JSON or more is still in flight");
+  s.ack(s.stats().produced);
+  assert(!pty.paused, "resumed once acknowledged");
+
+  // A binary client's bytes stay bytes: the same output keeps it running.
   s.detach("json-1");
-  assertEquals(await windowAfterAcks(s, pty), 256 * 1024);
+  s.attach("binary-1", undefined, false, true);
+  pty.readBytes(new Uint8Array(48 * 1024).fill(0x01));
+  await nextTurn();
+  assert(!pty.paused, "binary frames are not expanded");
+  s.ack(s.stats().produced);
+  // A spec-only client joining counts from the next chunk on.
+  s.attach("json-2", undefined, false);
+  pty.readBytes(new Uint8Array(48 * 1024).fill(0x01));
+  await nextTurn();
+  assert(pty.paused, "paused for the spec-only client that joined");
+  s.detach("json-2");
+  assert(!pty.paused, "its JSON no longer counts once it left");
   pty.exit();
   await s.exited;
 
@@ -149,7 +169,11 @@ Deno.test("the window may grow to binary clients' ceiling while only they are at
   const small = new ScriptedPty();
   const ringBound = session(small, new CollectingSink(), { flow, replayBytes: 256 * 1024 });
   ringBound.attach("binary-1", undefined, true, true);
-  assertEquals(await windowAfterAcks(ringBound, small), 128 * 1024);
+  small.readBytes(new Uint8Array(32 * 1024).fill(0x61));
+  await nextTurn();
+  await new Promise((resolve) => setTimeout(resolve, 15));
+  ringBound.ack(ringBound.stats().produced);
+  assertEquals(ringBound.stats().window, 128 * 1024);
   small.exit();
   await ringBound.exited;
 });
