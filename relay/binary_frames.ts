@@ -123,13 +123,32 @@ class ReservedOutputBuffer extends ArrayBuffer {}
 export const TRANSPORT_PREFIX_ROOM = 8;
 
 /**
- * Room for `length` bytes of broadcast output of `sessionId` (a frame naming no client), preceded by
- * room for its frame header and a transport's prefix: {@linkcode encodeOutputFrame} of data that starts
+ * Room for `length` bytes of broadcast output of `sessionId` (a frame naming no client), in a buffer
+ * with room for `capacity` (for {@linkcode reuseOutput}), preceded by room for its frame header and a
+ * transport's prefix: {@linkcode encodeOutputFrame} of data that starts
  * there writes the header into that room and sends the bytes where they are, instead of copying them.
  */
-export function reserveOutput(sessionId: string, length: number): Uint8Array<ArrayBuffer> {
+export function reserveOutput(sessionId: string, length: number, capacity = length): Uint8Array<ArrayBuffer> {
   const header = TRANSPORT_PREFIX_ROOM + OUTPUT_FIXED_HEADER_BYTES + sessionId.length;
-  return new Uint8Array(new ReservedOutputBuffer(header + length), header, length);
+  return new Uint8Array(new ReservedOutputBuffer(header + Math.max(length, capacity)), header, length);
+}
+
+/**
+ * Room for `length` bytes of broadcast output of `sessionId` again, in the buffer of `reserved` (what
+ * {@linkcode reserveOutput} gave for the same session, with a `capacity` of `length` or more): for a
+ * caller that knows nothing refers to that buffer's bytes any more. Throws a `RangeError` otherwise.
+ */
+export function reuseOutput(
+  reserved: Uint8Array,
+  sessionId: string,
+  length: number,
+): Uint8Array<ArrayBuffer> {
+  const header = TRANSPORT_PREFIX_ROOM + OUTPUT_FIXED_HEADER_BYTES + sessionId.length;
+  const buffer = reserved.buffer;
+  if (!(buffer instanceof ReservedOutputBuffer) || header + length > buffer.byteLength) {
+    throw new RangeError("reuseOutput: not a reserved output buffer with room for that much");
+  }
+  return new Uint8Array(buffer, header, length);
 }
 
 /**

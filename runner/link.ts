@@ -199,10 +199,14 @@ export class RelayLink implements SessionSink {
     }
   }
 
-  /** Bytes queued on the socket (0 when not connected). */
+  /**
+   * Bytes queued on the socket, a closing one's included (0 once closed): a session reuses its batch
+   * buffers only once they are past what is queued (`batch_pool.ts`), and a closing socket still
+   * writes what it queued before its close frame.
+   */
   bufferedAmount(): number {
     const socket = this.#socket;
-    return socket?.readyState === WebSocket.OPEN ? socket.bufferedAmount : 0;
+    return socket && socket.readyState !== WebSocket.CLOSED ? socket.bufferedAmount : 0;
   }
 
   /** Connects and stays connected until stopped; resolves why it stopped. */

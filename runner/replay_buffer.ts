@@ -83,17 +83,22 @@ export const DEFAULT_REPLAY_BYTES = 2 * 1024 * 1024;
 /** A ring buffer of output chunks bounded by total bytes. */
 export class ReplayBuffer {
   readonly #capacity: number;
+  readonly #onEvict: ((chunk: ReplayChunk) => void) | undefined;
   #chunks: ReplayChunk[] = [];
   #head = 0;
   #held = 0;
   #end = 0;
 
-  /** `capacity`: the most bytes kept (a single larger chunk is still kept whole). */
-  constructor(capacity: number = DEFAULT_REPLAY_BYTES) {
+  /**
+   * `capacity`: the most bytes kept (a single larger chunk is still kept whole). `onEvict`: told of
+   * each chunk as it is let go of, oldest first.
+   */
+  constructor(capacity: number = DEFAULT_REPLAY_BYTES, onEvict?: (chunk: ReplayChunk) => void) {
     if (!Number.isInteger(capacity) || capacity < 1) {
       throw new RangeError("capacity must be a positive integer");
     }
     this.#capacity = capacity;
+    this.#onEvict = onEvict;
   }
 
   /** The most bytes kept. */
@@ -128,8 +133,9 @@ export class ReplayBuffer {
     this.#end += data.length;
     this.#held += data.length;
     while (this.#held > this.#capacity && this.chunkCount > 1) {
-      this.#held -= this.#chunks[this.#head].data.length;
-      this.#head++;
+      const evicted = this.#chunks[this.#head++];
+      this.#held -= evicted.data.length;
+      this.#onEvict?.(evicted);
     }
     if (this.#head > 1024 && this.#head * 2 > this.#chunks.length) {
       this.#chunks = this.#chunks.slice(this.#head);

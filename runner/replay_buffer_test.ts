@@ -72,3 +72,12 @@ Deno.test("splitChunk cuts a chunk into contiguous pieces within the budget, nev
   assertEquals(offset, buffer.end);
   assertEquals(splitChunk(chunk, 1 << 20), [chunk]);
 });
+
+Deno.test("each chunk let go of is told, oldest first, once", () => {
+  const evicted: number[] = [];
+  const ring = new ReplayBuffer(10, (chunk) => evicted.push(chunk.offset));
+  for (let i = 0; i < 6; i++) ring.append(new Uint8Array(4));
+  // 24 bytes appended, 8 held (two chunks of 4): the first four chunks went, in order.
+  assertEquals(evicted, [0, 4, 8, 12]);
+  assertEquals(ring.start, 16);
+});

@@ -20,17 +20,12 @@
  * @module
  */
 import { setImmediate } from "node:timers";
-import {
-  MAX_FRAME_BYTES,
-  MetaLine,
-  type OutputFrame,
-  reserveOutput,
-  type RunnerToRelay,
-} from "@coda/relay/protocol";
+import { MAX_FRAME_BYTES, MetaLine, type OutputFrame, type RunnerToRelay } from "@coda/relay/protocol";
 import { completeLength, ReplayBuffer, splitChunk } from "./replay_buffer.ts";
 import { DEFAULT_RELAY_LIMITS } from "@coda/relay/limits";
 import { MAX_JSON_BYTES_PER_BYTE } from "@coda/relay/utf8";
 import { JsonInFlight } from "./json_in_flight.ts";
+import { BatchPool } from "./batch_pool.ts";
 import { concatBytes, indexOfByte } from "@coda/relay/bytes";
 import { ESC } from "./osc_filter.ts";
 import { FlowWindow, type FlowWindowLimits } from "./flow_window.ts";
@@ -176,6 +171,8 @@ export class Session {
   readonly #sink: SessionSink;
   readonly #log: Logger;
   readonly #buffer: ReplayBuffer;
+  /** The buffers of the batches the ring holds, used again once nothing refers to them. */
+  readonly #pool: BatchPool;
   readonly #flow: FlowLimits;
   readonly #window: FlowWindow;
   readonly #graceMs: number;
@@ -231,7 +228,8 @@ export class Session {
     this.#pty = options.pty;
     this.#sink = options.sink;
     this.#log = options.log;
-    this.#buffer = new ReplayBuffer(options.replayBytes);
+    this.#pool = new BatchPool(this.sessionId, BATCH_BYTES);
+    this.#buffer = new ReplayBuffer(options.replayBytes, (chunk) => this.#pool.retire(chunk));
     this.#flow = { ...DEFAULT_FLOW_LIMITS, ...options.flow };
     this.#window = new FlowWindow(this.#flow);
     // Never more in flight than the ring holds with room for the reads past the window, so that what is
@@ -540,9 +538,10 @@ export class Session {
     this.#readsScheduled = false;
     const reads = this.#reads;
     if (reads.length === 0) return;
-    // The turn's reads, copied once into a buffer with room for the frame header before them: the link
-    // sends the bytes from there (node-pty's reads are views into its pool, which the ring must not hold).
-    const owned = reserveOutput(this.sessionId, this.#readBytes);
+    // The turn's reads, copied once into a buffer with room for the frame header before them (one the ring
+    // let go of, for a full batch): the link sends the bytes from there (node-pty's reads are views into its
+    // pool, which the ring must not hold).
+    const owned = this.#pool.take(this.#readBytes, this.#buffer.end, this.#sink.bufferedAmount());
     let at = 0;
     for (const read of reads) {
       owned.set(read, at);

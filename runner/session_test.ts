@@ -8,6 +8,7 @@ import { deepEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { Session, type SessionOptions } from "./session.ts";
 import type { PtyProcess } from "./pty.ts";
 import { CollectingSink, silentLogger, waitFor } from "./testing.ts";
+import { concatBytes } from "@coda/relay/bytes";
 
 /** A PTY whose reads the test writes, and which records pause and resume. */
 class ScriptedPty implements PtyProcess {
@@ -176,4 +177,42 @@ Deno.test("a spec-only client's output counts as the JSON it becomes: control by
   assertEquals(ringBound.stats().window, 128 * 1024);
   small.exit();
   await ringBound.exited;
+});
+
+Deno.test("batch buffers are used again only past what the link still queues: nothing queued or held changes", async () => {
+  const pty = new ScriptedPty();
+  const sink = new CollectingSink();
+  // The ring holds four 64 KiB batches; the link below queues six, so the ring lets go of queued ones.
+  const s = session(pty, sink, { replayBytes: 256 * 1024 });
+  s.attach("c1", undefined, true, true);
+  const queued: { data: Uint8Array; fill: number }[] = [];
+  const fillOf = (batch: number) => 0x21 + (batch % 90);
+  for (let batch = 0; batch < 40; batch++) {
+    pty.readBytes(new Uint8Array(64 * 1024).fill(fillOf(batch)));
+    await nextTurn();
+    s.ack(s.stats().produced);
+    queued.push({ data: sink.chunks.at(-1)!.data, fill: fillOf(batch) });
+    if (queued.length > 6) {
+      const written = queued.shift()!;
+      assert(written.data.every((byte) => byte === written.fill), `batch ${batch - 6} changed while queued`);
+    }
+    sink.buffered = queued.reduce((sum, frame) => sum + frame.data.length, 0);
+  }
+  for (const frame of queued) {
+    assert(frame.data.every((byte) => byte === frame.fill), "a queued batch changed");
+  }
+  // A client attaching now is replayed what the ring holds: the last four batches, as they were.
+  sink.chunks.length = 0;
+  s.attach("c2", s.stats().produced - 4 * 64 * 1024, false, true);
+  const replayed = concatBytes(sink.chunks.map((chunk) => chunk.data));
+  assertEquals(replayed.length, 4 * 64 * 1024);
+  for (let i = 0; i < 4; i++) {
+    const fill = fillOf(36 + i);
+    assert(
+      replayed.subarray(i * 64 * 1024, (i + 1) * 64 * 1024).every((byte) => byte === fill),
+      `replay ${i}`,
+    );
+  }
+  pty.exit();
+  await s.exited;
 });
