@@ -200,9 +200,9 @@ export class RelayLink implements SessionSink {
   }
 
   /**
-   * Bytes queued on the socket, a closing one's included (0 once closed): a session reuses its batch
-   * buffers only once they are past what is queued (`batch_pool.ts`), and a closing socket still
-   * writes what it queued before its close frame.
+   * Bytes queued on the socket, a closing one's included (0 once closed or given up, when what it
+   * queued is dropped): a session reuses its batch buffers only once they are past what is queued
+   * (`batch_pool.ts`), and a closing socket still writes what it queued before its close frame.
    */
   bufferedAmount(): number {
     const socket = this.#socket;
@@ -301,7 +301,12 @@ export class RelayLink implements SessionSink {
         // `ws` emits "error" when a connection still opening is closed, and an
         // error event nobody listens to is thrown: keep a listener.
         socket.onerror = () => {};
-        if (socket.readyState <= WebSocket.OPEN) {
+        if (socket.readyState !== WebSocket.CLOSED && socket.bufferedAmount > 0) {
+          // Frames still queued are dropped, not sent later: sessions reuse the buffers they send from
+          // once the link no longer queues them (batch_pool.ts), and this link stops counting this
+          // socket now. Nothing is lost: the clients resume by offset on the next link.
+          (socket as unknown as { terminate(): void }).terminate();
+        } else if (socket.readyState <= WebSocket.OPEN) {
           try {
             socket.close(1000, "reconnecting");
           } catch {

@@ -343,3 +343,82 @@ Deno.test("link: frames go unmasked only where no proxy can read them: TLS or lo
     assertEquals(maskingNeeded(url), true, url);
   }
 });
+
+/**
+ * A relay on a raw TCP socket that answers the upgrade, welcomes the runner (binary frames), then reads
+ * nothing until `drain` is called: a relay whose side of the connection backed up.
+ */
+function stalledRelay() {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = (async () => {
+    const conn = await listener.accept();
+    const buffer = new Uint8Array(64 * 1024);
+    let head = "";
+    while (!head.includes("\r\n\r\n")) {
+      const n = await conn.read(buffer);
+      if (n === null) throw new Error("closed during the upgrade");
+      head += new TextDecoder().decode(buffer.subarray(0, n));
+    }
+    const key = head.match(/sec-websocket-key: *(\S+)/i)![1];
+    const digest = await crypto.subtle.digest(
+      "SHA-1",
+      new TextEncoder().encode(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`),
+    );
+    const welcome = new TextEncoder().encode(
+      JSON.stringify({ type: "welcome", runnerId: "runner-stall1", protocol: 2, binary: true }),
+    );
+    await conn.write(new TextEncoder().encode(
+      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+        `Sec-WebSocket-Accept: ${new Uint8Array(digest).toBase64()}\r\n\r\n`,
+    ));
+    await conn.write(new Uint8Array([0x81, welcome.length, ...welcome]));
+    return conn;
+  })();
+  return {
+    url: `ws://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    /** Reads everything the runner sends from now until it closes the connection; resolves the byte count. */
+    async drain(): Promise<number> {
+      const conn = await accepted;
+      let total = 0;
+      const buffer = new Uint8Array(256 * 1024);
+      try {
+        for (let n = await conn.read(buffer); n !== null; n = await conn.read(buffer)) total += n;
+      } catch {
+        // Reset: the runner dropped the connection.
+      }
+      conn.close();
+      listener.close();
+      return total;
+    },
+  };
+}
+
+Deno.test("link: a link given up with output still queued drops it instead of sending it later", async () => {
+  const relay = stalledRelay();
+  let up = false;
+  const link = new RelayLink({
+    relayUrl: relay.url,
+    runnerToken: "t",
+    log: silentLogger,
+    handler: { onMessage() {}, onUp: () => up = true, onDown() {} },
+  });
+  const done = link.run();
+  await waitFor(() => up, "the welcome");
+  // Output until the kernel's buffers are full and the link itself queues 2 MiB.
+  const data = new Uint8Array(64 * 1024).fill(0x61);
+  let sent = 0;
+  for (let offset = 0; link.bufferedAmount() < 2 * 1024 * 1024; offset += data.length) {
+    link.sendOutput({ sessionId: "session-0001", offset, replay: false, data });
+    sent += data.length;
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  const queued = link.bufferedAmount();
+  link.stop();
+  assertEquals(link.bufferedAmount(), 0, "a given-up socket counts for nothing");
+  const received = await relay.drain();
+  assertEquals(await done, "stopped");
+  assert(
+    received <= sent - queued + 64 * 1024,
+    `${received} of ${sent} bytes arrived, ${queued} were queued`,
+  );
+});

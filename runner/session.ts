@@ -42,11 +42,16 @@ export interface SessionSink {
   /** Sends a control or meta frame to the relay (or, in `serve` mode, to local clients). */
   send(message: RunnerToRelay): void;
   /**
-   * Sends output; `data` is not touched afterwards, so the sink may keep the view. `frame`: the
-   * chunk already encoded as a relay binary output frame (a session holder's), to send as it is.
+   * Sends output. The sink may keep the view of `data` while it queues it: the session writes there
+   * again only once more output has been sent after it than {@linkcode bufferedAmount} says is queued
+   * (`batch_pool.ts`). `frame`: the chunk already encoded as a relay binary output frame (a session
+   * holder's), to send as it is.
    */
   sendOutput(chunk: OutputChunk, frame?: Uint8Array): void;
-  /** Bytes queued on the link but not yet sent (0 when the link is down). */
+  /**
+   * Bytes queued on the link but not yet sent, first in first out, counting everything it may still
+   * send (0 when the link is down and nothing it queued will go out).
+   */
   bufferedAmount(): number;
 }
 
