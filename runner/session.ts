@@ -23,7 +23,7 @@ import { setImmediate } from "node:timers";
 import { MAX_FRAME_BYTES, MetaLine, type OutputFrame, type RunnerToRelay } from "@coda/relay/protocol";
 import { completeLength, ReplayBuffer, splitChunk } from "./replay_buffer.ts";
 import { DEFAULT_RELAY_LIMITS } from "@coda/relay/limits";
-import { MAX_JSON_BYTES_PER_BYTE } from "@coda/relay/utf8";
+import { JSON_STDOUT_OVERHEAD_BYTES, jsonTextBytesBound, MAX_JSON_BYTES_PER_BYTE } from "@coda/relay/utf8";
 import { JsonInFlight } from "./json_in_flight.ts";
 import { BatchPool } from "./batch_pool.ts";
 import { concatBytes, indexOfByte } from "@coda/relay/bytes";
@@ -86,9 +86,10 @@ export const DEFAULT_FLOW_LIMITS: FlowLimits = {
  */
 const REPLAY_FRAME_BYTES = 256 * 1024;
 /**
- * The most a replay sends: within what the relay queues for one client
- * (beyond it the client is closed 4413 before it could catch up). Older
- * output is announced as a gap instead.
+ * The most a replay sends, as it takes in the relay's queue (the bytes for a
+ * binary client, a bound on their JSON for a spec-only one): within what the
+ * relay queues for one client (beyond it the client is closed 4413 before it
+ * could catch up). Older output is announced as a gap instead.
  */
 const MAX_REPLAY_BYTES = DEFAULT_RELAY_LIMITS.maxClientBufferedBytes * 3 / 4;
 /**
@@ -302,10 +303,10 @@ export class Session {
    */
   attach(clientId: string, offset: number | undefined, fresh: boolean, binary = false): void {
     if (this.#ended) {
-      if (this.#untoldExit) this.#tellExit(clientId, offset, this.#untoldExit.code);
+      if (this.#untoldExit) this.#tellExit(clientId, offset, this.#untoldExit.code, binary);
       return;
     }
-    const from = this.#replay(clientId, offset, fresh);
+    const from = this.#replay(clientId, offset, fresh, binary);
     this.#sink.send({ type: "attached", sessionId: this.sessionId, clientId, offset: this.#buffer.end });
     this.#clients.set(clientId, { binary });
     this.#countJsonClients();
@@ -320,9 +321,9 @@ export class Session {
    * exited: the output it missed, then the exit, then the end (which the relay turns into
    * `1000 session ended` for every client of the session).
    */
-  #tellExit(clientId: string, offset: number | undefined, code: number | null): void {
+  #tellExit(clientId: string, offset: number | undefined, code: number | null, binary: boolean): void {
     this.#untoldExit = undefined;
-    this.#replay(clientId, offset, false);
+    this.#replay(clientId, offset, false, binary);
     this.#sink.send({ type: "attached", sessionId: this.sessionId, clientId, offset: this.#buffer.end });
     this.#announceExit(code);
   }
@@ -337,7 +338,7 @@ export class Session {
    * Announces the session and its directory to `clientId` and replays from `offset` (or the oldest
    * byte held); resolves the offset replayed from.
    */
-  #replay(clientId: string, offset: number | undefined, fresh: boolean): number {
+  #replay(clientId: string, offset: number | undefined, fresh: boolean, binary: boolean): number {
     const meta = (data: string) =>
       this.#sink.send({ type: "meta", sessionId: this.sessionId, data, clientId });
     meta(MetaLine.session(this.sessionId));
@@ -351,9 +352,13 @@ export class Session {
     const slice = this.#buffer.slice(from);
     let { gap } = slice;
     let chunks = slice.chunks;
-    let total = chunks.reduce((sum, chunk) => sum + chunk.data.length, 0);
+    // What the replay takes in the relay's queue: the bytes, or for a spec-only client the JSON they become.
+    const sizes = chunks.map((chunk) =>
+      binary ? chunk.data.length : jsonTextBytesBound(chunk.data) + JSON_STDOUT_OVERHEAD_BYTES
+    );
+    let total = sizes.reduce((sum, size) => sum + size, 0);
     let skip = 0;
-    while (total > MAX_REPLAY_BYTES && skip < chunks.length - 1) total -= chunks[skip++].data.length;
+    while (total > MAX_REPLAY_BYTES && skip < chunks.length - 1) total -= sizes[skip++];
     if (skip > 0) {
       gap = { from: gap?.from ?? from, to: chunks[skip].offset };
       chunks = chunks.slice(skip);

@@ -216,3 +216,28 @@ Deno.test("batch buffers are used again only past what the link still queues: no
   pty.exit();
   await s.exited;
 });
+
+Deno.test("a replay is bounded by what it takes in the relay's queue: a spec-only client's by its JSON", async () => {
+  const pty = new ScriptedPty();
+  const sink = new CollectingSink();
+  const s = session(pty, sink, { replayBytes: 4 * 1024 * 1024 });
+  // 1 MiB of control bytes: 6 MiB as JSON, past the 1.5 MiB a replay may queue.
+  for (let batch = 0; batch < 16; batch++) {
+    pty.readBytes(new Uint8Array(64 * 1024).fill(0x01));
+    await nextTurn();
+  }
+  const replay = (clientId: string, binary: boolean) => {
+    sink.chunks.length = 0;
+    sink.frames.length = 0;
+    s.attach(clientId, 0, false, binary);
+    const bytes = sink.chunks.reduce((sum, chunk) => sum + chunk.data.length, 0);
+    return { bytes, gaps: sink.metas("session-0001").filter((line) => line.startsWith("coda:gap:")) };
+  };
+  assertEquals(replay("binary-1", true), { bytes: 1024 * 1024, gaps: [] });
+  // Three 64 KiB batches fit: 1.15 MiB as JSON (a fourth would make 1.5 MiB and the envelopes).
+  const json = replay("json-1", false);
+  assertEquals(json.bytes, 3 * 64 * 1024);
+  assertEquals(json.gaps, [`coda:gap:0-${13 * 64 * 1024}`]);
+  pty.exit();
+  await s.exited;
+});
