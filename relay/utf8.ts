@@ -148,3 +148,8 @@ export function jsonTextBytesBound(bytes: Uint8Array): number {
   for (; i < bytes.length; i++) total += JSON_BYTE_BOUND[bytes[i]];
   return total;
 }
+
+/** The most bytes a JSON `stdout` frame of `bytes` can take as sent: its text's bound and the envelope. */
+export function jsonStdoutBytesBound(bytes: Uint8Array): number {
+  return jsonTextBytesBound(bytes) + JSON_STDOUT_OVERHEAD_BYTES;
+}

@@ -35,9 +35,10 @@ export class BatchPool {
   readonly #minBytes: number;
   /** Output bytes a pooled buffer holds. */
   readonly #capacity: number;
-  readonly #free: Uint8Array<ArrayBuffer>[] = [];
+  /** Views into buffers ready for use again (any view: only its buffer counts). */
+  readonly #free: Uint8Array[] = [];
   /** Chunks the ring let go of, oldest first, with the stream offset each ends at. */
-  readonly #retired: { data: Uint8Array<ArrayBuffer>; end: number }[] = [];
+  readonly #retired: { data: Uint8Array; end: number }[] = [];
   /** Buffers handed out and not come back: only those are ever reused, and each once. */
   readonly #lent = new WeakSet<ArrayBuffer>();
 
@@ -72,6 +73,6 @@ export class BatchPool {
     if (!(buffer instanceof ArrayBuffer) || !this.#lent.has(buffer)) return;
     this.#lent.delete(buffer);
     if (this.#retired.length === MAX_RETIRED) this.#retired.shift();
-    this.#retired.push({ data: new Uint8Array(buffer), end: chunk.offset + chunk.data.length });
+    this.#retired.push({ data: chunk.data, end: chunk.offset + chunk.data.length });
   }
 }

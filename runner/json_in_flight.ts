@@ -7,12 +7,12 @@
  * client. A control byte takes six bytes there, so a window counted in output
  * bytes alone would have to be a sixth of that queue for every spec-only
  * client, whatever its output: the session keeps each chunk's JSON size (a
- * bound, {@linkcode jsonTextBytesBound}) until the clients have acknowledged
+ * bound, {@linkcode jsonStdoutBytesBound}) until the clients have acknowledged
  * it, and pauses the PTY on that sum as well.
  *
  * @module
  */
-import { JSON_STDOUT_OVERHEAD_BYTES, jsonTextBytesBound } from "@coda/relay/utf8";
+import { jsonStdoutBytesBound } from "@coda/relay/utf8";
 
 /** The JSON bytes of the chunks sent and not yet acknowledged; see the module documentation. */
 export class JsonInFlight {
@@ -31,7 +31,7 @@ export class JsonInFlight {
 
   /** The chunk that ends at stream offset `end` was sent as one frame: counts its JSON. */
   sent(end: number, data: Uint8Array): void {
-    const size = jsonTextBytesBound(data) + JSON_STDOUT_OVERHEAD_BYTES;
+    const size = jsonStdoutBytesBound(data);
     this.#ends.push(end);
     this.#sizes.push(size);
     this.#bytes += size;

@@ -23,7 +23,7 @@ import { setImmediate } from "node:timers";
 import { MAX_FRAME_BYTES, MetaLine, type OutputFrame, type RunnerToRelay } from "@coda/relay/protocol";
 import { completeLength, ReplayBuffer, splitChunk } from "./replay_buffer.ts";
 import { DEFAULT_RELAY_LIMITS } from "@coda/relay/limits";
-import { JSON_STDOUT_OVERHEAD_BYTES, jsonTextBytesBound, MAX_JSON_BYTES_PER_BYTE } from "@coda/relay/utf8";
+import { jsonStdoutBytesBound, MAX_JSON_BYTES_PER_BYTE } from "@coda/relay/utf8";
 import { JsonInFlight } from "./json_in_flight.ts";
 import { BatchPool } from "./batch_pool.ts";
 import { concatBytes, indexOfByte } from "@coda/relay/bytes";
@@ -353,9 +353,7 @@ export class Session {
     let { gap } = slice;
     let chunks = slice.chunks;
     // What the replay takes in the relay's queue: the bytes, or for a spec-only client the JSON they become.
-    const sizes = chunks.map((chunk) =>
-      binary ? chunk.data.length : jsonTextBytesBound(chunk.data) + JSON_STDOUT_OVERHEAD_BYTES
-    );
+    const sizes = chunks.map((chunk) => binary ? chunk.data.length : jsonStdoutBytesBound(chunk.data));
     let total = sizes.reduce((sum, size) => sum + size, 0);
     let skip = 0;
     while (total > MAX_REPLAY_BYTES && skip < chunks.length - 1) total -= sizes[skip++];
