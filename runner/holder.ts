@@ -4,8 +4,10 @@
  *
  * The runner starts holders detached (a session of their own, no terminal),
  * one spare ahead of need. A holder listens on a Unix socket in the runner's
- * runtime directory (0700; the socket 0600), first as `spare-<pid>.sock`;
- * when the runner assigns it a session it renames the socket to
+ * runtime directory (0700; the socket 0600), first as `spare-<pid>.sock`.
+ * The runner that started it joins at once and sends the session settings,
+ * and the spare builds its session manager then, ahead of any attach; when
+ * the runner assigns it a session it renames the socket to
  * `<sessionId>.sock` and runs that session with the runner's own
  * {@linkcode SessionManager}: PTY, replay ring, flow control, shell
  * integration, recording. The runner relays the session's link messages to it
@@ -83,7 +85,10 @@ class Holder {
   readonly #connections = new Set<UnixStream>();
   socketPath: string;
   #runner: UnixStream | undefined;
+  /** The session's settings, from the runner's `holder-prepare`. */
   #spec: HolderSpec | undefined;
+  /** The session this holder holds, once assigned. */
+  #sessionId: string | undefined;
   #manager: SessionManager | undefined;
   #linkUp = false;
   /** Settles once an assignment (if any came) is in place. */
@@ -123,8 +128,8 @@ class Holder {
       version: this.#options.version,
       pid: Deno.pid,
     };
-    if (this.#spec) {
-      hello.sessionId = this.#spec.sessionId;
+    if (this.#sessionId && this.#spec) {
+      hello.sessionId = this.#sessionId;
       hello.runnerId = this.#spec.runnerId;
     }
     if (session) hello.shellPid = session.pid;
@@ -141,7 +146,7 @@ class Holder {
       runner: this.#runner !== undefined,
       version: this.#options.version,
     };
-    if (this.#spec) status.sessionId = this.#spec.sessionId;
+    if (this.#sessionId) status.sessionId = this.#sessionId;
     if (session) {
       status.shellPid = session.pid;
       status.cwd = session.cwd;
@@ -150,7 +155,7 @@ class Holder {
   }
 
   #session() {
-    return this.#spec && this.#manager?.get(this.#spec.sessionId);
+    return this.#sessionId === undefined ? undefined : this.#manager?.get(this.#sessionId);
   }
 
   #accept(socket: UnixStream): void {
@@ -206,21 +211,26 @@ class Holder {
     this.#runner = undefined;
     this.#setLink(false);
     const spec = this.#spec;
-    if (!spec) {
+    const sessionId = this.#sessionId;
+    if (!spec || !sessionId) {
       // A spare serves the runner that started it and no other.
       void this.#finish();
       return;
     }
     this.#orphanTimer = setTimeout(() => {
-      this.#log.info("no runner for the grace period; ending the session", { sessionId: spec.sessionId });
+      this.#log.info("no runner for the grace period; ending the session", { sessionId });
       void this.#stop("orphaned");
     }, spec.orphanMs);
   }
 
   /** Handles the runner's messages in order: none overtakes the assignment that starts the session. */
   #fromRunner(message: ToHolder): void {
+    if (message.type === "holder-prepare") {
+      this.#prepare(message.spec);
+      return;
+    }
     if (message.type === "holder-assign") {
-      this.#assigned = this.#assigned.then(() => this.#assign(message.spec));
+      this.#assigned = this.#assigned.then(() => this.#assign(message.sessionId));
       return;
     }
     void this.#assigned.then(() => {
@@ -240,14 +250,10 @@ class Holder {
     });
   }
 
-  #assign(spec: HolderSpec): void {
+  /** Builds the session manager ahead of the session: the assignment then only names the session. */
+  #prepare(spec: HolderSpec): void {
     if (this.#spec) return;
-    clearTimeout(this.#orphanTimer);
     this.#spec = spec;
-    const target = holderSocketPath(this.#options.dir, spec.sessionId);
-    // Synchronous: the attach waits on it, and node's promise version took 1.5 ms here.
-    Deno.renameSync(this.socketPath, target);
-    this.socketPath = target;
     const sink: SessionSink = {
       send: (message) => {
         this.#toRunner(encodeHolderMessage(message));
@@ -271,6 +277,21 @@ class Holder {
       onUntoldEndDropped: () => void this.#finish(),
     });
     this.#setLink(this.#linkUp);
+  }
+
+  #assign(sessionId: string): void {
+    if (this.#sessionId) return;
+    if (!this.#manager) {
+      this.#log.warn("a session assigned to a spare that was never prepared; ending it", { sessionId });
+      void this.#finish();
+      return;
+    }
+    clearTimeout(this.#orphanTimer);
+    this.#sessionId = sessionId;
+    const target = holderSocketPath(this.#options.dir, sessionId);
+    // Synchronous: the attach waits on it, and node's promise version took 1.5 ms here.
+    Deno.renameSync(this.socketPath, target);
+    this.socketPath = target;
   }
 
   #setLink(up: boolean): void {
@@ -343,8 +364,13 @@ async function warmUp(dir: string): Promise<void> {
     // spawnPty finds the same problem and starts shells without integration.
   }
   const sessionId = "warm-up-session";
+  // Frames are encoded as a real session's are, then dropped: a first encode costs a first output too.
   const manager = new SessionManager({
-    sink: { send: () => {}, sendOutput: () => {}, bufferedAmount: () => 0 },
+    sink: {
+      send: (message) => void encodeHolderMessage(message),
+      sendOutput: (chunk) => void encodeHolderOutput(chunk),
+      bufferedAmount: () => 0,
+    },
     log: silentLogger,
     env: { PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin", HOME: dir, SHELL: "/bin/echo" },
     home: dir,
@@ -352,9 +378,13 @@ async function warmUp(dir: string): Promise<void> {
     replayBytes: 64 * 1024,
   });
   const reader = new HolderFrameReader(ToHolderSchema);
+  // An assignment and the link's state are decoded only: what they start is the session below.
+  const assign: ToHolder = { type: "holder-assign", sessionId };
   const attach: ToHolder = { type: "attach", sessionId, clientId: "warm-up", cols: 80, rows: 24 };
-  for (const frame of reader.push(concatBytes(encodeHolderMessage(attach)))) {
-    if (frame.ok && frame.value.kind === "message") {
+  const link: ToHolder = { type: "holder-link", up: true };
+  const messages = [assign, link, attach].flatMap((message) => encodeHolderMessage(message));
+  for (const frame of reader.push(concatBytes(messages))) {
+    if (frame.ok && frame.value.kind === "message" && frame.value.message.type === "attach") {
       await manager.handle(frame.value.message as RelayToRunner);
     }
   }

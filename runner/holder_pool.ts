@@ -41,8 +41,8 @@ export interface HolderPoolOptions {
   command: SelfCommand;
   sink: SessionSink;
   log: Logger;
-  /** What every holder runs its session with, but the session id. */
-  spec: Omit<HolderSpec, "sessionId">;
+  /** What every holder runs its session with (sent to each spare ahead of its session). */
+  spec: HolderSpec;
   /** Runs the sessions no holder can, and answers the link's messages about no session. */
   local: SessionManager;
 }
@@ -177,7 +177,7 @@ export class HolderPool {
       return;
     }
     this.#hold(message.sessionId, holder);
-    holder.send({ type: "holder-assign", spec: { ...spec, sessionId: message.sessionId } });
+    holder.send({ type: "holder-assign", sessionId: message.sessionId });
     holder.send({ type: "holder-link", up: this.#linkUp });
     holder.send(message);
   }
@@ -231,6 +231,7 @@ export class HolderPool {
     const path = await spawnHolder(this.#options.command, this.#options.dir);
     const holder = await HolderConnection.connect(path);
     holder.join(IGNORE_FRAMES);
+    holder.send({ type: "holder-prepare", spec: this.#options.spec });
     return holder;
   }
 

@@ -57,9 +57,11 @@ const PREFIX_BYTES = 5;
 /** Decoded output keeps a view of its read buffer only when that buffer is at most this many times its size. */
 const PIN_RATIO = 4;
 
-/** What a holder runs its session with: the runner's session settings, minus what stays in the runner. */
+/**
+ * What a holder runs its session with: the runner's session settings, minus what stays in the runner.
+ * The same for every session of a runner, so a spare has them before it has a session.
+ */
 export const HolderSpecSchema = v.object({
-  sessionId: SessionIdSchema,
   /** The runner that started the holder: only a runner with this id adopts it again. */
   runnerId: v.string(),
   env: v.record(v.string(), v.string()),
@@ -107,10 +109,23 @@ export const HolderJoinSchema = v.object({
   role: v.picklist(["runner", "status"]),
 });
 
-/** Runner → a spare holder: the session it holds from now on, started by the `attach` that follows. */
+/**
+ * Runner → its own spare holder, once joined: the settings of the session it will hold, so that the
+ * assignment has nothing left to decode or build while a client waits for its shell.
+ */
+export const HolderPrepareSchema = v.object({
+  type: v.literal("holder-prepare"),
+  spec: HolderSpecSchema,
+});
+
+/**
+ * Runner → a prepared spare holder: the session it holds from now on, started by the `attach` that
+ * follows. Only the runner that started a spare prepares and assigns it, so these two messages never
+ * cross versions.
+ */
 export const HolderAssignSchema = v.object({
   type: v.literal("holder-assign"),
-  spec: HolderSpecSchema,
+  sessionId: SessionIdSchema,
 });
 
 /** Runner → holder: the runner's relay link went up or down. */
@@ -152,8 +167,9 @@ export const HolderLogSchema = v.object({
 export type HolderLog = v.InferOutput<typeof HolderLogSchema>;
 
 /** Everything a runner sends a holder. */
-export const ToHolderSchema = v.union([
+export const ToHolderSchema = v.variant("type", [
   HolderJoinSchema,
+  HolderPrepareSchema,
   HolderAssignSchema,
   HolderLinkSchema,
   HolderStopSchema,
@@ -165,7 +181,7 @@ export const ToHolderSchema = v.union([
 export type ToHolder = v.InferOutput<typeof ToHolderSchema>;
 
 /** Everything a holder sends its runner, output frames aside. */
-export const FromHolderSchema = v.union([
+export const FromHolderSchema = v.variant("type", [
   HolderHelloSchema,
   HolderStatusSchema,
   HolderLogSchema,

@@ -12,6 +12,9 @@ import { Cli, cliEnv, storePairedRunner } from "./cli_testing.ts";
 import { TestClient, waitFor } from "./testing.ts";
 import { hasTmuxSession } from "./tmux.ts";
 import { holderSocketPath } from "./holder_dir.ts";
+import { HolderConnection } from "./holder_connection.ts";
+import { spawnHolder } from "./holder_pool.ts";
+import { RUNNER_PERMISSIONS } from "./permissions.ts";
 import { existsSync } from "node:fs";
 
 const ROOT = join(import.meta.dirname!, "..");
@@ -349,4 +352,33 @@ Deno.test("holders: a second runner started with the same pairing takes the link
   assertEquals(await shellFacts(client, sessionId, "after"), before, "the same shell, through the second");
   assert(!client.metas().some((meta) => meta.startsWith("coda:exit") || meta.startsWith("coda:error")));
   assert(!first.stderr.includes("exited without ending its session"), first.stderr);
+});
+
+Deno.test("holders: a spare assigned a session before its settings says why and ends; nothing runs", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "coda-holder-" });
+  try {
+    const command = {
+      program: Deno.execPath(),
+      args: ["run", ...RUNNER_PERMISSIONS, join(ROOT, "runner/main.ts")],
+    };
+    const path = await spawnHolder(command, dir);
+    const holder = await HolderConnection.connect(path);
+    const logs: string[] = [];
+    const closed = Promise.withResolvers<void>();
+    holder.join({
+      onMessage: (message) => {
+        if (message.type === "holder-log") logs.push(`${message.level}: ${message.message}`);
+      },
+      onOutput: () => {},
+      onClose: () => closed.resolve(),
+    });
+    holder.send({ type: "holder-assign", sessionId: "unprepared-session" });
+    holder.send({ type: "attach", sessionId: "unprepared-session", clientId: "c1" });
+    await closed.promise;
+    assertEquals(logs, ["warn: a session assigned to a spare that was never prepared; ending it"]);
+    await waitFor(async () => (await holderPids(dir)).length === 0, "the holder gone");
+    assert(!existsSync(holderSocketPath(dir, "unprepared-session")), "no socket under the session's name");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
