@@ -91,7 +91,12 @@ export async function smokeTest(command: string[], timeoutMs: number = TIMEOUT_M
     );
     client.send({ type: "stdin", sessionId: created.sessionId, data: typed });
     await client.waitForOutput(expected, timeoutMs);
-    await client.close();
+    // The shell ends, and its holder with it: a session outlives its runner, and would outlive this test.
+    client.send({ type: "stdin", sessionId: created.sessionId, data: "exit\r" });
+    const closed = await client.closed;
+    if (closed.code !== 1000) {
+      throw new Error(`the session did not end: closed ${closed.code} ${closed.reason}`);
+    }
   } catch (error) {
     throw new Error(`${error instanceof Error ? error.message : String(error)}\nrunner output:\n${output}`);
   } finally {
