@@ -8,7 +8,7 @@ import { createHash } from "node:crypto";
 import { cp, readFile, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createSession, signup, type StartedApp, startTestApp, type TestUser } from "@coda/api/testing";
-import { Cli, cliEnv, storePairedRunner } from "./cli_testing.ts";
+import { Cli, cliEnv, MAIN, storePairedRunner } from "./cli_testing.ts";
 import { TestClient, waitFor } from "./testing.ts";
 import { hasTmuxSession } from "./tmux.ts";
 import { holderSocketPath } from "./holder_dir.ts";
@@ -359,7 +359,7 @@ Deno.test("holders: a spare assigned a session before its settings says why and 
   try {
     const command = {
       program: Deno.execPath(),
-      args: ["run", ...RUNNER_PERMISSIONS, join(ROOT, "runner/main.ts")],
+      args: ["run", ...RUNNER_PERMISSIONS, MAIN],
     };
     const path = await spawnHolder(command, dir);
     const holder = await HolderConnection.connect(path);
